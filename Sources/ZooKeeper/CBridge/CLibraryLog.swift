@@ -1,0 +1,37 @@
+import CZooKeeper
+import Logging
+import Synchronization
+
+/// Forwards the C library's log lines to swift-log.
+///
+/// The C log callback takes no context, and the C log level is process-wide, so there is one
+/// forwarding target per process: the logger of the most recently opened client that asked for it.
+enum CLibraryLog {
+    private static let target = Mutex<Logger?>(nil)
+
+    static func install(logger: Logger, level: Logger.Level?) {
+        target.withLock { $0 = level == nil ? nil : logger }
+        let cLevel: ZooLogLevel
+        switch level {
+        case .none, .some(.critical), .some(.error): cLevel = ZOO_LOG_LEVEL_ERROR
+        case .some(.warning): cLevel = ZOO_LOG_LEVEL_WARN
+        case .some(.notice), .some(.info): cLevel = ZOO_LOG_LEVEL_INFO
+        case .some(.debug), .some(.trace): cLevel = ZOO_LOG_LEVEL_DEBUG
+        }
+        zoo_set_debug_level(cLevel)
+    }
+
+    static let callback: log_callback_fn = { message in
+        guard let message, let logger = target.withLock({ $0 }) else { return }
+        let text = String(cString: message)
+        logger.log(level: level(of: text), "\(text)", metadata: ["zk.source": "libzookeeper"])
+    }
+
+    /// The level of a C log line, which reads `…:ZOO_ERROR@function@line: text`.
+    static func level(of line: String) -> Logger.Level {
+        if line.contains("ZOO_ERROR@") { return .error }
+        if line.contains("ZOO_WARN@") { return .warning }
+        if line.contains("ZOO_INFO@") { return .info }
+        return .debug
+    }
+}

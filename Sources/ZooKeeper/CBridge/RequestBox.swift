@@ -1,0 +1,152 @@
+import CZooKeeper
+import Synchronization
+
+/// Counts the boxes handed to the C client that have not come back yet (for leak checks in tests).
+let liveCallbackBoxes = Atomic<Int>(0)
+
+/// The context of one asynchronous C request. It travels through the C `data` pointer retained
+/// (`Unmanaged.passRetained`); the completion takes it back and resumes the waiting task exactly
+/// once. A cancelled task is resumed at once with `CancellationError`; the completion that still
+/// arrives later only releases the box.
+final class RequestBox<Value: Sendable>: @unchecked Sendable {
+    private enum State {
+        case idle
+        case waiting(UnsafeContinuation<Value, any Error>)
+        case cancelled
+        case finished
+    }
+
+    private let state = Mutex<State>(.idle)
+    let path: String?
+    /// Memory the C client writes into when the reply arrives (multi), kept alive with the box.
+    let attachment: AnyObject?
+
+    init(path: String?, attachment: AnyObject? = nil) {
+        self.path = path
+        self.attachment = attachment
+        liveCallbackBoxes.add(1, ordering: .relaxed)
+    }
+
+    deinit {
+        liveCallbackBoxes.subtract(1, ordering: .relaxed)
+    }
+
+    /// Stores the continuation; returns `false` (and resumes it) if the task was already cancelled.
+    func install(_ continuation: UnsafeContinuation<Value, any Error>) -> Bool {
+        let cancelled = state.withLock { state -> Bool in
+            if case .cancelled = state { return true }
+            state = .waiting(continuation)
+            return false
+        }
+        if cancelled { continuation.resume(throwing: CancellationError()) }
+        return !cancelled
+    }
+
+    func succeed(_ value: Value) {
+        resume(.success(value))
+    }
+
+    func fail(rawCode: Int32) {
+        resume(.failure(ZooKeeperError(rawCode: rawCode, path: path)))
+    }
+
+    func resume(_ result: Result<Value, ZooKeeperError>) {
+        let continuation = state.withLock { state -> UnsafeContinuation<Value, any Error>? in
+            guard case .waiting(let continuation) = state else {
+                state = .finished
+                return nil
+            }
+            state = .finished
+            return continuation
+        }
+        continuation?.resume(with: result.mapError { $0 as any Error })
+    }
+
+    func cancel() {
+        let continuation = state.withLock { state -> UnsafeContinuation<Value, any Error>? in
+            switch state {
+            case .idle:
+                state = .cancelled
+                return nil
+            case .waiting(let continuation):
+                state = .cancelled
+                return continuation
+            case .cancelled, .finished:
+                return nil
+            }
+        }
+        continuation?.resume(throwing: CancellationError())
+    }
+}
+
+@inline(__always)
+func takeBox<Value>(_ data: UnsafeRawPointer?, as: Value.Type = Value.self) -> RequestBox<Value> {
+    Unmanaged<RequestBox<Value>>.fromOpaque(data!).takeRetainedValue()
+}
+
+// MARK: - C completion trampolines. They run on the C client's completion thread: copy, resume, return.
+
+let voidCompletion: void_completion_t = { rc, data in
+    let box: RequestBox<Void> = takeBox(data)
+    if rc == ZOK.rawValue { box.succeed(()) } else { box.fail(rawCode: rc) }
+}
+
+let statCompletion: stat_completion_t = { rc, stat, data in
+    let box: RequestBox<Stat> = takeBox(data)
+    if rc == ZOK.rawValue { box.succeed(Stat(stat)) } else { box.fail(rawCode: rc) }
+}
+
+/// `exists`: `ZNONODE` is an answer, not an error.
+let existsCompletion: stat_completion_t = { rc, stat, data in
+    let box: RequestBox<Stat?> = takeBox(data)
+    if rc == ZOK.rawValue {
+        box.succeed(Stat(stat))
+    } else if rc == ZNONODE.rawValue {
+        box.succeed(nil)
+    } else {
+        box.fail(rawCode: rc)
+    }
+}
+
+let dataCompletion: data_completion_t = { rc, value, length, stat, data in
+    let box: RequestBox<NodeData> = takeBox(data)
+    guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
+    var bytes: [UInt8] = []
+    if let value, length > 0 {
+        bytes = Array(UnsafeRawBufferPointer(start: value, count: Int(length)).bindMemory(to: UInt8.self))
+    }
+    box.succeed(NodeData(bytes: bytes, stat: Stat(stat)))
+}
+
+let childrenCompletion: strings_stat_completion_t = { rc, strings, stat, data in
+    let box: RequestBox<NodeChildren> = takeBox(data)
+    guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
+    box.succeed(NodeChildren(names: stringArray(strings), stat: Stat(stat)))
+}
+
+let createCompletion: string_stat_completion_t = { rc, string, stat, data in
+    let box: RequestBox<CreatedNode> = takeBox(data)
+    guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
+    box.succeed(CreatedNode(path: string.map { String(cString: $0) } ?? "", stat: Stat(stat)))
+}
+
+let aclCompletion: acl_completion_t = { rc, acl, stat, data in
+    let box: RequestBox<([ACL], Stat)> = takeBox(data)
+    guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
+    box.succeed((ACL.array(from: acl), Stat(stat)))
+}
+
+let syncCompletion: string_completion_t = { rc, _, data in
+    let box: RequestBox<Void> = takeBox(data)
+    if rc == ZOK.rawValue { box.succeed(()) } else { box.fail(rawCode: rc) }
+}
+
+func stringArray(_ vector: UnsafePointer<String_vector>?) -> [String] {
+    guard let vector, let data = vector.pointee.data else { return [] }
+    var names: [String] = []
+    names.reserveCapacity(Int(vector.pointee.count))
+    for index in 0..<Int(vector.pointee.count) {
+        if let name = data[index] { names.append(String(cString: name)) }
+    }
+    return names
+}

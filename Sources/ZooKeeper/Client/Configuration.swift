@@ -1,0 +1,62 @@
+import Logging
+
+extension ZooKeeperClient {
+    /// Everything that shapes a client's session. Every field has a default; `Configuration()` is a
+    /// reasonable start for a local server.
+    public struct Configuration: Sendable {
+        /// The session timeout asked of the server. The server clamps it to
+        /// [2, 20] × its `tickTime` unless configured otherwise; the granted value is in
+        /// ``SessionInfo/negotiatedTimeout``. Default: 10 seconds.
+        public var sessionTimeout: Duration = .seconds(10)
+        /// How long ``ZooKeeperClient/connect()`` waits for the first session before it throws
+        /// `.connectionTimeout`. Default: 15 seconds.
+        public var connectionTimeout: Duration = .seconds(15)
+        /// Whether the client may connect to a server that has lost quorum and serves reads only.
+        /// Default: `false`.
+        public var allowReadOnly: Bool = false
+        /// Credentials applied with `addAuth("digest", "user:password")` on every new session.
+        public var digestCredentials: [DigestCredential] = []
+        /// Whether the client opens a new session by itself after the server expired the old one.
+        /// Default: `true`. When `false`, the client ends in ``SessionState/expired`` and every request
+        /// fails with `.sessionExpired` until it is closed.
+        public var reconnectAfterExpiry: Bool = true
+        /// The largest node data the client sends. The server's `jute.maxbuffer` defaults to
+        /// 1 MiB − 1 byte for a whole request; data near that size makes the server drop the
+        /// connection, so the client refuses it up front with `.dataTooLarge`.
+        /// Default: 1 MiB − 1 KiB.
+        public var maxDataSize: Int = 1_048_576 - 1024
+        /// The logger for the client and, at ``cLibraryLogLevel``, the C library's messages.
+        public var logger: Logger = Logger(label: "zookeeper", factory: { _ in SwiftLogNoOpLogHandler() })
+        /// The lowest severity of the C library's own messages forwarded to ``logger``
+        /// (the C library knows error, warning, info and debug). `nil` silences it.
+        /// Default: `.warning`. Avoid `.debug` in production: the 3.8 C client has a
+        /// use-after-free at its debug level (ZOOKEEPER-4809).
+        public var cLibraryLogLevel: Logger.Level? = .warning
+        /// A session to resume instead of creating a new one (the id and password of another
+        /// handle's session). Used by tests to expire a session on demand.
+        public var resumeSession: SessionCredentials?
+
+        public init() {}
+    }
+
+    /// A `digest` scheme identity: `user:password`.
+    public struct DigestCredential: Sendable, Hashable {
+        public var user: String
+        public var password: String
+        public init(user: String, password: String) {
+            self.user = user
+            self.password = password
+        }
+        var authString: String { "\(user):\(password)" }
+    }
+}
+
+/// The id and password that identify a session to the server.
+public struct SessionCredentials: Sendable, Hashable {
+    public var sessionID: Int64
+    public var password: [UInt8]
+    public init(sessionID: Int64, password: [UInt8]) {
+        self.sessionID = sessionID
+        self.password = password
+    }
+}

@@ -1,0 +1,173 @@
+import CZooKeeper
+
+extension ZooKeeperClient {
+    // MARK: - Create
+
+    /// Creates a node and returns its path (with the sequence suffix for sequential modes) and ``Stat``.
+    ///
+    /// - Parameters:
+    ///   - parents: what to do when the parent is missing: fail (`.none`), or create the missing
+    ///     ancestors as persistent or container nodes first.
+    /// - Throws: `.nodeExists`, `.noNode` (missing parent), `.noChildrenForEphemerals`, `.noAuth`,
+    ///   `.invalidACL`, `.invalidPath`, `.dataTooLarge`, `.unimplemented` (TTL on a server without
+    ///   extended types), `.connectionLoss` (the node may or may not exist), `.sessionExpired`,
+    ///   `.closed`, `CancellationError`.
+    @discardableResult
+    public func create(
+        _ path: String, data: [UInt8] = [], mode: CreateMode = .persistent, acl: [ACL] = ACL.openUnsafe,
+        parents: ParentCreation = .none
+    ) async throws -> CreatedNode {
+        try ZooKeeperPath.validate(path, isSequential: mode.isSequential)
+        try checkDataSize(data.count, path: path)
+        guard !acl.isEmpty else { throw ZooKeeperError(.invalidACL, path: path, message: "the ACL list is empty") }
+        do {
+            return try await createNode(path, data: data, mode: mode, acl: acl)
+        } catch let error as ZooKeeperError where error.code == .noNode && parents != .none {
+            try await createAncestors(of: path, as: parents == .container ? .container : .persistent)
+            return try await createNode(path, data: data, mode: mode, acl: acl)
+        }
+    }
+
+    /// Creates `path` and every missing ancestor (as `mode`), succeeding if they already exist.
+    public func createPath(_ path: String, mode: CreateMode = .persistent, acl: [ACL] = ACL.openUnsafe) async throws {
+        try ZooKeeperPath.validate(path)
+        try await createAncestors(of: path, as: mode, acl: acl)
+        do {
+            try await createNode(path, data: [], mode: mode, acl: acl)
+        } catch let error as ZooKeeperError where error.code == .nodeExists {}
+    }
+
+    private func createAncestors(of path: String, as mode: CreateMode, acl: [ACL] = ACL.openUnsafe) async throws {
+        for ancestor in ZooKeeperPath.ancestors(of: path) {
+            do {
+                try await createNode(ancestor, data: [], mode: mode, acl: acl)
+            } catch let error as ZooKeeperError where error.code == .nodeExists {}
+        }
+    }
+
+    @discardableResult
+    private func createNode(_ path: String, data: [UInt8], mode: CreateMode, acl: [ACL]) async throws -> CreatedNode {
+        let flags = mode.cFlags
+        let ttl = mode.ttlMilliseconds
+        // The C client serializes the request (ACL included) during the call.
+        return try await perform(path: path) { handle, box in
+            withCACLVector(acl) { acl in
+                withBytes(data) { bytes, length in
+                    ttl >= 0
+                        ? zoo_acreate2_ttl(handle, path, bytes, length, acl, flags, ttl, createCompletion, box)
+                        : zoo_acreate2(handle, path, bytes, length, acl, flags, createCompletion, box)
+                }
+            }
+        }
+    }
+
+    // MARK: - Read
+
+    /// The node's ``Stat``, or `nil` if it does not exist.
+    /// - Throws: `.invalidPath`, `.connectionLoss`, `.sessionExpired`, `.closed`, `CancellationError`.
+    public func exists(_ path: String) async throws -> Stat? {
+        try ZooKeeperPath.validate(path)
+        return try await perform(path: path) { handle, box in
+            zoo_aexists(handle, path, 0, existsCompletion, box)
+        }
+    }
+
+    /// The node's data and ``Stat``.
+    /// - Throws: `.noNode`, `.noAuth`, `.invalidPath`, `.connectionLoss`, `.sessionExpired`, `.closed`, `CancellationError`.
+    public func getData(_ path: String) async throws -> NodeData {
+        try ZooKeeperPath.validate(path)
+        return try await perform(path: path) { handle, box in
+            zoo_aget(handle, path, 0, dataCompletion, box)
+        }
+    }
+
+    /// The names of the node's children (unsorted, as the server returns them) and its ``Stat``.
+    /// - Throws: `.noNode`, `.noAuth`, `.invalidPath`, `.connectionLoss`, `.sessionExpired`, `.closed`, `CancellationError`.
+    public func getChildren(_ path: String) async throws -> NodeChildren {
+        try ZooKeeperPath.validate(path)
+        return try await perform(path: path) { handle, box in
+            zoo_aget_children2(handle, path, 0, childrenCompletion, box)
+        }
+    }
+
+    // MARK: - Write
+
+    /// Replaces the node's data; with `version`, only if the node is at that version.
+    /// - Throws: `.noNode`, `.badVersion`, `.noAuth`, `.invalidPath`, `.dataTooLarge`,
+    ///   `.connectionLoss` (the write may or may not have happened), `.sessionExpired`, `.closed`, `CancellationError`.
+    @discardableResult
+    public func setData(_ path: String, data: [UInt8], version: Int32? = nil) async throws -> Stat {
+        try ZooKeeperPath.validate(path)
+        try checkDataSize(data.count, path: path)
+        let version = version ?? -1
+        return try await perform(path: path) { handle, box in
+            withBytes(data) { bytes, length in
+                zoo_aset(handle, path, bytes, length, version, statCompletion, box)
+            }
+        }
+    }
+
+    /// Deletes the node; with `version`, only if the node is at that version.
+    /// - Throws: `.noNode`, `.badVersion`, `.notEmpty`, `.noAuth`, `.invalidPath`, `.connectionLoss`,
+    ///   `.sessionExpired`, `.closed`, `CancellationError`.
+    public func delete(_ path: String, version: Int32? = nil) async throws {
+        try ZooKeeperPath.validate(path)
+        let version = version ?? -1
+        try await perform(path: path) { handle, box in
+            zoo_adelete(handle, path, version, voidCompletion, box)
+        } as Void
+    }
+
+    /// Makes sure the server this client is connected to has seen every write the leader had
+    /// committed when the sync was processed (so a following read is not stale).
+    public func sync(_ path: String = "/") async throws {
+        try ZooKeeperPath.validate(path)
+        try await perform(path: path) { handle, box in
+            zoo_async(handle, path, syncCompletion, box)
+        } as Void
+    }
+
+    // MARK: - ACL
+
+    /// The node's ACL and ``Stat``.
+    public func getACL(_ path: String) async throws -> (acl: [ACL], stat: Stat) {
+        try ZooKeeperPath.validate(path)
+        let (acl, stat): ([ACL], Stat) = try await perform(path: path) { handle, box in
+            zoo_aget_acl(handle, path, aclCompletion, box)
+        }
+        return (acl, stat)
+    }
+
+    /// Replaces the node's ACL; with `version` (the ACL version, ``Stat/aversion``), only at that version.
+    public func setACL(_ path: String, acl: [ACL], version: Int32? = nil) async throws {
+        try ZooKeeperPath.validate(path)
+        guard !acl.isEmpty else { throw ZooKeeperError(.invalidACL, path: path, message: "the ACL list is empty") }
+        let version = version ?? -1
+        try await perform(path: path) { handle, box in
+            withCACLVector(acl) { acl in
+                zoo_aset_acl(handle, path, version, UnsafeMutablePointer(mutating: acl), voidCompletion, box)
+            }
+        } as Void
+    }
+
+    // MARK: - Helpers
+
+    func checkDataSize(_ count: Int, path: String) throws(ZooKeeperError) {
+        if count > configuration.maxDataSize {
+            throw ZooKeeperError(
+                .dataTooLarge, path: path,
+                message: "\(count) bytes of data exceed the limit of \(configuration.maxDataSize) bytes (the server's jute.maxbuffer)")
+        }
+    }
+}
+
+/// Calls `body` with a C pointer to `bytes` and their length (empty data is a zero-length, non-null buffer).
+@inline(__always)
+func withBytes<R>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>, Int32) -> R) -> R {
+    if bytes.isEmpty {
+        return "".withCString { body($0, 0) }
+    }
+    return bytes.withUnsafeBufferPointer { buffer in
+        buffer.withMemoryRebound(to: CChar.self) { body($0.baseAddress!, Int32($0.count)) }
+    }
+}

@@ -1,0 +1,558 @@
+import CZooKeeper
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// A ZooKeeper client: one session at a time over the C client `libzookeeper-mt`, with an `async`
+/// API, level-triggered watch streams and automatic recovery from session expiry.
+///
+/// Nothing starts in `init`. Call ``connect()`` (which waits for the first session) or run the client
+/// as a swift-service-lifecycle `Service` (``run()``), and ``close()`` it when done.
+///
+/// Requests go straight to the C client from the calling task; its replies resume the task. The
+/// session's life (connecting, suspended, presumed expired, expired, new session, closed) is a
+/// pure state machine driven by the C client's session events and a timer, published on
+/// ``sessionEvents``.
+///
+/// - On connection loss: requests in flight fail with `.connectionLoss` (they may or may not have
+///   been applied); watches stay registered and are re-armed by the C client on reconnect.
+/// - On session expiry: everything in flight fails with `.sessionExpired`, watches fail with
+///   `.sessionExpired`, and (unless ``Configuration/reconnectAfterExpiry`` is off) a new session
+///   with the next generation is opened and the credentials are applied again.
+/// - On close: every outstanding request and watch is resumed with `.closed`.
+public final class ZooKeeperClient: Sendable {
+    public let connectString: ConnectString
+    public let configuration: Configuration
+    let logger: Logger
+
+    /// The current C handle: what requests are submitted to. Held only around a submission.
+    private let slot = Mutex<HandleSlot>(.notStarted)
+    /// The session state machine, the event subscribers and the credentials to re-apply.
+    private let session: Mutex<SessionBook>
+    let watches = WatchRegistry()
+    /// Serial queue for the blocking C calls (`zookeeper_init`, `zookeeper_close`): never the cooperative pool.
+    private let handleQueue = DispatchQueue(label: "zookeeper.handle")
+
+    enum HandleSlot {
+        case notStarted
+        case opening(generation: Int)
+        case open(SendableHandle, generation: Int)
+        case unavailable(ZooKeeperError)
+
+        var generation: Int? {
+            switch self {
+            case .opening(let generation), .open(_, let generation): return generation
+            default: return nil
+            }
+        }
+    }
+
+    struct SessionBook {
+        var machine: SessionStateMachine
+        var subscribers: [Int: AsyncStream<SessionState>.Continuation] = [:]
+        var nextSubscriber = 0
+        /// Credentials added with ``ZooKeeperClient/addAuth(scheme:credential:)`` or the configuration.
+        var authentications: [(scheme: String, credential: [UInt8])] = []
+        /// Waiters for the C handle of a generation to be closed.
+        var closedGenerations: Set<Int> = []
+        var closeWaiters: [Int: [CheckedContinuation<Void, Never>]] = [:]
+        var credentials: SessionCredentials?
+    }
+
+    /// Creates a client for `connectString` (`"host:port[,host:port…][/chroot]"`).
+    /// - Throws: `.invalidConnectString` naming the problem.
+    public init(connectString: String, configuration: Configuration = Configuration()) throws {
+        self.connectString = try ConnectString(connectString)
+        self.configuration = configuration
+        var logger = configuration.logger
+        logger[metadataKey: "zk.connect"] = "\(self.connectString)"
+        self.logger = logger
+        var book = SessionBook(machine: SessionStateMachine(reconnectAfterExpiry: configuration.reconnectAfterExpiry))
+        book.authentications = configuration.digestCredentials.map { ("digest", Array($0.authString.utf8)) }
+        self.session = Mutex(book)
+    }
+
+    deinit {
+        // A client dropped without close(): close its handle in the background, off the pool.
+        if case .open(let handle, _) = slot.withLock({ $0 }) {
+            DispatchQueue.global().async {
+                zookeeper_close(handle.pointer)
+            }
+        }
+    }
+
+    // MARK: - Lifecycle
+
+    /// Starts the session and waits until it is connected.
+    /// - Throws: `.connectionTimeout` when no server answered within
+    ///   ``Configuration/connectionTimeout`` (the client is closed then), `.closed`, `.authFailed`,
+    ///   or `CancellationError`.
+    @discardableResult
+    public func connect() async throws -> SessionInfo {
+        start()
+        do {
+            return try await waitUntilConnected(timeout: configuration.connectionTimeout)
+        } catch let error as ZooKeeperError where error.code == .connectionTimeout {
+            await close()
+            throw error
+        }
+    }
+
+    /// Starts the session without waiting (idempotent). Watch ``sessionEvents`` for its progress.
+    public func start() {
+        let actions = session.withLock { book -> [SessionStateMachine.Action] in
+            let actions = book.machine.start()
+            execute(actions, in: &book)
+            return actions
+        }
+        if !actions.isEmpty {
+            logger.debug("zookeeper client starting")
+        }
+    }
+
+    /// Closes the session: deletes its ephemeral nodes on the server, resumes every outstanding
+    /// request and watch with `.closed`, and closes the C handle exactly once, off the cooperative
+    /// pool. Waits until the handle is closed. Idempotent.
+    public func close() async {
+        let generation = session.withLock { book -> Int? in
+            let actions = book.machine.close()
+            execute(actions, in: &book)
+            for case .closeHandle(let generation, _) in actions { return generation }
+            // Closed earlier (or concurrently): wait for that handle too.
+            return book.machine.generation > 0 ? book.machine.generation : nil
+        }
+        if let generation { await waitForHandleClosed(generation: generation) }
+    }
+
+    /// Waits until the first session is connected.
+    /// - Throws: `.connectionTimeout` after `timeout`, `.closed` or `.authFailed` when the client
+    ///   can no longer connect, `CancellationError`.
+    @discardableResult
+    public func waitUntilConnected(timeout: Duration? = nil) async throws -> SessionInfo {
+        let events = sessionEvents
+        return try await withThrowingTaskGroup(of: SessionInfo.self) { group in
+            group.addTask {
+                for await state in events {
+                    switch state {
+                    case .connected(let info), .readOnly(let info): return info
+                    case .closed: throw ZooKeeperError.closed()
+                    case .authFailed: throw ZooKeeperError(.authFailed, message: "authentication failed")
+                    case .expired(let info) where !self.configuration.reconnectAfterExpiry:
+                        throw ZooKeeperError(.sessionExpired, message: "\(info) expired")
+                    default: continue
+                    }
+                }
+                throw CancellationError()
+            }
+            if let timeout {
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    throw ZooKeeperError(
+                        .connectionTimeout,
+                        message: "no ZooKeeper server at \(self.connectString) answered within \(timeout)")
+                }
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    // MARK: - Session state
+
+    /// The states of the session, starting with the current one, ending after ``SessionState/closed``.
+    /// Each iteration is an independent subscriber with an unbounded buffer.
+    public var sessionEvents: SessionEvents { SessionEvents(client: self) }
+
+    /// The current session state.
+    public var state: SessionState { session.withLock { $0.machine.publicState } }
+
+    /// The id and password of the connected session (`nil` when not connected).
+    public var sessionCredentials: SessionCredentials? { session.withLock { $0.credentials } }
+
+    /// The number of one-shot watches registered with the C client and not yet resolved.
+    public var registeredWatchCount: Int { watches.count }
+
+    /// The number of request and watch contexts handed to the C client (by any client in this
+    /// process) that have not come back. Zero when every client is closed: tests use it to prove
+    /// nothing leaks.
+    public static var outstandingCallbackContexts: Int { liveCallbackBoxes.load(ordering: .relaxed) }
+
+    func subscribe(_ continuation: AsyncStream<SessionState>.Continuation) -> Int {
+        session.withLock { book in
+            book.nextSubscriber += 1
+            let id = book.nextSubscriber
+            continuation.yield(book.machine.publicState)
+            if book.machine.publicState.isTerminal {
+                continuation.finish()
+            } else {
+                book.subscribers[id] = continuation
+            }
+            return id
+        }
+    }
+
+    func unsubscribe(_ id: Int) {
+        _ = session.withLock { $0.subscribers.removeValue(forKey: id) }
+    }
+
+    // MARK: - Carrying out the state machine's actions (under the session lock; nothing blocks)
+
+    private func execute(_ actions: [SessionStateMachine.Action], in book: inout SessionBook) {
+        for action in actions {
+            switch action {
+            case .publish(let state):
+                logger.debug("zookeeper session state", metadata: ["zk.state": "\(state)"])
+                ZooKeeperMetrics.sessionStateChanged(to: state)
+                switch state {
+                case .expired, .closed, .authFailed, .connecting: book.credentials = nil
+                default: break
+                }
+                for continuation in book.subscribers.values {
+                    continuation.yield(state)
+                    if state.isTerminal { continuation.finish() }
+                }
+                if state.isTerminal { book.subscribers.removeAll() }
+            case .openHandle(let generation):
+                slot.withLock { $0 = .opening(generation: generation) }
+                let authentications = book.authentications
+                handleQueue.async { [self] in openHandle(generation: generation, authentications: authentications) }
+            case .retryOpen(let generation, let delay):
+                let authentications = book.authentications
+                handleQueue.asyncAfter(deadline: .now() + delay.timeInterval) { [weak self] in
+                    self?.openHandle(generation: generation, authentications: authentications)
+                }
+            case .closeHandle(let generation, let reason):
+                let error: ZooKeeperError
+                switch reason {
+                case .closed: error = .closed()
+                case .sessionExpired: error = ZooKeeperError(.sessionExpired, message: "the session expired")
+                case .authFailed: error = ZooKeeperError(.authFailed, message: "authentication failed")
+                }
+                let handle = slot.withLock { slot -> SendableHandle? in
+                    guard slot.generation == generation else { return nil }
+                    defer { slot = .unavailable(error) }
+                    if case .open(let handle, _) = slot { return handle }
+                    return nil
+                }
+                handleQueue.async { [self] in closeHandle(handle?.pointer, generation: generation, failing: error) }
+            case .schedulePresumedExpiry(let delay, let token):
+                DispatchQueue.global().asyncAfter(deadline: .now() + delay.timeInterval) { [weak self] in
+                    self?.presumedExpiryTimerFired(token: token)
+                }
+            }
+        }
+    }
+
+    private func presumedExpiryTimerFired(token: Int) {
+        session.withLock { book in
+            execute(book.machine.presumedExpiryTimerFired(token: token), in: &book)
+        }
+    }
+
+    /// Called by the C session watcher (completion thread): lock, step the machine, act, unlock.
+    fileprivate func handleEvent(_ event: SessionStateMachine.HandleEvent, handle: OpaquePointer?, generation: Int) {
+        if case .connected = event, let handle { adopt(handle, generation: generation) }
+        if case .connectedReadOnly = event, let handle { adopt(handle, generation: generation) }
+        session.withLock { book in
+            if case .connected = event, let handle, generation == book.machine.generation {
+                book.credentials = Self.credentials(of: handle)
+            }
+            execute(book.machine.handleEvent(event, generation: generation), in: &book)
+        }
+    }
+
+    private func adopt(_ handle: OpaquePointer, generation: Int) {
+        slot.withLock { slot in
+            if case .opening(generation) = slot { slot = .open(SendableHandle(pointer: handle), generation: generation) }
+        }
+    }
+
+    private static func credentials(of handle: OpaquePointer) -> SessionCredentials? {
+        guard let id = zoo_client_id(handle) else { return nil }
+        let password = withUnsafeBytes(of: id.pointee.passwd) { Array($0) }
+        return SessionCredentials(sessionID: id.pointee.client_id, password: password)
+    }
+
+    // MARK: - Blocking C calls, on handleQueue only
+
+    private func openHandle(generation: Int, authentications: [(scheme: String, credential: [UInt8])]) {
+        let stillWanted = slot.withLock { $0.generation == generation }
+        guard stillWanted else { return }
+        CLibraryLog.install(logger: logger, level: configuration.cLibraryLogLevel)
+        let context = HandleContext(client: self, generation: generation)
+        let contextPointer = Unmanaged.passRetained(context).toOpaque()
+        var flags: Int32 = 0x2  // ZOO_NO_LOG_CLIENTENV
+        if configuration.allowReadOnly { flags |= 0x1 }  // ZOO_READONLY
+        let timeoutMilliseconds = Int32(clamping: configuration.sessionTimeout.milliseconds)
+        var clientID = clientid_t()
+        var resume = false
+        if let resumeSession = configuration.resumeSession, generation == 1 {
+            resume = true
+            clientID.client_id = resumeSession.sessionID
+            withUnsafeMutableBytes(of: &clientID.passwd) { buffer in
+                for (index, byte) in resumeSession.password.prefix(16).enumerated() { buffer[index] = byte }
+            }
+        }
+        let handle: OpaquePointer? = withUnsafePointer(to: &clientID) { clientIDPointer in
+            zookeeper_init2(
+                connectString.description, sessionWatcher, timeoutMilliseconds,
+                resume ? clientIDPointer : nil, contextPointer, flags,
+                configuration.cLibraryLogLevel == nil ? nil : CLibraryLog.callback)
+        }
+        guard let handle else {
+            Unmanaged<HandleContext>.fromOpaque(contextPointer).release()
+            logger.warning("zookeeper_init failed", metadata: ["zk.errno": "\(errno)"])
+            session.withLock { book in execute(book.machine.handleOpenFailed(generation: generation), in: &book) }
+            return
+        }
+        context.handle = handle
+        let adopted = slot.withLock { slot -> Bool in
+            switch slot {
+            case .opening(generation):
+                slot = .open(SendableHandle(pointer: handle), generation: generation)
+                return true
+            case .open(let current, generation):
+                return current.pointer == handle
+            default:
+                return false
+            }
+        }
+        guard adopted else {
+            // Closed (or superseded) while zookeeper_init ran.
+            zookeeper_close(handle)
+            Unmanaged<HandleContext>.fromOpaque(contextPointer).release()
+            return
+        }
+        for authentication in authentications {
+            submitAuth(handle: handle, scheme: authentication.scheme, credential: authentication.credential, box: nil)
+        }
+    }
+
+    private func closeHandle(_ handle: OpaquePointer?, generation: Int, failing error: ZooKeeperError) {
+        if let handle {
+            let context = zoo_get_context(handle)
+            let rc = zookeeper_close(handle)
+            if rc != ZOK.rawValue {
+                logger.debug("zookeeper_close returned an error", metadata: ["zk.rc": "\(rc)"])
+            }
+            if let context { Unmanaged<HandleContext>.fromOpaque(context).release() }
+        }
+        watches.failAll(handleGeneration: generation, with: error)
+        let waiters = session.withLock { book -> [CheckedContinuation<Void, Never>] in
+            book.closedGenerations.insert(generation)
+            return book.closeWaiters.removeValue(forKey: generation) ?? []
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func waitForHandleClosed(generation: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = session.withLock { book -> Bool in
+                if book.closedGenerations.contains(generation) { return true }
+                book.closeWaiters[generation, default: []].append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    // MARK: - Submitting requests
+
+    /// Submits one asynchronous C call and waits for its completion.
+    ///
+    /// `call` runs under the slot lock with the open handle and the retained box pointer; a
+    /// non-`ZOK` return means no completion will come, so the box is released at once.
+    @inline(__always)
+    func perform<Value: Sendable>(
+        path: String?,
+        attachment: AnyObject? = nil,
+        _ call: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
+    ) async throws -> Value {
+        let box = RequestBox<Value>(path: path, attachment: attachment)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
+                guard box.install(continuation) else { return }
+                let data = Unmanaged.passRetained(box).toOpaque()
+                let failure: ZooKeeperError? = slot.withLock { slot in
+                    guard case .open(let handle, _) = slot else { return slot.unavailableError(path: path) }
+                    let rc = call(handle.pointer, data)
+                    return rc == ZOK.rawValue ? nil : Self.submissionError(rc, handle: handle.pointer, path: path)
+                }
+                if let failure {
+                    Unmanaged<RequestBox<Value>>.fromOpaque(data).release()
+                    box.resume(.failure(failure))
+                }
+            }
+        } onCancel: {
+            box.cancel()
+        }
+    }
+
+    /// Like ``perform(path:_:)``, for calls that also register a one-shot watch: `call` gets the
+    /// watcher context too. The C client registers the watch only when the request succeeds.
+    func performWatching<Value: Sendable>(
+        path: String,
+        deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void,
+        _ call: (OpaquePointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
+    ) async throws -> Value {
+        let box = RequestBox<Value>(path: path)
+        let watch = Mutex<WatchBox?>(nil)
+        do {
+            return try await withTaskCancellationHandler {
+                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
+                    guard box.install(continuation) else { return }
+                    let data = Unmanaged.passRetained(box).toOpaque()
+                    let failure: ZooKeeperError? = slot.withLock { slot in
+                        guard case .open(let handle, let generation) = slot else { return slot.unavailableError(path: path) }
+                        let watchBox = WatchBox(path: path, handleGeneration: generation, deliver: deliver)
+                        watches.register(watchBox)
+                        watch.withLock { $0 = watchBox }
+                        let rc = call(handle.pointer, watchBox.context, data)
+                        return rc == ZOK.rawValue ? nil : Self.submissionError(rc, handle: handle.pointer, path: path)
+                    }
+                    if let failure {
+                        Unmanaged<RequestBox<Value>>.fromOpaque(data).release()
+                        box.resume(.failure(failure))
+                    }
+                }
+            } onCancel: {
+                box.cancel()
+            }
+        } catch let error as ZooKeeperError {
+            // Not registered by the C client: forget the box. (After a cancelled wait the reply may
+            // still succeed, so then the box stays until the watch resolves or the handle closes.)
+            if let watchBox = watch.withLock({ $0 }) { _ = watches.remove(watchBox) }
+            throw error
+        }
+    }
+
+    static func submissionError(_ rc: Int32, handle: OpaquePointer, path: String?) -> ZooKeeperError {
+        if rc == ZINVALIDSTATE.rawValue {
+            let state = zoo_state(handle)
+            if state == ZOO_EXPIRED_SESSION_STATE {
+                return ZooKeeperError(.sessionExpired, path: path, rawCode: rc, message: "the session expired")
+            }
+            if state == ZOO_AUTH_FAILED_STATE {
+                return ZooKeeperError(.authFailed, path: path, rawCode: rc, message: "authentication failed")
+            }
+        }
+        return ZooKeeperError(rawCode: rc, path: path)
+    }
+
+    func submitAuth(handle: OpaquePointer, scheme: String, credential: [UInt8], box: RequestBox<Void>?) {
+        let data = box.map { Unmanaged.passRetained($0).toOpaque() }
+        let rc = credential.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in
+                zoo_add_auth(handle, scheme, chars.baseAddress, Int32(chars.count), data == nil ? nil : voidCompletion, data)
+            }
+        }
+        if rc != ZOK.rawValue {
+            if let data { Unmanaged<RequestBox<Void>>.fromOpaque(data).release() }
+            box?.resume(.failure(Self.submissionError(rc, handle: handle, path: nil)))
+            logger.warning("addAuth could not be submitted", metadata: ["zk.scheme": "\(scheme)", "zk.rc": "\(rc)"])
+        }
+    }
+
+    /// Adds an identity to the session (for example `scheme: "digest", credential: "user:password"`).
+    /// It is applied again on every new session after expiry.
+    /// - Throws: `.authFailed` (the session is then unusable), `.connectionLoss`, `.closed`.
+    public func addAuth(scheme: String, credential: [UInt8]) async throws {
+        session.withLock { $0.authentications.append((scheme, credential)) }
+        let box = RequestBox<Void>(path: nil)
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            _ = box.install(continuation)
+            let failure: ZooKeeperError? = slot.withLock { slot in
+                guard case .open(let handle, _) = slot else { return slot.unavailableError(path: nil) }
+                submitAuth(handle: handle.pointer, scheme: scheme, credential: credential, box: box)
+                return nil
+            }
+            if let failure { box.resume(.failure(failure)) }
+        }
+    }
+
+    /// Adds a `digest` identity (`user:password`); see ``addAuth(scheme:credential:)``.
+    public func addAuth(digest credential: DigestCredential) async throws {
+        try await addAuth(scheme: "digest", credential: Array(credential.authString.utf8))
+    }
+}
+
+extension ZooKeeperClient.HandleSlot {
+    func unavailableError(path: String?) -> ZooKeeperError {
+        switch self {
+        case .notStarted:
+            return ZooKeeperError(.invalidState, path: path, message: "the client is not started: call connect(), start() or run()")
+        case .opening:
+            return ZooKeeperError(.connectionLoss, path: path, message: "the session is being opened")
+        case .open:
+            return ZooKeeperError(.invalidState, path: path)
+        case .unavailable(var error):
+            error.path = path
+            return error
+        }
+    }
+}
+
+extension ZooKeeperClient: Service {
+    /// Runs the client as a service: starts the session, keeps it (reopening it after expiry) until
+    /// graceful shutdown or cancellation, then closes it.
+    public func run() async throws {
+        start()
+        try? await gracefulShutdown()
+        await close()
+    }
+}
+
+/// A C handle crossing to the handle queue (the C client is thread-safe; the slot decides who may use it).
+struct SendableHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+/// The C session watcher's context: which client and which handle generation the events are for.
+final class HandleContext: @unchecked Sendable {
+    weak var client: ZooKeeperClient?
+    let generation: Int
+    var handle: OpaquePointer?
+
+    init(client: ZooKeeperClient, generation: Int) {
+        self.client = client
+        self.generation = generation
+    }
+}
+
+/// The global watcher of every handle (C completion thread).
+private let sessionWatcher: watcher_fn = { handle, type, state, _, context in
+    guard type == ZOO_SESSION_EVENT, let context else { return }
+    let handleContext = Unmanaged<HandleContext>.fromOpaque(context).takeUnretainedValue()
+    guard let client = handleContext.client else { return }
+    let event: SessionStateMachine.HandleEvent
+    switch state {
+    case ZOO_CONNECTED_STATE, ZOO_READONLY_STATE:
+        let id = handle.flatMap { zoo_client_id($0)?.pointee.client_id } ?? 0
+        let timeout = Duration.milliseconds(handle.map { Int64(zoo_recv_timeout($0)) } ?? 0)
+        event = state == ZOO_CONNECTED_STATE
+            ? .connected(sessionID: id, negotiatedTimeout: timeout)
+            : .connectedReadOnly(sessionID: id, negotiatedTimeout: timeout)
+    case ZOO_CONNECTING_STATE: event = .connecting
+    case ZOO_ASSOCIATING_STATE: event = .associating
+    case ZOO_EXPIRED_SESSION_STATE: event = .expired
+    case ZOO_AUTH_FAILED_STATE: event = .authFailed
+    default: return
+    }
+    client.handleEvent(event, handle: handle, generation: handleContext.generation)
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+
+    var timeInterval: DispatchTimeInterval {
+        .milliseconds(Int(clamping: milliseconds))
+    }
+}

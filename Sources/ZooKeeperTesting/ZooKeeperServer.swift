@@ -1,0 +1,343 @@
+import Foundation
+import ZooKeeper
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real ZooKeeper server (the Debian `zookeeper` package's jars, run with
+/// `java … QuorumPeerMain zoo.cfg`) on a free loopback port with its own temporary directory.
+///
+/// ```swift
+/// let server = try await ZooKeeperServer.start()
+/// defer { server.destroy() }
+/// let client = try ZooKeeperClient(connectString: server.connectString)
+/// ```
+///
+/// For outage tests: ``stop()``, ``kill()`` (SIGKILL), ``pause()`` (SIGSTOP) and ``resume()``,
+/// ``restart()`` (same port, same data). ``destroy()`` kills the process and deletes the directory;
+/// it also runs when the object is released.
+public final class ZooKeeperServer: @unchecked Sendable {
+    /// How the test server is set up.
+    public struct Configuration: Sendable {
+        /// The server's tick; session timeouts are clamped to [2, 20] ticks. Default: 500 ms.
+        public var tickTime: Duration = .milliseconds(500)
+        /// Allow TTL nodes (`zookeeper.extendedTypesEnabled`). Default: `true`.
+        public var extendedTypesEnabled: Bool = true
+        /// How often the server removes empty container nodes. Default: 1 second (the server's own default is 60).
+        public var containerCheckInterval: Duration = .seconds(1)
+        /// Maximum Java heap in MiB. Default: 256.
+        public var heapMegabytes: Int = 256
+        /// Extra `zoo.cfg` lines (`key=value`).
+        public var extraSettings: [String: String] = [:]
+        public init() {}
+    }
+
+    /// The server's place in an ensemble.
+    struct QuorumMember {
+        var id: Int
+        var servers: [(peerPort: Int, electionPort: Int, clientPort: Int)]
+    }
+
+    public let configuration: Configuration
+    /// The client port on 127.0.0.1.
+    public let port: Int
+    /// The server's directory (config, data, log).
+    public let directory: URL
+    let quorum: QuorumMember?
+    private let lock = NSLock()
+    private var process: Process?
+
+    /// `127.0.0.1:<port>`.
+    public var connectString: String { "127.0.0.1:\(port)" }
+
+    /// Starts a standalone server and waits until it accepts sessions.
+    /// - Throws: ``ZooKeeperTestingError`` when java or the jars are missing, or the server does not start.
+    public static func start(configuration: Configuration = Configuration()) async throws -> ZooKeeperServer {
+        let server = try ZooKeeperServer(configuration: configuration, port: try freeLoopbackPort(), quorum: nil)
+        try await server.start()
+        return server
+    }
+
+    init(configuration: Configuration, port: Int, quorum: QuorumMember?) throws {
+        try Self.checkInstallation()
+        self.configuration = configuration
+        self.port = port
+        self.quorum = quorum
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("zk-test-\(UUID().uuidString.prefix(8))-\(port)")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("data"), withIntermediateDirectories: true)
+        try writeConfiguration()
+    }
+
+    deinit {
+        destroy()
+    }
+
+    // MARK: - Process control
+
+    /// Starts the server process (again, after ``stop()`` or ``kill()``) and waits until it serves.
+    public func start() async throws {
+        try launch()
+        try await waitUntilServing()
+    }
+
+    /// Launches the process without waiting (an ensemble member cannot serve before a quorum exists).
+    func launch() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if let process, process.isRunning { return }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.javaPath!)
+        var arguments = [
+            "-Xms64m", "-Xmx\(configuration.heapMegabytes)m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-Xshare:auto", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-Dzookeeper.admin.enableServer=false",
+            "-Dznode.container.checkIntervalMs=\(configuration.containerCheckInterval.milliseconds)",
+        ]
+        if configuration.extendedTypesEnabled { arguments.append("-Dzookeeper.extendedTypesEnabled=true") }
+        arguments += ["-cp", Self.classPath, "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                      directory.appendingPathComponent("zoo.cfg").path]
+        process.arguments = arguments
+        let logURL = directory.appendingPathComponent("server.log")
+        if !FileManager.default.fileExists(atPath: logURL.path) {
+            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        }
+        let log = try FileHandle(forWritingTo: logURL)
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+    }
+
+    /// Stops the server gracefully (SIGTERM) and waits for it to exit. Sessions stay in its data.
+    public func stop() async {
+        await signalAndWait(SIGTERM)
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit.
+    public func kill() async {
+        await signalAndWait(SIGKILL)
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
+    public func pause() {
+        if let pid = runningPID { Glibc.kill(pid, SIGSTOP) }
+    }
+
+    /// Resumes a paused server (SIGCONT).
+    public func resume() {
+        if let pid = runningPID { Glibc.kill(pid, SIGCONT) }
+    }
+
+    /// Stops (SIGTERM) and starts the server on the same port with the same data.
+    public func restart() async throws {
+        await stop()
+        try await start()
+    }
+
+    /// Kills the process and deletes the directory. Safe to call more than once.
+    public func destroy() {
+        lock.lock()
+        let process = self.process
+        self.process = nil
+        lock.unlock()
+        if let process, process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGCONT)
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Whether the server process is running.
+    public var isRunning: Bool { runningPID != nil }
+
+    private var runningPID: pid_t? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let process, process.isRunning else { return nil }
+        return process.processIdentifier
+    }
+
+    private func signalAndWait(_ signal: Int32) async {
+        guard let pid = runningPID else { return }
+        Glibc.kill(pid, SIGCONT)
+        Glibc.kill(pid, signal)
+        let deadline = ContinuousClock.now + .seconds(15)
+        while isRunning {
+            if ContinuousClock.now > deadline {
+                Glibc.kill(pid, SIGKILL)
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    // MARK: - Four-letter words
+
+    /// Sends a four-letter command (`ruok`, `srvr`, `mntr`, `cons`, …) and returns the answer.
+    public func fourLetterWord(_ command: String) async throws -> String {
+        try await Self.fourLetterWord(command, port: port)
+    }
+
+    /// The server's `Mode:` (`standalone`, `leader`, `follower`), or `nil` if it is not serving.
+    public func mode() async -> String? {
+        guard let answer = try? await fourLetterWord("srvr") else { return nil }
+        for line in answer.split(separator: "\n") where line.hasPrefix("Mode: ") {
+            return String(line.dropFirst(6))
+        }
+        return nil
+    }
+
+    /// Waits until the server reports a `Mode:` line, i.e. accepts sessions.
+    public func waitUntilServing(timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if !isRunning {
+                throw ZooKeeperTestingError("the ZooKeeper server exited during start-up; its log:\n\(logTail())")
+            }
+            if await mode() != nil { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ZooKeeperTestingError("the ZooKeeper server on port \(port) did not serve within \(timeout); its log:\n\(logTail())")
+    }
+
+    /// The last lines of the server's log.
+    public func logTail(lines: Int = 30) -> String {
+        let text = (try? String(contentsOf: directory.appendingPathComponent("server.log"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
+    // MARK: - Set-up
+
+    private func writeConfiguration() throws {
+        var settings = [
+            "tickTime=\(configuration.tickTime.milliseconds)",
+            "dataDir=\(directory.appendingPathComponent("data").path)",
+            "clientPort=\(port)",
+            "clientPortAddress=127.0.0.1",
+            "maxClientCnxns=0",
+            "admin.enableServer=false",
+            "4lw.commands.whitelist=*",
+            "preAllocSize=4096",
+            "snapCount=100000",
+        ]
+        if let quorum {
+            settings += ["initLimit=5", "syncLimit=2"]
+            for (index, server) in quorum.servers.enumerated() {
+                settings.append("server.\(index + 1)=127.0.0.1:\(server.peerPort):\(server.electionPort)")
+            }
+            try "\(quorum.id)\n".write(to: directory.appendingPathComponent("data/myid"), atomically: true, encoding: .utf8)
+        }
+        for (key, value) in configuration.extraSettings.sorted(by: { $0.key < $1.key }) {
+            settings.append("\(key)=\(value)")
+        }
+        try (settings.joined(separator: "\n") + "\n").write(
+            to: directory.appendingPathComponent("zoo.cfg"), atomically: true, encoding: .utf8)
+    }
+
+    static let jarDirectory = "/usr/share/java"
+    static let requiredJars = ["zookeeper", "zookeeper-jute", "slf4j-api"]
+    static let optionalJars = [
+        "slf4j-simple", "netty-handler", "netty-transport", "netty-common", "netty-buffer", "netty-resolver",
+        "netty-codec", "netty-transport-native-epoll", "netty-transport-native-unix-common", "metrics-core",
+        "snappy-java", "commons-cli", "commons-io",
+    ]
+
+    static var classPath: String {
+        (requiredJars + optionalJars)
+            .map { "\(jarDirectory)/\($0).jar" }
+            .filter { FileManager.default.fileExists(atPath: $0) }
+            .joined(separator: ":")
+    }
+
+    static let javaPath: String? = {
+        if let home = ProcessInfo.processInfo.environment["JAVA_HOME"],
+            FileManager.default.isExecutableFile(atPath: home + "/bin/java")
+        {
+            return home + "/bin/java"
+        }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let candidate = "\(directory)/java"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }()
+
+    /// Throws, saying what to install, when java or the server jars are missing.
+    public static func checkInstallation() throws {
+        guard javaPath != nil else {
+            throw ZooKeeperTestingError(
+                "java was not found on PATH or in JAVA_HOME: install a Java runtime (apt-get install -y default-jre-headless)")
+        }
+        for jar in requiredJars where !FileManager.default.fileExists(atPath: "\(jarDirectory)/\(jar).jar") {
+            throw ZooKeeperTestingError(
+                "\(jarDirectory)/\(jar).jar is missing: install the ZooKeeper server (apt-get install -y zookeeper)")
+        }
+    }
+
+    static func fourLetterWord(_ command: String, port: Int) async throws -> String {
+        try await Task.detached { try LoopbackSocket.exchange(port: port, send: command, timeout: .seconds(2)) }.value
+    }
+}
+
+/// A problem of the test support itself (what to install, a server that does not start).
+public struct ZooKeeperTestingError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read and released).
+public func freeLoopbackPort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw ZooKeeperTestingError("socket() failed: errno \(errno)") }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { throw ZooKeeperTestingError("bind() failed: errno \(errno)") }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Blocking loopback socket exchange for four-letter words (short, with timeouts).
+enum LoopbackSocket {
+    static func exchange(port: Int, send text: String, timeout: Duration) throws -> String {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw ZooKeeperTestingError("socket() failed") }
+        defer { close(descriptor) }
+        var time = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw ZooKeeperTestingError("nothing listens on 127.0.0.1:\(port)") }
+        _ = text.withCString { Glibc.send(descriptor, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            answer += buffer[0..<count]
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}
