@@ -108,6 +108,18 @@ public final class ZooKeeperServer: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         self.process = process
+        // If the test process dies without destroy() (a crash, a timeout), take the server with it.
+        let watchdog = Process()
+        watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")
+        watchdog.arguments = [
+            "-c",
+            "while kill -0 \(getpid()) 2>/dev/null && kill -0 \(process.processIdentifier) 2>/dev/null; do sleep 1; done; "
+                + "kill -0 \(getpid()) 2>/dev/null || kill -9 \(process.processIdentifier) 2>/dev/null",
+        ]
+        watchdog.standardInput = FileHandle.nullDevice
+        watchdog.standardOutput = FileHandle.nullDevice
+        watchdog.standardError = FileHandle.nullDevice
+        try? watchdog.run()
     }
 
     /// Stops the server gracefully (SIGTERM) and waits for it to exit. Sessions stay in its data.

@@ -10,13 +10,15 @@ enum CLibraryLog {
     private static let target = Mutex<Logger?>(nil)
 
     static func install(logger: Logger, level: Logger.Level?) {
-        target.withLock { $0 = level == nil ? nil : logger }
+        // A client that does not want the C library's messages leaves the current target alone.
+        guard let level else { return }
+        target.withLock { $0 = logger }
         let cLevel: ZooLogLevel
         switch level {
-        case .none, .some(.critical), .some(.error): cLevel = ZOO_LOG_LEVEL_ERROR
-        case .some(.warning): cLevel = ZOO_LOG_LEVEL_WARN
-        case .some(.notice), .some(.info): cLevel = ZOO_LOG_LEVEL_INFO
-        case .some(.debug), .some(.trace): cLevel = ZOO_LOG_LEVEL_DEBUG
+        case .critical, .error: cLevel = ZOO_LOG_LEVEL_ERROR
+        case .warning: cLevel = ZOO_LOG_LEVEL_WARN
+        case .notice, .info: cLevel = ZOO_LOG_LEVEL_INFO
+        case .debug, .trace: cLevel = ZOO_LOG_LEVEL_DEBUG
         }
         zoo_set_debug_level(cLevel)
     }

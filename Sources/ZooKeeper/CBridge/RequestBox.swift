@@ -1,8 +1,11 @@
 import CZooKeeper
 import Synchronization
 
-/// Counts the boxes handed to the C client that have not come back yet (for leak checks in tests).
-let liveCallbackBoxes = Atomic<Int>(0)
+/// Counts one client's request and watch contexts that the C client has not given back yet
+/// (tests use it to prove nothing leaks).
+final class CallbackCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
 
 /// The context of one asynchronous C request. It travels through the C `data` pointer retained
 /// (`Unmanaged.passRetained`); the completion takes it back and resumes the waiting task exactly
@@ -20,15 +23,17 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
     let path: String?
     /// Memory the C client writes into when the reply arrives (multi), kept alive with the box.
     let attachment: AnyObject?
+    private let counter: CallbackCounter
 
-    init(path: String?, attachment: AnyObject? = nil) {
+    init(path: String?, counter: CallbackCounter, attachment: AnyObject? = nil) {
         self.path = path
         self.attachment = attachment
-        liveCallbackBoxes.add(1, ordering: .relaxed)
+        self.counter = counter
+        counter.value.add(1, ordering: .relaxed)
     }
 
     deinit {
-        liveCallbackBoxes.subtract(1, ordering: .relaxed)
+        counter.value.subtract(1, ordering: .relaxed)
     }
 
     /// Stores the continuation; returns `false` (and resumes it) if the task was already cancelled.

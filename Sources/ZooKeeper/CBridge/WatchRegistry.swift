@@ -10,16 +10,21 @@ final class WatchBox: @unchecked Sendable {
     let handleGeneration: Int
     let deliver: @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void
     weak var registry: WatchRegistry?
+    private let counter: CallbackCounter
 
-    init(path: String, handleGeneration: Int, deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void) {
+    init(
+        path: String, handleGeneration: Int, counter: CallbackCounter,
+        deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void
+    ) {
         self.path = path
         self.handleGeneration = handleGeneration
         self.deliver = deliver
-        liveCallbackBoxes.add(1, ordering: .relaxed)
+        self.counter = counter
+        counter.value.add(1, ordering: .relaxed)
     }
 
     deinit {
-        liveCallbackBoxes.subtract(1, ordering: .relaxed)
+        counter.value.subtract(1, ordering: .relaxed)
     }
 
     var context: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }

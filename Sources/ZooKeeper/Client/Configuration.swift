@@ -28,8 +28,11 @@ extension ZooKeeperClient {
         /// The logger for the client and, at ``cLibraryLogLevel``, the C library's messages.
         public var logger: Logger = Logger(label: "zookeeper", factory: { _ in SwiftLogNoOpLogHandler() })
         /// The lowest severity of the C library's own messages forwarded to ``logger``
-        /// (the C library knows error, warning, info and debug). `nil` silences it.
-        /// Default: `.warning`. Avoid `.debug` in production: the 3.8 C client has a
+        /// (the C library knows error, warning, info and debug). Default: `.warning`.
+        ///
+        /// The C library has one log level and one log callback per process, so the client opened
+        /// last with a non-`nil` value decides for all; `nil` leaves them as they are (and never
+        /// lets the C library write to stderr). Avoid `.debug` in production: the 3.8 C client has a
         /// use-after-free at its debug level (ZOOKEEPER-4809).
         public var cLibraryLogLevel: Logger.Level? = .warning
         /// A session to resume instead of creating a new one (the id and password of another

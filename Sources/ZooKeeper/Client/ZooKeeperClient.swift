@@ -36,6 +36,7 @@ public final class ZooKeeperClient: Sendable {
     /// The session state machine, the event subscribers and the credentials to re-apply.
     private let session: Mutex<SessionBook>
     let watches = WatchRegistry()
+    let callbackContexts = CallbackCounter()
     /// Serial queue for the blocking C calls (`zookeeper_init`, `zookeeper_close`): never the cooperative pool.
     private let handleQueue = DispatchQueue(label: "zookeeper.handle")
 
@@ -63,6 +64,20 @@ public final class ZooKeeperClient: Sendable {
         var closedGenerations: Set<Int> = []
         var closeWaiters: [Int: [CheckedContinuation<Void, Never>]] = [:]
         var credentials: SessionCredentials?
+        /// Subscribers to finish once the lock is released (finishing runs their termination
+        /// handler, which takes the lock again).
+        var toFinish: [AsyncStream<SessionState>.Continuation] = []
+    }
+
+    /// Runs `body` under the session lock, then finishes the subscribers it ended, unlocked.
+    private func withSession<R>(_ body: (inout SessionBook) -> R) -> R {
+        let (result, finished) = session.withLock { book -> (R, [AsyncStream<SessionState>.Continuation]) in
+            let result = body(&book)
+            defer { book.toFinish.removeAll() }
+            return (result, book.toFinish)
+        }
+        for continuation in finished { continuation.finish() }
+        return result
     }
 
     /// Creates a client for `connectString` (`"host:port[,host:port…][/chroot]"`).
@@ -106,7 +121,7 @@ public final class ZooKeeperClient: Sendable {
 
     /// Starts the session without waiting (idempotent). Watch ``sessionEvents`` for its progress.
     public func start() {
-        let actions = session.withLock { book -> [SessionStateMachine.Action] in
+        let actions = withSession { book -> [SessionStateMachine.Action] in
             let actions = book.machine.start()
             execute(actions, in: &book)
             return actions
@@ -120,12 +135,15 @@ public final class ZooKeeperClient: Sendable {
     /// request and watch with `.closed`, and closes the C handle exactly once, off the cooperative
     /// pool. Waits until the handle is closed. Idempotent.
     public func close() async {
-        let generation = session.withLock { book -> Int? in
+        let generation = withSession { book -> Int? in
             let actions = book.machine.close()
             execute(actions, in: &book)
             for case .closeHandle(let generation, _) in actions { return generation }
             // Closed earlier (or concurrently): wait for that handle too.
             return book.machine.generation > 0 ? book.machine.generation : nil
+        }
+        slot.withLock { slot in
+            if case .notStarted = slot { slot = .unavailable(.closed()) }
         }
         if let generation { await waitForHandleClosed(generation: generation) }
     }
@@ -178,18 +196,17 @@ public final class ZooKeeperClient: Sendable {
     /// The number of one-shot watches registered with the C client and not yet resolved.
     public var registeredWatchCount: Int { watches.count }
 
-    /// The number of request and watch contexts handed to the C client (by any client in this
-    /// process) that have not come back. Zero when every client is closed: tests use it to prove
-    /// nothing leaks.
-    public static var outstandingCallbackContexts: Int { liveCallbackBoxes.load(ordering: .relaxed) }
+    /// The number of this client's request and watch contexts that the C client has not given
+    /// back. Zero once the client is closed: tests use it to prove nothing leaks.
+    public var outstandingCallbackContexts: Int { callbackContexts.value.load(ordering: .relaxed) }
 
     func subscribe(_ continuation: AsyncStream<SessionState>.Continuation) -> Int {
-        session.withLock { book in
+        withSession { book in
             book.nextSubscriber += 1
             let id = book.nextSubscriber
             continuation.yield(book.machine.publicState)
             if book.machine.publicState.isTerminal {
-                continuation.finish()
+                book.toFinish.append(continuation)
             } else {
                 book.subscribers[id] = continuation
             }
@@ -213,11 +230,11 @@ public final class ZooKeeperClient: Sendable {
                 case .expired, .closed, .authFailed, .connecting: book.credentials = nil
                 default: break
                 }
-                for continuation in book.subscribers.values {
-                    continuation.yield(state)
-                    if state.isTerminal { continuation.finish() }
+                for continuation in book.subscribers.values { continuation.yield(state) }
+                if state.isTerminal {
+                    book.toFinish += book.subscribers.values
+                    book.subscribers.removeAll()
                 }
-                if state.isTerminal { book.subscribers.removeAll() }
             case .openHandle(let generation):
                 slot.withLock { $0 = .opening(generation: generation) }
                 let authentications = book.authentications
@@ -250,7 +267,7 @@ public final class ZooKeeperClient: Sendable {
     }
 
     private func presumedExpiryTimerFired(token: Int) {
-        session.withLock { book in
+        withSession { book in
             execute(book.machine.presumedExpiryTimerFired(token: token), in: &book)
         }
     }
@@ -259,7 +276,7 @@ public final class ZooKeeperClient: Sendable {
     fileprivate func handleEvent(_ event: SessionStateMachine.HandleEvent, handle: OpaquePointer?, generation: Int) {
         if case .connected = event, let handle { adopt(handle, generation: generation) }
         if case .connectedReadOnly = event, let handle { adopt(handle, generation: generation) }
-        session.withLock { book in
+        withSession { book in
             if case .connected = event, let handle, generation == book.machine.generation {
                 book.credentials = Self.credentials(of: handle)
             }
@@ -303,12 +320,12 @@ public final class ZooKeeperClient: Sendable {
             zookeeper_init2(
                 connectString.description, sessionWatcher, timeoutMilliseconds,
                 resume ? clientIDPointer : nil, contextPointer, flags,
-                configuration.cLibraryLogLevel == nil ? nil : CLibraryLog.callback)
+                CLibraryLog.callback)
         }
         guard let handle else {
             Unmanaged<HandleContext>.fromOpaque(contextPointer).release()
             logger.warning("zookeeper_init failed", metadata: ["zk.errno": "\(errno)"])
-            session.withLock { book in execute(book.machine.handleOpenFailed(generation: generation), in: &book) }
+            withSession { book in execute(book.machine.handleOpenFailed(generation: generation), in: &book) }
             return
         }
         context.handle = handle
@@ -374,7 +391,7 @@ public final class ZooKeeperClient: Sendable {
         attachment: AnyObject? = nil,
         _ call: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
     ) async throws -> Value {
-        let box = RequestBox<Value>(path: path, attachment: attachment)
+        let box = RequestBox<Value>(path: path, counter: callbackContexts, attachment: attachment)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
                 guard box.install(continuation) else { return }
@@ -401,7 +418,7 @@ public final class ZooKeeperClient: Sendable {
         deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void,
         _ call: (OpaquePointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
     ) async throws -> Value {
-        let box = RequestBox<Value>(path: path)
+        let box = RequestBox<Value>(path: path, counter: callbackContexts)
         let watch = Mutex<WatchBox?>(nil)
         do {
             return try await withTaskCancellationHandler {
@@ -410,7 +427,7 @@ public final class ZooKeeperClient: Sendable {
                     let data = Unmanaged.passRetained(box).toOpaque()
                     let failure: ZooKeeperError? = slot.withLock { slot in
                         guard case .open(let handle, let generation) = slot else { return slot.unavailableError(path: path) }
-                        let watchBox = WatchBox(path: path, handleGeneration: generation, deliver: deliver)
+                        let watchBox = WatchBox(path: path, handleGeneration: generation, counter: callbackContexts, deliver: deliver)
                         watches.register(watchBox)
                         watch.withLock { $0 = watchBox }
                         let rc = call(handle.pointer, watchBox.context, data)
@@ -464,7 +481,7 @@ public final class ZooKeeperClient: Sendable {
     /// - Throws: `.authFailed` (the session is then unusable), `.connectionLoss`, `.closed`.
     public func addAuth(scheme: String, credential: [UInt8]) async throws {
         session.withLock { $0.authentications.append((scheme, credential)) }
-        let box = RequestBox<Void>(path: nil)
+        let box = RequestBox<Void>(path: nil, counter: callbackContexts)
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
             _ = box.install(continuation)
             let failure: ZooKeeperError? = slot.withLock { slot in

@@ -68,6 +68,10 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
     public struct Server: Sendable, Hashable {
         public var host: String
         public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
     }
 
     public var servers: [Server]

@@ -173,7 +173,8 @@ struct SessionStateMachine: Sendable {
         switch state {
         case .closed:
             return []
-        case .idle:
+        case .idle, .expired, .authFailed:
+            // No handle is open (never started, or already closed when the session ended).
             state = .closed
             return [.publish(.closed)]
         default:

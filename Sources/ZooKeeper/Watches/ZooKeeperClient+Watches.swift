@@ -211,6 +211,7 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
                         }
                         guard let snapshot else { continue }
                         needsWatch = false
+                        disconnected = false  // this snapshot is already fresher than any reconnect seen so far
                         armedGeneration = client.state.session?.generation ?? armedGeneration
                         output.yield(snapshot)
                     } catch let error as ZooKeeperError where error.code == .closed {

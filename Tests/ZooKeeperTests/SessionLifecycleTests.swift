@@ -1,0 +1,240 @@
+import Synchronization
+import Testing
+import ZooKeeper
+import ZooKeeperTesting
+
+/// The session's life against real servers: expiry, partitions, failover, close, cancellation.
+@Suite struct SessionLifecycleTests {
+    @Test func expiryOpensANewSessionAndFailsWhatWasInFlight() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString, configuration: configuration {
+            $0.digestCredentials = [.init(user: "bob", password: "builder")]
+        }) { client in
+            let recorder = StateRecorder(client)
+            let first = try #require(client.state.session)
+            #expect(first.generation == 1)
+            let path = uniquePath()
+            try await client.create(path, acl: [ACL.digest(user: "bob", password: "builder")])
+            try await client.create("\(path)/ephemeral", mode: .ephemeral)
+
+            try await client.expireSessionForTesting()
+            let (expired, _) = try await recorder.wait(for: "expired") { if case .expired = $0 { true } else { false } }
+            #expect(expired.session?.sessionID == first.sessionID)
+            let (fresh, _) = try await recorder.wait(for: "a new session") { if case .newSession = $0 { true } else { false } }
+            #expect(fresh.session?.generation == 2)
+            #expect(fresh.session?.sessionID != first.sessionID)
+            try await client.waitUntilConnected()
+            // The old session's ephemeral node is gone; the credentials were applied again.
+            try await eventually("the old ephemeral node is gone") { try await client.exists("\(path)/ephemeral") == nil }
+            #expect(try await client.getData(path).bytes == [])
+            try await client.delete(path)
+            let order = recorder.recorded.map(\.state).filter {
+                switch $0 { case .expired, .connecting, .newSession, .connected: true; default: false }
+            }
+            #expect(order.suffix(4).map { "\($0)".prefix(8) } == ["expired(", "connecti", "newSessi", "connecte"])
+        }
+    }
+
+    @Test func withoutReconnectAnExpiredClientFailsEveryRequest() async throws {
+        let server = try await SharedServer.get()
+        let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration {
+            $0.reconnectAfterExpiry = false
+        })
+        try await client.connect()
+        let recorder = StateRecorder(client)
+        try await client.expireSessionForTesting()
+        try await recorder.wait(for: "expired") { if case .expired = $0 { true } else { false } }
+        await expectError(.sessionExpired) { try await client.exists("/") }
+        await client.close()
+        #expect(client.outstandingCallbackContexts == 0)
+    }
+
+    /// A silent partition through the proxy: suspended, presumedExpired a whole negotiated
+    /// timeout later, then (once the network heals) expired and a new session, in that order.
+    @Test func partitionGoesSuspendedPresumedExpiredExpiredNewSession() async throws {
+        let server = try await ZooKeeperServer.start()
+        defer { server.destroy() }
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let client = try ZooKeeperClient(connectString: proxy.connectString, configuration: configuration(sessionTimeout: .seconds(2)))
+        let session = try await client.connect()
+        #expect(session.negotiatedTimeout == .seconds(2))
+        let recorder = StateRecorder(client)
+        let path = uniquePath()
+        try await client.create(path, mode: .ephemeral)
+
+        proxy.blackhole()
+        let (_, suspendedAt) = try await recorder.wait(for: "suspended") { if case .suspended = $0 { true } else { false } }
+        let (_, presumedAt) = try await recorder.wait(for: "presumedExpired") { if case .presumedExpired = $0 { true } else { false } }
+        // presumedExpired comes one negotiated timeout after suspended (the timer is the only source).
+        #expect(presumedAt - suspendedAt >= session.negotiatedTimeout)
+        #expect(presumedAt - suspendedAt < session.negotiatedTimeout + .seconds(2))
+        // Requests meanwhile fail fast-ish instead of hanging.
+        try await Task.sleep(for: .seconds(1))  // the server expires the session (2 s without pings)
+        proxy.restore()
+        try await recorder.wait(for: "expired") { if case .expired = $0 { true } else { false } }
+        try await recorder.wait(for: "a new session") { if case .newSession = $0 { true } else { false } }
+        let states = recorder.recorded.map(\.state)
+        let kinds = states.map { state -> String in
+            switch state {
+            case .connected: "connected"
+            case .suspended: "suspended"
+            case .presumedExpired: "presumedExpired"
+            case .expired: "expired"
+            case .newSession: "newSession"
+            case .connecting: "connecting"
+            default: "\(state)"
+            }
+        }
+        #expect(Array(kinds.prefix(6)) == ["connected", "suspended", "presumedExpired", "expired", "connecting", "newSession"])
+        try await client.waitUntilConnected()
+        #expect(try await client.exists(path) == nil)
+        await client.close()
+        await proxy.shutdown()
+        #expect(client.outstandingCallbackContexts == 0)
+    }
+
+    @Test func requestsDuringAPartitionFailWithConnectionLossAndTheSessionSurvivesAShortOne() async throws {
+        let server = try await ZooKeeperServer.start()
+        defer { server.destroy() }
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        try await withClient(proxy.connectString, configuration: configuration(sessionTimeout: .seconds(6))) { client in
+            let session = client.sessionCredentials?.sessionID
+            let recorder = StateRecorder(client)
+            proxy.cut()
+            try await recorder.wait(for: "suspended") { if case .suspended = $0 { true } else { false } }
+            await expectError(.connectionLoss) { try await client.getData("/") }
+            proxy.restore()
+            try await recorder.wait(for: "reconnected") { state in
+                if case .connected = state, recorder.recorded.contains(where: { if case .suspended = $0.state { true } else { false } }) {
+                    return true
+                }
+                return false
+            }
+            #expect(client.sessionCredentials?.sessionID == session)
+            #expect(!recorder.recorded.contains { if case .presumedExpired = $0.state { true } else { false } })
+        }
+        await proxy.shutdown()
+    }
+
+    /// Kill the ensemble member the client is connected to: it moves to another, same session.
+    @Test func ensembleFailoverKeepsTheSession() async throws {
+        let ensemble = try await ZooKeeperEnsemble.start()
+        defer { ensemble.destroy() }
+        try await withClient(ensemble.connectString, configuration: configuration(sessionTimeout: .seconds(8))) { client in
+            let path = uniquePath()
+            try await client.create(path, mode: .ephemeral)
+            let session = try #require(client.sessionCredentials?.sessionID)
+            let hex = "0x" + String(UInt64(bitPattern: session), radix: 16)
+            var connectedTo: Int?
+            for (index, server) in ensemble.servers.enumerated() {
+                if let connections = try? await server.fourLetterWord("cons"), connections.contains("sid=\(hex)") {
+                    connectedTo = index
+                }
+            }
+            let index = try #require(connectedTo, "no server lists session \(hex)")
+            let recorder = StateRecorder(client)
+            await ensemble.servers[index].kill()
+            try await recorder.wait(for: "suspended") { if case .suspended = $0 { true } else { false } }
+            try await recorder.wait(for: "reconnected", timeout: .seconds(40)) { state in
+                if case .connected = state, recorder.recorded.contains(where: { if case .suspended = $0.state { true } else { false } }) {
+                    return true
+                }
+                return false
+            }
+            #expect(client.sessionCredentials?.sessionID == session)
+            #expect(try await client.exists(path)?.ephemeralOwner == session)
+            #expect(!recorder.recorded.contains { if case .expired = $0.state { true } else { false } })
+            try await client.delete(path)
+        }
+    }
+
+    /// Two of three members down: no quorum, requests fail; one back: the session goes on.
+    @Test func ensembleWithoutQuorumSuspendsUntilAMemberReturns() async throws {
+        let ensemble = try await ZooKeeperEnsemble.start()
+        defer { ensemble.destroy() }
+        try await withClient(ensemble.connectString, configuration: configuration(sessionTimeout: .seconds(10))) { client in
+            let path = uniquePath()
+            try await client.create(path)
+            let recorder = StateRecorder(client)
+            await ensemble.servers[0].kill()
+            await ensemble.servers[1].kill()
+            try await recorder.wait(for: "suspended") { if case .suspended = $0 { true } else { false } }
+            try await ensemble.servers[1].start()
+            try await ensemble.waitForQuorum()
+            try await client.waitUntilConnected(timeout: .seconds(40))
+            #expect(try await client.exists(path) != nil)
+            try await client.delete(path)
+        }
+    }
+
+    @Test func closeWithManyRequestsInFlightResumesEveryOne() async throws {
+        let server = try await SharedServer.get()
+        let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration())
+        try await client.connect()
+        let path = uniquePath()
+        try await client.create(path, data: Array("x".utf8))
+        let outcomes = Locked<(succeeded: Int, closed: Int, other: [String])>((0, 0, []))
+        try await within(.seconds(30), "close with requests in flight") {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<3000 {
+                    group.addTask {
+                        do {
+                            _ = try await client.getData(path)
+                            outcomes.withLock { $0.succeeded += 1 }
+                        } catch let error as ZooKeeperError where error.code == .closed {
+                            outcomes.withLock { $0.closed += 1 }
+                        } catch {
+                            outcomes.withLock { $0.other.append("\(error)") }
+                        }
+                    }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: .milliseconds(5))
+                    await client.close()
+                }
+            }
+        }
+        let result = outcomes.withLock { $0 }
+        #expect(result.succeeded + result.closed == 3000, "other outcomes: \(result.other.prefix(3))")
+        #expect(client.outstandingCallbackContexts == 0)
+        #expect(client.state == .closed)
+    }
+
+    @Test func cancellingAnAwaitingCallThrowsCancellationAndLeaksNothing() async throws {
+        let server = try await ZooKeeperServer.start()
+        defer { server.destroy() }
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let client = try ZooKeeperClient(connectString: proxy.connectString, configuration: configuration(sessionTimeout: .seconds(10)))
+        try await client.connect()
+        let recorder = StateRecorder(client)
+        proxy.blackhole()
+        let waiting = Task { try await client.getData("/") }
+        try await Task.sleep(for: .milliseconds(200))
+        waiting.cancel()
+        let outcome = try await within(.seconds(5), "the cancelled call") { await waiting.result }
+        #expect(throws: CancellationError.self) { try outcome.get() }
+        // Healing closes the blackholed connection; the client reconnects to the same session.
+        proxy.restore()
+        try await recorder.wait(for: "reconnected") { state in
+            if case .connected = state, recorder.recorded.contains(where: { if case .suspended = $0.state { true } else { false } }) {
+                return true
+            }
+            return false
+        }
+        #expect(try await client.exists("/") != nil)
+        await client.close()
+        #expect(client.outstandingCallbackContexts == 0)
+        await proxy.shutdown()
+    }
+
+    @Test func serviceRunEndsWithCloseOnCancellation() async throws {
+        let server = try await SharedServer.get()
+        let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration())
+        let running = Task { try await client.run() }
+        try await client.waitUntilConnected(timeout: .seconds(20))
+        running.cancel()
+        try await within(.seconds(10), "run() after cancellation") { try await running.value }
+        #expect(client.state == .closed)
+        #expect(client.outstandingCallbackContexts == 0)
+    }
+}

@@ -1,0 +1,171 @@
+import Testing
+import ZooKeeper
+import ZooKeeperTesting
+
+/// One-shot watches and the level-triggered streams, including across restarts and expiry.
+@Suite struct WatchTests {
+    @Test func oneShotWatchesFireOnceForTheirEvent() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            let path = uniquePath()
+            let (missing, creation) = try await client.existsAndWatch(path)
+            #expect(missing == nil)
+            try await client.create(path, data: Array("a".utf8))
+            #expect(try await creation.triggered() == WatchedEvent(kind: .nodeCreated, path: path))
+
+            let (_, change) = try await client.getDataAndWatch(path)
+            let (_, children) = try await client.getChildrenAndWatch(path)
+            try await client.setData(path, data: Array("b".utf8))
+            #expect(try await change.triggered() == WatchedEvent(kind: .nodeDataChanged, path: path))
+            // The event stays available to a second waiter.
+            #expect(try await change.triggered().kind == .nodeDataChanged)
+            try await client.create("\(path)/child")
+            #expect(try await children.triggered() == WatchedEvent(kind: .nodeChildrenChanged, path: path))
+
+            let (_, deletion) = try await client.getDataAndWatch("\(path)/child")
+            try await client.delete("\(path)/child")
+            #expect(try await deletion.triggered().kind == .nodeDeleted)
+            #expect(client.registeredWatchCount == 0)
+            try await client.delete(path)
+        }
+    }
+
+    @Test func aFailedReadSetsNoWatch() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            await expectError(.noNode) { try await client.getDataAndWatch(uniquePath()) }
+            await expectError(.noNode) { try await client.getChildrenAndWatch(uniquePath()) }
+            #expect(client.registeredWatchCount == 0)
+        }
+    }
+
+    @Test func closeResolvesPendingWatchesWithClosed() async throws {
+        let server = try await SharedServer.get()
+        let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration())
+        try await client.connect()
+        let (_, watch) = try await client.existsAndWatch(uniquePath())
+        #expect(client.registeredWatchCount == 1)
+        await client.close()
+        await expectError(.closed) { try await watch.triggered() }
+        #expect(client.registeredWatchCount == 0)
+        #expect(client.outstandingCallbackContexts == 0)
+    }
+
+    @Test func dataUpdatesFollowEveryStateOfTheNode() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            let path = uniquePath()
+            var updates = client.dataUpdates(path).makeAsyncIterator()
+            #expect(try await updates.next() == .noNode)
+            try await client.create(path, data: Array("1".utf8))
+            #expect(try await updates.next().map(Self.text) == "1")
+            try await client.setData(path, data: Array("2".utf8))
+            #expect(try await updates.next().map(Self.text) == "2")
+            try await client.delete(path)
+            #expect(try await updates.next() == .noNode)
+            try await client.create(path, data: Array("3".utf8))
+            #expect(try await updates.next().map(Self.text) == "3")
+            try await client.delete(path)
+        }
+    }
+
+    @Test func childrenUpdatesFollowMembership() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            let path = uniquePath()
+            try await client.create(path)
+            var updates = client.childrenUpdates(path).makeAsyncIterator()
+            #expect(try await Self.names(updates.next()) == [])
+            try await client.create("\(path)/a", mode: .ephemeral)
+            #expect(try await Self.names(updates.next()) == ["a"])
+            try await client.create("\(path)/b")
+            #expect(try await Self.names(updates.next()) == ["a", "b"])
+            try await client.delete("\(path)/a")
+            #expect(try await Self.names(updates.next()) == ["b"])
+            try await client.delete("\(path)/b")
+            #expect(try await Self.names(updates.next()) == [])
+            try await client.delete(path)
+            #expect(try await updates.next() == .noNode)
+        }
+    }
+
+    @Test func streamsEndWithClosedWhenTheClientCloses() async throws {
+        let server = try await SharedServer.get()
+        let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration())
+        try await client.connect()
+        let path = uniquePath()
+        var updates = client.dataUpdates(path).makeAsyncIterator()
+        #expect(try await updates.next() == .noNode)
+        await client.close()
+        await expectError(.closed) { try await updates.next() }
+    }
+
+    /// Same session across a server restart: the watch the C client keeps fires for a change made
+    /// while the client was away, and the stream hands out a fresh snapshot after the reconnect.
+    @Test func watchesSurviveAServerRestartWithinTheSession() async throws {
+        let server = try await ZooKeeperServer.start()
+        defer { server.destroy() }
+        try await withClient(server.connectString, configuration: configuration(sessionTimeout: .seconds(10))) { client in
+            let path = uniquePath()
+            try await client.create(path, data: Array("before".utf8))
+            let (_, oneShot) = try await client.getDataAndWatch(path)
+            var updates = client.dataUpdates(path).makeAsyncIterator()
+            #expect(try await updates.next().map(Self.text) == "before")
+            let session = client.sessionCredentials?.sessionID
+            let recorder = StateRecorder(client)
+
+            await server.stop()
+            try await recorder.wait(for: "suspended") { if case .suspended = $0 { true } else { false } }
+            try await server.start()
+            try await recorder.wait(for: "reconnected") { state in
+                if case .connected = state, recorder.recorded.contains(where: { if case .suspended = $0.state { true } else { false } }) {
+                    return true
+                }
+                return false
+            }
+            #expect(client.sessionCredentials?.sessionID == session)
+            // The fresh snapshot after the reconnect.
+            #expect(try await updates.next().map(Self.text) == "before")
+            try await client.setData(path, data: Array("after".utf8))
+            #expect(try await oneShot.triggered().kind == .nodeDataChanged)
+            #expect(try await updates.next().map(Self.text) == "after")
+            try await client.delete(path)
+        }
+    }
+
+    /// A new session after expiry: one-shot watches fail with sessionExpired, the stream re-arms
+    /// on the new session and resynchronises.
+    @Test func streamsResyncAfterSessionExpiry() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            let path = uniquePath()
+            try await client.create(path, data: Array("v1".utf8))
+            let (_, oneShot) = try await client.getDataAndWatch(path)
+            var updates = client.childrenUpdates(path).makeAsyncIterator()
+            #expect(try await Self.names(updates.next()) == [])
+            let recorder = StateRecorder(client)
+
+            try await client.expireSessionForTesting()
+            await expectError(.sessionExpired) { try await oneShot.triggered() }
+            try await recorder.wait(for: "a new session") { if case .newSession = $0 { true } else { false } }
+            #expect(try await Self.names(updates.next()) == [])  // resynchronised on the new session
+            try await client.create("\(path)/after-expiry")
+            // Reconnects while the session was being taken over may add more fresh (equal) snapshots.
+            var names = try await Self.names(updates.next())
+            while names == [] { names = try await Self.names(updates.next()) }
+            #expect(names == ["after-expiry"])
+            try await client.delete("\(path)/after-expiry")
+            try await client.delete(path)
+        }
+    }
+
+    static func text(_ update: DataUpdate) -> String? {
+        if case .data(let node) = update { return node.string }
+        return nil
+    }
+
+    static func names(_ update: ChildrenUpdate?) -> [String]? {
+        if case .children(let children) = update { return children.names.sorted() }
+        return nil
+    }
+}
