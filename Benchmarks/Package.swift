@@ -1,0 +1,24 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// The benchmarks are their own package so that the library's users never resolve their dependencies.
+let package = Package(
+    name: "Benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(path: "../"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The shared coordination workloads (../shared/bench-peers/WORKLOADS.md) for comparing
+        // this library with the raw C client, Apache Curator and kazoo on one server.
+        .executableTarget(
+            name: "zk-bench",
+            dependencies: [
+                .product(name: "ZooKeeper", package: "swift-zookeeper-coordination"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

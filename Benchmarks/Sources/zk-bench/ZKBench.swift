@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+import ZooKeeper
+
+/// `zk-bench --zk HOST:PORT --workload NAME [--n N] [--clients C] [--payload BYTES]`: runs one
+/// workload of the shared contract and prints one JSON object as the last line of its output.
+@main
+struct ZKBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zk-bench",
+        abstract: "Runs one coordination workload against a running ZooKeeper server and prints a JSON result line.")
+
+    @Option(name: .customLong("zk"), help: "The server, HOST:PORT.")
+    var server: String
+
+    @Option(help: "get-pipelined, get-sequential, set-pipelined, create-delete (recipe workloads come with the Coordination module).")
+    var workload: String
+
+    @Option(help: "Operations to run (default: the workload's).")
+    var n: Int?
+
+    @Option(help: "Sessions for the multi-session workloads.")
+    var clients: Int?
+
+    @Option(help: "Payload size in bytes.")
+    var payload: Int = 128
+
+    @Option(help: "Upper bound of the measured phase in seconds.")
+    var timeout: Double = 300
+
+    func run() async throws {
+        guard let kind = Workload(rawValue: workload) else {
+            emit(["impl": "swift", "workload": workload, "ok": false, "unsupported": true,
+                  "error": "unsupported workload \(workload)"])
+            throw ExitCode(2)
+        }
+        let count = n ?? kind.defaultCount
+        let sessions = clients ?? 1
+        var result: [String: Any] = ["impl": "swift", "workload": workload, "n": count, "clients": sessions]
+        do {
+            let measurement = try await withDeadline(.seconds(timeout)) {
+                try await kind.run(server: server, count: count, payload: payload)
+            }
+            result["seconds"] = measurement.seconds
+            result["ops_per_sec"] = (Double(count) / measurement.seconds * 10).rounded() / 10
+            result["p50_us"] = measurement.percentile(50)
+            result["p99_us"] = measurement.percentile(99)
+            result["client_cpu_us_per_op"] = (measurement.cpuSeconds * 1e6 / Double(count) * 10).rounded() / 10
+            result["ok"] = measurement.failure == nil
+            if let failure = measurement.failure { result["error"] = failure }
+            emit(result)
+            if measurement.failure != nil { throw ExitCode(1) }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            result["ok"] = false
+            result["error"] = "\(error)"
+            emit(result)
+            throw ExitCode(1)
+        }
+    }
+
+    func emit(_ object: [String: Any]) {
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// What a workload measured.
+struct Measurement {
+    var seconds: Double
+    var latenciesNanoseconds: [UInt64]
+    var cpuSeconds: Double
+    var failure: String?
+
+    /// Nearest-rank percentile in whole microseconds (`k = ceil(m·P/100)`), or `nil` without latencies.
+    func percentile(_ p: Double) -> Any {
+        guard !latenciesNanoseconds.isEmpty else { return NSNull() }
+        let sorted = latenciesNanoseconds.sorted()
+        let rank = max(1, Int((Double(sorted.count) * p / 100).rounded(.up)))
+        return Int((Double(sorted[rank - 1]) / 1000).rounded())
+    }
+}
+
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+func withDeadline<R: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> R) async throws -> R {
+    try await withThrowingTaskGroup(of: R.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            throw BenchError("the measured phase exceeded \(limit)")
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
