@@ -70,11 +70,10 @@ enum Workload: String {
     private func measure(
         count: Int, window: Int, _ operation: @escaping @Sendable (Int) async throws -> String?
     ) async throws -> Measurement {
-        let next = Atomic<Int>(0)
+        let shared = SharedProgress()
         let latencies = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: count)
         defer { latencies.deallocate() }
         let latencyAddress = UInt(bitPattern: latencies.baseAddress)
-        let failure = Mutex<String?>(nil)
         let cpuBefore = processCPUSeconds()
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -82,14 +81,14 @@ enum Workload: String {
                 group.addTask {
                     let latencies = UnsafeMutablePointer<UInt64>(bitPattern: latencyAddress)!
                     while true {
-                        let index = next.add(1, ordering: .relaxed).oldValue
+                        let index = shared.next.add(1, ordering: .relaxed).oldValue
                         if index >= count { return }
                         let began = ContinuousClock.now
                         let problem = try await operation(index)
                         let elapsed = ContinuousClock.now - began
                         latencies[index] = UInt64(elapsed.components.seconds) * 1_000_000_000
                             + UInt64(elapsed.components.attoseconds / 1_000_000_000)
-                        if let problem { failure.withLock { $0 = $0 ?? problem } }
+                        if let problem { shared.failure.withLock { $0 = $0 ?? problem } }
                     }
                 }
             }
@@ -99,7 +98,7 @@ enum Workload: String {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return Measurement(
             seconds: seconds, latenciesNanoseconds: Array(latencies), cpuSeconds: processCPUSeconds() - cpuBefore,
-            failure: failure.withLock { $0 })
+            failure: shared.failure.withLock { $0 })
     }
 
     private func measureGets(_ client: ZooKeeperClient, path: String, count: Int, expected: [UInt8], window: Int) async throws -> Measurement {
@@ -110,21 +109,16 @@ enum Workload: String {
     }
 
     private func measureSets(_ client: ZooKeeperClient, path: String, count: Int, data: [UInt8]) async throws -> Measurement {
-        let highest = Atomic<Int32>(0)
+        let shared = SharedProgress()
         var measurement = try await measure(count: count, window: Self.window) { _ in
             let stat = try await client.setData(path, data: data)
-            var current = highest.load(ordering: .relaxed)
-            while stat.version > current {
-                let (exchanged, original) = highest.compareExchange(expected: current, desired: stat.version, ordering: .relaxed)
-                if exchanged { break }
-                current = original
-            }
+            shared.highestVersion.max(stat.version, ordering: .relaxed)
             return nil
         }
         let finalVersion = try await client.exists(path)?.version
-        if highest.load(ordering: .relaxed) != Int32(count) || finalVersion != Int32(count) {
+        if shared.highestVersion.load(ordering: .relaxed) != Int32(count) || finalVersion != Int32(count) {
             measurement.failure = measurement.failure
-                ?? "highest version \(highest.load(ordering: .relaxed)), final \(String(describing: finalVersion)), expected \(count)"
+                ?? "highest version \(shared.highestVersion.load(ordering: .relaxed)), final \(String(describing: finalVersion)), expected \(count)"
         }
         return measurement
     }
@@ -140,4 +134,11 @@ enum Workload: String {
         if left != 0 { measurement.failure = measurement.failure ?? "\(left) znodes left under \(base)" }
         return measurement
     }
+}
+
+/// Counters the concurrent workers share.
+final class SharedProgress: Sendable {
+    let next = Atomic<Int>(0)
+    let highestVersion = Atomic<Int32>(0)
+    let failure = Mutex<String?>(nil)
 }
