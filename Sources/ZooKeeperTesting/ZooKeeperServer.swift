@@ -30,6 +30,8 @@ public final class ZooKeeperServer: @unchecked Sendable {
         public var heapMegabytes: Int = 256
         /// Extra `zoo.cfg` lines (`key=value`).
         public var extraSettings: [String: String] = [:]
+        /// Extra JVM system properties (`-Dkey=value`), for example `readonlymode.enabled`.
+        public var systemProperties: [String: String] = [:]
         public init() {}
     }
 
@@ -94,6 +96,9 @@ public final class ZooKeeperServer: @unchecked Sendable {
             "-Dznode.container.checkIntervalMs=\(configuration.containerCheckInterval.milliseconds)",
         ]
         if configuration.extendedTypesEnabled { arguments.append("-Dzookeeper.extendedTypesEnabled=true") }
+        for (key, value) in configuration.systemProperties.sorted(by: { $0.key < $1.key }) {
+            arguments.append("-D\(key)=\(value)")
+        }
         arguments += ["-cp", Self.classPath, "org.apache.zookeeper.server.quorum.QuorumPeerMain",
                       directory.appendingPathComponent("zoo.cfg").path]
         process.arguments = arguments

@@ -18,9 +18,9 @@ import ZooKeeperTesting
             try await client.create("\(path)/ephemeral", mode: .ephemeral)
 
             try await client.expireSessionForTesting()
-            let (expired, _) = try await recorder.wait(for: "expired") { if case .expired = $0 { true } else { false } }
+            let (expired, _) = try await recorder.wait(for: .expired)
             #expect(expired.session?.sessionID == first.sessionID)
-            let (fresh, _) = try await recorder.wait(for: "a new session") { if case .newSession = $0 { true } else { false } }
+            let (fresh, _) = try await recorder.wait(for: .newSession)
             #expect(fresh.session?.generation == 2)
             #expect(fresh.session?.sessionID != first.sessionID)
             try await client.waitUntilConnected()
@@ -28,10 +28,8 @@ import ZooKeeperTesting
             try await eventually("the old ephemeral node is gone") { try await client.exists("\(path)/ephemeral") == nil }
             #expect(try await client.getData(path).bytes == [])
             try await client.delete(path)
-            let order = recorder.recorded.map(\.state).filter {
-                switch $0 { case .expired, .connecting, .newSession, .connected: true; default: false }
-            }
-            #expect(order.suffix(4).map { "\($0)".prefix(8) } == ["expired(", "connecti", "newSessi", "connecte"])
+            let order = recorder.recorded.map { SessionStateKind($0.state) }.filter { [.expired, .connecting, .newSession, .connected].contains($0) }
+            #expect(order.suffix(4) == [.expired, .connecting, .newSession, .connected])
         }
     }
 
@@ -43,7 +41,7 @@ import ZooKeeperTesting
         try await client.connect()
         let recorder = StateRecorder(client)
         try await client.expireSessionForTesting()
-        try await recorder.wait(for: "expired") { if case .expired = $0 { true } else { false } }
+        try await recorder.wait(for: .expired)
         await expectError(.sessionExpired) { try await client.exists("/") }
         await client.close()
         #expect(client.outstandingCallbackContexts == 0)
@@ -63,8 +61,8 @@ import ZooKeeperTesting
         try await client.create(path, mode: .ephemeral)
 
         proxy.blackhole()
-        let (_, suspendedAt) = try await recorder.wait(for: "suspended") { if case .suspended = $0 { true } else { false } }
-        let (_, presumedAt) = try await recorder.wait(for: "presumedExpired") { if case .presumedExpired = $0 { true } else { false } }
+        let (_, suspendedAt) = try await recorder.wait(for: .suspended)
+        let (_, presumedAt) = try await recorder.wait(for: .presumedExpired)
         // presumedExpired comes one negotiated timeout after suspended (the timer is the only
         // source); the recorder stamps states when it receives them, hence the small allowance.
         #expect(presumedAt - suspendedAt >= session.negotiatedTimeout - .milliseconds(100))
@@ -72,21 +70,10 @@ import ZooKeeperTesting
         // Requests meanwhile fail fast-ish instead of hanging.
         try await Task.sleep(for: .seconds(1))  // the server expires the session (2 s without pings)
         proxy.restore()
-        try await recorder.wait(for: "expired") { if case .expired = $0 { true } else { false } }
-        try await recorder.wait(for: "a new session") { if case .newSession = $0 { true } else { false } }
-        let states = recorder.recorded.map(\.state)
-        let kinds = states.map { state -> String in
-            switch state {
-            case .connected: "connected"
-            case .suspended: "suspended"
-            case .presumedExpired: "presumedExpired"
-            case .expired: "expired"
-            case .newSession: "newSession"
-            case .connecting: "connecting"
-            default: "\(state)"
-            }
-        }
-        #expect(Array(kinds.prefix(6)) == ["connected", "suspended", "presumedExpired", "expired", "connecting", "newSession"])
+        try await recorder.wait(for: .expired)
+        try await recorder.wait(for: .newSession)
+        let kinds = recorder.recorded.map { SessionStateKind($0.state) }
+        #expect(Array(kinds.prefix(6)) == [.connected, .suspended, .presumedExpired, .expired, .connecting, .newSession])
         try await client.waitUntilConnected()
         #expect(try await client.exists(path) == nil)
         await client.close()
@@ -102,17 +89,12 @@ import ZooKeeperTesting
             let session = client.sessionCredentials?.sessionID
             let recorder = StateRecorder(client)
             proxy.cut()
-            try await recorder.wait(for: "suspended") { if case .suspended = $0 { true } else { false } }
+            try await recorder.wait(for: .suspended)
             await expectError(.connectionLoss) { try await client.getData("/") }
             proxy.restore()
-            try await recorder.wait(for: "reconnected") { state in
-                if case .connected = state, recorder.recorded.contains(where: { if case .suspended = $0.state { true } else { false } }) {
-                    return true
-                }
-                return false
-            }
+            try await recorder.waitForReconnect()
             #expect(client.sessionCredentials?.sessionID == session)
-            #expect(!recorder.recorded.contains { if case .presumedExpired = $0.state { true } else { false } })
+            #expect(!recorder.recorded.contains { SessionStateKind($0.state) == .presumedExpired })
         }
         await proxy.shutdown()
     }
@@ -123,7 +105,8 @@ import ZooKeeperTesting
         defer { ensemble.destroy() }
         try await withClient(ensemble.connectString, configuration: configuration(sessionTimeout: .seconds(8))) { client in
             let path = uniquePath()
-            try await client.create(path, mode: .ephemeral)
+            // A freshly elected ensemble can still drop the first connections while followers sync.
+            try await retryingConnectionLoss { try await client.create(path, mode: .ephemeral) }
             let session = try #require(client.sessionCredentials?.sessionID)
             let hex = "0x" + String(UInt64(bitPattern: session), radix: 16)
             var connectedTo: Int?
@@ -135,16 +118,11 @@ import ZooKeeperTesting
             let index = try #require(connectedTo, "no server lists session \(hex)")
             let recorder = StateRecorder(client)
             await ensemble.servers[index].kill()
-            try await recorder.wait(for: "suspended") { if case .suspended = $0 { true } else { false } }
-            try await recorder.wait(for: "reconnected", timeout: .seconds(40)) { state in
-                if case .connected = state, recorder.recorded.contains(where: { if case .suspended = $0.state { true } else { false } }) {
-                    return true
-                }
-                return false
-            }
+            try await recorder.wait(for: .suspended)
+            try await recorder.waitForReconnect(timeout: .seconds(40))
             #expect(client.sessionCredentials?.sessionID == session)
             #expect(try await client.exists(path)?.ephemeralOwner == session)
-            #expect(!recorder.recorded.contains { if case .expired = $0.state { true } else { false } })
+            #expect(!recorder.recorded.contains { SessionStateKind($0.state) == .expired })
             try await client.delete(path)
         }
     }
@@ -155,17 +133,31 @@ import ZooKeeperTesting
         defer { ensemble.destroy() }
         try await withClient(ensemble.connectString, configuration: configuration(sessionTimeout: .seconds(10))) { client in
             let path = uniquePath()
-            try await client.create(path)
+            try await retryingConnectionLoss { try await client.create(path) }
             let recorder = StateRecorder(client)
             await ensemble.servers[0].kill()
             await ensemble.servers[1].kill()
-            try await recorder.wait(for: "suspended") { if case .suspended = $0 { true } else { false } }
+            try await recorder.wait(for: .suspended)
             try await ensemble.servers[1].start()
             try await ensemble.waitForQuorum()
             try await client.waitUntilConnected(timeout: .seconds(40))
             #expect(try await client.exists(path) != nil)
             try await client.delete(path)
         }
+    }
+
+    /// The server rejects an unknown auth scheme and closes the connection: the handle is unusable.
+    @Test func aRejectedAuthenticationEndsInAuthFailed() async throws {
+        let server = try await SharedServer.get()
+        let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration())
+        try await client.connect()
+        let recorder = StateRecorder(client)
+        await expectError(.authFailed) { try await client.addAuth(scheme: "no-such-scheme", credential: Array("x".utf8)) }
+        try await recorder.wait(for: .authFailed)
+        await expectError(.authFailed) { try await client.exists("/") }
+        await client.close()
+        #expect(client.state == .closed)
+        #expect(client.outstandingCallbackContexts == 0)
     }
 
     @Test func closeWithManyRequestsInFlightResumesEveryOne() async throws {
@@ -216,12 +208,7 @@ import ZooKeeperTesting
         #expect(throws: CancellationError.self) { try outcome.get() }
         // Healing closes the blackholed connection; the client reconnects to the same session.
         proxy.restore()
-        try await recorder.wait(for: "reconnected") { state in
-            if case .connected = state, recorder.recorded.contains(where: { if case .suspended = $0.state { true } else { false } }) {
-                return true
-            }
-            return false
-        }
+        try await recorder.waitForReconnect()
         #expect(try await client.exists("/") != nil)
         await client.close()
         #expect(client.outstandingCallbackContexts == 0)

@@ -83,6 +83,56 @@ final class StateRecorder: Sendable {
     }
 }
 
+extension StateRecorder {
+    /// Waits for a `connected` state that follows a `suspended` one (a reconnect to the same session
+    /// or a later one).
+    func waitForReconnect(timeout: Duration = .seconds(30)) async throws {
+        try await wait(for: "a reconnect after suspension", timeout: timeout) { state in
+            guard case .connected = state else { return false }
+            return recorded.contains { SessionStateKind($0.state) == .suspended }
+        }
+    }
+
+    /// Waits for the first state of the given kind, for example `.suspended`.
+    @discardableResult
+    func wait(for kind: SessionStateKind, timeout: Duration = .seconds(30)) async throws -> (state: SessionState, at: ContinuousClock.Instant) {
+        try await wait(for: "\(kind)", timeout: timeout) { SessionStateKind($0) == kind }
+    }
+}
+
+/// The case of a ``SessionState`` without its payload, for matching in tests.
+enum SessionStateKind: String {
+    case connecting, connected, suspended, presumedExpired, expired, newSession, readOnly, authFailed, closed
+
+    init(_ state: SessionState) {
+        switch state {
+        case .connecting: self = .connecting
+        case .connected: self = .connected
+        case .suspended: self = .suspended
+        case .presumedExpired: self = .presumedExpired
+        case .expired: self = .expired
+        case .newSession: self = .newSession
+        case .readOnly: self = .readOnly
+        case .authFailed: self = .authFailed
+        case .closed: self = .closed
+        }
+    }
+}
+
+/// Runs `body`, retrying while it fails with `.connectionLoss` (for set-up steps on a cluster
+/// that is still settling; a create retried this way must tolerate `.nodeExists`).
+@discardableResult
+func retryingConnectionLoss<R>(attempts: Int = 20, _ body: () async throws -> R) async throws -> R {
+    for _ in 1..<attempts {
+        do {
+            return try await body()
+        } catch let error as ZooKeeperError where error.code == .connectionLoss {
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+    return try await body()
+}
+
 /// Polls `condition` until it holds or `timeout` passes.
 func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout

@@ -115,14 +115,9 @@ import ZooKeeperTesting
             let recorder = StateRecorder(client)
 
             await server.stop()
-            try await recorder.wait(for: "suspended") { if case .suspended = $0 { true } else { false } }
+            try await recorder.wait(for: .suspended)
             try await server.start()
-            try await recorder.wait(for: "reconnected") { state in
-                if case .connected = state, recorder.recorded.contains(where: { if case .suspended = $0.state { true } else { false } }) {
-                    return true
-                }
-                return false
-            }
+            try await recorder.waitForReconnect()
             #expect(client.sessionCredentials?.sessionID == session)
             // The fresh snapshot after the reconnect.
             #expect(try await updates.next().map(Self.text) == "before")
@@ -147,7 +142,7 @@ import ZooKeeperTesting
 
             try await client.expireSessionForTesting()
             await expectError(.sessionExpired) { try await oneShot.triggered() }
-            try await recorder.wait(for: "a new session") { if case .newSession = $0 { true } else { false } }
+            try await recorder.wait(for: .newSession)
             #expect(try await Self.names(updates.next()) == [])  // resynchronised on the new session
             try await client.create("\(path)/after-expiry")
             // Reconnects while the session was being taken over may add more fresh (equal) snapshots.

@@ -1,5 +1,5 @@
 import Testing
-import ZooKeeper
+@testable import ZooKeeper
 
 @Suite struct ZooKeeperPathTests {
     @Test(arguments: ["/", "/a", "/a/b", "/a-b_c.d", "/zookeeper", "/a/.b", "/a/b..", "/ü", "/a/...", "/x1/y2/z3"])
@@ -49,6 +49,20 @@ import ZooKeeper
             } else {
                 #expect(ZooKeeperPath.parent(of: path) == "/")
             }
+        }
+    }
+
+    /// The allocation-free ASCII check and the full check agree on random strings.
+    @Test func fastCheckAgreesWithTheFullCheck() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [Character] = ["/", "/", "/", ".", ".", "a", "b", " ", "\u{1}", "é", "\u{7F}"]
+        for _ in 0..<20000 {
+            let path = String((0..<Int.random(in: 0...9, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+            let full = ZooKeeperPath.problemInScalars(of: path)
+            if ZooKeeperPath.isValidPrintableASCII(path) {
+                #expect(full == nil, "fast check accepted \(path.debugDescription): \(full ?? "")")
+            }
+            #expect((ZooKeeperPath.problem(in: path) == nil) == (full == nil), "\(path.debugDescription)")
         }
     }
 

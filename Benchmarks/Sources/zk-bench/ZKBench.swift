@@ -47,6 +47,7 @@ struct ZKBench: AsyncParsableCommand {
             result["p50_us"] = measurement.percentile(50)
             result["p99_us"] = measurement.percentile(99)
             result["client_cpu_us_per_op"] = (measurement.cpuSeconds * 1e6 / Double(count) * 10).rounded() / 10
+            result["max_rss_kb"] = maxResidentKilobytes()
             result["ok"] = measurement.failure == nil
             if let failure = measurement.failure { result["error"] = failure }
             emit(result)
@@ -88,6 +89,13 @@ func processCPUSeconds() -> Double {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
         + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+/// The process's peak resident set size so far, in KiB.
+func maxResidentKilobytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss
 }
 
 func withDeadline<R: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> R) async throws -> R {

@@ -7,6 +7,43 @@ final class CallbackCounter: Sendable {
     let value = Atomic<Int>(0)
 }
 
+/// The requests handed to the C client whose completion has not run yet.
+///
+/// The C client does not promise to call every completion when a handle is closed (its
+/// completion thread can stop before it has processed the `ZCLOSING` replies that
+/// `zookeeper_close` queues), so after `zookeeper_close` returns, whatever is still registered
+/// for that handle is resumed here and its C reference released.
+final class InFlightRequests: Sendable {
+    private let entries = Mutex<[ObjectIdentifier: (request: any AbandonableRequest, generation: Int)]>([:])
+
+    func insert(_ request: any AbandonableRequest, generation: Int) {
+        entries.withLock { $0[ObjectIdentifier(request)] = (request, generation) }
+    }
+
+    @discardableResult
+    func remove(_ request: AnyObject) -> Bool {
+        entries.withLock { $0.removeValue(forKey: ObjectIdentifier(request)) != nil }
+    }
+
+    /// Resumes every request of a closed handle with `error`. Only after `zookeeper_close` returned:
+    /// then no completion of that handle can run any more.
+    func abandonAll(generation: Int, with error: ZooKeeperError) {
+        let abandoned = entries.withLock { entries -> [any AbandonableRequest] in
+            let matching = entries.filter { $0.value.generation == generation }
+            for key in matching.keys { entries.removeValue(forKey: key) }
+            return matching.values.map(\.request)
+        }
+        for request in abandoned { request.abandon(with: error) }
+    }
+
+    var count: Int { entries.withLock { $0.count } }
+}
+
+protocol AbandonableRequest: AnyObject, Sendable {
+    /// Resumes the waiting task with `error` and releases the reference the C client held.
+    func abandon(with error: ZooKeeperError)
+}
+
 /// The context of one asynchronous C request. It travels through the C `data` pointer retained
 /// (`Unmanaged.passRetained`); the completion takes it back and resumes the waiting task exactly
 /// once. A cancelled task is resumed at once with `CancellationError`; the completion that still
@@ -24,11 +61,14 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
     /// Memory the C client writes into when the reply arrives (multi), kept alive with the box.
     let attachment: AnyObject?
     private let counter: CallbackCounter
+    /// Where the box is registered while the C client holds it (`nil` for fire-and-forget calls).
+    let inFlight: InFlightRequests?
 
-    init(path: String?, counter: CallbackCounter, attachment: AnyObject? = nil) {
+    init(path: String?, counter: CallbackCounter, inFlight: InFlightRequests?, attachment: AnyObject? = nil) {
         self.path = path
         self.attachment = attachment
         self.counter = counter
+        self.inFlight = inFlight
         counter.value.add(1, ordering: .relaxed)
     }
 
@@ -84,9 +124,21 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
     }
 }
 
+extension RequestBox: AbandonableRequest {
+    func abandon(with error: ZooKeeperError) {
+        var error = error
+        error.path = path
+        resume(.failure(error))
+        Unmanaged.passUnretained(self).release()
+    }
+}
+
+/// Takes back the box the C client held (in a completion).
 @inline(__always)
 func takeBox<Value>(_ data: UnsafeRawPointer?, as: Value.Type = Value.self) -> RequestBox<Value> {
-    Unmanaged<RequestBox<Value>>.fromOpaque(data!).takeRetainedValue()
+    let box = Unmanaged<RequestBox<Value>>.fromOpaque(data!).takeRetainedValue()
+    box.inFlight?.remove(box)
+    return box
 }
 
 // MARK: - C completion trampolines. They run on the C client's completion thread: copy, resume, return.

@@ -37,6 +37,7 @@ public final class ZooKeeperClient: Sendable {
     private let session: Mutex<SessionBook>
     let watches = WatchRegistry()
     let callbackContexts = CallbackCounter()
+    let inFlight = InFlightRequests()
     /// Serial queue for the blocking C calls (`zookeeper_init`, `zookeeper_close`): never the cooperative pool.
     private let handleQueue = DispatchQueue(label: "zookeeper.handle")
 
@@ -347,7 +348,7 @@ public final class ZooKeeperClient: Sendable {
             return
         }
         for authentication in authentications {
-            submitAuth(handle: handle, scheme: authentication.scheme, credential: authentication.credential, box: nil)
+            submitAuth(handle: handle, generation: generation, scheme: authentication.scheme, credential: authentication.credential, box: nil)
         }
     }
 
@@ -360,6 +361,8 @@ public final class ZooKeeperClient: Sendable {
             }
             if let context { Unmanaged<HandleContext>.fromOpaque(context).release() }
         }
+        // The C client may have dropped completions and watchers of this handle: resolve them now.
+        inFlight.abandonAll(generation: generation, with: error)
         watches.failAll(handleGeneration: generation, with: error)
         let waiters = session.withLock { book -> [CheckedContinuation<Void, Never>] in
             book.closedGenerations.insert(generation)
@@ -391,15 +394,18 @@ public final class ZooKeeperClient: Sendable {
         attachment: AnyObject? = nil,
         _ call: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
     ) async throws -> Value {
-        let box = RequestBox<Value>(path: path, counter: callbackContexts, attachment: attachment)
+        let box = RequestBox<Value>(path: path, counter: callbackContexts, inFlight: inFlight, attachment: attachment)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
                 guard box.install(continuation) else { return }
                 let data = Unmanaged.passRetained(box).toOpaque()
                 let failure: ZooKeeperError? = slot.withLock { slot in
-                    guard case .open(let handle, _) = slot else { return slot.unavailableError(path: path) }
+                    guard case .open(let handle, let generation) = slot else { return slot.unavailableError(path: path) }
+                    inFlight.insert(box, generation: generation)
                     let rc = call(handle.pointer, data)
-                    return rc == ZOK.rawValue ? nil : Self.submissionError(rc, handle: handle.pointer, path: path)
+                    if rc == ZOK.rawValue { return nil }
+                    inFlight.remove(box)
+                    return Self.submissionError(rc, handle: handle.pointer, path: path)
                 }
                 if let failure {
                     Unmanaged<RequestBox<Value>>.fromOpaque(data).release()
@@ -418,7 +424,7 @@ public final class ZooKeeperClient: Sendable {
         deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void,
         _ call: (OpaquePointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
     ) async throws -> Value {
-        let box = RequestBox<Value>(path: path, counter: callbackContexts)
+        let box = RequestBox<Value>(path: path, counter: callbackContexts, inFlight: inFlight)
         let watch = Mutex<WatchBox?>(nil)
         do {
             return try await withTaskCancellationHandler {
@@ -430,8 +436,11 @@ public final class ZooKeeperClient: Sendable {
                         let watchBox = WatchBox(path: path, handleGeneration: generation, counter: callbackContexts, deliver: deliver)
                         watches.register(watchBox)
                         watch.withLock { $0 = watchBox }
+                        inFlight.insert(box, generation: generation)
                         let rc = call(handle.pointer, watchBox.context, data)
-                        return rc == ZOK.rawValue ? nil : Self.submissionError(rc, handle: handle.pointer, path: path)
+                        if rc == ZOK.rawValue { return nil }
+                        inFlight.remove(box)
+                        return Self.submissionError(rc, handle: handle.pointer, path: path)
                     }
                     if let failure {
                         Unmanaged<RequestBox<Value>>.fromOpaque(data).release()
@@ -462,14 +471,16 @@ public final class ZooKeeperClient: Sendable {
         return ZooKeeperError(rawCode: rc, path: path)
     }
 
-    func submitAuth(handle: OpaquePointer, scheme: String, credential: [UInt8], box: RequestBox<Void>?) {
+    func submitAuth(handle: OpaquePointer, generation: Int, scheme: String, credential: [UInt8], box: RequestBox<Void>?) {
         let data = box.map { Unmanaged.passRetained($0).toOpaque() }
+        if let box { inFlight.insert(box, generation: generation) }
         let rc = credential.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { chars in
                 zoo_add_auth(handle, scheme, chars.baseAddress, Int32(chars.count), data == nil ? nil : voidCompletion, data)
             }
         }
         if rc != ZOK.rawValue {
+            if let box { inFlight.remove(box) }
             if let data { Unmanaged<RequestBox<Void>>.fromOpaque(data).release() }
             box?.resume(.failure(Self.submissionError(rc, handle: handle, path: nil)))
             logger.warning("addAuth could not be submitted", metadata: ["zk.scheme": "\(scheme)", "zk.rc": "\(rc)"])
@@ -480,17 +491,17 @@ public final class ZooKeeperClient: Sendable {
     /// It is applied again on every new session after expiry.
     /// - Throws: `.authFailed` (the session is then unusable), `.connectionLoss`, `.closed`.
     public func addAuth(scheme: String, credential: [UInt8]) async throws {
-        session.withLock { $0.authentications.append((scheme, credential)) }
-        let box = RequestBox<Void>(path: nil, counter: callbackContexts)
+        let box = RequestBox<Void>(path: nil, counter: callbackContexts, inFlight: inFlight)
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
             _ = box.install(continuation)
             let failure: ZooKeeperError? = slot.withLock { slot in
-                guard case .open(let handle, _) = slot else { return slot.unavailableError(path: nil) }
-                submitAuth(handle: handle.pointer, scheme: scheme, credential: credential, box: box)
+                guard case .open(let handle, let generation) = slot else { return slot.unavailableError(path: nil) }
+                submitAuth(handle: handle.pointer, generation: generation, scheme: scheme, credential: credential, box: box)
                 return nil
             }
             if let failure { box.resume(.failure(failure)) }
         }
+        session.withLock { $0.authentications.append((scheme, credential)) }
     }
 
     /// Adds a `digest` identity (`user:password`); see ``addAuth(scheme:credential:)``.

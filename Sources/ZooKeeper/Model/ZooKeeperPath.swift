@@ -11,6 +11,36 @@ public enum ZooKeeperPath {
 
     /// The reason `path` is invalid, or `nil`.
     public static func problem(in path: String) -> String? {
+        if isValidPrintableASCII(path) { return nil }
+        return problemInScalars(of: path)
+    }
+
+    /// The common case without allocating: printable ASCII, absolute, no empty, `.` or `..` names.
+    /// `false` means "not proven valid here", not "invalid".
+    @inline(__always)
+    static func isValidPrintableASCII(_ path: String) -> Bool {
+        var utf8 = path.utf8.makeIterator()
+        guard utf8.next() == UInt8(ascii: "/") else { return false }
+        var componentLength = 0
+        var dots = 0
+        var sawAny = false
+        while let byte = utf8.next() {
+            sawAny = true
+            guard byte >= 0x20 && byte < 0x7F else { return false }
+            if byte == UInt8(ascii: "/") {
+                if componentLength == 0 || componentLength == dots && dots <= 2 { return false }
+                componentLength = 0
+                dots = 0
+            } else {
+                componentLength += 1
+                if byte == UInt8(ascii: ".") { dots += 1 }
+            }
+        }
+        if !sawAny { return true }  // "/"
+        return componentLength > 0 && !(componentLength == dots && dots <= 2)
+    }
+
+    static func problemInScalars(of path: String) -> String? {
         guard let first = path.unicodeScalars.first else { return "the path is empty" }
         if first != "/" { return "the path must start with /" }
         if path == "/" { return nil }
