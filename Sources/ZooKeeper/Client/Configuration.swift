@@ -35,6 +35,11 @@ extension ZooKeeperClient {
         /// lets the C library write to stderr). Avoid `.debug` in production: the 3.8 C client has a
         /// use-after-free at its debug level (ZOOKEEPER-4809).
         public var cLibraryLogLevel: Logger.Level? = .warning
+        /// How often, at most, the C client resolves the server host names again during normal
+        /// operation (it always does after a connection loss). The C client's own default resolves
+        /// them before every poll of its socket, which costs a netlink round trip per request;
+        /// `nil` resolves them only after a connection loss. Default: 30 seconds.
+        public var hostResolutionInterval: Duration? = .seconds(30)
         /// A session to resume instead of creating a new one (the id and password of another
         /// handle's session). Used by tests to expire a session on demand.
         public var resumeSession: SessionCredentials?

@@ -330,6 +330,8 @@ public final class ZooKeeperClient: Sendable {
             return
         }
         context.handle = handle
+        let resolutionDelay = configuration.hostResolutionInterval.map { Int32(clamping: max($0.milliseconds, 1)) } ?? -1
+        zoo_set_servers_resolution_delay(handle, resolutionDelay)
         let adopted = slot.withLock { slot -> Bool in
             switch slot {
             case .opening(generation):
