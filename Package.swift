@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "ZooKeeper", targets: ["ZooKeeper"]),
         .library(name: "ZooKeeperTesting", targets: ["ZooKeeperTesting"]),
+        .library(name: "Coordination", targets: ["Coordination"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -31,6 +32,14 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Recipes on top of the client: membership, distributed lock, leader election.
+        .target(
+            name: "Coordination",
+            dependencies: [
+                "ZooKeeper",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "ZooKeeperTesting",
             dependencies: [
@@ -49,6 +58,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/ZooKeeperExample"
+        ),
+        .testTarget(
+            name: "CoordinationTests",
+            dependencies: [
+                "Coordination",
+                "ZooKeeper",
+                "ZooKeeperTesting",
+            ]
         ),
         .testTarget(
             name: "ZooKeeperTests",

@@ -16,6 +16,7 @@ let package = Package(
             name: "zk-bench",
             dependencies: [
                 .product(name: "ZooKeeper", package: "swift-zookeeper-coordination"),
+                .product(name: "Coordination", package: "swift-zookeeper-coordination"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

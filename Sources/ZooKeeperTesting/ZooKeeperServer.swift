@@ -358,3 +358,19 @@ extension Duration {
         components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }
+
+extension ZooKeeperServer {
+    private static let sharedServer = Task { try await ZooKeeperServer.start() }
+
+    /// One standalone server for the whole test process, started on first use, for tests that do
+    /// not stop, pause or restart it (give each test its own path, see ``uniqueTestPath(_:)``).
+    public static func shared() async throws -> ZooKeeperServer {
+        try await sharedServer.value
+    }
+}
+
+/// A fresh node path no other test uses: `/test-<name>-<random>`.
+public func uniqueTestPath(_ name: String = #function) -> String {
+    let clean = name.filter { $0.isLetter || $0.isNumber }
+    return "/test-\(clean.prefix(40))-\(UInt64.random(in: 0...UInt64.max))"
+}

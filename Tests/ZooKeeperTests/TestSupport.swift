@@ -4,18 +4,13 @@ import Testing
 import ZooKeeper
 import ZooKeeperTesting
 
-/// One standalone server shared by the tests that do not stop, pause or restart it. Each test
-/// works under its own random path.
+/// The process-wide shared server (see ``ZooKeeperServer/shared()``).
 enum SharedServer {
-    private static let server = Task { try await ZooKeeperServer.start() }
-    static func get() async throws -> ZooKeeperServer { try await server.value }
+    static func get() async throws -> ZooKeeperServer { try await ZooKeeperServer.shared() }
 }
 
 /// A fresh node path no other test uses.
-func uniquePath(_ name: String = #function) -> String {
-    let clean = name.filter { $0.isLetter || $0.isNumber }
-    return "/test-\(clean.prefix(40))-\(UInt64.random(in: 0...UInt64.max))"
-}
+func uniquePath(_ name: String = #function) -> String { uniqueTestPath(name) }
 
 func configuration(sessionTimeout: Duration = .seconds(4), _ adjust: (inout ZooKeeperClient.Configuration) -> Void = { _ in })
     -> ZooKeeperClient.Configuration

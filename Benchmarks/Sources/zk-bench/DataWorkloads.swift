@@ -95,10 +95,11 @@ enum Workload: String {
             try await group.waitForAll()
         }
         let elapsed = ContinuousClock.now - start
+        let residentAfterLoop = currentResidentKilobytes()
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return Measurement(
             seconds: seconds, latenciesNanoseconds: Array(latencies), cpuSeconds: processCPUSeconds() - cpuBefore,
-            failure: shared.failure.withLock { $0 })
+            failure: shared.failure.withLock { $0 }, residentAfterLoopKilobytes: residentAfterLoop)
     }
 
     private func measureGets(_ client: ZooKeeperClient, path: String, count: Int, expected: [UInt8], window: Int) async throws -> Measurement {

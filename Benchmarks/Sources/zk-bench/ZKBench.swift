@@ -14,7 +14,7 @@ struct ZKBench: AsyncParsableCommand {
     @Option(name: .customLong("zk"), help: "The server, HOST:PORT.")
     var server: String
 
-    @Option(help: "get-pipelined, get-sequential, set-pipelined, create-delete (recipe workloads come with the Coordination module).")
+    @Option(help: "get-pipelined, get-sequential, set-pipelined, create-delete, lock-uncontended, lock-contended, election-handoff, membership-propagation.")
     var workload: String
 
     @Option(help: "Operations to run (default: the workload's).")
@@ -30,24 +30,38 @@ struct ZKBench: AsyncParsableCommand {
     var timeout: Double = 300
 
     func run() async throws {
-        guard let kind = Workload(rawValue: workload) else {
+        let count: Int
+        let sessions: Int
+        let body: @Sendable () async throws -> Measurement
+        if let kind = Workload(rawValue: workload) {
+            count = n ?? kind.defaultCount
+            sessions = 1
+            body = { [server, payload] in try await kind.run(server: server, count: count, payload: payload) }
+        } else if let kind = RecipeWorkload(rawValue: workload) {
+            count = n ?? kind.defaultCount
+            sessions = clients ?? kind.defaultClients
+            body = { [server] in try await kind.run(server: server, count: count, clients: sessions) }
+        } else {
             emit(["impl": "swift", "workload": workload, "ok": false, "unsupported": true,
                   "error": "unsupported workload \(workload)"])
             throw ExitCode(2)
         }
-        let count = n ?? kind.defaultCount
-        let sessions = clients ?? 1
         var result: [String: Any] = ["impl": "swift", "workload": workload, "n": count, "clients": sessions]
         do {
-            let measurement = try await withDeadline(.seconds(timeout)) {
-                try await kind.run(server: server, count: count, payload: payload)
-            }
+            let measurement = try await withDeadline(.seconds(timeout), body)
             result["seconds"] = measurement.seconds
             result["ops_per_sec"] = (Double(count) / measurement.seconds * 10).rounded() / 10
             result["p50_us"] = measurement.percentile(50)
             result["p99_us"] = measurement.percentile(99)
             result["client_cpu_us_per_op"] = (measurement.cpuSeconds * 1e6 / Double(count) * 10).rounded() / 10
             result["max_rss_kb"] = maxResidentKilobytes()
+            // For the memory check: what the process holds after the loop, less the 8 bytes per
+            // operation this harness keeps for latencies.
+            if measurement.residentAfterLoopKilobytes > 0 {
+                result["rss_after_loop_kb"] = measurement.residentAfterLoopKilobytes
+                result["rss_after_loop_without_latencies_kb"] = measurement.residentAfterLoopKilobytes - count * 8 / 1024
+            }
+            for (key, value) in measurement.extra { result[key] = value }
             result["ok"] = measurement.failure == nil
             if let failure = measurement.failure { result["error"] = failure }
             emit(result)
@@ -74,6 +88,19 @@ struct Measurement {
     var latenciesNanoseconds: [UInt64]
     var cpuSeconds: Double
     var failure: String?
+    /// Resident memory right after the measured loop, before any result bookkeeping.
+    var residentAfterLoopKilobytes: Int = 0
+    /// Workload-specific fields for the JSON line.
+    var extra: [String: Any] = [:]
+
+    init(seconds: Double, latenciesNanoseconds: [UInt64], cpuSeconds: Double, failure: String? = nil,
+         residentAfterLoopKilobytes: Int = 0) {
+        self.seconds = seconds
+        self.latenciesNanoseconds = latenciesNanoseconds
+        self.cpuSeconds = cpuSeconds
+        self.failure = failure
+        self.residentAfterLoopKilobytes = residentAfterLoopKilobytes
+    }
 
     /// Nearest-rank percentile in whole microseconds (`k = ceil(m·P/100)`), or `nil` without latencies.
     func percentile(_ p: Double) -> Any {
@@ -96,6 +123,14 @@ func maxResidentKilobytes() -> Int {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return usage.ru_maxrss
+}
+
+/// The process's resident set size now, in KiB (from /proc/self/statm).
+func currentResidentKilobytes() -> Int {
+    guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = statm.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
 }
 
 func withDeadline<R: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> R) async throws -> R {

@@ -52,6 +52,8 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
     private enum State {
         case idle
         case waiting(UnsafeContinuation<Value, any Error>)
+        /// Completed before anyone waited (a pipelined request): kept until ``install(_:)``.
+        case completed(Result<Value, ZooKeeperError>)
         case cancelled
         case finished
     }
@@ -78,13 +80,22 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
 
     /// Stores the continuation; returns `false` (and resumes it) if the task was already cancelled.
     func install(_ continuation: UnsafeContinuation<Value, any Error>) -> Bool {
-        let cancelled = state.withLock { state -> Bool in
-            if case .cancelled = state { return true }
-            state = .waiting(continuation)
-            return false
+        let early = state.withLock { state -> Result<Value, any Error>? in
+            switch state {
+            case .cancelled:
+                return .failure(CancellationError())
+            case .completed(let result):
+                state = .finished
+                return result.mapError { $0 as any Error }
+            case .finished:
+                return .failure(ZooKeeperError(.invalidState, path: path, message: "the reply was already taken"))
+            case .idle, .waiting:
+                state = .waiting(continuation)
+                return nil
+            }
         }
-        if cancelled { continuation.resume(throwing: CancellationError()) }
-        return !cancelled
+        if let early { continuation.resume(with: early) }
+        return early == nil
     }
 
     func succeed(_ value: Value) {
@@ -97,12 +108,16 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
 
     func resume(_ result: Result<Value, ZooKeeperError>) {
         let continuation = state.withLock { state -> UnsafeContinuation<Value, any Error>? in
-            guard case .waiting(let continuation) = state else {
+            switch state {
+            case .waiting(let continuation):
                 state = .finished
+                return continuation
+            case .idle:
+                state = .completed(result)
+                return nil
+            case .completed, .cancelled, .finished:
                 return nil
             }
-            state = .finished
-            return continuation
         }
         continuation?.resume(with: result.mapError { $0 as any Error })
     }
@@ -116,6 +131,9 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
             case .waiting(let continuation):
                 state = .cancelled
                 return continuation
+            case .completed:
+                state = .cancelled
+                return nil
             case .cancelled, .finished:
                 return nil
             }

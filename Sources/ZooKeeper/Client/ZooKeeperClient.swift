@@ -419,6 +419,29 @@ public final class ZooKeeperClient: Sendable {
         }
     }
 
+    /// Submits one asynchronous C call now and returns its reply to be awaited later, so that
+    /// several requests go out back to back (the server answers a session's requests in order).
+    func submit<Value: Sendable>(
+        path: String?,
+        _ call: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
+    ) -> PendingReply<Value> {
+        let box = RequestBox<Value>(path: path, counter: callbackContexts, inFlight: inFlight)
+        let data = Unmanaged.passRetained(box).toOpaque()
+        let failure: ZooKeeperError? = slot.withLock { slot in
+            guard case .open(let handle, let generation) = slot else { return slot.unavailableError(path: path) }
+            inFlight.insert(box, generation: generation)
+            let rc = call(handle.pointer, data)
+            if rc == ZOK.rawValue { return nil }
+            inFlight.remove(box)
+            return Self.submissionError(rc, handle: handle.pointer, path: path)
+        }
+        if let failure {
+            Unmanaged<RequestBox<Value>>.fromOpaque(data).release()
+            box.resume(.failure(failure))
+        }
+        return PendingReply(box: box)
+    }
+
     /// Like ``perform(path:_:)``, for calls that also register a one-shot watch: `call` gets the
     /// watcher context too. The C client registers the watch only when the request succeeds.
     func performWatching<Value: Sendable>(

@@ -25,8 +25,9 @@ public enum SessionState: Sendable, Hashable, CustomStringConvertible {
     /// The connection is lost; the session may still be alive on the server, and its watches and
     /// ephemeral nodes with it. Requests fail with `.connectionLoss` until it reconnects.
     case suspended(SessionInfo)
-    /// Suspended for a whole negotiated session timeout: the server has most likely expired the
-    /// session. Locks and leaders must treat their ephemeral nodes as gone.
+    /// Suspended long enough that the server may have expired the session (a third of the
+    /// negotiated timeout after ``suspended(_:)``: see <doc:SurvivingSessionExpiry>). Locks and
+    /// leaders must treat their ephemeral nodes as gone.
     case presumedExpired(SessionInfo)
     /// The server reported the session expired; requests in flight on it failed with `.sessionExpired`.
     case expired(SessionInfo)

@@ -130,7 +130,7 @@ struct SessionStateMachine: Sendable {
             state = .suspended(info, timerToken: nextTimerToken)
             return [
                 .publish(.suspended(info)),
-                .schedulePresumedExpiry(after: info.negotiatedTimeout, token: nextTimerToken),
+                .schedulePresumedExpiry(after: Self.presumedExpiryDelay(info.negotiatedTimeout), token: nextTimerToken),
             ]
 
         case (.connecting(let gen), .expired):
@@ -161,6 +161,18 @@ struct SessionStateMachine: Sendable {
             .publish(.connecting),
             .openHandle(generation: generation),
         ]
+    }
+
+    /// How long after losing the connection the server may already have expired the session.
+    ///
+    /// The server expires a session one negotiated timeout after the last packet it received from
+    /// the client. The client pings after a third of the timeout of silence, so that packet is at
+    /// most a third of the timeout old when the connection drops; and a silent connection is noticed
+    /// only after two thirds of the timeout without a reply. Either way the server's timer can run
+    /// out a third of the timeout after `suspended`: from then on the session must be presumed
+    /// expired, or another client could take over what this one still believes it holds.
+    static func presumedExpiryDelay(_ negotiatedTimeout: Duration) -> Duration {
+        negotiatedTimeout / 3
     }
 
     mutating func presumedExpiryTimerFired(token: Int) -> [Action] {

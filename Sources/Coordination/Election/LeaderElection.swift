@@ -1,0 +1,263 @@
+import ZooKeeper
+
+/// Leader election among participants on one ZooKeeper path, with terms, fencing and observers.
+///
+/// It is the lock algorithm (one holder) with the participant's id and payload in its node:
+/// ``campaign(payload:timeout:)`` waits until this participant leads and returns its
+/// ``Leadership`` term; ``observe()`` streams the current leader for anyone (participants or not).
+///
+/// Leadership is claimed only after checking that the current session owns the node, so a client
+/// that reconnects after an expiry and still sees its old node cannot lead through it
+/// (CURATOR-696). A leader steps down on session loss as its ``LossPolicy`` says.
+///
+/// ```swift
+/// let election = LeaderElection(client: client, path: "/services/scheduler/leader", participantID: host)
+/// try await election.whileLeader(payload: Array(address.utf8)) { term in
+///     try await runScheduler(fencingToken: term.epoch)   // cancelled when leadership is lost
+/// }
+/// ```
+public final class LeaderElection: Sendable {
+    public struct Configuration: Sendable {
+        /// When a leader must step down. Default: ``LossPolicy/onPresumedExpired``
+        /// (``LossPolicy/onSuspended`` steps down at the first disconnect).
+        public var lossPolicy: LossPolicy = .onPresumedExpired
+        public init() {}
+    }
+
+    public let client: ZooKeeperClient
+    public let path: String
+    public let participantID: String
+    public let configuration: Configuration
+
+    public init(client: ZooKeeperClient, path: String, participantID: String, configuration: Configuration = Configuration()) {
+        self.client = client
+        self.path = path
+        self.participantID = participantID
+        self.configuration = configuration
+    }
+
+    var contender: QueueContender {
+        QueueContender(client: client, parent: path, kind: .exclusive, maxHolders: 1)
+    }
+
+    /// Joins the election and waits until this participant leads.
+    /// - Throws: ``CoordinationError/Code/timedOut``, `CancellationError`, ``ZooKeeperError``; our
+    ///   candidate node is deleted in every such case.
+    public func campaign(payload: [UInt8] = [], timeout: Duration? = nil) async throws -> Leadership {
+        try ZooKeeperPath.validate(path)
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        let contender = self.contender
+        let data = LeaderInfo.encode(participantID: participantID, payload: payload)
+        while true {
+            let (node, children) = try await contender.enqueue(data: data, deadline: deadline)
+            do {
+                try await contender.awaitTurn(node, children: children, deadline: deadline)
+                return Leadership(election: self, node: node)
+            } catch let error as CoordinationError where error.code == .lost {
+                await contender.remove(path: node.path, owner: node.sessionID)
+                continue
+            } catch {
+                await contender.remove(path: node.path, owner: node.sessionID)
+                throw error
+            }
+        }
+    }
+
+    /// Campaigns, runs `body` while leading, cancels it when leadership is lost, then resigns.
+    /// - Throws: ``CoordinationError/Code/lost`` if the body was cancelled by a loss; what `body` throws.
+    public func whileLeader<R: Sendable>(
+        payload: [UInt8] = [], timeout: Duration? = nil, _ body: @escaping @Sendable (Leadership) async throws -> R
+    ) async throws -> R {
+        let term = try await campaign(payload: payload, timeout: timeout)
+        do {
+            let result = try await run({ try await body(term) }, cancelledWhen: { await term.waitUntilLost() != nil },
+                                       lostError: { term.lostError() })
+            await term.resign()
+            return result
+        } catch {
+            await term.resign()
+            throw error
+        }
+    }
+
+    /// The current leader as a stream: the leader now (or `nil` when there is none), then every
+    /// change of leader or of its payload. Works for participants and pure observers; resyncs after
+    /// reconnects and new sessions; throws `.closed` when the client closes.
+    public func observe() -> LeaderUpdates {
+        LeaderUpdates(client: client, path: path)
+    }
+
+    /// The current leader, read once.
+    public func currentLeader() async throws -> LeaderInfo? {
+        try await LeaderUpdates.readLeader(client: client, path: path).0
+    }
+}
+
+/// Who leads: the participant id, its payload, and its term's epoch.
+public struct LeaderInfo: Sendable, Hashable {
+    public var participantID: String
+    public var payload: [UInt8]
+    /// Grows with every new term (the czxid of the leader's node).
+    public var epoch: Int64
+
+    static func encode(participantID: String, payload: [UInt8]) -> [UInt8] {
+        Array(participantID.utf8) + [0] + payload
+    }
+
+    static func decode(_ bytes: [UInt8], epoch: Int64) -> LeaderInfo {
+        guard let separator = bytes.firstIndex(of: 0) else {
+            return LeaderInfo(participantID: String(decoding: bytes, as: UTF8.self), payload: [], epoch: epoch)
+        }
+        return LeaderInfo(
+            participantID: String(decoding: bytes[..<separator], as: UTF8.self),
+            payload: Array(bytes[(separator + 1)...]), epoch: epoch)
+    }
+}
+
+/// One term of leadership. Resign it exactly once (``resign()``); ``LeaderElection/whileLeader(payload:timeout:_:)`` does.
+public final class Leadership: Sendable {
+    public let election: LeaderElection
+    public let node: ContenderNode
+    let ended = Latch<LossReason>()
+    private let monitor: Task<Void, Never>
+
+    init(election: LeaderElection, node: ContenderNode) {
+        self.election = election
+        self.node = node
+        let ended = self.ended
+        monitor = Task { [client = election.client, policy = election.configuration.lossPolicy] in
+            await HoldMonitor.watch(client: client, node: node, policy: policy, ended: ended)
+        }
+    }
+
+    deinit { monitor.cancel() }
+
+    /// The term's epoch: grows with every new term; use it as a fencing token.
+    public var epoch: Int64 { node.czxid }
+
+    /// Whether this participant may still act as leader.
+    public var isLeader: Bool { ended.value == nil }
+
+    /// Waits until the term ends and says why (`nil` if the waiting task is cancelled first).
+    public func waitUntilLost() async -> LossReason? { await ended.wait() }
+
+    /// Replaces the leader's payload, only while this term lasts.
+    /// - Throws: ``CoordinationError/Code/lost`` when the term has ended (nothing is written).
+    public func proclaim(_ payload: [UInt8]) async throws {
+        guard isLeader else { throw lostError() }
+        let data = LeaderInfo.encode(participantID: election.participantID, payload: payload)
+        do {
+            // Our node exists only while we lead; the multi fails as a whole if it is gone.
+            _ = try await election.client.multi([.check(path: node.path), .setData(path: node.path, data: data)])
+        } catch let error as ZooKeeperError where error.code == .noNode {
+            ended.set(.nodeDeleted)
+            throw lostError()
+        }
+    }
+
+    /// Gives up leadership: deletes our node (retried until it or its session is gone).
+    public func resign() async {
+        ended.set(.released)
+        monitor.cancel()
+        await election.contender.remove(path: node.path, owner: node.sessionID)
+    }
+
+    func lostError() -> CoordinationError {
+        CoordinationError(.lost, path: node.path, message: "leadership ended (\(ended.value.map { "\($0)" } ?? "unknown"))")
+    }
+}
+
+/// The leader of an election over time (see ``LeaderElection/observe()``).
+public struct LeaderUpdates: AsyncSequence, Sendable {
+    public typealias Element = LeaderInfo?
+    let client: ZooKeeperClient
+    let path: String
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncThrowingStream<LeaderInfo?, any Error>.AsyncIterator
+        public mutating func next() async throws -> LeaderInfo?? { try await base.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        let client = self.client
+        let path = self.path
+        let (stream, output) = AsyncThrowingStream<LeaderInfo?, any Error>.makeStream()
+        let producer = Task {
+            var last: LeaderInfo?? = .none
+            do {
+                while true {
+                    try Task.checkCancellation()
+                    do {
+                        // Watch the children (who leads) and the leader's data (its payload).
+                        var watches: [NodeWatch] = []
+                        let leader: LeaderInfo?
+                        do {
+                            let (children, childrenWatch) = try await client.getChildrenAndWatch(path)
+                            watches.append(childrenWatch)
+                            let (info, dataWatch) = try await Self.readLeader(client: client, path: path, update: .children(children))
+                            leader = info
+                            if let dataWatch { watches.append(dataWatch) }
+                        } catch let error as ZooKeeperError where error.code == .noNode {
+                            let (stat, creation) = try await client.existsAndWatch(path)
+                            if stat != nil { continue }
+                            watches.append(creation)
+                            leader = nil
+                        }
+                        if last == nil || last! != leader {
+                            output.yield(leader)
+                            last = .some(leader)
+                        }
+                        try await Self.firstEvent(of: watches)
+                    } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
+                        try await Task.sleep(for: .milliseconds(50))  // back off; the state event may lag the error
+                        try await Self.waitForConnection(client)
+                    }
+                }
+            } catch is CancellationError {
+                output.finish()
+            } catch {
+                output.finish(throwing: error)
+            }
+        }
+        output.onTermination = { _ in producer.cancel() }
+        return AsyncIterator(base: stream.makeAsyncIterator())
+    }
+
+    /// Returns when any of `watches` fires (or fails).
+    private static func firstEvent(of watches: [NodeWatch]) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for watch in watches { group.addTask { _ = try await watch.triggered() } }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    private static func waitForConnection(_ client: ZooKeeperClient) async throws {
+        for await state in client.sessionEvents {
+            if state.isConnected { return }
+            if case .closed = state { throw ZooKeeperError(.closed, message: "the client is closed") }
+        }
+        throw CancellationError()
+    }
+
+    static func readLeader(client: ZooKeeperClient, path: String, update: ChildrenUpdate? = nil) async throws -> (LeaderInfo?, NodeWatch?) {
+        var names: [String]
+        switch update {
+        case .children(let children)?: names = children.names
+        case .noNode?: return (nil, nil)
+        case nil:
+            do { names = try await client.getChildren(path).names } catch let error as ZooKeeperError where error.code == .noNode {
+                return (nil, nil)
+            }
+        }
+        while let first = LockQueue.queue(names).first {
+            do {
+                let (data, watch) = try await client.getDataAndWatch(ZooKeeperPath.join(path, first.name))
+                return (LeaderInfo.decode(data.bytes, epoch: data.stat.czxid), watch)
+            } catch let error as ZooKeeperError where error.code == .noNode {
+                names.removeAll { $0 == first.name }
+            }
+        }
+        return (nil, nil)
+    }
+}

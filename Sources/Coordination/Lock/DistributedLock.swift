@@ -1,0 +1,231 @@
+import Synchronization
+import ZooKeeper
+
+/// A distributed lock on a ZooKeeper path: exclusive (a mutex), or ``LockQueue/Kind/read`` /
+/// ``LockQueue/Kind/write`` for a read/write lock, or with `maxHolders > 1` a counting semaphore.
+///
+/// - No herd effect: each waiter watches only the node ahead of it (with `getData`, so no stray
+///   creation watch is left).
+/// - Safe creates: node names carry a GUID; after a lost create reply the node is found again and
+///   adopted only if the current session owns it.
+/// - Owner check: a holder is declared only after checking `ephemeralOwner == current session`.
+/// - Cancelled or failed attempts always delete their node, in a task of their own, retried until
+///   the node or its session is gone.
+/// - Loss is a signal: ``LockLease/waitUntilLost()`` resolves (and ``withLock(timeout:_:)``
+///   cancels its body) when the lease is no longer safe to assume, as ``LossPolicy`` says.
+///
+/// ```swift
+/// let lock = DistributedLock(client: client, path: "/locks/orders")
+/// try await lock.withLock(timeout: .seconds(5)) { lease in
+///     try await lease.fencedMulti([.setData(path: "/orders/next", data: next)])
+/// }
+/// ```
+public final class DistributedLock: Sendable {
+    /// How a lock behaves.
+    public struct Configuration: Sendable {
+        /// When a holder must consider the lock lost. Default: ``LossPolicy/onPresumedExpired``.
+        public var lossPolicy: LossPolicy = .onPresumedExpired
+        public init() {}
+    }
+
+    public let client: ZooKeeperClient
+    /// The lock's node; contenders are its children. It is created as a container node.
+    public let path: String
+    public let kind: LockQueue.Kind
+    /// How many may hold at once (1 for a mutex).
+    public let maxHolders: Int
+    public let configuration: Configuration
+
+    /// A mutex (`kind: .exclusive`, `maxHolders: 1`), a read or write side of a read/write lock,
+    /// or a semaphore (`.exclusive` with `maxHolders` leases).
+    public init(
+        client: ZooKeeperClient, path: String, kind: LockQueue.Kind = .exclusive, maxHolders: Int = 1,
+        configuration: Configuration = Configuration()
+    ) {
+        precondition(maxHolders >= 1, "maxHolders must be at least 1")
+        self.client = client
+        self.path = path
+        self.kind = kind
+        self.maxHolders = maxHolders
+        self.configuration = configuration
+    }
+
+    /// A counting semaphore: at most `leases` holders at once.
+    public static func semaphore(client: ZooKeeperClient, path: String, leases: Int, configuration: Configuration = Configuration()) -> DistributedLock {
+        DistributedLock(client: client, path: path, kind: .exclusive, maxHolders: leases, configuration: configuration)
+    }
+
+    var contender: QueueContender {
+        QueueContender(client: client, parent: path, kind: kind, maxHolders: maxHolders)
+    }
+
+    /// Waits until the lock is held.
+    /// - Parameter timeout: give up after this long (`nil`: wait as long as it takes).
+    /// - Throws: ``CoordinationError/Code/timedOut``, `CancellationError`, ``ZooKeeperError`` (for
+    ///   example `.closed`). In every case our node is deleted before this returns.
+    public func acquire(timeout: Duration? = nil) async throws -> LockLease {
+        try ZooKeeperPath.validate(path)
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        let contender = self.contender
+        while true {
+            let (node, children) = try await contender.enqueue(data: [], deadline: deadline)
+            do {
+                try await contender.awaitTurn(node, children: children, deadline: deadline)
+                return LockLease(lock: self, node: node)
+            } catch let error as CoordinationError where error.code == .lost {
+                // Our node died with its session while we waited: queue again on the new session.
+                await contender.remove(path: node.path, owner: node.sessionID)
+                continue
+            } catch {
+                await contender.remove(path: node.path, owner: node.sessionID)
+                throw error
+            }
+        }
+    }
+
+    /// Takes the lock only if it is free right now; `nil` otherwise (no node is left behind).
+    public func tryAcquire() async throws -> LockLease? {
+        try ZooKeeperPath.validate(path)
+        let contender = self.contender
+        let (node, children) = try await contender.enqueue(data: [], deadline: nil)
+        do {
+            let names = children.isEmpty ? try await client.getChildren(path).names : children
+            guard LockQueue.decide(children: names, ours: node.name, maxHolders: maxHolders) == .acquired else {
+                await contender.remove(path: node.path, owner: node.sessionID)
+                return nil
+            }
+            try await contender.awaitTurn(node, children: names, deadline: nil)
+            return LockLease(lock: self, node: node)
+        } catch {
+            await contender.remove(path: node.path, owner: node.sessionID)
+            throw error
+        }
+    }
+
+    /// Runs `body` while holding the lock, cancels it if the lock is lost, and releases the lock.
+    /// - Throws: what ``acquire(timeout:)`` throws; ``CoordinationError/Code/lost`` when the body
+    ///   was cancelled because the lock was lost; what `body` throws.
+    public func withLock<R: Sendable>(timeout: Duration? = nil, _ body: @escaping @Sendable (LockLease) async throws -> R) async throws -> R {
+        let lease = try await acquire(timeout: timeout)
+        do {
+            let result = try await run({ try await body(lease) }, cancelledWhen: { await lease.waitUntilLost() != nil },
+                                       lostError: { lease.lostError() })
+            await lease.release()
+            return result
+        } catch {
+            await lease.release()
+            throw error
+        }
+    }
+}
+
+/// Why a held lease or leadership ended.
+public enum LossReason: Sendable, Hashable {
+    /// The connection was lost (with ``LossPolicy/onSuspended``).
+    case suspended
+    /// The session was presumed or known expired, or replaced.
+    case sessionLost
+    /// The node was deleted by someone else.
+    case nodeDeleted
+    /// The client was closed.
+    case clientClosed
+    /// It was released (or resigned) by its holder.
+    case released
+}
+
+/// One hold of a ``DistributedLock``. Release it exactly once (``release()``); ``withLock(timeout:_:)`` does.
+public final class LockLease: Sendable {
+    public let lock: DistributedLock
+    /// Our node under the lock path.
+    public let node: ContenderNode
+    let ended = Latch<LossReason>()
+    private let monitor: Task<Void, Never>
+
+    init(lock: DistributedLock, node: ContenderNode) {
+        self.lock = lock
+        self.node = node
+        let ended = self.ended
+        monitor = Task { [client = lock.client, policy = lock.configuration.lossPolicy] in
+            await HoldMonitor.watch(client: client, node: node, policy: policy, ended: ended)
+        }
+    }
+
+    deinit { monitor.cancel() }
+
+    /// A number that grows with every new holder of this lock (the czxid of our node): pass it to
+    /// the resource you protect so it can refuse a stale holder.
+    public var fencingToken: Int64 { node.czxid }
+
+    /// Whether the lease is still safe to assume.
+    public var isHeld: Bool { ended.value == nil }
+
+    /// Waits until the lease ends and says why (`nil` if the waiting task is cancelled first).
+    public func waitUntilLost() async -> LossReason? {
+        await ended.wait()
+    }
+
+    /// Releases the lock: deletes our node (retried until it is gone or its session is).
+    public func release() async {
+        ended.set(.released)
+        monitor.cancel()
+        await lock.contender.remove(path: node.path, owner: node.sessionID)
+    }
+
+    /// Runs `operations` atomically only if we still hold the lock: the transaction also checks
+    /// that our lock node exists, so a holder whose session expired cannot write.
+    /// - Throws: ``CoordinationError/Code/lost`` when the lease has ended; the multi's error
+    ///   (`.noNode` with ``ZooKeeperError/failedOperationIndex`` 0 when our node is gone).
+    public func fencedMulti(_ operations: [MultiOperation]) async throws -> [MultiResult] {
+        guard isHeld else { throw lostError() }
+        let results = try await lock.client.multi([.check(path: node.path)] + operations)
+        return Array(results.dropFirst())
+    }
+
+    func lostError() -> CoordinationError {
+        CoordinationError(.lost, path: node.path, message: "the lock is no longer held (\(ended.value.map { "\($0)" } ?? "unknown"))")
+    }
+}
+
+/// Watches what a holder holds: the session (as the loss policy says) and its own node.
+enum HoldMonitor {
+    static func watch(client: ZooKeeperClient, node: ContenderNode, policy: LossPolicy, ended: Latch<LossReason>) async {
+        await withTaskGroup(of: LossReason?.self) { group in
+            group.addTask {
+                for await state in client.sessionEvents {
+                    if policy.isLoss(state, heldOn: node.generation) {
+                        switch state {
+                        case .suspended: return .suspended
+                        case .closed: return .clientClosed
+                        default: return .sessionLost
+                        }
+                    }
+                }
+                return nil
+            }
+            group.addTask {
+                // The node being deleted by anyone else also ends the hold.
+                while !Task.isCancelled {
+                    do {
+                        let (_, watch) = try await client.getDataAndWatch(node.path)
+                        let event = try await watch.triggered()
+                        if event.kind == .nodeDeleted { return .nodeDeleted }
+                    } catch let error as ZooKeeperError where error.code == .noNode {
+                        return .nodeDeleted
+                    } catch let error as ZooKeeperError where error.isRetryable {
+                        try? await Task.sleep(for: .milliseconds(200))
+                    } catch {
+                        return nil  // session events report expiry and close
+                    }
+                }
+                return nil
+            }
+            while let reason = await group.next() {
+                if let reason {
+                    ended.set(reason)
+                    group.cancelAll()
+                    return
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+import Foundation
+import ZooKeeper
+
+/// A contender node this process created and owns.
+public struct ContenderNode: Sendable, Hashable {
+    /// The node's full path.
+    public var path: String
+    /// The session that owns it (its `ephemeralOwner`).
+    public var sessionID: Int64
+    /// The client's session generation when it was created.
+    public var generation: Int
+    /// The node's creation zxid: increases with every new contender of every path.
+    public var czxid: Int64
+    /// The node's name.
+    public var name: String { ZooKeeperPath.name(of: path) }
+}
+
+/// The queue algorithm shared by the lock, the semaphore, the read/write lock and the election:
+/// a GUID-protected ephemeral-sequential node under a container parent, a decision from
+/// ``LockQueue``, and a wait on exactly one node. This is the shell; ``LockQueue`` is the core.
+struct QueueContender: Sendable {
+    let client: ZooKeeperClient
+    let parent: String
+    let kind: LockQueue.Kind
+    let maxHolders: Int
+
+    /// Creates our node and reads the queue in one round trip (the two requests are pipelined).
+    ///
+    /// A create whose reply is lost (`connectionLoss`) may have happened: the queue is searched for
+    /// our GUID, and a node found is adopted only if the current session owns it; a node of an
+    /// earlier session is deleted and the create retried.
+    func enqueue(data: [UInt8], deadline: ContinuousClock.Instant?) async throws -> (ContenderNode, [String]) {
+        let guid = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let prefix = ZooKeeperPath.join(parent, LockQueue.prefix(guid: guid, kind: kind))
+        while true {
+            try checkDeadline(deadline)
+            guard let session = client.state.session, client.state.isConnected else {
+                try await waitForConnection(deadline: deadline)
+                continue
+            }
+            let create = client.submitCreate(prefix, data: data, mode: .ephemeralSequential)
+            let children = client.submitGetChildren(parent)
+            do {
+                let created: CreatedNode
+                do {
+                    created = try await create.value()
+                } catch let error as ZooKeeperError where error.code == .noNode {
+                    _ = try? await children.value()
+                    try await client.createPath(parent, mode: .container)
+                    continue
+                }
+                let node = ContenderNode(path: created.path, sessionID: created.stat.ephemeralOwner,
+                                         generation: session.generation, czxid: created.stat.czxid)
+                let names = (try? await children.value().names) ?? []
+                return (node, names)
+            } catch let error as ZooKeeperError where error.code == .connectionLoss || error.code == .operationTimeout {
+                _ = try? await children.value()
+                if let recovered = try await recover(guid: guid, deadline: deadline) { return recovered }
+            } catch let error as ZooKeeperError where error.code == .sessionExpired {
+                _ = try? await children.value()
+                continue  // the node, if created, dies with the old session
+            }
+        }
+    }
+
+    /// Looks for the node created with `guid` after a lost reply.
+    private func recover(guid: String, deadline: ContinuousClock.Instant?) async throws -> (ContenderNode, [String])? {
+        while true {
+            try checkDeadline(deadline)
+            do {
+                try await waitForConnection(deadline: deadline)
+                let children = try await client.getChildren(parent).names
+                guard let name = LockQueue.find(guid: guid, in: children) else { return nil }
+                let path = ZooKeeperPath.join(parent, name)
+                guard let stat = try await client.exists(path) else { return nil }
+                guard let session = client.state.session, stat.ephemeralOwner == session.sessionID else {
+                    // Created by an earlier session of ours that the server has not cleaned up yet:
+                    // never adopt it (CURATOR-604), remove it and create again.
+                    await remove(path: path, owner: stat.ephemeralOwner)
+                    return nil
+                }
+                return (ContenderNode(path: path, sessionID: stat.ephemeralOwner, generation: session.generation, czxid: stat.czxid), children)
+            } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
+                continue
+            }
+        }
+    }
+
+    /// Waits until `node` is first in line (or among the first `maxHolders`), checking that the
+    /// current session owns it before saying so.
+    /// - Throws: ``CoordinationError/Code/lost`` when our node disappeared (the session expired),
+    ///   ``CoordinationError/Code/timedOut``, `CancellationError`, or a ``ZooKeeperError``.
+    func awaitTurn(_ node: ContenderNode, children initial: [String]?, deadline: ContinuousClock.Instant?) async throws {
+        var children = initial
+        while true {
+            try Task.checkCancellation()
+            try checkDeadline(deadline)
+            do {
+                guard client.state.session?.generation == node.generation else { throw lost(node, "the session that created it ended") }
+                let names: [String]
+                if let known = children { names = known } else { names = try await client.getChildren(parent).names }
+                children = nil
+                switch LockQueue.decide(children: names, ours: node.name, maxHolders: maxHolders) {
+                case .missing:
+                    throw lost(node, "its node is gone")
+                case .acquired:
+                    // Owner check: never take a node of another session for ours (CURATOR-696).
+                    // `node.sessionID` is the node's ephemeralOwner as the server reported it at
+                    // creation (or recovery); the node is in the listing just read; so it is ours
+                    // exactly when that owner is the session we have now.
+                    guard client.state.session?.sessionID == node.sessionID else {
+                        throw lost(node, "its node belongs to another session")
+                    }
+                    return
+                case .wait(let predecessor):
+                    // getData, not exists: a watch on a missing node would stay behind as a creation watch.
+                    let watch: NodeWatch
+                    do {
+                        (_, watch) = try await client.getDataAndWatch(ZooKeeperPath.join(parent, predecessor))
+                    } catch let error as ZooKeeperError where error.code == .noNode {
+                        continue
+                    }
+                    try await wait(for: watch, deadline: deadline)
+                }
+            } catch let error as ZooKeeperError where error.isRetryable {
+                try await waitForConnection(deadline: deadline)
+            } catch let error as ZooKeeperError where error.code == .sessionExpired {
+                throw lost(node, "the session expired")
+            }
+        }
+    }
+
+    private func wait(for watch: NodeWatch, deadline: ContinuousClock.Instant?) async throws {
+        guard let deadline else {
+            _ = try await watch.triggered()
+            return
+        }
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                _ = try await watch.triggered()
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                return false
+            }
+            defer { group.cancelAll() }
+            if try await group.next() == false { throw timedOut() }
+        }
+    }
+
+    /// Deletes `path` whatever happens to the calling task: in its own task, retried until the node
+    /// is gone, its session is gone, or the client is closed ("guaranteed delete").
+    func remove(path: String, owner: Int64? = nil) async {
+        let client = self.client
+        await Task.detached {
+            while true {
+                do {
+                    try await client.delete(path)
+                    return
+                } catch let error as ZooKeeperError {
+                    switch error.code {
+                    case .noNode, .closed, .authFailed: return
+                    case .sessionExpired where owner == nil: return
+                    default:
+                        if let owner, let stat = try? await client.exists(path), stat.ephemeralOwner != owner { return }
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
+                } catch {
+                    return
+                }
+            }
+        }.value
+    }
+
+    func waitForConnection(deadline: ContinuousClock.Instant?) async throws {
+        if client.state.isConnected { return }
+        for await state in client.sessionEvents {
+            try checkDeadline(deadline)
+            if state.isConnected { return }
+            if case .closed = state { throw ZooKeeperError(.closed, message: "the client is closed") }
+            if case .authFailed = state { throw ZooKeeperError(.authFailed, message: "authentication failed") }
+        }
+        throw CancellationError()
+    }
+
+    func checkDeadline(_ deadline: ContinuousClock.Instant?) throws {
+        if let deadline, ContinuousClock.now >= deadline { throw timedOut() }
+    }
+
+    func timedOut() -> CoordinationError {
+        CoordinationError(.timedOut, path: parent, message: "not acquired before the deadline")
+    }
+
+    func lost(_ node: ContenderNode, _ reason: String) -> CoordinationError {
+        CoordinationError(.lost, path: node.path, message: reason)
+    }
+}

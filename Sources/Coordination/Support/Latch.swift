@@ -1,0 +1,79 @@
+import Synchronization
+
+/// A value set once and awaited by any number of tasks (cancellable waits).
+final class Latch<Value: Sendable>: Sendable {
+    private struct State {
+        var value: Value?
+        var waiters: [Int: CheckedContinuation<Value?, Never>] = [:]
+        var next = 0
+    }
+    private let state = Mutex(State())
+
+    /// Sets the value; `false` if it was already set.
+    @discardableResult
+    func set(_ value: Value) -> Bool {
+        let waiters = state.withLock { state -> [CheckedContinuation<Value?, Never>]? in
+            guard state.value == nil else { return nil }
+            state.value = value
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        guard let waiters else { return false }
+        for waiter in waiters { waiter.resume(returning: value) }
+        return true
+    }
+
+    var value: Value? { state.withLock { $0.value } }
+
+    /// The value, once set; `nil` if the waiting task is cancelled first.
+    func wait() async -> Value? {
+        let id = state.withLock { state -> Int in
+            state.next += 1
+            return state.next
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
+                let immediate = state.withLock { state -> Value?? in
+                    if let value = state.value { return .some(value) }
+                    if Task.isCancelled { return .some(nil) }
+                    state.waiters[id] = continuation
+                    return .none
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+            waiter?.resume(returning: nil)
+        }
+    }
+}
+
+/// Runs `body`, cancelling it when `loss` resolves first; then throws `lostError()`.
+func run<R: Sendable>(
+    _ body: @escaping @Sendable () async throws -> R, cancelledWhen loss: @escaping @Sendable () async -> Bool,
+    lostError: @escaping @Sendable () -> any Error
+) async throws -> R {
+    return try await withThrowingTaskGroup(of: BodyOutcome<R>?.self) { group in
+        group.addTask { .finished(try await body()) }
+        group.addTask { await loss() ? .lost : nil }
+        defer { group.cancelAll() }
+        while let outcome = try await group.next() {
+            switch outcome {
+            case .finished(let value)?: return value
+            case .lost?:
+                group.cancelAll()
+                // Let the body observe its cancellation and end before reporting the loss.
+                while (try? await group.next()) != nil {}
+                throw lostError()
+            case nil: continue
+            }
+        }
+        throw CancellationError()
+    }
+}
+
+/// How a body run by ``run(_:cancelledWhen:lostError:)`` ended.
+private enum BodyOutcome<R: Sendable>: Sendable {
+    case finished(R)
+    case lost
+}

@@ -1,0 +1,288 @@
+import Testing
+import ZooKeeper
+import ZooKeeperTesting
+@testable import Coordination
+
+@Suite struct DistributedLockTests {
+    /// 8 sessions take the same lock many times; an in-process checker never sees two holders.
+    @Test func mutualExclusionAcrossSessions() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let holders = Shared(0)
+        let violations = Shared(0)
+        let acquisitions = Shared(0)
+        let clients = try await withThrowingTaskGroup(of: ZooKeeperClient.self) { group in
+            for _ in 0..<8 { group.addTask { try await connectedClient(server.connectString) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in clients {
+                group.addTask {
+                    let lock = DistributedLock(client: client, path: path)
+                    for _ in 0..<12 {
+                        try await lock.withLock(timeout: .seconds(60)) { lease in
+                            if holders.withLock({ $0 += 1; return $0 }) != 1 { violations.withLock { $0 += 1 } }
+                            try await Task.sleep(for: .milliseconds(2))
+                            #expect(lease.isHeld)
+                            holders.withLock { $0 -= 1 }
+                            acquisitions.withLock { $0 += 1 }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(violations.value == 0)
+        #expect(acquisitions.value == 96)
+        #expect(try await children(clients[0], path).isEmpty, "no node is left behind")
+        for client in clients { await client.close() }
+    }
+
+    @Test func tryAcquireAndTimeoutLeaveNoNodes() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let a = try await connectedClient(server.connectString)
+        let b = try await connectedClient(server.connectString)
+        let lease = try await DistributedLock(client: a, path: path).acquire()
+        #expect(try await DistributedLock(client: b, path: path).tryAcquire() == nil)
+        do {
+            _ = try await DistributedLock(client: b, path: path).acquire(timeout: .milliseconds(300))
+            Issue.record("acquired a held lock")
+        } catch let error as CoordinationError {
+            #expect(error.code == .timedOut)
+        }
+        #expect(try await children(a, path) == [lease.node.name])
+        await lease.release()
+        let second = try #require(try await DistributedLock(client: b, path: path).tryAcquire())
+        #expect(second.fencingToken > lease.fencingToken, "fencing tokens grow")
+        await second.release()
+        #expect(try await children(a, path).isEmpty)
+        await a.close()
+        await b.close()
+    }
+
+    /// Cancelling a waiter deletes its node, and the waiter behind it proceeds.
+    @Test func cancellingAWaiterLeavesNoOrphan() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let a = try await connectedClient(server.connectString)
+        let b = try await connectedClient(server.connectString)
+        let c = try await connectedClient(server.connectString)
+        let lease = try await DistributedLock(client: a, path: path).acquire()
+        let waitingB = Task { try await DistributedLock(client: b, path: path).acquire() }
+        try await eventually("b queues") { try await children(a, path).count == 2 }
+        let waitingC = Task { try await DistributedLock(client: c, path: path).acquire() }
+        try await eventually("c queues") { try await children(a, path).count == 3 }
+        waitingB.cancel()
+        await #expect(throws: CancellationError.self) { try await waitingB.value }
+        try await eventually("b's node is gone") { try await children(a, path).count == 2 }
+        await lease.release()
+        let leaseC = try await waitingC.value
+        #expect(leaseC.isHeld)
+        await leaseC.release()
+        for client in [a, b, c] { await client.close() }
+    }
+
+    /// A counting semaphore lets exactly `leases` holders in at once.
+    @Test func semaphoreAdmitsExactlyItsLeases() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let client = try await connectedClient(server.connectString)
+        let inside = Shared(0)
+        let peak = Shared(0)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<6 {
+                group.addTask {
+                    let own = try await connectedClient(server.connectString)
+                    let semaphore = DistributedLock.semaphore(client: own, path: path, leases: 3)
+                    for _ in 0..<3 {
+                        try await semaphore.withLock { _ in
+                            let now = inside.withLock { $0 += 1; return $0 }
+                            peak.withLock { $0 = max($0, now) }
+                            try await Task.sleep(for: .milliseconds(20))
+                            inside.withLock { $0 -= 1 }
+                        }
+                    }
+                    await own.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(peak.value <= 3)
+        #expect(peak.value >= 2, "the semaphore let several holders in at once")
+        await client.close()
+    }
+
+    /// Readers share the lock; a writer excludes everyone.
+    @Test func readWriteLock() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let a = try await connectedClient(server.connectString)
+        let b = try await connectedClient(server.connectString)
+        let read1 = try await DistributedLock(client: a, path: path, kind: .read).acquire()
+        let read2 = try #require(try await DistributedLock(client: b, path: path, kind: .read).tryAcquire())
+        #expect(try await DistributedLock(client: b, path: path, kind: .write).tryAcquire() == nil)
+        let writer = Task { try await DistributedLock(client: b, path: path, kind: .write).acquire() }
+        try await eventually("the writer queues") { try await children(a, path).count == 3 }
+        // A reader arriving after a waiting writer waits behind it.
+        #expect(try await DistributedLock(client: a, path: path, kind: .read).tryAcquire() == nil)
+        await read1.release()
+        await read2.release()
+        let write = try await writer.value
+        #expect(write.isHeld)
+        await write.release()
+        await a.close()
+        await b.close()
+    }
+
+    /// A fenced write by a holder whose node is gone fails as a whole.
+    @Test func fencedWritesFailForAStaleHolder() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let client = try await connectedClient(server.connectString)
+        try await client.create("\(path)-data", data: Array("0".utf8))
+        let lease = try await DistributedLock(client: client, path: path).acquire()
+        _ = try await lease.fencedMulti([.setData(path: "\(path)-data", data: Array("1".utf8))])
+        // Someone deletes our lock node (an operator, or the server after expiry).
+        try await client.delete(lease.node.path)
+        do {
+            _ = try await lease.fencedMulti([.setData(path: "\(path)-data", data: Array("2".utf8))])
+            Issue.record("a stale holder wrote")
+        } catch let error as ZooKeeperError {
+            #expect(error.code == .noNode)
+            #expect(error.failedOperationIndex == 0)
+        } catch let error as CoordinationError {
+            #expect(error.code == .lost)
+        }
+        #expect(try await client.getData("\(path)-data").string == "1")
+        #expect(await lease.waitUntilLost() == .nodeDeleted)
+        await lease.release()
+        try await client.delete("\(path)-data")
+        await client.close()
+    }
+
+    /// Partition the holder: its loss signal fires before anyone else acquires (same clock).
+    @Test(arguments: [LossPolicy.onPresumedExpired, .onSuspended])
+    func lossIsSignalledBeforeTakeover(_ policy: LossPolicy) async throws {
+        let server = try await ZooKeeperServer.start()
+        defer { server.destroy() }
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let path = uniqueTestPath()
+        let holder = try await connectedClient(proxy.connectString, sessionTimeout: .seconds(3))
+        let contender = try await connectedClient(server.connectString, sessionTimeout: .seconds(3))
+        var configuration = DistributedLock.Configuration()
+        configuration.lossPolicy = policy
+        let lease = try await DistributedLock(client: holder, path: path, configuration: configuration).acquire()
+        let lostAt = Shared<ContinuousClock.Instant?>(nil)
+        let watcher = Task {
+            _ = await lease.waitUntilLost()
+            lostAt.withLock { $0 = .now }
+        }
+        let takeover = Task {
+            let lease = try await DistributedLock(client: contender, path: path).acquire(timeout: .seconds(30))
+            return (lease, ContinuousClock.now)
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        proxy.blackhole()
+        let (otherLease, acquiredAt) = try await takeover.value
+        await watcher.value
+        let lost = try #require(lostAt.value)
+        #expect(lost < acquiredAt, "the holder learned of the loss \(acquiredAt - lost) before the takeover")
+        await otherLease.release()
+        await holder.close()
+        await contender.close()
+        await proxy.shutdown()
+    }
+
+    /// The holder's session expires: the loss fires, and a new session can take the lock again.
+    @Test func expiryEndsTheLeaseAndTheLockCanBeRetaken() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let client = try await connectedClient(server.connectString)
+        let lock = DistributedLock(client: client, path: path)
+        let lease = try await lock.acquire()
+        try await client.expireSessionForTesting()
+        #expect(await lease.waitUntilLost() == .sessionLost)
+        #expect(!lease.isHeld)
+        let again = try await lock.acquire(timeout: .seconds(20))
+        #expect(again.node.generation == 2)
+        await again.release()
+        await lease.release()
+        await client.close()
+    }
+
+    /// withLock cancels its body when the lock is lost, and says so.
+    @Test func withLockCancelsTheBodyOnLoss() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let client = try await connectedClient(server.connectString)
+        let bodyCancelled = Shared(false)
+        do {
+            try await DistributedLock(client: client, path: path).withLock { lease in
+                Task { try await client.delete(lease.node.path) }  // the lock is taken away
+                do {
+                    try await Task.sleep(for: .seconds(30))
+                } catch is CancellationError {
+                    bodyCancelled.withLock { $0 = true }
+                    throw CancellationError()
+                }
+            }
+            Issue.record("withLock returned normally")
+        } catch let error as CoordinationError {
+            #expect(error.code == .lost)
+        }
+        #expect(bodyCancelled.value)
+        await client.close()
+    }
+
+    /// A create whose reply is lost (the connection is cut after the server applied it) is found
+    /// again by its GUID and adopted; no orphan node stays behind.
+    @Test func aLostCreateReplyLeavesNoOrphan() async throws {
+        let server = try await ZooKeeperServer.start()
+        defer { server.destroy() }
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let path = uniqueTestPath()
+        let client = try await connectedClient(proxy.connectString, sessionTimeout: .seconds(6))
+        let observer = try await connectedClient(server.connectString)
+        try await client.createPath(path, mode: .container)
+        proxy.delay(.milliseconds(400))
+        let acquiring = Task { try await DistributedLock(client: client, path: path).acquire(timeout: .seconds(30)) }
+        // The request reaches the server after 400 ms; its reply would arrive 400 ms later.
+        try await eventually("the server created the node", timeout: .seconds(5)) { try await children(observer, path).count == 1 }
+        proxy.cut()
+        try await Task.sleep(for: .milliseconds(100))
+        proxy.restore()
+        let lease = try await acquiring.value
+        #expect(try await children(observer, path) == [lease.node.name], "exactly our node, adopted")
+        await lease.release()
+        try await eventually("released") { try await children(observer, path).isEmpty }
+        await client.close()
+        await observer.close()
+        await proxy.shutdown()
+    }
+
+    /// The owner check: a node in the queue that another session owns is never taken for ours,
+    /// even at the head of the queue (CURATOR-604 / CURATOR-696).
+    @Test func aNodeOfAnotherSessionIsNeverAdopted() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let client = try await connectedClient(server.connectString)
+        let other = try await connectedClient(server.connectString)
+        try await client.createPath(path, mode: .container)
+        // A node shaped like ours but created by another session (as a node of our previous
+        // session would be, before the server deletes it).
+        let foreign = try await other.create("\(path)/_c_stale-lock-", mode: .ephemeralSequential)
+        let session = try #require(client.state.session)
+        let contender = QueueContender(client: client, parent: path, kind: .exclusive, maxHolders: 1)
+        do {
+            try await contender.awaitTurn(
+                ContenderNode(path: foreign.path, sessionID: foreign.stat.ephemeralOwner, generation: session.generation, czxid: foreign.stat.czxid),
+                children: nil, deadline: nil)
+            Issue.record("took another session's node for ours")
+        } catch let error as CoordinationError {
+            #expect(error.code == .lost)
+        }
+        await other.close()
+        await client.close()
+    }
+}

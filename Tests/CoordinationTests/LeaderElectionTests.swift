@@ -1,0 +1,147 @@
+import Testing
+import ZooKeeper
+import ZooKeeperTesting
+@testable import Coordination
+
+@Suite struct LeaderElectionTests {
+    /// Candidates take turns; at every moment at most one believes it leads, and observers
+    /// (participants or not) follow every leader and payload.
+    @Test func oneLeaderAtATimeAndObserversFollow() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let observerClient = try await connectedClient(server.connectString)
+        var observed = LeaderElection(client: observerClient, path: path, participantID: "observer").observe().makeAsyncIterator()
+        #expect(try await observed.next() == .some(nil))
+
+        let leaders = Shared(0)
+        let violations = Shared(0)
+        let order = Shared<[String]>([])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<3 {
+                group.addTask {
+                    let client = try await connectedClient(server.connectString)
+                    let election = LeaderElection(client: client, path: path, participantID: "p\(index)")
+                    try await election.whileLeader(payload: Array("payload-\(index)".utf8)) { term in
+                        if leaders.withLock({ $0 += 1; return $0 }) != 1 { violations.withLock { $0 += 1 } }
+                        order.withLock { $0.append("p\(index)") }
+                        try await term.proclaim(Array("updated-\(index)".utf8))
+                        try await Task.sleep(for: .milliseconds(300))
+                        leaders.withLock { $0 -= 1 }
+                    }
+                    await client.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(violations.value == 0)
+        #expect(Set(order.value) == ["p0", "p1", "p2"])
+        // The observer saw each leader; the last state is "no leader".
+        var seen: [String] = []
+        while let update = try await observed.next() {
+            guard let leader = update else { if seen.count >= 3 { break } else { continue } }
+            if seen.last != leader.participantID { seen.append(leader.participantID) }
+        }
+        #expect(seen == order.value)
+        await observerClient.close()
+    }
+
+    @Test func proclaimUpdatesThePayloadOnlyWhileLeading() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let client = try await connectedClient(server.connectString)
+        let election = LeaderElection(client: client, path: path, participantID: "solo")
+        let term = try await election.campaign(payload: Array("v1".utf8))
+        #expect(try await election.currentLeader()?.payload == Array("v1".utf8))
+        try await term.proclaim(Array("v2".utf8))
+        let leader = try #require(try await election.currentLeader())
+        #expect(leader.payload == Array("v2".utf8))
+        #expect(leader.participantID == "solo")
+        #expect(leader.epoch == term.epoch)
+        await term.resign()
+        do {
+            try await term.proclaim(Array("v3".utf8))
+            Issue.record("proclaimed after resigning")
+        } catch let error as CoordinationError {
+            #expect(error.code == .lost)
+        }
+        #expect(try await election.currentLeader() == nil)
+        let next = try await election.campaign()
+        #expect(next.epoch > term.epoch, "each term has a larger epoch")
+        await next.resign()
+        await client.close()
+    }
+
+    /// Partition the leader: it steps down before another candidate is told it leads.
+    @Test func leadershipLossIsSignalledBeforeTakeover() async throws {
+        let server = try await ZooKeeperServer.start()
+        defer { server.destroy() }
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let path = uniqueTestPath()
+        let leaderClient = try await connectedClient(proxy.connectString, sessionTimeout: .seconds(3))
+        let otherClient = try await connectedClient(server.connectString, sessionTimeout: .seconds(3))
+        let term = try await LeaderElection(client: leaderClient, path: path, participantID: "a").campaign()
+        let lostAt = Shared<ContinuousClock.Instant?>(nil)
+        let watcher = Task {
+            _ = await term.waitUntilLost()
+            lostAt.withLock { $0 = .now }
+        }
+        let takeover = Task {
+            let term = try await LeaderElection(client: otherClient, path: path, participantID: "b").campaign(timeout: .seconds(30))
+            return (term, ContinuousClock.now)
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        proxy.blackhole()
+        let (newTerm, ledAt) = try await takeover.value
+        await watcher.value
+        let lost = try #require(lostAt.value)
+        #expect(lost < ledAt)
+        await newTerm.resign()
+        await leaderClient.close()
+        await otherClient.close()
+        await proxy.shutdown()
+    }
+
+    /// CURATOR-696: after an expiry the old session's node may still be listed; the candidate must
+    /// not lead through it. Here the old node stays (held by a second handle on the old session
+    /// would be racy, so another live session plays it) and the candidate queues behind it.
+    @Test func aStaleNodeAfterExpiryNeverMakesASecondLeader() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let a = try await connectedClient(server.connectString)
+        let b = try await connectedClient(server.connectString)
+        let electionA = LeaderElection(client: a, path: path, participantID: "a")
+        let first = try await electionA.campaign()
+        try await a.expireSessionForTesting()
+        #expect(await first.waitUntilLost() == .sessionLost)
+        // B leads now; A campaigns again on its new session and must wait behind B.
+        let termB = try await LeaderElection(client: b, path: path, participantID: "b").campaign(timeout: .seconds(20))
+        let again = Task { try await electionA.campaign(timeout: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(termB.isLeader)
+        #expect(try await electionA.currentLeader()?.participantID == "b")
+        await termB.resign()
+        let termA = try await again.value
+        #expect(termA.isLeader)
+        #expect(termA.epoch > termB.epoch)
+        await termA.resign()
+        await first.resign()
+        await a.close()
+        await b.close()
+    }
+
+    @Test func cancellingACampaignRemovesTheCandidate() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let a = try await connectedClient(server.connectString)
+        let b = try await connectedClient(server.connectString)
+        let term = try await LeaderElection(client: a, path: path, participantID: "a").campaign()
+        let waiting = Task { try await LeaderElection(client: b, path: path, participantID: "b").campaign() }
+        try await eventually("b is a candidate") { try await children(a, path).count == 2 }
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        try await eventually("b's node is gone") { try await children(a, path).count == 1 }
+        await term.resign()
+        await a.close()
+        await b.close()
+    }
+}

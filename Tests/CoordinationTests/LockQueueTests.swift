@@ -1,0 +1,84 @@
+import Testing
+import ZooKeeper
+@testable import Coordination
+
+@Suite struct LockQueueTests {
+    @Test func parsesContenderNames() {
+        let node = LockQueue.parse("_c_0123abcd-lock-0000000042")
+        #expect(node == LockQueue.Contender(name: "_c_0123abcd-lock-0000000042", sequence: 42, kind: .exclusive, guid: "0123abcd"))
+        #expect(LockQueue.parse("_c_ff-read-0000000001")?.kind == .read)
+        #expect(LockQueue.parse("_c_ff-write-0000000001")?.kind == .write)
+        #expect(LockQueue.parse("_c_ff-lock--2147483647")?.sequence == -2_147_483_647)
+        #expect(LockQueue.parse("lock-0000000007")?.guid == nil)
+        #expect(LockQueue.parse("something-else") == nil)
+        #expect(LockQueue.parse("_c_ff-lock-") == nil)
+        #expect(LockQueue.find(guid: "ff", in: ["_c_aa-lock-0000000001", "_c_ff-lock-0000000002"]) == "_c_ff-lock-0000000002")
+    }
+
+    static func name(_ index: Int, _ kind: LockQueue.Kind, sequence: Int) -> String {
+        "_c_guid\(index)-\(kind.rawValue)-" + String(repeating: "0", count: 10 - String(sequence).count) + String(sequence)
+    }
+
+    /// Thousands of random queues: for each contender the decision is what the rules say, every
+    /// waiter watches a node ahead of it, and the holders are exactly the allowed ones.
+    @Test func randomQueuesGrantExactlyTheAllowedHolders() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<3000 {
+            let count = Int.random(in: 1...12, using: &generator)
+            let maxHolders = Int.random(in: 1...4, using: &generator)
+            let readWrite = Bool.random(using: &generator)
+            var sequences = Array(0..<1000).shuffled(using: &generator).prefix(count)
+            sequences.sort()
+            var names: [String] = []
+            for (index, sequence) in sequences.enumerated() {
+                let kind: LockQueue.Kind = readWrite ? (Bool.random(using: &generator) ? .read : .write) : .exclusive
+                names.append(Self.name(index, kind, sequence: sequence))
+            }
+            let shuffled = names.shuffled(using: &generator)  // the server lists children in any order
+            let decisions = names.map { LockQueue.decide(children: shuffled, ours: $0, maxHolders: maxHolders) }
+            let holders = zip(names, decisions).filter { $0.1 == .acquired }.map(\.0)
+            if readWrite {
+                let firstWriter = names.firstIndex { LockQueue.parse($0)!.kind == .write }
+                if let firstWriter, firstWriter == 0 {
+                    #expect(holders == [names[0]], "a writer first holds alone")
+                } else {
+                    // Every reader before the first writer holds, nothing else.
+                    #expect(holders == Array(names[..<(firstWriter ?? names.count)]))
+                }
+            } else {
+                #expect(holders == Array(names.prefix(maxHolders)))
+            }
+            for (index, decision) in decisions.enumerated() {
+                if case .wait(let predecessor) = decision {
+                    let ahead = names.firstIndex(of: predecessor)
+                    #expect(ahead != nil && ahead! < index, "waits on a node ahead of it")
+                }
+            }
+            #expect(LockQueue.decide(children: shuffled, ours: "_c_missing-lock-0000009999") == .missing)
+        }
+    }
+
+    @Test func aMutexWaiterWatchesOnlyItsImmediatePredecessor() {
+        let names = (0..<5).map { Self.name($0, .exclusive, sequence: $0 * 3) }
+        for index in 1..<5 {
+            #expect(LockQueue.decide(children: names, ours: names[index]) == .wait(for: names[index - 1]))
+        }
+        // A semaphore waiter watches the node maxHolders places ahead.
+        #expect(LockQueue.decide(children: names, ours: names[4], maxHolders: 2) == .wait(for: names[2]))
+    }
+
+    @Test func lossPolicies() {
+        let info = SessionInfo(sessionID: 1, negotiatedTimeout: .seconds(3), generation: 2)
+        let next = SessionInfo(sessionID: 2, negotiatedTimeout: .seconds(3), generation: 3)
+        for policy in [LossPolicy.onSuspended, .onPresumedExpired] {
+            #expect(policy.isLoss(.suspended(info), heldOn: 2) == (policy == .onSuspended))
+            #expect(policy.isLoss(.presumedExpired(info), heldOn: 2))
+            #expect(policy.isLoss(.expired(info), heldOn: 2))
+            #expect(policy.isLoss(.closed, heldOn: 2))
+            #expect(!policy.isLoss(.connected(info), heldOn: 2))
+            #expect(policy.isLoss(.connected(next), heldOn: 2))
+            #expect(policy.isLoss(.newSession(next), heldOn: 2))
+            #expect(!policy.isLoss(.connecting, heldOn: 2))
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Testing
+import ZooKeeper
+import ZooKeeperTesting
+@testable import Coordination
+
+@Suite struct MembershipWatcherTests {
+    @Test func watchersSeeJoinsAndLeavesInOrder() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let group = uniqueTestPath()
+        let watcherClient = try await connectedClient(server.connectString)
+        var snapshots = MembershipWatcher(client: watcherClient, group: group).members().makeAsyncIterator()
+        #expect(try await snapshots.next() == [:])
+        var members: [MembershipWatcher] = []
+        var clients: [ZooKeeperClient] = []
+        for index in 0..<3 {
+            let client = try await connectedClient(server.connectString)
+            let member = MembershipWatcher(client: client, group: group)
+            try await member.join(memberID: "m\(index)", payload: Array("addr-\(index)".utf8))
+            members.append(member)
+            clients.append(client)
+            let snapshot = try await snapshots.next()
+            #expect(snapshot?.keys.sorted() == (0...index).map { "m\($0)" })
+            #expect(snapshot?["m\(index)"] == Array("addr-\(index)".utf8))
+        }
+        try await members[1].leave()
+        #expect(try await snapshots.next()?.keys.sorted() == ["m0", "m2"])
+        try await members[0].updatePayload(Array("moved".utf8))
+        await clients[2].close()  // a crash-like exit: the session ends, the member goes
+        #expect(try await snapshots.next()?.keys.sorted() == ["m0"])
+        for client in clients { await client.close() }
+        await watcherClient.close()
+    }
+
+    @Test func aDuplicateMemberIDHeldByAnotherSessionIsAnError() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let group = uniqueTestPath()
+        let a = try await connectedClient(server.connectString)
+        let b = try await connectedClient(server.connectString)
+        try await MembershipWatcher(client: a, group: group).join(memberID: "same")
+        do {
+            try await MembershipWatcher(client: b, group: group).join(memberID: "same")
+            Issue.record("joined with a duplicate id")
+        } catch let error as CoordinationError {
+            #expect(error.code == .duplicateMember)
+        }
+        // Joining again from the owning session adopts its own node.
+        try await MembershipWatcher(client: a, group: group).join(memberID: "same", payload: Array("again".utf8))
+        #expect(try await a.getData("\(group)/same").string == "again")
+        await a.close()
+        await b.close()
+    }
+
+    /// After expiry the member is published again with its latest payload; after leave() never.
+    @Test func republishedAfterExpiryWithTheLatestPayloadButNeverAfterLeave() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let group = uniqueTestPath()
+        let client = try await connectedClient(server.connectString)
+        let observer = try await connectedClient(server.connectString)
+        let member = MembershipWatcher(client: client, group: group)
+        try await member.join(memberID: "node-1", payload: Array("v1".utf8))
+        try await member.updatePayload(Array("v2".utf8))
+        try await client.expireSessionForTesting()
+        try await eventually("republished on the new session") {
+            guard let stat = try await observer.exists("\(group)/node-1") else { return false }
+            return stat.ephemeralOwner == client.sessionCredentials?.sessionID
+        }
+        #expect(try await observer.getData("\(group)/node-1").string == "v2")
+
+        try await member.leave()
+        #expect(try await observer.exists("\(group)/node-1") == nil)
+        try await client.expireSessionForTesting()
+        try await client.waitUntilConnected()
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await observer.exists("\(group)/node-1") == nil, "a member that left is not resurrected")
+        await client.close()
+        await observer.close()
+    }
+
+    @Test func awaitStableReturnsOnceTheGroupIsQuiet() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let group = uniqueTestPath()
+        let client = try await connectedClient(server.connectString)
+        let member = MembershipWatcher(client: client, group: group)
+        try await member.join(memberID: "a")
+        let joiner = Task {
+            for name in ["b", "c"] {
+                try await Task.sleep(for: .milliseconds(150))
+                try await MembershipWatcher(client: client, group: group).join(memberID: name)
+            }
+        }
+        let start = ContinuousClock.now
+        let stable = try await member.awaitStable(quietPeriod: .milliseconds(600))
+        try await joiner.value
+        #expect(stable.keys.sorted() == ["a", "b", "c"])
+        #expect(ContinuousClock.now - start >= .milliseconds(600))
+        await client.close()
+    }
+}

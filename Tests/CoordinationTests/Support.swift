@@ -1,0 +1,37 @@
+import Synchronization
+import Testing
+import ZooKeeper
+import ZooKeeperTesting
+
+func connectedClient(_ connectString: String, sessionTimeout: Duration = .seconds(4)) async throws -> ZooKeeperClient {
+    var configuration = ZooKeeperClient.Configuration()
+    configuration.sessionTimeout = sessionTimeout
+    configuration.connectionTimeout = .seconds(20)
+    let client = try ZooKeeperClient(connectString: connectString, configuration: configuration)
+    try await client.connect()
+    return client
+}
+
+/// A value shared between test tasks.
+final class Shared<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+    var value: Value { mutex.withLock { $0 } }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    Issue.record("timed out waiting until \(what)")
+    throw ZooKeeperTestingError("timed out waiting until \(what)")
+}
+
+/// Lists a node's children, or [] when it does not exist.
+func children(_ client: ZooKeeperClient, _ path: String) async throws -> [String] {
+    do { return try await client.getChildren(path).names } catch let error as ZooKeeperError where error.code == .noNode { return [] }
+}
