@@ -213,8 +213,9 @@ enum RecipeWorkload: String {
         watching.cancel()
         if progress.failure == nil, let problem = seen.checkOrder(count: count) { progress.fail(problem) }
         var measurement = Measurement(seconds: seconds, latenciesNanoseconds: progress.latencies, cpuSeconds: used, failure: progress.failure)
-        measurement.extra["leave_p50_us"] = Measurement(seconds: 0, latenciesNanoseconds: leaveLatencies, cpuSeconds: 0).percentile(50)
-        measurement.extra["leave_p99_us"] = Measurement(seconds: 0, latenciesNanoseconds: leaveLatencies, cpuSeconds: 0).percentile(99)
+        let leaves = Measurement(seconds: 0, latenciesNanoseconds: leaveLatencies, cpuSeconds: 0)
+        measurement.extra["leave_p50_us"] = leaves.percentileMicroseconds(50)
+        measurement.extra["leave_p99_us"] = leaves.percentileMicroseconds(99)
         return measurement
     }
 }

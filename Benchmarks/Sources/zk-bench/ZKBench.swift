@@ -83,7 +83,7 @@ struct ZKBench: AsyncParsableCommand {
 }
 
 /// What a workload measured.
-struct Measurement {
+struct Measurement: Sendable {
     var seconds: Double
     var latenciesNanoseconds: [UInt64]
     var cpuSeconds: Double
@@ -91,7 +91,7 @@ struct Measurement {
     /// Resident memory right after the measured loop, before any result bookkeeping.
     var residentAfterLoopKilobytes: Int = 0
     /// Workload-specific fields for the JSON line.
-    var extra: [String: Any] = [:]
+    var extra: [String: Int] = [:]
 
     init(seconds: Double, latenciesNanoseconds: [UInt64], cpuSeconds: Double, failure: String? = nil,
          residentAfterLoopKilobytes: Int = 0) {
@@ -104,7 +104,11 @@ struct Measurement {
 
     /// Nearest-rank percentile in whole microseconds (`k = ceil(m·P/100)`), or `nil` without latencies.
     func percentile(_ p: Double) -> Any {
-        guard !latenciesNanoseconds.isEmpty else { return NSNull() }
+        percentileMicroseconds(p) ?? NSNull()
+    }
+
+    func percentileMicroseconds(_ p: Double) -> Int? {
+        guard !latenciesNanoseconds.isEmpty else { return nil }
         let sorted = latenciesNanoseconds.sorted()
         let rank = max(1, Int((Double(sorted.count) * p / 100).rounded(.up)))
         return Int((Double(sorted[rank - 1]) / 1000).rounded())
