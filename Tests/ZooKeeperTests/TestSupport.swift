@@ -117,7 +117,7 @@ enum SessionStateKind: String {
 /// Runs `body`, retrying while it fails with `.connectionLoss` (for set-up steps on a cluster
 /// that is still settling; a create retried this way must tolerate `.nodeExists`).
 @discardableResult
-func retryingConnectionLoss<R>(attempts: Int = 20, _ body: () async throws -> R) async throws -> R {
+func retryingConnectionLoss<R>(attempts: Int = 60, _ body: () async throws -> R) async throws -> R {
     for _ in 1..<attempts {
         do {
             return try await body()

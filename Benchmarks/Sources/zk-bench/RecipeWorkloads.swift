@@ -143,6 +143,10 @@ enum RecipeWorkload: String {
         }
         var iterator = told.stream.makeAsyncIterator()
         guard var (leader, term, _) = await iterator.next() else { throw BenchError("no first leader") }
+        // Measure only once every candidate is in line (otherwise the first to resign could be alone).
+        while try await sessions[0].getChildren(path).names.count < sessions.count {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         let cpu = processCPUSeconds()
         let start = ContinuousClock.now
         for _ in 0..<count {

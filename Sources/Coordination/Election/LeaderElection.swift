@@ -119,18 +119,15 @@ public final class Leadership: Sendable {
     public let election: LeaderElection
     public let node: ContenderNode
     let ended = Latch<LossReason>()
-    private let monitor: Task<Void, Never>
+    private let monitor: HoldMonitor
 
     init(election: LeaderElection, node: ContenderNode) {
         self.election = election
         self.node = node
-        let ended = self.ended
-        monitor = Task { [client = election.client, policy = election.configuration.lossPolicy] in
-            await HoldMonitor.watch(client: client, node: node, policy: policy, ended: ended)
-        }
+        monitor = HoldMonitor(client: election.client, node: node, policy: election.configuration.lossPolicy, ended: ended)
     }
 
-    deinit { monitor.cancel() }
+    deinit { monitor.stop() }
 
     /// The term's epoch: grows with every new term; use it as a fencing token.
     public var epoch: Int64 { node.czxid }
@@ -139,7 +136,11 @@ public final class Leadership: Sendable {
     public var isLeader: Bool { ended.value == nil }
 
     /// Waits until the term ends and says why (`nil` if the waiting task is cancelled first).
-    public func waitUntilLost() async -> LossReason? { await ended.wait() }
+    /// From the first call on, our node is watched too, so its deletion by anyone ends the term.
+    public func waitUntilLost() async -> LossReason? {
+        monitor.watchNode()
+        return await ended.wait()
+    }
 
     /// Replaces the leader's payload, only while this term lasts.
     /// - Throws: ``CoordinationError/Code/lost`` when the term has ended (nothing is written).
@@ -158,7 +159,7 @@ public final class Leadership: Sendable {
     /// Gives up leadership: deletes our node (retried until it or its session is gone).
     public func resign() async {
         ended.set(.released)
-        monitor.cancel()
+        monitor.stop()
         await election.contender.remove(path: node.path, owner: node.sessionID)
     }
 

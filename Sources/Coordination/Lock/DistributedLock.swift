@@ -139,35 +139,35 @@ public final class LockLease: Sendable {
     /// Our node under the lock path.
     public let node: ContenderNode
     let ended = Latch<LossReason>()
-    private let monitor: Task<Void, Never>
+    private let monitor: HoldMonitor
 
     init(lock: DistributedLock, node: ContenderNode) {
         self.lock = lock
         self.node = node
-        let ended = self.ended
-        monitor = Task { [client = lock.client, policy = lock.configuration.lossPolicy] in
-            await HoldMonitor.watch(client: client, node: node, policy: policy, ended: ended)
-        }
+        monitor = HoldMonitor(client: lock.client, node: node, policy: lock.configuration.lossPolicy, ended: ended)
     }
 
-    deinit { monitor.cancel() }
+    deinit { monitor.stop() }
 
     /// A number that grows with every new holder of this lock (the czxid of our node): pass it to
     /// the resource you protect so it can refuse a stale holder.
     public var fencingToken: Int64 { node.czxid }
 
-    /// Whether the lease is still safe to assume.
+    /// Whether the lease is still safe to assume, as far as the session says (a deletion of our
+    /// node by someone else shows here once ``waitUntilLost()`` has been called).
     public var isHeld: Bool { ended.value == nil }
 
     /// Waits until the lease ends and says why (`nil` if the waiting task is cancelled first).
+    /// From the first call on, our node is watched too, so its deletion by anyone ends the lease.
     public func waitUntilLost() async -> LossReason? {
-        await ended.wait()
+        monitor.watchNode()
+        return await ended.wait()
     }
 
     /// Releases the lock: deletes our node (retried until it is gone or its session is).
     public func release() async {
         ended.set(.released)
-        monitor.cancel()
+        monitor.stop()
         await lock.contender.remove(path: node.path, owner: node.sessionID)
     }
 
@@ -186,46 +186,64 @@ public final class LockLease: Sendable {
     }
 }
 
-/// Watches what a holder holds: the session (as the loss policy says) and its own node.
-enum HoldMonitor {
-    static func watch(client: ZooKeeperClient, node: ContenderNode, policy: LossPolicy, ended: Latch<LossReason>) async {
-        await withTaskGroup(of: LossReason?.self) { group in
-            group.addTask {
-                for await state in client.sessionEvents {
-                    if policy.isLoss(state, heldOn: node.generation) {
-                        switch state {
-                        case .suspended: return .suspended
-                        case .closed: return .clientClosed
-                        default: return .sessionLost
-                        }
-                    }
+/// Watches what a holder holds: the session, as the loss policy says, from the start; its own
+/// node (one more request) only once someone waits for the loss.
+final class HoldMonitor: Sendable {
+    private let client: ZooKeeperClient
+    private let node: ContenderNode
+    private let ended: Latch<LossReason>
+    private let tasks = Mutex<(session: Task<Void, Never>?, node: Task<Void, Never>?, stopped: Bool)>((nil, nil, false))
+
+    init(client: ZooKeeperClient, node: ContenderNode, policy: LossPolicy, ended: Latch<LossReason>) {
+        self.client = client
+        self.node = node
+        self.ended = ended
+        let session = Task {
+            for await state in client.sessionEvents where policy.isLoss(state, heldOn: node.generation) {
+                switch state {
+                case .suspended: ended.set(.suspended)
+                case .closed: ended.set(.clientClosed)
+                default: ended.set(.sessionLost)
                 }
-                return nil
+                return
             }
-            group.addTask {
-                // The node being deleted by anyone else also ends the hold.
-                while !Task.isCancelled {
+        }
+        tasks.withLock { $0.session = session }
+    }
+
+    /// Starts watching our node (idempotent).
+    func watchNode() {
+        let client = self.client
+        let node = self.node
+        let ended = self.ended
+        tasks.withLock { tasks in
+            guard tasks.node == nil, !tasks.stopped else { return }
+            tasks.node = Task {
+                while !Task.isCancelled && ended.value == nil {
                     do {
                         let (_, watch) = try await client.getDataAndWatch(node.path)
-                        let event = try await watch.triggered()
-                        if event.kind == .nodeDeleted { return .nodeDeleted }
+                        if try await watch.triggered().kind == .nodeDeleted {
+                            ended.set(.nodeDeleted)
+                            return
+                        }
                     } catch let error as ZooKeeperError where error.code == .noNode {
-                        return .nodeDeleted
+                        ended.set(.nodeDeleted)
+                        return
                     } catch let error as ZooKeeperError where error.isRetryable {
                         try? await Task.sleep(for: .milliseconds(200))
                     } catch {
-                        return nil  // session events report expiry and close
+                        return  // expiry and close reach the session task
                     }
-                }
-                return nil
-            }
-            while let reason = await group.next() {
-                if let reason {
-                    ended.set(reason)
-                    group.cancelAll()
-                    return
                 }
             }
         }
+    }
+
+    func stop() {
+        let running = tasks.withLock { tasks -> [Task<Void, Never>] in
+            tasks.stopped = true
+            return [tasks.session, tasks.node].compactMap { $0 }
+        }
+        for task in running { task.cancel() }
     }
 }
