@@ -23,7 +23,7 @@ import Testing
         _ = machine.handleEvent(.connected(sessionID: 7, negotiatedTimeout: timeout), generation: 1)
         let info = SessionInfo(sessionID: 7, negotiatedTimeout: timeout, generation: 1)
         let actions = machine.handleEvent(.connecting, generation: 1)
-        #expect(actions == [.publish(.suspended(info)), .schedulePresumedExpiry(after: timeout / 3, token: 1)])
+        #expect(actions == [.publish(.suspended(info)), .schedulePresumedExpiry(after: timeout * 4 / 15, token: 1)])
         #expect(published(machine.presumedExpiryTimerFired(token: 1)) == [.presumedExpired(info)])
         // The server's verdict follows: expired, then a new session of the next generation.
         let expiry = machine.handleEvent(.expired, generation: 1)
@@ -93,7 +93,7 @@ import Testing
                     switch action {
                     case .publish(let state): states.append(state)
                     case .schedulePresumedExpiry(let delay, let token):
-                        #expect(delay == timeout / 3)
+                        #expect(delay == timeout * 4 / 15)
                         tokens.append(token)
                     case .openHandle(let generation): openedGenerations.append(generation)
                     case .closeHandle(let generation, _): closedHandles.append(generation)

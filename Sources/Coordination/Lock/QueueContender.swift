@@ -149,16 +149,21 @@ struct QueueContender: Sendable {
         }
     }
 
-    /// Deletes `path` whatever happens to the calling task: in its own task, retried until the node
-    /// is gone, its session is gone, or the client is closed ("guaranteed delete").
+    /// Deletes `path` whatever happens to the calling task: the delete is sent before this returns
+    /// (so every later request of this client sees it: the server answers a session's requests in
+    /// order), and a task of its own retries it until the node is gone, its session is gone, or the
+    /// client is closed ("guaranteed delete").
     func remove(path: String, owner: Int64? = nil) async {
         let client = self.client
-        await Task.detached {
+        let first = client.submitDelete(path)
+        Task.detached {
+            var attempt: PendingReply<Void>? = first
             while true {
                 do {
-                    try await client.delete(path)
+                    try await (attempt ?? client.submitDelete(path)).value()
                     return
                 } catch let error as ZooKeeperError {
+                    attempt = nil
                     switch error.code {
                     case .noNode, .closed, .authFailed: return
                     case .sessionExpired where owner == nil: return
@@ -170,7 +175,7 @@ struct QueueContender: Sendable {
                     return
                 }
             }
-        }.value
+        }
     }
 
     func waitForConnection(deadline: ContinuousClock.Instant?) async throws {

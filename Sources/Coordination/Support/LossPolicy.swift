@@ -8,7 +8,7 @@ public enum LossPolicy: Sendable, Hashable {
     /// When the session is presumed expired (suspended for a whole negotiated timeout), or really
     /// expires, whichever comes first. Two holders can overlap for at most the time between the
     /// server expiring the session and this client presuming it, which the presumed-expiry timer
-    /// keeps at or below zero (it starts earlier than the server's own timer).
+    /// keeps below zero (``SessionInfo/presumedExpiryDelay`` ends before the server's timer can).
     case onPresumedExpired
 
     /// Whether `state` means something held on session `generation` is lost. Pure.

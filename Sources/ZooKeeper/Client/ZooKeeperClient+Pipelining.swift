@@ -61,6 +61,15 @@ extension ZooKeeperClient {
         }
     }
 
+    /// Sends a delete now; see ``delete(_:version:)``.
+    public func submitDelete(_ path: String, version: Int32? = nil) -> PendingReply<Void> {
+        do { try ZooKeeperPath.validate(path) } catch { return failedReply(error) }
+        let version = version ?? -1
+        return submit(path: path) { handle, box in
+            zoo_adelete(handle, path, version, voidCompletion, box)
+        }
+    }
+
     private func failedReply<Value>(_ error: ZooKeeperError) -> PendingReply<Value> {
         let box = RequestBox<Value>(path: error.path, counter: callbackContexts, inFlight: nil)
         box.resume(.failure(error))

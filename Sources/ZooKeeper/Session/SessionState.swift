@@ -11,6 +11,20 @@ public struct SessionInfo: Sendable, Hashable, CustomStringConvertible {
         self.generation = generation
     }
 
+    /// How long after ``SessionState/suspended(_:)`` this session is presumed expired:
+    /// 4/15 of the negotiated timeout.
+    ///
+    /// The server expires a session one negotiated timeout after the last packet it received. The
+    /// client pings after a third of the timeout without traffic, so when the connection drops the
+    /// server's timer has been running for up to a third of the timeout; when the connection goes
+    /// silent instead, the C client notices only after two thirds of the timeout without a reply.
+    /// Either way the server may expire the session a third of the timeout after `suspended`; the
+    /// client presumes it a fifth of that window earlier, to leave room for timer and scheduling
+    /// delays, so that a holder learns of its loss before anyone else can take over.
+    public var presumedExpiryDelay: Duration {
+        SessionStateMachine.presumedExpiryDelay(negotiatedTimeout)
+    }
+
     public var description: String {
         "session 0x\(String(UInt64(bitPattern: sessionID), radix: 16)) (generation \(generation), timeout \(negotiatedTimeout))"
     }
@@ -25,9 +39,9 @@ public enum SessionState: Sendable, Hashable, CustomStringConvertible {
     /// The connection is lost; the session may still be alive on the server, and its watches and
     /// ephemeral nodes with it. Requests fail with `.connectionLoss` until it reconnects.
     case suspended(SessionInfo)
-    /// Suspended long enough that the server may have expired the session (a third of the
-    /// negotiated timeout after ``suspended(_:)``: see <doc:SurvivingSessionExpiry>). Locks and
-    /// leaders must treat their ephemeral nodes as gone.
+    /// Suspended long enough that the server may have expired the session
+    /// (``SessionInfo/presumedExpiryDelay`` after ``suspended(_:)``: see
+    /// <doc:SurvivingSessionExpiry>). Locks and leaders must treat their ephemeral nodes as gone.
     case presumedExpired(SessionInfo)
     /// The server reported the session expired; requests in flight on it failed with `.sessionExpired`.
     case expired(SessionInfo)

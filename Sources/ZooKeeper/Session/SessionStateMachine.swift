@@ -163,16 +163,12 @@ struct SessionStateMachine: Sendable {
         ]
     }
 
-    /// How long after losing the connection the server may already have expired the session.
-    ///
-    /// The server expires a session one negotiated timeout after the last packet it received from
-    /// the client. The client pings after a third of the timeout of silence, so that packet is at
-    /// most a third of the timeout old when the connection drops; and a silent connection is noticed
-    /// only after two thirds of the timeout without a reply. Either way the server's timer can run
-    /// out a third of the timeout after `suspended`: from then on the session must be presumed
-    /// expired, or another client could take over what this one still believes it holds.
+    /// How long after losing the connection the session is presumed expired (see
+    /// ``SessionInfo/presumedExpiryDelay``).
     static func presumedExpiryDelay(_ negotiatedTimeout: Duration) -> Duration {
-        negotiatedTimeout / 3
+        // A third of the timeout is when the server's timer can run out at the earliest; a fifth
+        // of that window is kept as margin for timer and scheduling delays on both sides.
+        negotiatedTimeout * 4 / 15
     }
 
     mutating func presumedExpiryTimerFired(token: Int) -> [Action] {
