@@ -374,3 +374,15 @@ public func uniqueTestPath(_ name: String = #function) -> String {
     let clean = name.filter { $0.isLetter || $0.isNumber }
     return "/test-\(clean.prefix(40))-\(UInt64.random(in: 0...UInt64.max))"
 }
+
+/// Polls `condition` every 50 ms until it holds; throws ``ZooKeeperTestingError`` naming `what`
+/// after `timeout`. For effects that show up asynchronously (another session's view, a server's
+/// clean-up), never for timing assertions.
+public func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw ZooKeeperTestingError("timed out waiting until \(what)")
+}

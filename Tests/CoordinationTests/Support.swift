@@ -20,16 +20,6 @@ final class Shared<Value: Sendable>: Sendable {
     var value: Value { mutex.withLock { $0 } }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    Issue.record("timed out waiting until \(what)")
-    throw ZooKeeperTestingError("timed out waiting until \(what)")
-}
 
 /// Lists a node's children, or [] when it does not exist.
 func children(_ client: ZooKeeperClient, _ path: String) async throws -> [String] {

@@ -128,16 +128,6 @@ func retryingConnectionLoss<R>(attempts: Int = 60, _ body: () async throws -> R)
     return try await body()
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    Issue.record("timed out waiting until \(what)")
-    throw ZooKeeperTestingError("timed out waiting until \(what)")
-}
 
 /// Runs `operation`, failing (instead of hanging) if it takes longer than `timeout`. The operation
 /// is left running unstructured when it hangs, so the test can report and end.

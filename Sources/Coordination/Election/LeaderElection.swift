@@ -117,29 +117,26 @@ public struct LeaderInfo: Sendable, Hashable {
 /// One term of leadership. Resign it exactly once (``resign()``); ``LeaderElection/whileLeader(payload:timeout:_:)`` does.
 public final class Leadership: Sendable {
     public let election: LeaderElection
-    public let node: ContenderNode
-    let ended = Latch<LossReason>()
-    private let monitor: HoldMonitor
+    let hold: Hold
 
     init(election: LeaderElection, node: ContenderNode) {
         self.election = election
-        self.node = node
-        monitor = HoldMonitor(client: election.client, node: node, policy: election.configuration.lossPolicy, ended: ended)
+        hold = Hold(client: election.client, node: node, policy: election.configuration.lossPolicy)
     }
 
-    deinit { monitor.stop() }
+    /// Our candidate node.
+    public var node: ContenderNode { hold.node }
 
     /// The term's epoch: grows with every new term; use it as a fencing token.
     public var epoch: Int64 { node.czxid }
 
     /// Whether this participant may still act as leader.
-    public var isLeader: Bool { ended.value == nil }
+    public var isLeader: Bool { hold.isActive }
 
     /// Waits until the term ends and says why (`nil` if the waiting task is cancelled first).
     /// From the first call on, our node is watched too, so its deletion by anyone ends the term.
     public func waitUntilLost() async -> LossReason? {
-        monitor.watchNode()
-        return await ended.wait()
+        await hold.waitUntilEnded()
     }
 
     /// Replaces the leader's payload, only while this term lasts.
@@ -151,20 +148,19 @@ public final class Leadership: Sendable {
             // Our node exists only while we lead; the multi fails as a whole if it is gone.
             _ = try await election.client.multi([.check(path: node.path), .setData(path: node.path, data: data)])
         } catch let error as ZooKeeperError where error.code == .noNode {
-            ended.set(.nodeDeleted)
+            hold.ended.set(.nodeDeleted)
             throw lostError()
         }
     }
 
-    /// Gives up leadership: deletes our node (retried until it or its session is gone).
+    /// Gives up leadership: sends the delete of our node before returning, and retries it in the
+    /// background until the node or its session is gone.
     public func resign() async {
-        ended.set(.released)
-        monitor.stop()
-        await election.contender.remove(path: node.path, owner: node.sessionID)
+        await hold.end(removingWith: election.contender)
     }
 
     func lostError() -> CoordinationError {
-        CoordinationError(.lost, path: node.path, message: "leadership ended (\(ended.value.map { "\($0)" } ?? "unknown"))")
+        hold.lostError("leadership ended")
     }
 }
 

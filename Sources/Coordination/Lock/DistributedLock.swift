@@ -136,18 +136,15 @@ public enum LossReason: Sendable, Hashable {
 /// One hold of a ``DistributedLock``. Release it exactly once (``release()``); ``withLock(timeout:_:)`` does.
 public final class LockLease: Sendable {
     public let lock: DistributedLock
-    /// Our node under the lock path.
-    public let node: ContenderNode
-    let ended = Latch<LossReason>()
-    private let monitor: HoldMonitor
+    let hold: Hold
 
     init(lock: DistributedLock, node: ContenderNode) {
         self.lock = lock
-        self.node = node
-        monitor = HoldMonitor(client: lock.client, node: node, policy: lock.configuration.lossPolicy, ended: ended)
+        hold = Hold(client: lock.client, node: node, policy: lock.configuration.lossPolicy)
     }
 
-    deinit { monitor.stop() }
+    /// Our node under the lock path.
+    public var node: ContenderNode { hold.node }
 
     /// A number that grows with every new holder of this lock (the czxid of our node): pass it to
     /// the resource you protect so it can refuse a stale holder.
@@ -155,20 +152,18 @@ public final class LockLease: Sendable {
 
     /// Whether the lease is still safe to assume, as far as the session says (a deletion of our
     /// node by someone else shows here once ``waitUntilLost()`` has been called).
-    public var isHeld: Bool { ended.value == nil }
+    public var isHeld: Bool { hold.isActive }
 
     /// Waits until the lease ends and says why (`nil` if the waiting task is cancelled first).
     /// From the first call on, our node is watched too, so its deletion by anyone ends the lease.
     public func waitUntilLost() async -> LossReason? {
-        monitor.watchNode()
-        return await ended.wait()
+        await hold.waitUntilEnded()
     }
 
-    /// Releases the lock: deletes our node (retried until it is gone or its session is).
+    /// Releases the lock: sends the delete of our node before returning, and retries it in the
+    /// background until the node or its session is gone.
     public func release() async {
-        ended.set(.released)
-        monitor.stop()
-        await lock.contender.remove(path: node.path, owner: node.sessionID)
+        await hold.end(removingWith: lock.contender)
     }
 
     /// Runs `operations` atomically only if we still hold the lock: the transaction also checks
@@ -182,68 +177,6 @@ public final class LockLease: Sendable {
     }
 
     func lostError() -> CoordinationError {
-        CoordinationError(.lost, path: node.path, message: "the lock is no longer held (\(ended.value.map { "\($0)" } ?? "unknown"))")
-    }
-}
-
-/// Watches what a holder holds: the session, as the loss policy says, from the start; its own
-/// node (one more request) only once someone waits for the loss.
-final class HoldMonitor: Sendable {
-    private let client: ZooKeeperClient
-    private let node: ContenderNode
-    private let ended: Latch<LossReason>
-    private let tasks = Mutex<(session: Task<Void, Never>?, node: Task<Void, Never>?, stopped: Bool)>((nil, nil, false))
-
-    init(client: ZooKeeperClient, node: ContenderNode, policy: LossPolicy, ended: Latch<LossReason>) {
-        self.client = client
-        self.node = node
-        self.ended = ended
-        let session = Task {
-            for await state in client.sessionEvents where policy.isLoss(state, heldOn: node.generation) {
-                switch state {
-                case .suspended: ended.set(.suspended)
-                case .closed: ended.set(.clientClosed)
-                default: ended.set(.sessionLost)
-                }
-                return
-            }
-        }
-        tasks.withLock { $0.session = session }
-    }
-
-    /// Starts watching our node (idempotent).
-    func watchNode() {
-        let client = self.client
-        let node = self.node
-        let ended = self.ended
-        tasks.withLock { tasks in
-            guard tasks.node == nil, !tasks.stopped else { return }
-            tasks.node = Task {
-                while !Task.isCancelled && ended.value == nil {
-                    do {
-                        let (_, watch) = try await client.getDataAndWatch(node.path)
-                        if try await watch.triggered().kind == .nodeDeleted {
-                            ended.set(.nodeDeleted)
-                            return
-                        }
-                    } catch let error as ZooKeeperError where error.code == .noNode {
-                        ended.set(.nodeDeleted)
-                        return
-                    } catch let error as ZooKeeperError where error.isRetryable {
-                        try? await Task.sleep(for: .milliseconds(200))
-                    } catch {
-                        return  // expiry and close reach the session task
-                    }
-                }
-            }
-        }
-    }
-
-    func stop() {
-        let running = tasks.withLock { tasks -> [Task<Void, Never>] in
-            tasks.stopped = true
-            return [tasks.session, tasks.node].compactMap { $0 }
-        }
-        for task in running { task.cancel() }
+        hold.lostError("the lock is no longer held")
     }
 }

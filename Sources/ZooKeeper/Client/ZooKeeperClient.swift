@@ -386,10 +386,31 @@ public final class ZooKeeperClient: Sendable {
 
     // MARK: - Submitting requests
 
-    /// Submits one asynchronous C call and waits for its completion.
-    ///
-    /// `call` runs under the slot lock with the open handle and the retained box pointer; a
-    /// non-`ZOK` return means no completion will come, so the box is released at once.
+    /// Hands `box` to the C client: `call` runs under the slot lock with the open handle, its
+    /// generation and the retained box pointer. A non-`ZOK` return means no completion will come,
+    /// so the box is taken back and failed at once.
+    @inline(__always)
+    private func hand<Value: Sendable>(
+        _ box: RequestBox<Value>, path: String?,
+        _ call: (OpaquePointer, Int, UnsafeMutableRawPointer) -> Int32
+    ) {
+        let data = Unmanaged.passRetained(box).toOpaque()
+        let failure: ZooKeeperError? = slot.withLock { slot in
+            guard case .open(let handle, let generation) = slot else { return slot.unavailableError(path: path) }
+            inFlight.insert(box, generation: generation)
+            let rc = call(handle.pointer, generation, data)
+            if rc == ZOK.rawValue { return nil }
+            inFlight.remove(box)
+            return Self.submissionError(rc, handle: handle.pointer, path: path)
+        }
+        if let failure {
+            Unmanaged<RequestBox<Value>>.fromOpaque(data).release()
+            box.resume(.failure(failure))
+        }
+    }
+
+    /// Submits one asynchronous C call and waits for its completion (cancellable: a cancelled task
+    /// is resumed at once, the late completion only releases the box).
     @inline(__always)
     func perform<Value: Sendable>(
         path: String?,
@@ -400,19 +421,7 @@ public final class ZooKeeperClient: Sendable {
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
                 guard box.install(continuation) else { return }
-                let data = Unmanaged.passRetained(box).toOpaque()
-                let failure: ZooKeeperError? = slot.withLock { slot in
-                    guard case .open(let handle, let generation) = slot else { return slot.unavailableError(path: path) }
-                    inFlight.insert(box, generation: generation)
-                    let rc = call(handle.pointer, data)
-                    if rc == ZOK.rawValue { return nil }
-                    inFlight.remove(box)
-                    return Self.submissionError(rc, handle: handle.pointer, path: path)
-                }
-                if let failure {
-                    Unmanaged<RequestBox<Value>>.fromOpaque(data).release()
-                    box.resume(.failure(failure))
-                }
+                hand(box, path: path) { handle, _, data in call(handle, data) }
             }
         } onCancel: {
             box.cancel()
@@ -426,24 +435,12 @@ public final class ZooKeeperClient: Sendable {
         _ call: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
     ) -> PendingReply<Value> {
         let box = RequestBox<Value>(path: path, counter: callbackContexts, inFlight: inFlight)
-        let data = Unmanaged.passRetained(box).toOpaque()
-        let failure: ZooKeeperError? = slot.withLock { slot in
-            guard case .open(let handle, let generation) = slot else { return slot.unavailableError(path: path) }
-            inFlight.insert(box, generation: generation)
-            let rc = call(handle.pointer, data)
-            if rc == ZOK.rawValue { return nil }
-            inFlight.remove(box)
-            return Self.submissionError(rc, handle: handle.pointer, path: path)
-        }
-        if let failure {
-            Unmanaged<RequestBox<Value>>.fromOpaque(data).release()
-            box.resume(.failure(failure))
-        }
+        hand(box, path: path) { handle, _, data in call(handle, data) }
         return PendingReply(box: box)
     }
 
-    /// Like ``perform(path:_:)``, for calls that also register a one-shot watch: `call` gets the
-    /// watcher context too. The C client registers the watch only when the request succeeds.
+    /// Like ``perform(path:attachment:_:)``, for calls that also register a one-shot watch: `call`
+    /// gets the watcher context too. The C client registers the watch only when the request succeeds.
     func performWatching<Value: Sendable>(
         path: String,
         deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void,
@@ -455,21 +452,11 @@ public final class ZooKeeperClient: Sendable {
             return try await withTaskCancellationHandler {
                 try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
                     guard box.install(continuation) else { return }
-                    let data = Unmanaged.passRetained(box).toOpaque()
-                    let failure: ZooKeeperError? = slot.withLock { slot in
-                        guard case .open(let handle, let generation) = slot else { return slot.unavailableError(path: path) }
+                    hand(box, path: path) { handle, generation, data in
                         let watchBox = WatchBox(path: path, handleGeneration: generation, counter: callbackContexts, deliver: deliver)
                         watches.register(watchBox)
                         watch.withLock { $0 = watchBox }
-                        inFlight.insert(box, generation: generation)
-                        let rc = call(handle.pointer, watchBox.context, data)
-                        if rc == ZOK.rawValue { return nil }
-                        inFlight.remove(box)
-                        return Self.submissionError(rc, handle: handle.pointer, path: path)
-                    }
-                    if let failure {
-                        Unmanaged<RequestBox<Value>>.fromOpaque(data).release()
-                        box.resume(.failure(failure))
+                        return call(handle, watchBox.context, data)
                     }
                 }
             } onCancel: {
