@@ -1,0 +1,42 @@
+/// How many holders each partition of a version has, from its advertisements: pure.
+public struct PartitionReplication: Sendable, Hashable {
+    /// Holders per partition, index = partition number.
+    public var counts: [Int]
+
+    public init(counts: [Int]) {
+        self.counts = counts
+    }
+
+    /// Counts the advertisements `<%05d partition>@<host:port>` (sequins' names); names that are
+    /// not advertisements, or name a partition out of range, are ignored.
+    public init(advertisements: some Sequence<String>, partitionCount: Int) {
+        var counts = Array(repeating: 0, count: partitionCount)
+        for name in advertisements {
+            guard let (partition, _) = Self.parse(name), partition < partitionCount else { continue }
+            counts[partition] += 1
+        }
+        self.counts = counts
+    }
+
+    /// The partitions with fewer than `minReplication` holders.
+    public func missing(minReplication: Int) -> [Int] {
+        counts.indices.filter { counts[$0] < minReplication }
+    }
+
+    /// Whether every partition has at least `minReplication` holders (an empty version is ready).
+    public func isReady(minReplication: Int) -> Bool {
+        counts.allSatisfy { $0 >= minReplication }
+    }
+
+    /// The advertisement name for `partition` held at `address`: `00007@10.0.0.5:9599`.
+    public static func advertisementName(partition: Int, address: String) -> String {
+        let digits = String(partition)
+        return String(repeating: "0", count: max(0, 5 - digits.count)) + digits + "@" + address
+    }
+
+    /// The partition and address of an advertisement name.
+    public static func parse(_ name: String) -> (partition: Int, address: String)? {
+        guard let at = name.firstIndex(of: "@"), let partition = Int(name[..<at]), partition >= 0 else { return nil }
+        return (partition, String(name[name.index(after: at)...]))
+    }
+}

@@ -1,0 +1,122 @@
+import Testing
+@testable import Coordination
+
+@Suite struct StaticPartitionAssignerTests {
+    // The tables of seed-systems §1.5 (sequins' TestClusterPartitionAssignment and TestMaxReplication).
+    @Test func reproducesSequinsFiveNodeTable() {
+        let assigner = StaticPartitionAssigner(partitionCount: 5, replication: 3)
+        let ids = ["1", "2", "3", "4", "5"]
+        let expected: [String: [Int]] = ["1": [0, 1, 3], "2": [0, 2, 3], "3": [0, 2, 4], "4": [1, 2, 4], "5": [1, 3, 4]]
+        #expect(assigner.assignment(members: ids) == expected)
+    }
+
+    @Test func reproducesSequinsSixNodeTable() {
+        let assigner = StaticPartitionAssigner(partitionCount: 5, replication: 3)
+        let table = assigner.assignment(members: ["1", "2", "3", "4", "5", "6"])
+        for id in ["1", "2", "3"] { #expect(table[id] == [0, 2, 4]) }
+        for id in ["4", "5", "6"] { #expect(table[id] == [1, 3]) }
+    }
+
+    @Test func reproducesSequinsMaxReplicationExample() {
+        let assigner = StaticPartitionAssigner(partitionCount: 5, replication: 2)
+        #expect(assigner.partitions(for: "1", members: [], maxReplication: 2) == [0, 1, 2, 3, 4])
+        let heldOnce = Dictionary(uniqueKeysWithValues: (0..<5).map { ($0, 1) })
+        #expect(assigner.partitions(for: "2", members: ["1"], maxReplication: 2, remoteHolders: heldOnce) == [0, 1, 2, 3, 4])
+        let heldTwice = Dictionary(uniqueKeysWithValues: (0..<5).map { ($0, 2) })
+        #expect(assigner.partitions(for: "3", members: ["1", "2"], maxReplication: 2, remoteHolders: heldTwice) == [])
+        #expect(assigner.partitions(for: "4", members: ["1", "2", "3"], maxReplication: 0, remoteHolders: heldTwice) == [1, 3])
+    }
+
+    @Test func duplicateShardIDsShareASlotAndExtraNodesGetNothing() {
+        let assigner = StaticPartitionAssigner(partitionCount: 2, replication: 1)
+        // A replacement node with a dead node's id takes over exactly its partitions.
+        #expect(assigner.partitions(for: "2", members: ["1", "2", "2"]) == [1])
+        // More ids than slots: the ones past partitions × replication get nothing.
+        #expect(assigner.partitions(for: "3", members: ["1", "2"]) == [])
+    }
+
+    @Test func orderIsLexicographicByDefaultAndNumericOnRequest() {
+        let ids = ["2", "10", "1"]
+        let lexicographic = StaticPartitionAssigner(partitionCount: 3, replication: 1)
+        #expect(lexicographic.assignment(members: ids) == ["1": [0], "10": [1], "2": [2]])  // "10" < "2", as sequins
+        let numeric = StaticPartitionAssigner(partitionCount: 3, replication: 1, strategy: .sequins(.numeric))
+        #expect(numeric.assignment(members: ids) == ["1": [0], "2": [1], "10": [2]])
+    }
+
+    static func randomMembers(_ generator: inout some RandomNumberGenerator) -> [String] {
+        let count = Int.random(in: 1...30, using: &generator)
+        return (0..<count).map { _ in String(Int.random(in: 1...40, using: &generator)) }
+    }
+
+    /// Thousands of random inputs: determinism regardless of input order, every partition held by
+    /// min(R, distinct ids) distinct ids, and (sequins) slot counts balanced within one.
+    @Test(arguments: [StaticPartitionAssigner.Strategy.sequins(.lexicographic), .sequins(.numeric), .rendezvous])
+    func randomInputsKeepTheProperties(_ strategy: StaticPartitionAssigner.Strategy) {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<1500 {
+            let assigner = StaticPartitionAssigner(
+                partitionCount: Int.random(in: 0...40, using: &generator), replication: Int.random(in: 1...4, using: &generator),
+                strategy: strategy)
+            let members = Self.randomMembers(&generator)
+            let table = assigner.assignment(members: members)
+            #expect(table == assigner.assignment(members: members.shuffled(using: &generator)), "deterministic")
+            let distinct = Set(members).count
+            for partition in 0..<assigner.partitionCount {
+                let holders = table.filter { $0.value.contains(partition) }.count
+                #expect(holders == min(assigner.replication, distinct), "partition \(partition): \(holders) holders")
+            }
+            if case .sequins = strategy, distinct > 0 {
+                // Slots per id differ by at most one.
+                let slots = assigner.partitionCount * assigner.replication
+                let perID = Set(members).map { id -> Int in
+                    let index = assigner.orderedIDs(members).firstIndex(of: id)!
+                    return index < slots ? (slots - index + distinct - 1) / distinct : 0
+                }
+                #expect((perID.max() ?? 0) - (perID.min() ?? 0) <= 1)
+                for (id, partitions) in table { #expect(partitions.count <= perID.max()!, "\(id)") }
+            }
+        }
+    }
+
+    /// Rendezvous hashing moves only what a new member takes: every other partition keeps its holders.
+    @Test func rendezvousMovesOnlyWhatANewMemberTakes() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            let assigner = StaticPartitionAssigner(partitionCount: 64, replication: Int.random(in: 1...3, using: &generator), strategy: .rendezvous)
+            let members = Array(Set(Self.randomMembers(&generator)))
+            let newcomer = "new-\(Int.random(in: 0...1000, using: &generator))"
+            let before = assigner.assignment(members: members)
+            let after = assigner.assignment(members: members + [newcomer])
+            for partition in 0..<64 {
+                let old = Set(before.filter { $0.value.contains(partition) }.keys)
+                let new = Set(after.filter { $0.value.contains(partition) }.keys)
+                if !new.contains(newcomer) {
+                    #expect(old == new)
+                } else {
+                    #expect(new.subtracting([newcomer]).isSubset(of: old))
+                    #expect(old.subtracting(new).count <= 1)
+                }
+            }
+        }
+    }
+
+    @Test func smallestFreeShardIDMatchesSequinsWithoutItsDuplicateBug() throws {
+        #expect(try ShardID.smallestFree(in: ["2", "4"]) == "1")
+        #expect(try ShardID.smallestFree(in: ["1", "3"]) == "2")
+        #expect(try ShardID.smallestFree(in: ["1", "2"]) == "3")
+        #expect(try ShardID.smallestFree(in: ["1", "4", "5"]) == "2")
+        #expect(try ShardID.smallestFree(in: []) == "1")
+        #expect(try ShardID.smallestFree(in: ["1", "1", "2"]) == "3")  // sequins says "2", which is taken
+        #expect(throws: ShardIDError.self) { try ShardID.smallestFree(in: ["1", "node-a"]) }
+    }
+
+    @Test func replicationTallyAndAdvertisementNames() {
+        #expect(PartitionReplication.advertisementName(partition: 3, address: "10.0.0.5:9599") == "00003@10.0.0.5:9599")
+        #expect(PartitionReplication.parse("00012@h:1")! == (12, "h:1"))
+        let tally = PartitionReplication(advertisements: ["00000@a:1", "00000@b:1", "00002@a:1", "junk", "00009@a:1"], partitionCount: 3)
+        #expect(tally.counts == [2, 0, 1])
+        #expect(tally.missing(minReplication: 1) == [1])
+        #expect(!tally.isReady(minReplication: 1))
+        #expect(PartitionReplication(advertisements: [], partitionCount: 0).isReady(minReplication: 2))
+    }
+}
