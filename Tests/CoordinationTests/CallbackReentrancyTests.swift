@@ -39,16 +39,19 @@ import ZooKeeperTesting
         await client.close()
     }
 
-    /// A holder keeps its lock across a server restart shorter than the presumed-expiry delay
-    /// (same session), and the lock keeps excluding others.
-    @Test func aLockSurvivesAShortServerRestart() async throws {
+    /// A holder keeps its lock across a disconnect shorter than the presumed-expiry delay (same
+    /// session), and the lock keeps excluding others.
+    @Test func aLockSurvivesAShortDisconnect() async throws {
         let server = try await ZooKeeperServer.start()
         defer { server.destroy() }
+        let proxy = try await FaultProxy.start(targetPort: server.port)
         let path = uniqueTestPath()
-        let holder = try await connectedClient(server.connectString, sessionTimeout: .seconds(20))
+        let holder = try await connectedClient(proxy.connectString, sessionTimeout: .seconds(10))
         let lease = try await DistributedLock(client: holder, path: path).acquire()
         let session = holder.sessionCredentials?.sessionID
-        try await server.restart()
+        proxy.cut()
+        try await eventually("suspended") { !holder.state.isConnected }
+        proxy.restore()
         try await holder.waitUntilConnected(timeout: .seconds(20))
         try await eventually("reconnected") { holder.state.isConnected }
         #expect(holder.sessionCredentials?.sessionID == session)
@@ -60,5 +63,6 @@ import ZooKeeperTesting
         await next.release()
         await holder.close()
         await other.close()
+        await proxy.shutdown()
     }
 }

@@ -53,7 +53,7 @@ import Testing
     @Test(arguments: [StaticPartitionAssigner.Strategy.sequins(.lexicographic), .sequins(.numeric), .rendezvous])
     func randomInputsKeepTheProperties(_ strategy: StaticPartitionAssigner.Strategy) {
         var generator = SystemRandomNumberGenerator()
-        for _ in 0..<1500 {
+        for _ in 0..<1000 {
             let assigner = StaticPartitionAssigner(
                 partitionCount: Int.random(in: 0...40, using: &generator), replication: Int.random(in: 1...4, using: &generator),
                 strategy: strategy)
