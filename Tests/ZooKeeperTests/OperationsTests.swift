@@ -285,7 +285,7 @@ import ZooKeeperTesting
         let start = ContinuousClock.now
         let error = await expectError(.connectionTimeout) { try await client.connect() }
         #expect(error?.message.contains("127.0.0.1:\(port)") == true)
-        #expect(ContinuousClock.now - start < .seconds(15))
+        #expect(ContinuousClock.now - start < .seconds(60), "gave up instead of hanging")
         #expect(client.state == .closed)
         await expectError(.closed) { try await client.exists("/") }
         #expect(client.outstandingCallbackContexts == 0)
