@@ -8,6 +8,7 @@ let package = Package(
     dependencies: [
         .package(name: "swift-zookeeper-coordination", path: "../"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         // The shared coordination workloads (../shared/bench-peers/WORKLOADS.md) for comparing
@@ -19,6 +20,16 @@ let package = Package(
                 .product(name: "Coordination", package: "swift-zookeeper-coordination"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        // Micro-benchmarks of the pure cores (package-benchmark): `swift package benchmark`.
+        .executableTarget(
+            name: "CoordinationBenchmarks",
+            dependencies: [
+                .product(name: "Coordination", package: "swift-zookeeper-coordination"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/CoordinationBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -78,6 +78,21 @@ import Testing
         }
     }
 
+    /// The rendezvous fast path (count the ids ranked above us) agrees with the plain definition
+    /// (sort every id by weight and take the first `replication`).
+    @Test func rendezvousFastPathAgreesWithTheDefinition() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let assigner = StaticPartitionAssigner(partitionCount: 50, replication: Int.random(in: 1...4, using: &generator), strategy: .rendezvous)
+            let members = Self.randomMembers(&generator)
+            let ids = assigner.orderedIDs(members)
+            for id in Set(members) {
+                let reference = (0..<50).filter { assigner.holders(of: $0, ids: ids).contains(id) }
+                #expect(assigner.partitions(for: id, members: members) == reference)
+            }
+        }
+    }
+
     /// Rendezvous hashing moves only what a new member takes: every other partition keeps its holders.
     @Test func rendezvousMovesOnlyWhatANewMemberTakes() {
         var generator = SystemRandomNumberGenerator()

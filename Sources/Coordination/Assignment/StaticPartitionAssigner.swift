@@ -60,7 +60,21 @@ public struct StaticPartitionAssigner: Sendable, Hashable {
             }
             selected = chosen.sorted()
         case .rendezvous:
-            selected = (0..<partitionCount).filter { holders(of: $0, ids: ids).contains(shardID) }
+            // Ours when fewer than `replication` ids rank above us (weight, then id, descending).
+            let mine = Self.idHash(shardID)
+            let others = ids.filter { $0 != shardID }.map { (id: $0, hash: Self.idHash($0)) }
+            selected = (0..<partitionCount).filter { partition in
+                let myWeight = Self.weight(idHash: mine, partition: partition)
+                var above = 0
+                for other in others {
+                    let weight = Self.weight(idHash: other.hash, partition: partition)
+                    if weight > myWeight || (weight == myWeight && other.id > shardID) {
+                        above += 1
+                        if above >= replication { return false }
+                    }
+                }
+                return true
+            }
         }
         if let maxReplication, maxReplication >= replication {
             selected.removeAll { (remoteHolders[$0] ?? 0) >= maxReplication }
@@ -91,21 +105,33 @@ public struct StaticPartitionAssigner: Sendable, Hashable {
         }
     }
 
-    /// The ids that hold `partition` under rendezvous hashing: the `replication` highest weights.
+    /// The ids that hold `partition` under rendezvous hashing: the `replication` highest weights
+    /// (the definition; ``partitions(for:members:maxReplication:remoteHolders:)`` counts instead of sorting).
     func holders(of partition: Int, ids: [String]) -> [String] {
         let ranked = ids.map { (weight: Self.weight(id: $0, partition: partition), id: $0) }
             .sorted { ($0.weight, $0.id) > ($1.weight, $1.id) }
         return ranked.prefix(replication).map(\.id)
     }
 
-    /// A stable 64-bit weight (FNV-1a, then a SplitMix64 finaliser): the same on every machine and
-    /// in every process, unlike Swift's seeded `Hasher`.
+    /// A stable 64-bit weight (FNV-1a over the id, a separator and the partition, then a SplitMix64
+    /// finaliser): the same on every machine and in every process, unlike Swift's seeded `Hasher`.
     static func weight(id: String, partition: Int) -> UInt64 {
+        weight(idHash: idHash(id), partition: partition)
+    }
+
+    /// FNV-1a of the id's bytes and a separator: the part of the weight that does not depend on
+    /// the partition, computed once per id.
+    static func idHash(_ id: String) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in id.utf8 {
             hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
         }
-        hash = (hash ^ 0x2f) &* 0x0000_0100_0000_01b3
+        return (hash ^ 0x2f) &* 0x0000_0100_0000_01b3
+    }
+
+    @inline(__always)
+    static func weight(idHash: UInt64, partition: Int) -> UInt64 {
+        var hash = idHash
         var value = UInt64(truncatingIfNeeded: partition)
         for _ in 0..<8 {
             hash = (hash ^ (value & 0xff)) &* 0x0000_0100_0000_01b3

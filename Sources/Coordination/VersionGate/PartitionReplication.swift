@@ -9,10 +9,10 @@ public struct PartitionReplication: Sendable, Hashable {
 
     /// Counts the advertisements `<%05d partition>@<host:port>` (sequins' names); names that are
     /// not advertisements, or name a partition out of range, are ignored.
-    public init(advertisements: some Sequence<String>, partitionCount: Int) {
+    public init(advertisements: [String], partitionCount: Int) {
         var counts = Array(repeating: 0, count: partitionCount)
         for name in advertisements {
-            guard let (partition, _) = Self.parse(name), partition < partitionCount else { continue }
+            guard let partition = Self.partition(of: name), partition < partitionCount else { continue }
             counts[partition] += 1
         }
         self.counts = counts
@@ -32,6 +32,19 @@ public struct PartitionReplication: Sendable, Hashable {
     public static func advertisementName(partition: Int, address: String) -> String {
         let digits = String(partition)
         return String(repeating: "0", count: max(0, 5 - digits.count)) + digits + "@" + address
+    }
+
+    /// The partition number of an advertisement name, read without allocating.
+    static func partition(of name: String) -> Int? {
+        var value = 0
+        var digits = 0
+        for byte in name.utf8 {
+            if byte == UInt8(ascii: "@") { return digits > 0 ? value : nil }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 18 else { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            digits += 1
+        }
+        return nil
     }
 
     /// The partition and address of an advertisement name.
