@@ -44,23 +44,9 @@ public final class LeaderElection: Sendable {
     /// - Throws: ``CoordinationError/Code/timedOut``, `CancellationError`, ``ZooKeeperError``; our
     ///   candidate node is deleted in every such case.
     public func campaign(payload: [UInt8] = [], timeout: Duration? = nil) async throws -> Leadership {
-        try ZooKeeperPath.validate(path)
-        let deadline = timeout.map { ContinuousClock.now + $0 }
-        let contender = self.contender
         let data = LeaderInfo.encode(participantID: participantID, payload: payload)
-        while true {
-            let (node, children) = try await contender.enqueue(data: data, deadline: deadline)
-            do {
-                try await contender.awaitTurn(node, children: children, deadline: deadline)
-                return Leadership(election: self, node: node)
-            } catch let error as CoordinationError where error.code == .lost {
-                await contender.remove(path: node.path, owner: node.sessionID)
-                continue
-            } catch {
-                await contender.remove(path: node.path, owner: node.sessionID)
-                throw error
-            }
-        }
+        let node = try await contender.acquire(data: data, deadline: timeout.map { ContinuousClock.now + $0 })
+        return Leadership(election: self, node: node)
     }
 
     /// Campaigns, runs `body` while leading, cancels it when leadership is lost, then resigns.
@@ -69,15 +55,7 @@ public final class LeaderElection: Sendable {
         payload: [UInt8] = [], timeout: Duration? = nil, _ body: @escaping @Sendable (Leadership) async throws -> R
     ) async throws -> R {
         let term = try await campaign(payload: payload, timeout: timeout)
-        do {
-            let result = try await run({ try await body(term) }, cancelledWhen: { await term.waitUntilLost() != nil },
-                                       lostError: { term.lostError() })
-            await term.resign()
-            return result
-        } catch {
-            await term.resign()
-            throw error
-        }
+        return try await term.hold.run({ try await body(term) }, endingWith: contender, lostError: term.lostError)
     }
 
     /// The current leader as a stream: the leader now (or `nil` when there is none), then every

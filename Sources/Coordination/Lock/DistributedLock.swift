@@ -64,23 +64,8 @@ public final class DistributedLock: Sendable {
     /// - Throws: ``CoordinationError/Code/timedOut``, `CancellationError`, ``ZooKeeperError`` (for
     ///   example `.closed`). In every case our node is deleted before this returns.
     public func acquire(timeout: Duration? = nil) async throws -> LockLease {
-        try ZooKeeperPath.validate(path)
-        let deadline = timeout.map { ContinuousClock.now + $0 }
-        let contender = self.contender
-        while true {
-            let (node, children) = try await contender.enqueue(data: [], deadline: deadline)
-            do {
-                try await contender.awaitTurn(node, children: children, deadline: deadline)
-                return LockLease(lock: self, node: node)
-            } catch let error as CoordinationError where error.code == .lost {
-                // Our node died with its session while we waited: queue again on the new session.
-                await contender.remove(path: node.path, owner: node.sessionID)
-                continue
-            } catch {
-                await contender.remove(path: node.path, owner: node.sessionID)
-                throw error
-            }
-        }
+        let node = try await contender.acquire(data: [], deadline: timeout.map { ContinuousClock.now + $0 })
+        return LockLease(lock: self, node: node)
     }
 
     /// Takes the lock only if it is free right now; `nil` otherwise (no node is left behind).
@@ -107,15 +92,7 @@ public final class DistributedLock: Sendable {
     ///   was cancelled because the lock was lost; what `body` throws.
     public func withLock<R: Sendable>(timeout: Duration? = nil, _ body: @escaping @Sendable (LockLease) async throws -> R) async throws -> R {
         let lease = try await acquire(timeout: timeout)
-        do {
-            let result = try await run({ try await body(lease) }, cancelledWhen: { await lease.waitUntilLost() != nil },
-                                       lostError: { lease.lostError() })
-            await lease.release()
-            return result
-        } catch {
-            await lease.release()
-            throw error
-        }
+        return try await lease.hold.run({ try await body(lease) }, endingWith: contender, lostError: lease.lostError)
     }
 }
 

@@ -63,6 +63,26 @@ struct QueueContender: Sendable {
         }
     }
 
+    /// Enqueues and waits until first in line: the whole acquire of a lock, a lease or a term.
+    /// A node that dies with its session while waiting is replaced on the new session (within the
+    /// deadline); on any other failure, our node is deleted before this throws.
+    func acquire(data: [UInt8], deadline: ContinuousClock.Instant?) async throws -> ContenderNode {
+        try ZooKeeperPath.validate(parent)
+        while true {
+            let (node, children) = try await enqueue(data: data, deadline: deadline)
+            do {
+                try await awaitTurn(node, children: children, deadline: deadline)
+                return node
+            } catch let error as CoordinationError where error.code == .lost {
+                await remove(path: node.path, owner: node.sessionID)
+                continue
+            } catch {
+                await remove(path: node.path, owner: node.sessionID)
+                throw error
+            }
+        }
+    }
+
     /// Looks for the node created with `guid` after a lost reply.
     private func recover(guid: String, deadline: ContinuousClock.Instant?) async throws -> (ContenderNode, [String])? {
         while true {

@@ -29,6 +29,22 @@ final class Hold: Sendable {
         await contender.remove(path: node.path, owner: node.sessionID)
     }
 
+    /// Runs `body` while the hold lasts, cancels it when the hold ends first (then throws
+    /// `lostError()`), and always ends the hold afterwards.
+    func run<R: Sendable>(
+        _ body: @escaping @Sendable () async throws -> R, endingWith contender: QueueContender,
+        lostError: @escaping @Sendable () -> CoordinationError
+    ) async throws -> R {
+        do {
+            let result = try await Coordination.run(body, cancelledWhen: { await self.waitUntilEnded() != nil }, lostError: lostError)
+            await end(removingWith: contender)
+            return result
+        } catch {
+            await end(removingWith: contender)
+            throw error
+        }
+    }
+
     func lostError(_ what: String) -> CoordinationError {
         CoordinationError(.lost, path: node.path, message: "\(what) (\(ended.value.map { "\($0)" } ?? "unknown"))")
     }

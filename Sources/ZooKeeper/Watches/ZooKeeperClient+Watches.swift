@@ -85,25 +85,14 @@ public struct DataUpdates: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator {
         let client = self.client
         let path = self.path
-        let stream = LevelTriggeredWatch<DataUpdate>.stream(client: client, path: path) { deliver in
-            do {
-                let data: NodeData = try await client.performWatching(path: path, deliver: deliver) { handle, watcher, box in
-                    zoo_awget(handle, path, nodeWatcher, watcher, dataCompletion, box)
-                }
-                return .data(data)
-            } catch let error as ZooKeeperError where error.code == .noNode {
-                let stat: Stat? = try await client.performWatching(path: path, deliver: deliver) { handle, watcher, box in
-                    zoo_awexists(handle, path, nodeWatcher, watcher, existsCompletion, box)
-                }
-                // Created between the two reads: the exists watch will fire on the next change; read again now.
-                return stat == nil ? .noNode : nil
+        let stream = LevelTriggeredWatch<DataUpdate>.nodeStream(client: client, path: path) { deliver in
+            try await client.performWatching(path: path, deliver: deliver) { handle, watcher, box in
+                zoo_awget(handle, path, nodeWatcher, watcher, dataCompletion, box)
             }
         } read: {
-            do {
-                return .data(try await client.getData(path))
-            } catch let error as ZooKeeperError where error.code == .noNode {
-                return .noNode
-            }
+            try await client.getData(path)
+        } snapshot: { data in
+            data.map(DataUpdate.data) ?? .noNode
         }
         return AsyncIterator(base: stream.makeAsyncIterator())
     }
@@ -123,24 +112,14 @@ public struct ChildrenUpdates: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator {
         let client = self.client
         let path = self.path
-        let stream = LevelTriggeredWatch<ChildrenUpdate>.stream(client: client, path: path) { deliver in
-            do {
-                let children: NodeChildren = try await client.performWatching(path: path, deliver: deliver) { handle, watcher, box in
-                    zoo_awget_children2(handle, path, nodeWatcher, watcher, childrenCompletion, box)
-                }
-                return .children(children)
-            } catch let error as ZooKeeperError where error.code == .noNode {
-                let stat: Stat? = try await client.performWatching(path: path, deliver: deliver) { handle, watcher, box in
-                    zoo_awexists(handle, path, nodeWatcher, watcher, existsCompletion, box)
-                }
-                return stat == nil ? .noNode : nil
+        let stream = LevelTriggeredWatch<ChildrenUpdate>.nodeStream(client: client, path: path) { deliver in
+            try await client.performWatching(path: path, deliver: deliver) { handle, watcher, box in
+                zoo_awget_children2(handle, path, nodeWatcher, watcher, childrenCompletion, box)
             }
         } read: {
-            do {
-                return .children(try await client.getChildren(path))
-            } catch let error as ZooKeeperError where error.code == .noNode {
-                return .noNode
-            }
+            try await client.getChildren(path)
+        } snapshot: { children in
+            children.map(ChildrenUpdate.children) ?? .noNode
         }
         return AsyncIterator(base: stream.makeAsyncIterator())
     }
@@ -154,6 +133,33 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
         case watchFired(token: Int, Result<WatchedEvent, ZooKeeperError>)
         case session(SessionState)
         case retry
+    }
+
+    /// The stream of one node's state: `readAndWatch` reads it and sets a watch; while the node
+    /// does not exist, an existence watch waits for its creation and `snapshot(nil)` is yielded.
+    static func nodeStream<Value: Sendable>(
+        client: ZooKeeperClient, path: String,
+        readAndWatch: @escaping @Sendable (@escaping Deliver) async throws -> Value,
+        read: @escaping @Sendable () async throws -> Value,
+        snapshot: @escaping @Sendable (Value?) -> Snapshot
+    ) -> AsyncThrowingStream<Snapshot, any Error> {
+        stream(client: client, path: path) { deliver in
+            do {
+                return snapshot(try await readAndWatch(deliver))
+            } catch let error as ZooKeeperError where error.code == .noNode {
+                let stat: Stat? = try await client.performWatching(path: path, deliver: deliver) { handle, watcher, box in
+                    zoo_awexists(handle, path, nodeWatcher, watcher, existsCompletion, box)
+                }
+                // Created between the two reads: read again now (the exists watch stays armed).
+                return stat == nil ? snapshot(nil) : nil
+            }
+        } read: {
+            do {
+                return snapshot(try await read())
+            } catch let error as ZooKeeperError where error.code == .noNode {
+                return snapshot(nil)
+            }
+        }
     }
 
     /// - Parameters:
