@@ -30,25 +30,25 @@ print("connected to \(connect): \(session)")
 
 // Watch a node's data as a stream of snapshots while we change it.
 let base = "/zk-example-\(UInt32.random(in: 0...UInt32.max))"
-let watcher = Task {
-    var seen: [String] = []
-    for try await update in client.dataUpdates("\(base)/config") {
-        switch update {
-        case .data(let node): seen.append("data \"\(node.string)\" (version \(node.stat.version))")
-        case .noNode: seen.append("no node")
-        }
-        print("  watch saw: \(seen.last!)")
-        if seen.count == 4 { break }
-    }
-}
+try await watchWhileChanging(client, path: "\(base)/config")
 
-try await Task.sleep(for: .milliseconds(200))
-try await client.create("\(base)/config", data: Array("v1".utf8), parents: .persistent)
-try await Task.sleep(for: .milliseconds(100))
-try await client.setData("\(base)/config", data: Array("v2".utf8), version: 0)
-try await Task.sleep(for: .milliseconds(100))
-try await client.delete("\(base)/config")
-try await watcher.value
+func watchWhileChanging(_ client: ZooKeeperClient, path: String) async throws {
+    var updates = client.dataUpdates(path).makeAsyncIterator()
+    func show(_ update: DataUpdate?) {
+        switch update {
+        case .data(let node)?: print("  watch saw: data \"\(node.string)\" (version \(node.stat.version))")
+        case .noNode?: print("  watch saw: no node")
+        case nil: print("  watch ended")
+        }
+    }
+    show(try await updates.next())
+    try await client.create(path, data: Array("v1".utf8), parents: .persistent)
+    show(try await updates.next())
+    try await client.setData(path, data: Array("v2".utf8), version: 0)
+    show(try await updates.next())
+    try await client.delete(path)
+    show(try await updates.next())
+}
 
 // An atomic transaction, with a check that makes it fail as a whole.
 do {
