@@ -54,12 +54,33 @@ import ZooKeeperTesting
         }
         try await eventually("b's nodes are gone") { try await children(a, path) == [lease.node.name] }
         await lease.release()
+        // The release's delete reaches other sessions a moment later.
+        try await eventually("a's node is gone for b too") { try await children(b, path).isEmpty }
         let second = try #require(try await DistributedLock(client: b, path: path).tryAcquire())
         #expect(second.fencingToken > lease.fencingToken, "fencing tokens grow")
         await second.release()
         try await eventually("released") { try await children(a, path).isEmpty }
         await a.close()
         await b.close()
+    }
+
+    /// A timeout also bounds the wait for a connection: acquiring while cut off gives up at the deadline.
+    @Test func theTimeoutHoldsWhileDisconnected() async throws {
+        let server = try await ZooKeeperServer.start()
+        defer { server.destroy() }
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let client = try await connectedClient(proxy.connectString, sessionTimeout: .seconds(10))
+        proxy.cut()
+        try await eventually("suspended") { !client.state.isConnected }
+        do {
+            _ = try await DistributedLock(client: client, path: uniqueTestPath()).acquire(timeout: .milliseconds(500))
+            Issue.record("acquired while disconnected")
+        } catch let error as CoordinationError {
+            #expect(error.code == .timedOut)
+        }
+        proxy.restore()
+        await client.close()
+        await proxy.shutdown()
     }
 
     /// Cancelling a waiter deletes its node, and the waiter behind it proceeds.

@@ -44,6 +44,11 @@ struct QueueContender: Sendable {
                 let created: CreatedNode
                 do {
                     created = try await create.value()
+                } catch is CancellationError {
+                    // The create was sent and may have happened: find our node by its GUID and
+                    // delete it, in a task the cancellation does not reach.
+                    Task.detached { [self] in await removeCreated(guid: guid) }
+                    throw CancellationError()
                 } catch let error as ZooKeeperError where error.code == .noNode {
                     _ = try? await children.value()
                     try await client.createPath(parent, mode: .container)
@@ -79,6 +84,23 @@ struct QueueContender: Sendable {
             } catch {
                 await remove(path: node.path, owner: node.sessionID)
                 throw error
+            }
+        }
+    }
+
+    /// Deletes the node created with `guid`, if it exists (after a cancelled create). A children
+    /// read sent after the create sees it (the server answers a session's requests in order).
+    func removeCreated(guid: String) async {
+        while true {
+            do {
+                let children = try await client.getChildren(parent).names
+                guard let name = LockQueue.find(guid: guid, in: children) else { return }
+                await remove(path: ZooKeeperPath.join(parent, name))
+                return
+            } catch let error as ZooKeeperError where error.isRetryable {
+                try? await Task.sleep(for: .milliseconds(100))
+            } catch {
+                return  // no parent, session gone (the node with it), or closed
             }
         }
     }
@@ -172,7 +194,7 @@ struct QueueContender: Sendable {
     /// Deletes `path` whatever happens to the calling task: the delete is sent before this returns
     /// (so every later request of this client sees it: the server answers a session's requests in
     /// order), and a task of its own retries it until the node is gone, its session is gone, or the
-    /// client is closed ("guaranteed delete").
+    /// client is closed ("guaranteed delete"). Other sessions see the node gone a moment later.
     func remove(path: String, owner: Int64? = nil) async {
         let client = self.client
         let first = client.submitDelete(path)
@@ -198,15 +220,28 @@ struct QueueContender: Sendable {
         }
     }
 
+    /// Waits until the client is connected, or throws at the deadline, on close or auth failure.
     func waitForConnection(deadline: ContinuousClock.Instant?) async throws {
         if client.state.isConnected { return }
-        for await state in client.sessionEvents {
-            try checkDeadline(deadline)
-            if state.isConnected { return }
-            if case .closed = state { throw ZooKeeperError(.closed, message: "the client is closed") }
-            if case .authFailed = state { throw ZooKeeperError(.authFailed, message: "authentication failed") }
+        let events = client.sessionEvents
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await state in events {
+                    if state.isConnected { return }
+                    if case .closed = state { throw ZooKeeperError(.closed, message: "the client is closed") }
+                    if case .authFailed = state { throw ZooKeeperError(.authFailed, message: "authentication failed") }
+                }
+                throw CancellationError()
+            }
+            if let deadline {
+                group.addTask {
+                    try await Task.sleep(until: deadline)
+                    throw timedOut()
+                }
+            }
+            defer { group.cancelAll() }
+            try await group.next()
         }
-        throw CancellationError()
     }
 
     func checkDeadline(_ deadline: ContinuousClock.Instant?) throws {
