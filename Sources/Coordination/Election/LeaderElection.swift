@@ -185,7 +185,7 @@ public struct LeaderUpdates: AsyncSequence, Sendable {
                         try await Self.firstEvent(of: watches)
                     } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
                         try await Task.sleep(for: .milliseconds(50))  // back off; the state event may lag the error
-                        try await Self.waitForConnection(client)
+                        try await client.waitUntilConnected()
                     }
                 }
             } catch is CancellationError {
@@ -207,13 +207,6 @@ public struct LeaderUpdates: AsyncSequence, Sendable {
         }
     }
 
-    private static func waitForConnection(_ client: ZooKeeperClient) async throws {
-        for await state in client.sessionEvents {
-            if state.isConnected { return }
-            if case .closed = state { throw ZooKeeperError(.closed, message: "the client is closed") }
-        }
-        throw CancellationError()
-    }
 
     static func readLeader(client: ZooKeeperClient, path: String, update: ChildrenUpdate? = nil) async throws -> (LeaderInfo?, NodeWatch?) {
         var names: [String]

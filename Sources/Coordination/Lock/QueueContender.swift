@@ -220,27 +220,14 @@ struct QueueContender: Sendable {
         }
     }
 
-    /// Waits until the client is connected, or throws at the deadline, on close or auth failure.
+    /// Waits until the client is connected (``ZooKeeperClient/waitUntilConnected(timeout:)``), or
+    /// throws ``CoordinationError/Code/timedOut`` at the deadline.
     func waitForConnection(deadline: ContinuousClock.Instant?) async throws {
-        if client.state.isConnected { return }
-        let events = client.sessionEvents
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await state in events {
-                    if state.isConnected { return }
-                    if case .closed = state { throw ZooKeeperError(.closed, message: "the client is closed") }
-                    if case .authFailed = state { throw ZooKeeperError(.authFailed, message: "authentication failed") }
-                }
-                throw CancellationError()
-            }
-            if let deadline {
-                group.addTask {
-                    try await Task.sleep(until: deadline)
-                    throw timedOut()
-                }
-            }
-            defer { group.cancelAll() }
-            try await group.next()
+        try checkDeadline(deadline)
+        do {
+            try await client.waitUntilConnected(timeout: deadline.map { $0 - .now })
+        } catch let error as ZooKeeperError where error.code == .connectionTimeout {
+            throw timedOut()
         }
     }
 

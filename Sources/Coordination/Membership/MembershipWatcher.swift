@@ -107,7 +107,7 @@ public final class MembershipWatcher: Sendable {
             }) else { return }
             let path = ZooKeeperPath.join(group, desired.memberID)
             guard let session = client.state.session, client.state.isConnected else {
-                try await waitForConnection()
+                try await client.waitUntilConnected()
                 continue
             }
             do {
@@ -132,7 +132,7 @@ public final class MembershipWatcher: Sendable {
                     message: "member id \(desired.memberID) is held by another live session (0x\(String(UInt64(bitPattern: stat.ephemeralOwner), radix: 16)))")
             } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
                 try await Task.sleep(for: .milliseconds(50))
-                try await waitForConnection()
+                try await client.waitUntilConnected()
             }
         }
     }
@@ -141,13 +141,6 @@ public final class MembershipWatcher: Sendable {
         state.withLock { $0.desired?.publishedGeneration = generation }
     }
 
-    private func waitForConnection() async throws {
-        for await state in client.sessionEvents {
-            if state.isConnected { return }
-            if case .closed = state { throw ZooKeeperError(.closed, message: "the client is closed") }
-        }
-        throw CancellationError()
-    }
 
     /// Follows the session: remembers earlier session ids and republishes on every new session.
     private func startKeeper() {

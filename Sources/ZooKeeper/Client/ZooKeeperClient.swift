@@ -329,7 +329,6 @@ public final class ZooKeeperClient: Sendable {
             withSession { book in execute(book.machine.handleOpenFailed(generation: generation), in: &book) }
             return
         }
-        context.handle = handle
         let resolutionDelay = configuration.hostResolutionInterval.map { Int32(clamping: max($0.milliseconds, 1)) } ?? -1
         zoo_set_servers_resolution_delay(handle, resolutionDelay)
         let adopted = slot.withLock { slot -> Bool in
@@ -557,7 +556,6 @@ struct SendableHandle: @unchecked Sendable {
 final class HandleContext: @unchecked Sendable {
     weak var client: ZooKeeperClient?
     let generation: Int
-    var handle: OpaquePointer?
 
     init(client: ZooKeeperClient, generation: Int) {
         self.client = client

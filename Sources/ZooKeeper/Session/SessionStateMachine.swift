@@ -67,13 +67,6 @@ struct SessionStateMachine: Sendable {
         }
     }
 
-    /// The live session, when connected.
-    var connectedSession: SessionInfo? {
-        switch state {
-        case .connected(let info), .readOnly(let info): return info
-        default: return nil
-        }
-    }
 
     mutating func start() -> [Action] {
         guard case .idle = state else { return [] }

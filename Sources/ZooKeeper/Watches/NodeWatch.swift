@@ -36,8 +36,6 @@ final class OneShotSignal<Value: Sendable>: Sendable {
         for waiter in waiters { waiter.resume(with: result.mapError { $0 as any Error }) }
     }
 
-    var isDelivered: Bool { state.withLock { $0.result != nil } }
-
     func wait() async throws -> Value {
         let id = state.withLock { state -> Int in
             state.nextWaiter += 1
