@@ -8,6 +8,8 @@ let package = Package(
         .library(name: "ZooKeeper", targets: ["ZooKeeper"]),
         .library(name: "ZooKeeperTesting", targets: ["ZooKeeperTesting"]),
         .library(name: "Coordination", targets: ["Coordination"]),
+        .executable(name: "kv", targets: ["kv"]),
+        .executable(name: "kv-demo", targets: ["kv-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -15,6 +17,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // The demos: HTTP server and client, configuration files, command lines, zlib.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
     ],
     targets: [
         // The ZooKeeper C client (Debian: libzookeeper-mt-dev). Only the ZooKeeper target imports it.
@@ -58,6 +66,56 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/ZooKeeperExample"
+        ),
+        // Demo 1: sequins (a statically sharded, replicated key-value server) on the library.
+        .target(
+            name: "SequinsKV",
+            dependencies: [
+                "ZooKeeper",
+                "Coordination",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/Demos/SequinsKV"
+        ),
+        .executableTarget(
+            name: "kv",
+            dependencies: [
+                "SequinsKV",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Demos/kv"
+        ),
+        // The README's main job: an embedded ZooKeeper, sample data and three kv nodes.
+        .executableTarget(
+            name: "kv-demo",
+            dependencies: [
+                "SequinsKV",
+                "ZooKeeperTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Demos/kv-demo"
+        ),
+        .testTarget(
+            name: "SequinsKVTests",
+            dependencies: [
+                "SequinsKV",
+                "Coordination",
+                "ZooKeeper",
+                "ZooKeeperTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
         .testTarget(
             name: "CoordinationTests",

@@ -1,0 +1,192 @@
+import Coordination
+import Foundation
+import Logging
+import Synchronization
+import ZooKeeper
+
+/// This node's place in the sequins cluster, with sequins' ZooKeeper layout under
+/// `/<cluster_name>/v1`: `nodes/<shardID>@<ip:port>` (ephemeral, one per live node),
+/// `id_assignment_lock` (serialises joins and shard-id choice) and
+/// `partitions/<db>/<version>/<%05d>@<ip:port>` (see ``VersionGate``).
+///
+/// Reads never wait for ZooKeeper: the peers and the partition holders are cached and only
+/// replaced when ZooKeeper reports a change, so an outage leaves the last known map in place.
+public final class ClusterMembership: Sendable {
+    public let client: ZooKeeperClient
+    /// `/<cluster_name>/v1`.
+    public let root: String
+    /// This node's `ip:port` as it appears in ZooKeeper.
+    public let address: String
+    public let logger: Logger
+    private let nodes: MembershipWatcher
+    private let state = Mutex(State())
+
+    private struct State {
+        var shardID: String?
+        /// Peers (not this node): address → shard id.
+        var peers: [String: String] = [:]
+        var watcher: Task<Void, Never>?
+        var flapWatcher: Task<Void, Never>?
+    }
+
+    /// Connects to ZooKeeper.
+    /// - Throws: ``ClusterError`` naming the servers when ZooKeeper cannot be reached in time (a new
+    ///   node refuses to start while ZooKeeper is down, as sequins does).
+    public static func connect(configuration: SequinsConfiguration, address: String, logger: Logger) async throws -> ClusterMembership {
+        var zkConfiguration = ZooKeeperClient.Configuration()
+        zkConfiguration.sessionTimeout = configuration.zk.sessionTimeout
+        zkConfiguration.connectionTimeout = max(configuration.zk.connectTimeout, configuration.zk.sessionTimeout)
+        zkConfiguration.logger = logger
+        let connectString = configuration.zk.connectString
+        let client: ZooKeeperClient
+        do {
+            client = try ZooKeeperClient(connectString: connectString, configuration: zkConfiguration)
+            _ = try await client.connect()
+        } catch {
+            throw ClusterError(
+                "cannot connect to ZooKeeper at \(connectString): \(error). A new node does not start while ZooKeeper is unreachable.")
+        }
+        let root = "/" + configuration.sharding.clusterName + "/v1"
+        let membership = ClusterMembership(client: client, root: root.replacingOccurrences(of: "//", with: "/"), address: address, logger: logger)
+        do {
+            try await client.createPath(ZooKeeperPath.join(membership.root, "nodes"))
+        } catch {
+            await client.close()
+            throw ClusterError("cannot create \(membership.root)/nodes in ZooKeeper: \(error)")
+        }
+        return membership
+    }
+
+    init(client: ZooKeeperClient, root: String, address: String, logger: Logger) {
+        self.client = client
+        self.root = root
+        self.address = address
+        self.logger = logger
+        nodes = MembershipWatcher(client: client, group: ZooKeeperPath.join(root, "nodes"))
+    }
+
+    public var shardID: String? { state.withLock { $0.shardID } }
+
+    /// The shard ids of every live node, this one included (the assigner's input).
+    public var memberShardIDs: [String] {
+        state.withLock { state in Array(state.peers.values) + (state.shardID.map { [$0] } ?? []) }
+    }
+
+    /// Peers' addresses → shard ids (cached).
+    public var peers: [String: String] { state.withLock { $0.peers } }
+
+    /// Joins the cluster as sequins does: under `id_assignment_lock`, takes `configured` (or the
+    /// id in the local store, or the smallest free one after the member list has been quiet for
+    /// `min(timeToConverge, 3s)`), registers `nodes/<id>@<address>`, releases the lock, and waits
+    /// until the member list has not changed for `timeToConverge`.
+    public func join(configuredShardID: String, store: LocalStore, timeToConverge: Duration) async throws -> String {
+        let lock = DistributedLock(client: client, path: ZooKeeperPath.join(root, "id_assignment_lock"))
+        let nodes = self.nodes
+        let address = self.address
+        let logger = self.logger
+        let shardID = try await lock.withLock { _ -> String in
+            var id = configuredShardID
+            if id.isEmpty, let stored = store.selfAssignedShardID() { id = stored }
+            if id.isEmpty {
+                let observer = MembershipWatcher(client: nodes.client, group: nodes.group)
+                let members = try await observer.awaitStable(quietPeriod: min(timeToConverge, .seconds(3)))
+                let ids = members.keys.compactMap { $0.split(separator: "@").first.map(String.init) }
+                id = try ShardID.smallestFree(in: ids)
+                try store.saveSelfAssignedShardID(id)
+                logger.info("self-assigned a shard id", metadata: ["kv.shard_id": "\(id)"])
+            }
+            try await nodes.join(memberID: "\(id)@\(address)")
+            return id
+        }
+        state.withLock { $0.shardID = shardID }
+        startWatchingPeers()
+        let members = try await nodes.awaitStable(quietPeriod: timeToConverge)
+        applyMembers(members)
+        logger.info("the member list converged", metadata: ["kv.members": "\(members.keys.sorted())"])
+        return shardID
+    }
+
+    private func startWatchingPeers() {
+        let updates = nodes.members()
+        let task = Task { [weak self] in
+            do {
+                for try await members in updates { self?.applyMembers(members) }
+            } catch {}
+        }
+        state.withLock { $0.watcher = task }
+    }
+
+    private func applyMembers(_ members: [String: [UInt8]]) {
+        var peers: [String: String] = [:]
+        for name in members.keys {
+            guard let at = name.firstIndex(of: "@") else { continue }
+            let peerAddress = String(name[name.index(after: at)...])
+            guard peerAddress != address else { continue }
+            peers[peerAddress] = String(name[..<at])
+        }
+        let (lost, found) = state.withLock { state -> (Set<String>, Set<String>) in
+            let before = Set(state.peers.keys)
+            state.peers = peers
+            return (before.subtracting(peers.keys), Set(peers.keys).subtracting(before))
+        }
+        for peer in lost.sorted() { logger.info("lost a peer", metadata: ["kv.peer": "\(peer)"]) }
+        for peer in found.sorted() { logger.info("found a peer", metadata: ["kv.peer": "\(peer)"]) }
+    }
+
+    /// Watches the session for flapping: `threshold` lost connections within `window`
+    /// calls `onFlapping` (sequins exits then: "Dying due to ZK flapping").
+    public func watchForFlapping(threshold: Int = 5, window: Duration = .seconds(1200), onFlapping: @escaping @Sendable () -> Void) {
+        let events = client.sessionEvents
+        let logger = self.logger
+        let task = Task {
+            var detector = FlapDetector(threshold: threshold, window: window)
+            for await event in events {
+                if case .suspended = event {
+                    logger.warning("lost the ZooKeeper connection; serving from the cached cluster state")
+                    if detector.record(at: ContinuousClock.now) {
+                        logger.critical("ZooKeeper is flapping: \(threshold) lost connections within \(window)")
+                        onFlapping()
+                        return
+                    }
+                }
+                if case .newSession = event {
+                    logger.warning("the ZooKeeper session expired; registering and advertising again on a new session")
+                }
+            }
+        }
+        state.withLock { $0.flapWatcher = task }
+    }
+
+    /// Leaves the cluster (deletes this node's ephemeral nodes) and closes the session.
+    public func shutdown() async {
+        let tasks = state.withLock { state in [state.watcher, state.flapWatcher] }
+        for task in tasks { task?.cancel() }
+        try? await nodes.leave()
+        await client.close()
+    }
+}
+
+/// Counts events in a sliding window: pure.
+public struct FlapDetector: Sendable {
+    public let threshold: Int
+    public let window: Duration
+    private var events: [ContinuousClock.Instant] = []
+
+    public init(threshold: Int, window: Duration) {
+        self.threshold = threshold
+        self.window = window
+    }
+
+    /// Records an event; true once `threshold` events fall within `window` (sequins: 5 in 20 minutes).
+    public mutating func record(at instant: ContinuousClock.Instant) -> Bool {
+        events.append(instant)
+        events.removeAll { instant - $0 > window }
+        return events.count >= threshold
+    }
+}
+
+/// A node that cannot join or stay in the cluster.
+public struct ClusterError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,468 @@
+import AsyncHTTPClient
+import Coordination
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import UnixSignals
+import Synchronization
+import ZooKeeper
+
+/// A `kv` node: sequins on the library. Mirrors `source` into `local_store`, shards and
+/// replicates versions across the cluster found in ZooKeeper, and answers any key over HTTP.
+///
+/// ``run()`` owns the node's life: it opens the local store, joins the cluster (when
+/// `sharding.enabled`), loads the versions found in the source, then serves HTTP and refreshes on
+/// SIGHUP and every `refresh_period`, until graceful shutdown; it then leaves the cluster.
+public final class KVNode: Service, Sendable {
+    public let configuration: SequinsConfiguration
+    let logger: Logger
+    let source: SourceRoot
+    /// Called once the node serves HTTP, with the bound port.
+    let onServing: @Sendable (Int) -> Void
+
+    let runtime = Mutex(Runtime())
+    struct Runtime {
+        var store: LocalStore?
+        var cluster: ClusterMembership?
+        var shardID: String?
+        var databases: [String: Database] = [:]
+        var refreshTrigger: AsyncStream<Void>.Continuation?
+    }
+    let metrics = KVMetrics()
+    let refreshing = RefreshSerializer()
+
+    /// - Throws: ``ConfigurationError`` for an invalid configuration, ``SourceError`` for a bad source.
+    public init(configuration: SequinsConfiguration, logger: Logger, onServing: @escaping @Sendable (Int) -> Void = { _ in }) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        self.onServing = onServing
+        source = try SourceRoot(configuration.source, requireSuccessFile: configuration.requireSuccessFile)
+    }
+
+    var cluster: ClusterMembership? { runtime.withLock { $0.cluster } }
+    var store: LocalStore? { runtime.withLock { $0.store } }
+    public var shardID: String? { runtime.withLock { $0.shardID } }
+    func database(_ name: String) -> Database? { runtime.withLock { $0.databases[name] } }
+    var databases: [Database] { runtime.withLock { state in state.databases.keys.sorted().compactMap { state.databases[$0] } } }
+
+    /// The name other nodes use in the status page (sequins: `hostname:port`).
+    var statusName: String {
+        let port = SequinsConfiguration.splitHostPort(configuration.bind)?.port ?? 9599
+        return Self.hostName(configuration) + ":\(port)"
+    }
+
+    static func hostName(_ configuration: SequinsConfiguration) -> String {
+        configuration.sharding.advertisedHostname.isEmpty ? ProcessInfo.processInfo.hostName : configuration.sharding.advertisedHostname
+    }
+
+    /// The address in ZooKeeper: the advertised host's single IP address, or the host name
+    /// itself if it resolves to none or several (sequins' rule), and the bind port.
+    static func zooKeeperAddress(_ configuration: SequinsConfiguration) -> String {
+        let host = hostName(configuration)
+        let port = SequinsConfiguration.splitHostPort(configuration.bind)?.port ?? 9599
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        var addresses = Set<String>()
+        if getaddrinfo(host, nil, &hints, &result) == 0 {
+            var cursor = result
+            while let info = cursor {
+                var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+                if getnameinfo(info.pointee.ai_addr, info.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
+                    addresses.insert(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                }
+                cursor = info.pointee.ai_next
+            }
+            freeaddrinfo(result)
+        }
+        let ip = addresses.count == 1 ? addresses.first! : host
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        let store = try LocalStore(directory: configuration.localStore)
+        runtime.withLock { $0.store = store }
+        var cluster: ClusterMembership?
+        if configuration.sharding.enabled {
+            let joined = try await ClusterMembership.connect(
+                configuration: configuration, address: Self.zooKeeperAddress(configuration), logger: logger)
+            cluster = joined
+            do {
+                let shardID = try await joined.join(
+                    configuredShardID: configuration.sharding.shardID, store: store, timeToConverge: configuration.sharding.timeToConverge)
+                runtime.withLock { $0.shardID = shardID }
+                logger.info("joined the cluster", metadata: ["kv.shard_id": "\(shardID)", "kv.address": "\(joined.address)"])
+            } catch {
+                await joined.shutdown()
+                throw ClusterError("cannot join the cluster at \(joined.root): \(error)")
+            }
+            runtime.withLock { $0.cluster = joined }
+        }
+        let proxyClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(1))))
+        let (flapping, flapSignal) = AsyncStream<Void>.makeStream()
+        cluster?.watchForFlapping { flapSignal.yield() }
+
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                await refreshAll(initialStartup: true)
+                cleanUpStore()
+                let server = HTTPFrontEnd(node: self, proxyClient: proxyClient)
+                group.addTask { try await server.run() }
+                group.addTask { try await self.refreshLoop() }
+                group.addTask {
+                    for await _ in flapping { throw ClusterError("Dying due to ZK flapping") }
+                }
+                try await gracefulShutdown()
+                group.cancelAll()
+            }
+        } catch {
+            await shutdown(proxyClient: proxyClient)
+            throw error
+        }
+        await shutdown(proxyClient: proxyClient)
+    }
+
+    private func shutdown(proxyClient: HTTPClient) async {
+        try? await proxyClient.shutdown()
+        for database in databases {
+            for version in database.versions { await version.close() }
+        }
+        await cluster?.shutdown()
+        logger.info("stopped")
+    }
+
+    /// Refreshes on SIGHUP, every `refresh_period`, and when asked (``triggerRefresh()``).
+    private func refreshLoop() async throws {
+        let (triggers, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        runtime.withLock { $0.refreshTrigger = continuation }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    continuation.yield()
+                }
+            }
+            let period = configuration.refreshPeriod
+            if period > .zero {
+                group.addTask {
+                    while true {
+                        try await Task.sleep(for: period)
+                        continuation.yield()
+                    }
+                }
+            }
+            group.addTask {
+                for await _ in triggers {
+                    self.logger.info("refreshing from the source")
+                    await self.refreshAll(initialStartup: false)
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Asks for a refresh, as SIGHUP does.
+    public func triggerRefresh() {
+        _ = runtime.withLock { $0.refreshTrigger }?.yield()
+    }
+
+    // MARK: Refresh
+
+    /// sequins' `refreshAll`: new databases are backfilled, existing ones refreshed, databases gone
+    /// from the source removed here.
+    func refreshAll(initialStartup: Bool) async {
+        await refreshing.run {
+            let names: [String]
+            do { names = try source.databases() } catch {
+                logger.error("cannot list the source", metadata: ["kv.error": "\(error)"])
+                return
+            }
+            for name in names {
+                if let database = database(name) {
+                    await refresh(database)
+                } else {
+                    let database = Database(name: name)
+                    runtime.withLock { $0.databases[name] = database }
+                    await backfill(database)
+                }
+            }
+            let gone = runtime.withLock { state -> [Database] in
+                let gone = state.databases.keys.filter { !names.contains($0) }
+                return gone.compactMap { state.databases.removeValue(forKey: $0) }
+            }
+            for database in gone {
+                logger.info("the database left the source; removing it", metadata: ["kv.db": "\(database.name)"])
+                for version in database.removeAll() { await drop(version) }
+            }
+            metrics.databases.record(runtime.withLock { $0.databases.count })
+            if let cluster {
+                Task { try? await VersionGate.removeEmptyVersions(client: cluster.client, root: cluster.root) }
+            }
+        }
+    }
+
+    /// A new database: the newest of the last three versions that is ready is switched to at
+    /// once; older ones are prepared too, in case their holders come back.
+    private func backfill(_ database: Database) async {
+        let versions: [String]
+        do { versions = try source.versions(of: database.name) } catch {
+            logger.error("cannot list versions", metadata: ["kv.db": "\(database.name)", "kv.error": "\(error)"])
+            return
+        }
+        for name in versions.suffix(3).reversed() {
+            guard let version = await newVersion(database: database, name: name) else { continue }
+            if await switchVersion(database, to: version) { break }
+        }
+    }
+
+    /// An existing database: the greatest source version newer than the current one, if any.
+    private func refresh(_ database: Database) async {
+        let versions: [String]
+        do { versions = try source.versions(of: database.name) } catch {
+            logger.error("cannot list versions", metadata: ["kv.db": "\(database.name)", "kv.error": "\(error)"])
+            return
+        }
+        guard let newest = database.candidates(from: versions).first else { return }
+        if let existing = database.version(named: newest) {
+            startBuild(existing)
+            return
+        }
+        if let version = await newVersion(database: database, name: newest) {
+            _ = await switchVersion(database, to: version)
+        }
+    }
+
+    /// Creates a version: lists its files, reads its advertisements, selects partitions, and
+    /// reads back what the local store already has.
+    private func newVersion(database: Database, name: String) async -> Version? {
+        let metadata: Logger.Metadata = ["kv.db": "\(database.name)", "kv.version": "\(name)"]
+        let files: [String]
+        do {
+            files = try source.dataFiles(database: database.name, version: name)
+            if let sparkey = files.first(where: { $0.hasSuffix(".spl") || $0.hasSuffix(".spi.sz") }) {
+                throw SourceError("\(sparkey): Sparkey input is not supported by kv (only Hadoop SequenceFiles)")
+            }
+        } catch {
+            logger.error("cannot read the version's files", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
+            return nil
+        }
+        let partitionCount = files.count
+        let stored = store?.manifest(database: database.name, version: name)
+        var selected = Set(0..<partitionCount)
+        var gate: VersionGate?
+        var advertisements: [String] = []
+        if let cluster, let shardID {
+            let versionGate = VersionGate(
+                client: cluster.client, root: cluster.root, database: database.name, version: name,
+                partitionCount: partitionCount, address: cluster.address)
+            do {
+                try await cluster.client.createPath(versionGate.versionPath)
+                advertisements = try await cluster.client.getChildren(versionGate.versionPath).names
+            } catch {
+                logger.error("cannot read the version's partitions in ZooKeeper", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
+                return nil
+            }
+            gate = versionGate
+            if stored == nil {
+                let assigner = StaticPartitionAssigner(partitionCount: partitionCount, replication: configuration.sharding.replication)
+                var remote: [Int: Int] = [:]
+                for advertisement in advertisements {
+                    if let (partition, holder) = PartitionReplication.parse(advertisement), holder != cluster.address { remote[partition, default: 0] += 1 }
+                }
+                selected = Set(
+                    assigner.partitions(
+                        for: shardID, members: cluster.memberShardIDs, maxReplication: configuration.sharding.maxReplication,
+                        remoteHolders: remote))
+            }
+        }
+        if let stored, stored.numPartitions == partitionCount {
+            selected = Set(stored.selectedPartitions)
+        }
+        let version = Version(
+            database: database.name, name: name, files: files, selected: selected,
+            sourcePath: source.path(database: database.name, version: name), gate: gate, address: cluster?.address)
+        if let stored, stored.numPartitions == partitionCount, let store {
+            do {
+                let partitions = try store.loadPartitions(database: database.name, version: name, manifest: stored)
+                version.install(VersionData(partitionCount: partitionCount, partitions: partitions, createdAt: Date(timeIntervalSince1970: stored.createdAt)))
+                logger.info("read the version back from the local store", metadata: metadata)
+            } catch {
+                logger.warning("the stored version is unreadable; loading it again", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
+                store.remove(database: database.name, version: name)
+            }
+        }
+        logger.info(
+            "found a version", metadata: metadata.merging(["kv.partitions": "\(partitionCount)", "kv.selected": "\(selected.sorted())"]) { $1 })
+        if let gate {
+            version.applyAdvertisements(advertisements, minReplication: configuration.sharding.minReplication)
+            let minReplication = configuration.sharding.minReplication
+            let updates = gate.client.childrenUpdates(gate.versionPath)
+            version.adopt(
+                Task { [weak version] in
+                    do {
+                        for try await update in updates {
+                            guard let version else { return }
+                            switch update {
+                            case .children(let children): version.applyAdvertisements(children.names, minReplication: minReplication)
+                            case .noNode: version.applyAdvertisements([], minReplication: minReplication)
+                            }
+                        }
+                    } catch {}
+                })
+        }
+        return version
+    }
+
+    /// Prepares `version`, builds and advertises it, and switches to it once it is ready.
+    /// Returns true if it was ready at once (and is now current).
+    private func switchVersion(_ database: Database, to version: Version) async -> Bool {
+        database.prepare(version)
+        if version.data != nil, let gate = version.gate {
+            await advertise(version, gate: gate)
+            if let names = try? await gate.client.getChildren(gate.versionPath).names {
+                version.applyAdvertisements(names, minReplication: configuration.sharding.minReplication)
+            }
+        }
+        startBuild(version)
+        if version.isReady {
+            await upgrade(database, to: version)
+            return true
+        }
+        version.adopt(
+            Task {
+                await version.waitUntilReady()
+                guard !Task.isCancelled, version.isReady else { return }
+                await self.upgrade(database, to: version)
+            })
+        return false
+    }
+
+    /// Builds the version's selected partitions in the background (no-op if built or building).
+    private func startBuild(_ version: Version) {
+        guard version.beginBuild() else { return }
+        version.adopt(Task { await self.build(version) })
+    }
+
+    private func build(_ version: Version) async {
+        let metadata: Logger.Metadata = ["kv.db": "\(version.database)", "kv.version": "\(version.name)"]
+        let started = ContinuousClock.now
+        var builder = VersionBuilder(files: version.files, partitionCount: version.partitionCount, selected: version.selected)
+        builder.maxParallelLoads = configuration.maxParallelLoads
+        builder.throttle = configuration.throttleLoads
+        let hang = configuration.test.hang
+        if !hang.file.isEmpty && (hang.version.isEmpty || hang.version == version.name) {
+            builder.afterFile = { file in
+                if file.hasSuffix("/" + hang.file) { while true { sleep(3600) } }
+            }
+        }
+        do {
+            let records = try await builder.build()
+            let createdAt = Date()
+            let manifest = StoredVersionManifest(
+                numPartitions: version.partitionCount, selectedPartitions: version.selected.sorted(),
+                recordCounts: [:], createdAt: createdAt.timeIntervalSince1970, sourcePath: version.sourcePath)
+            let store = self.store
+            let partitions = try await runOffPool { () -> [Int: PartitionIndex] in
+                try store?.save(database: version.database, version: version.name, manifest: manifest, partitions: records)
+                var indexes: [Int: PartitionIndex] = [:]
+                for (partition, bytes) in records { indexes[partition] = try PartitionIndex(records: bytes) }
+                return indexes
+            }
+            try Task.checkCancellation()
+            let data = VersionData(partitionCount: version.partitionCount, partitions: partitions, createdAt: createdAt)
+            version.install(data)
+            let elapsed = ContinuousClock.now - started
+            metrics.loadDuration.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            logger.info(
+                "built the version",
+                metadata: metadata.merging(["kv.records": "\(data.recordCount)", "kv.elapsed": "\(elapsed)"]) { $1 })
+            if let gate = version.gate { await advertise(version, gate: gate) }
+        } catch is CancellationError {
+            return
+        } catch {
+            version.buildFailed()
+            logger.error(
+                "cannot build the version; still serving what this node had", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
+        }
+    }
+
+    /// Advertises the version's partitions, retrying while ZooKeeper is unreachable.
+    private func advertise(_ version: Version, gate: VersionGate) async {
+        while !Task.isCancelled {
+            do {
+                try await gate.advertise(version.selected.sorted())
+                return
+            } catch {
+                logger.warning("cannot advertise the version yet", metadata: ["kv.version": "\(version.name)", "kv.error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// The version is ready: switch clients to it if it is newer (after `test.upgrade_delay`).
+    private func upgrade(_ database: Database, to version: Version) async {
+        if configuration.test.upgradeDelay > .zero { try? await Task.sleep(for: configuration.test.upgradeDelay) }
+        let keepPrevious = cluster != nil
+        for (action, affected) in database.decide({ $0.upgrade(to: version.name, keepPrevious: keepPrevious) }) {
+            switch action {
+            case .activate:
+                affected.setState(.active)
+                metrics.versionSwitches.increment()
+                logger.info("switched to a new version", metadata: ["kv.db": "\(database.name)", "kv.version": "\(affected.name)"])
+            case .removeAfterTimeout:
+                affected.setState(.removing)
+                scheduleRemoval(database, affected)
+            case .removeNow:
+                await drop(affected)
+            }
+        }
+    }
+
+    /// Drops `version` once nobody has used it for the removal timeout.
+    private func scheduleRemoval(_ database: Database, _ version: Version) {
+        let timeout = configuration.test.effectiveVersionRemoveTimeout
+        version.touch()
+        Task {
+            while true {
+                let idle = ContinuousClock.now - version.lastUse
+                if idle >= timeout { break }
+                try? await Task.sleep(for: timeout - idle)
+            }
+            for (_, affected) in database.decide({ $0.removalTimedOut(version.name) }) { await self.drop(affected) }
+        }
+    }
+
+    /// Withdraws and deletes a version.
+    private func drop(_ version: Version) async {
+        version.setState(.removing)
+        await version.close()
+        store?.remove(database: version.database, version: version.name)
+        logger.info("removed a version", metadata: ["kv.db": "\(version.database)", "kv.version": "\(version.name)"])
+    }
+
+    /// Deletes stored versions that no database references (sequins' `cleanupStore`).
+    private func cleanUpStore() {
+        guard let store else { return }
+        for (databaseName, versionName) in store.storedVersions() where database(databaseName)?.version(named: versionName) == nil {
+            logger.info("deleting a stored version that is no longer served", metadata: ["kv.db": "\(databaseName)", "kv.version": "\(versionName)"])
+            store.remove(database: databaseName, version: versionName)
+        }
+    }
+}
+
+/// Runs refreshes one at a time.
+actor RefreshSerializer {
+    private var running = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func run(_ body: @Sendable () async -> Void) async {
+        if running { await withCheckedContinuation { waiters.append($0) } }
+        running = true
+        await body()
+        if waiters.isEmpty { running = false } else { waiters.removeFirst().resume() }
+    }
+}

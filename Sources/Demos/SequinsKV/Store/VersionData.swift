@@ -1,0 +1,132 @@
+import Foundation
+
+/// The partitions of one version that this node holds, indexed in memory (immutable once built).
+public final class VersionData: Sendable {
+    public let partitionCount: Int
+    public let partitions: [Int: PartitionIndex]
+    public let createdAt: Date
+
+    public init(partitionCount: Int, partitions: [Int: PartitionIndex], createdAt: Date) {
+        self.partitionCount = partitionCount
+        self.partitions = partitions
+        self.createdAt = createdAt
+    }
+
+    /// Whether this node holds `partition`.
+    public func holds(_ partition: Int) -> Bool { partitions[partition] != nil }
+
+    /// Looks `key` up in its partition, then its alternate partition (for the keys Cascading
+    /// places one over). Returns nil when neither holds it locally or the key is absent.
+    public func withValue<R>(for key: UnsafeRawBufferPointer, in location: KeyPartition, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        if let index = partitions[location.partition], let result = try index.withValue(for: key, body) { return result }
+        if location.alternate != location.partition, let index = partitions[location.alternate] {
+            return try index.withValue(for: key, body)
+        }
+        return nil
+    }
+
+    public var recordCount: Int { partitions.values.reduce(0) { $0 + $1.count } }
+}
+
+/// Reads a version's SequenceFiles and keeps the records of the selected partitions.
+public struct VersionBuilder: Sendable {
+    public var files: [String]
+    public var partitionCount: Int
+    public var selected: Set<Int>
+    /// sequins' `max_parallel_loads` (0 means 10).
+    public var maxParallelLoads: Int = 10
+    /// sequins' `throttle_loads`: a pause after every record.
+    public var throttle: Duration = .zero
+    /// Called after each file with its path (tests use it to make a load hang, like sequins' `test.hang`).
+    public var afterFile: (@Sendable (String) -> Void)?
+
+    public init(files: [String], partitionCount: Int, selected: Set<Int>) {
+        self.files = files
+        self.partitionCount = partitionCount
+        self.selected = selected
+    }
+
+    /// After this many consecutive keys of one partition this node does not hold, a file is
+    /// assumed pre-sharded and the rest of it is skipped (sequins' fast path).
+    static let preShardedSkipThreshold = 5000
+
+    /// Reads every file (in parallel, off the cooperative pool) and returns the records of the
+    /// selected partitions in the store's buffer format.
+    /// - Throws: ``SequenceFileError`` for the first file that cannot be read.
+    public func build() async throws -> [Int: [UInt8]] {
+        if selected.isEmpty || partitionCount == 0 { return [:] }
+        let workers = max(1, min(maxParallelLoads == 0 ? 10 : maxParallelLoads, files.count))
+        let queue = WorkQueue(files)
+        let results = try await withThrowingTaskGroup(of: [Int: [UInt8]].self) { group in
+            for _ in 0..<workers {
+                group.addTask {
+                    var merged: [Int: [UInt8]] = [:]
+                    while let file = queue.next() {
+                        let records = try await runOffPool { try readFile(file) }
+                        for (partition, bytes) in records { merged[partition, default: []].append(contentsOf: bytes) }
+                        afterFile?(file)
+                    }
+                    return merged
+                }
+            }
+            var all: [[Int: [UInt8]]] = []
+            for try await part in group { all.append(part) }
+            return all
+        }
+        var merged: [Int: [UInt8]] = [:]
+        for partition in selected { merged[partition] = [] }
+        for part in results {
+            for (partition, bytes) in part { merged[partition, default: []].append(contentsOf: bytes) }
+        }
+        return merged
+    }
+
+    /// Reads one file and keeps the selected partitions' records.
+    public func readFile(_ path: String) throws -> [Int: [UInt8]] {
+        var reader = try SequenceFileReader(path: path)
+        var buffers: [Int: [UInt8]] = [:]
+        var runPartition = -1
+        var runLength = 0
+        var preSharded = true
+        let throttleMicroseconds = throttle.components.seconds * 1_000_000 + throttle.components.attoseconds / 1_000_000_000_000
+        try reader.forEachRecord { key, value in
+            let location = KeyPartition(key: key, partitionCount: partitionCount)
+            let target: Int? =
+                selected.contains(location.partition)
+                ? location.partition : (selected.contains(location.alternate) ? location.alternate : nil)
+            if let target {
+                PartitionIndex.append(key: key, value: value, to: &buffers[target, default: []])
+                runLength = 0
+            } else if preSharded {
+                if runPartition == -1 { runPartition = location.partition }
+                if location.partition == runPartition || location.alternate == runPartition {
+                    runLength += 1
+                    if runLength > Self.preShardedSkipThreshold { return false }
+                } else {
+                    preSharded = false
+                }
+            }
+            if throttleMicroseconds > 0 { usleep(UInt32(min(throttleMicroseconds, Int64(UInt32.max)))) }
+            return true
+        }
+        return buffers
+    }
+}
+
+/// Hands out items to workers.
+final class WorkQueue<Item: Sendable>: @unchecked Sendable {
+    private var items: [Item]
+    private let lock = NSLock()
+    init(_ items: [Item]) { self.items = items.reversed() }
+    func next() -> Item? { lock.withLock { items.popLast() } }
+}
+
+/// Runs blocking work (file reads, decompression, sleeps) on a Dispatch thread, not the
+/// cooperative pool.
+func runOffPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result { try work() })
+        }
+    }
+}

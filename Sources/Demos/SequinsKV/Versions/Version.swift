@@ -1,0 +1,167 @@
+import Coordination
+import Foundation
+import Logging
+import Synchronization
+import ZooKeeper
+
+/// One version of one database on this node: which partitions it selected, its local data once
+/// built, and (in a cluster) its advertisements and the cached holders of every partition.
+public final class Version: Sendable {
+    public enum State: String, Sendable, Codable {
+        case building = "BUILDING", active = "ACTIVE", removing = "REMOVING", error = "ERROR"
+    }
+
+    public let database: String
+    public let name: String
+    public let files: [String]
+    public let partitionCount: Int
+    public let selected: Set<Int>
+    public let sourcePath: String
+    let gate: VersionGate?
+    let address: String?
+
+    private struct Mutable {
+        var state: State = .building
+        var data: VersionData?
+        var createdAt = Date()
+        var activeAt: Date?
+        /// Partition → addresses of the *other* nodes advertising it.
+        var holders: [Int: [String]] = [:]
+        var counts: [Int] = []
+        var ready = false
+        var readyWaiters: [CheckedContinuation<Void, Never>] = []
+        var tasks: [Task<Void, Never>] = []
+        var building = false
+        var lastUse = ContinuousClock.now
+        var closed = false
+    }
+    private let mutable: Mutex<Mutable>
+
+    init(database: String, name: String, files: [String], selected: Set<Int>, sourcePath: String, gate: VersionGate?, address: String?) {
+        self.database = database
+        self.name = name
+        self.files = files
+        partitionCount = files.count
+        self.selected = selected
+        self.sourcePath = sourcePath
+        self.gate = gate
+        self.address = address
+        var initial = Mutable()
+        initial.counts = Array(repeating: 0, count: files.count)
+        mutable = Mutex(initial)
+    }
+
+    public var state: State { mutable.withLock { $0.state } }
+    public var data: VersionData? { mutable.withLock { $0.data } }
+    public var createdAt: Date { mutable.withLock { $0.data?.createdAt ?? $0.createdAt } }
+    public var activeAt: Date? { mutable.withLock { $0.activeAt } }
+    public var isReady: Bool { mutable.withLock { $0.ready } }
+    public var replicationCounts: [Int] { mutable.withLock { $0.counts } }
+
+    /// The other nodes that advertised `partition`, in random order.
+    public func peers(holding partition: Int) -> [String] {
+        mutable.withLock { $0.holders[partition] ?? [] }.shuffled()
+    }
+
+    /// Marks the version as used now (resets its removal timer).
+    func touch() { mutable.withLock { $0.lastUse = .now } }
+    var lastUse: ContinuousClock.Instant { mutable.withLock { $0.lastUse } }
+
+    func setState(_ state: State) {
+        mutable.withLock { mutable in
+            if state == .active { mutable.activeAt = Date() }
+            if mutable.state != .error || state == .removing { mutable.state = state }
+        }
+    }
+
+    func adopt(_ task: Task<Void, Never>) {
+        let closed = mutable.withLock { mutable in
+            if !mutable.closed { mutable.tasks.append(task) }
+            return mutable.closed
+        }
+        if closed { task.cancel() }
+    }
+
+    /// Installs data built here or read back from the local store; the version is then ready
+    /// without a cluster (min_replication is effectively 1).
+    func install(_ data: VersionData) {
+        mutable.withLock { mutable in
+            mutable.data = data
+            mutable.building = false
+            if mutable.state == .error { mutable.state = .building }
+        }
+        if gate == nil { markReady() }
+    }
+
+    /// Claims the build (false if one is running or done).
+    func beginBuild() -> Bool {
+        mutable.withLock { mutable in
+            guard !mutable.building, mutable.data == nil, !mutable.closed else { return false }
+            mutable.building = true
+            if mutable.state == .error { mutable.state = .building }
+            return true
+        }
+    }
+
+    func buildFailed() {
+        mutable.withLock { mutable in
+            mutable.building = false
+            mutable.state = .error
+        }
+    }
+
+    /// Applies a new list of advertisements; opens the gate once every partition has at least
+    /// `minReplication` holders (this node's own advertisements included).
+    func applyAdvertisements(_ names: [String], minReplication: Int) {
+        var holders: [Int: [String]] = [:]
+        var counts = Array(repeating: 0, count: partitionCount)
+        for name in names {
+            guard let (partition, holder) = PartitionReplication.parse(name), partition < partitionCount else { continue }
+            counts[partition] += 1
+            if holder != address { holders[partition, default: []].append(holder) }
+        }
+        let opens = mutable.withLock { mutable -> Bool in
+            mutable.holders = holders
+            mutable.counts = counts
+            return !mutable.ready && counts.allSatisfy { $0 >= minReplication }
+        }
+        if opens { markReady() }
+    }
+
+    private func markReady() {
+        let waiters = mutable.withLock { mutable -> [CheckedContinuation<Void, Never>] in
+            guard !mutable.ready else { return [] }
+            mutable.ready = true
+            defer { mutable.readyWaiters = [] }
+            return mutable.readyWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns once the version is ready (latched), or when it is closed.
+    func waitUntilReady() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = mutable.withLock { mutable -> Bool in
+                if mutable.ready || mutable.closed { return true }
+                mutable.readyWaiters.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    /// Stops every task of the version and withdraws its advertisements.
+    func close() async {
+        let (tasks, waiters) = mutable.withLock { mutable in
+            mutable.closed = true
+            defer {
+                mutable.tasks = []
+                mutable.readyWaiters = []
+            }
+            return (mutable.tasks, mutable.readyWaiters)
+        }
+        for task in tasks { task.cancel() }
+        for waiter in waiters { waiter.resume() }
+        try? await gate?.unadvertiseAll()
+    }
+}

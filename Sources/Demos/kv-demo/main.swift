@@ -1,0 +1,4 @@
+import SequinsKV
+import ZooKeeperTesting
+import ArgumentParser
+print("kv-demo")

@@ -1,0 +1,70 @@
+import Coordination
+import Testing
+
+@testable import SequinsKV
+
+@Suite struct PartitionIndexTests {
+    @Test func findsEveryKeyAndOnlyThoseInRandomizedSets() throws {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            var expected: [[UInt8]: [UInt8]] = [:]
+            var records: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...2000, using: &generator) {
+                let key = (0..<Int.random(in: 0...12, using: &generator)).map { _ in UInt8.random(in: 0...3, using: &generator) }
+                let value = (0..<Int.random(in: 0...20, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                expected[key] = value
+                key.withUnsafeBytes { k in value.withUnsafeBytes { v in PartitionIndex.append(key: k, value: v, to: &records) } }
+            }
+            let index = try PartitionIndex(records: records)
+            #expect(index.count == expected.count)
+            for (key, value) in expected {
+                #expect(key.withUnsafeBytes { index.withValue(for: $0) { Array($0) } } == value)
+            }
+            let absent: [UInt8] = [9, 9, 9]
+            #expect(absent.withUnsafeBytes { index.withValue(for: $0) { _ in true } } == nil)
+        }
+    }
+
+    @Test func aTruncatedFileIsRejected() {
+        var records: [UInt8] = []
+        [UInt8](repeating: 1, count: 4).withUnsafeBytes { PartitionIndex.append(key: $0, value: $0, to: &records) }
+        #expect(throws: StoreError.self) { try PartitionIndex(records: Array(records.dropLast())) }
+    }
+}
+
+@Suite struct SmallPiecesTests {
+    @Test func percentDecodingKeepsRawBytes() {
+        #expect(PercentDecoding.decode("%00%00%00%2A") == [0, 0, 0, 42])
+        #expect(PercentDecoding.decode("a%2Fb") == Array("a/b".utf8))
+        #expect(PercentDecoding.decode("100%") == Array("100%".utf8))
+        #expect(PercentDecoding.decode("%zz") == Array("%zz".utf8))
+    }
+
+    @Test func flappingIsFiveLossesInTheWindow() {
+        var detector = FlapDetector(threshold: 5, window: .seconds(1))
+        let start = ContinuousClock.now
+        for index in 0..<4 {
+            let flapping = detector.record(at: start + .milliseconds(index))
+            #expect(!flapping)
+        }
+        for index in 0..<4 {
+            let flapping = detector.record(at: start + .seconds(2) + .milliseconds(index))
+            #expect(!flapping)
+        }
+        let flapping = detector.record(at: start + .seconds(2) + .milliseconds(10))
+        #expect(flapping)
+    }
+
+    @Test func sequinsAssignmentTables() {
+        let five = StaticPartitionAssigner(partitionCount: 5, replication: 3)
+        let ids = ["1", "2", "3", "4", "5"]
+        let expected = [[0, 1, 3], [0, 2, 3], [0, 2, 4], [1, 2, 4], [1, 3, 4]]
+        for (id, partitions) in zip(ids, expected) { #expect(five.partitions(for: id, members: ids) == partitions) }
+        let six = ids + ["6"]
+        #expect(five.partitions(for: "6", members: six) == [1, 3])
+        #expect(five.partitions(for: "1", members: six) == [0, 2, 4])
+        let maxReplication = StaticPartitionAssigner(partitionCount: 5, replication: 2)
+        #expect(maxReplication.partitions(for: "3", members: ["1", "2", "3"], maxReplication: 2, remoteHolders: [0: 2, 1: 2, 2: 2, 3: 2, 4: 2]) == [])
+        #expect(maxReplication.partitions(for: "4", members: ["1", "2", "3", "4"]) == [1, 3])
+    }
+}
