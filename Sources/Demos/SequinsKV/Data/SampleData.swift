@@ -1,0 +1,33 @@
+import Foundation
+
+/// Generated sample versions (for the demo, the tests and the benchmarks): `files` Hadoop
+/// SequenceFiles of `BytesWritable` records `key-<n>` → `<value prefix><n>@<version>`, padded to
+/// `valueSize` bytes, plus `_SUCCESS`.
+public enum SampleData {
+    /// Writes `<root>/<database>/<version>/part-0000N` and `_SUCCESS`.
+    /// - Returns: the version's directory.
+    @discardableResult
+    public static func writeVersion(
+        root: String, database: String, version: String, files: Int = 5, records: Int = 1000, valueSize: Int = 0,
+        compression: SequenceFileWriter.Compression = .block(.zlib)
+    ) throws -> String {
+        let directory = root + "/" + database + "/" + version
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let writers = try (0..<files).map { index in
+            try SequenceFileWriter(path: directory + "/" + String(format: "part-%05d", index), compression: compression)
+        }
+        for record in 0..<records {
+            try writers[record % files].append(key: Array(key(record).utf8), value: Array(value(record, version: version, size: valueSize).utf8))
+        }
+        for writer in writers { try writer.finish() }
+        _ = FileManager.default.createFile(atPath: directory + "/_SUCCESS", contents: Data())
+        return directory
+    }
+
+    public static func key(_ record: Int) -> String { "key-\(record)" }
+
+    public static func value(_ record: Int, version: String, size: Int = 0) -> String {
+        let value = "value-\(record)@\(version)"
+        return value.count >= size ? value : value + String(repeating: ".", count: size - value.count)
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import SequinsKV
+import Testing
+import ZooKeeper
+import ZooKeeperTesting
+
+/// sequins' `cluster_test.go` scenarios, as real `kv` processes against a real ZooKeeper.
+@Suite(.serialized) struct ClusterTests {
+    func withCluster(
+        name: String = #function, _ body: (KVTestCluster) async throws -> Void
+    ) async throws {
+        let server = try await ZooKeeperServer.shared()
+        let cluster = try KVTestCluster(zkServers: [server.connectString], name: name)
+        defer { cluster.tearDown() }
+        do { try await body(cluster) } catch {
+            Issue.record("logs:\n\(cluster.logs())")
+            throw error
+        }
+    }
+
+    @Test func aSingleNodeServesTheNewestVersion() async throws {
+        try await withCluster { cluster in
+            let node = try cluster.addNode(selfAssigned: true, minReplication: 1)
+            try node.makeVersionAvailable("v3")
+            try node.start()
+            try await node.waitForVersion("v3")
+            let health = try #require(await node.get("/healthz"))
+            #expect(health.status == 200)
+            #expect(health.shardID == "1")
+            let missing = try #require(await node.get("/db/no-such-key"))
+            #expect(missing.status == 404)
+            #expect(missing.version == "v3")
+            let unknown = try #require(await node.get("/nodb/key"))
+            #expect(unknown.status == 404)
+            #expect(unknown.version == nil)
+        }
+    }
+
+    @Test func threeNodesUpgradeTogetherAndAnswerEveryKey() async throws {
+        try await withCluster { cluster in
+            for _ in 0..<3 { try cluster.addNode() }
+            try cluster.makeVersionAvailable("v1")
+            try cluster.start()
+            for node in cluster.nodes { try await node.waitForVersion("v1") }
+            let recorders = cluster.nodes.map(ProgressionRecorder.init)
+            try cluster.makeVersionAvailable("v2")
+            cluster.hupAll()
+            for node in cluster.nodes { try await node.waitForVersion("v2") }
+            try cluster.makeVersionAvailable("v3")
+            cluster.hupAll()
+            for node in cluster.nodes { try await node.waitForVersion("v3") }
+            try await Task.sleep(for: .milliseconds(300))
+            for recorder in recorders {
+                recorder.stop()
+                #expect(recorder.progression == ["v1", "v2", "v3"])
+            }
+            // Every key through every node, some of them proxied.
+            var proxied = 0
+            for node in cluster.nodes {
+                for record in 0..<100 {
+                    let reply = try #require(await node.get("/db/" + SampleData.key(record)))
+                    #expect(reply.status == 200)
+                    #expect(reply.body == SampleData.value(record, version: "v3"))
+                    if let peer = reply.proxiedTo {
+                        proxied += 1
+                        #expect(peer != node.address)
+                    }
+                }
+            }
+            #expect(proxied > 0)
+            // The merged status shows every node for v3 with replication 2.
+            let status = try #require(await cluster.nodes[0].get("/", headers: [("Accept", "application/json")]))
+            let decoded = try JSONDecoder().decode(ClusterStatus.self, from: Data(status.body.utf8))
+            let v3 = try #require(decoded.dbs["db"]?.versions["v3"])
+            #expect(v3.nodes.count == 3)
+            #expect(v3.numPartitions == 5)
+            #expect(v3.averageReplication == 2)
+            #expect(v3.missingPartitions == 0)
+            let html = try #require(await cluster.nodes[1].get("/"))
+            #expect(html.body.contains("<h1>kv cluster status</h1>"))
+        }
+    }
+
+    @Test func aDelayedUpgradeWaitsForMinimumReplication() async throws {
+        try await withCluster { cluster in
+            for _ in 0..<3 { try cluster.addNode() }
+            try cluster.makeVersionAvailable("v1")
+            try cluster.start()
+            for node in cluster.nodes { try await node.waitForVersion("v1") }
+            let recorders = cluster.nodes.map(ProgressionRecorder.init)
+            try cluster.makeVersionAvailable("v2")
+            cluster.nodes[0].hup()
+            try await Task.sleep(for: .seconds(4))
+            #expect(await cluster.nodes[0].observe() == "v1", "node 0 alone cannot replicate v2 twice")
+            cluster.hupAll()
+            for node in cluster.nodes { try await node.waitForVersion("v2") }
+            try await Task.sleep(for: .milliseconds(300))
+            for recorder in recorders {
+                recorder.stop()
+                #expect(recorder.progression == ["v1", "v2"])
+            }
+        }
+    }
+
+    @Test func neverDowngrades() async throws {
+        try await withCluster { cluster in
+            for _ in 0..<3 { try cluster.addNode() }
+            try cluster.makeVersionAvailable("v3")
+            try cluster.start()
+            for node in cluster.nodes { try await node.waitForVersion("v3") }
+            try cluster.makeVersionAvailable("v2")
+            for node in cluster.nodes { node.removeVersion("v3") }
+            cluster.hupAll()
+            try await Task.sleep(for: .seconds(3))
+            for node in cluster.nodes { #expect(await node.observe() == "v3") }
+        }
+    }
+
+    @Test func aLateJoinerServesTheClusterVersionAtOnce() async throws {
+        try await withCluster { cluster in
+            for _ in 0..<3 { try cluster.addNode() }
+            try cluster.makeVersionAvailable("v3")
+            try cluster.start()
+            for node in cluster.nodes { try await node.waitForVersion("v3") }
+            let late = try cluster.addNode()
+            try late.makeVersionAvailable("v3")
+            late.testSettings["upgrade_delay"] = "\"0s\""
+            late.settings["throttle_loads"] = "\"20ms\""
+            try late.start()
+            try await eventually("the late node answers") { await late.get("/healthz") != nil }
+            let recorder = ProgressionRecorder(late)
+            try await Task.sleep(for: .seconds(2))
+            recorder.stop()
+            #expect(recorder.progression.first == "v3", "\(recorder.progression)")
+            #expect(!recorder.progression.contains("NONE"))
+        }
+    }
+
+    @Test func shardIDsAreSelfAssignedUnderTheLock() async throws {
+        try await withCluster { cluster in
+            for _ in 0..<3 { try cluster.addNode(selfAssigned: true, minReplication: 1) }
+            try cluster.makeVersionAvailable("v1")
+            try cluster.start()
+            var ids: [String] = []
+            for node in cluster.nodes {
+                try await node.waitForVersion("v1")
+                ids.append(try #require(await node.get("/healthz")?.shardID))
+            }
+            #expect(Set(ids) == ["1", "2", "3"])
+            // A freed id is taken by the next unconfigured node.
+            let freed = ids.firstIndex(of: "2")!
+            cluster.nodes[freed].stop()
+            let replacement = try cluster.addNode(selfAssigned: true, minReplication: 1)
+            try replacement.makeVersionAvailable("v1")
+            try replacement.start()
+            try await replacement.waitForVersion("v1")
+            #expect(await replacement.get("/healthz")?.shardID == "2")
+            // A restarted node keeps the id it stored.
+            let first = cluster.nodes[ids.firstIndex(of: "1")!]
+            first.stop()
+            try first.start()
+            try await first.waitForVersion("v1")
+            #expect(await first.get("/healthz")?.shardID == "1")
+        }
+    }
+
+    @Test func partitionAssignmentFollowsSequinsTable() async throws {
+        try await withCluster { cluster in
+            for _ in 0..<5 { try cluster.addNode(minReplication: 1, replication: 3) }
+            try cluster.makeVersionAvailable("v1")
+            try cluster.start()
+            for node in cluster.nodes { try await node.waitForVersion("v1") }
+            let expected: [[Int]] = [[0, 1, 3], [0, 2, 3], [0, 2, 4], [1, 2, 4], [1, 3, 4]]
+            for (node, partitions) in zip(cluster.nodes, expected) {
+                #expect(await node.healthPartitions(version: "v1") == partitions)
+            }
+            let sixth = try cluster.addNode(minReplication: 1, replication: 3)
+            try sixth.makeVersionAvailable("v1")
+            try sixth.start()
+            try await sixth.waitForVersion("v1")
+            #expect(await sixth.healthPartitions(version: "v1") == [1, 3])
+            for (node, partitions) in zip(cluster.nodes, expected) {
+                #expect(await node.healthPartitions(version: "v1") == partitions, "old nodes keep their selection")
+            }
+            try cluster.makeVersionAvailable("v2")
+            cluster.hupAll()
+            for node in cluster.nodes { try await node.waitForVersion("v2") }
+            let v2 = await cluster.nodes.asyncMap { await $0.healthPartitions(version: "v2") ?? [] }
+            #expect(v2 == [[0, 2, 4], [0, 2, 4], [0, 2, 4], [1, 3], [1, 3], [1, 3]])
+        }
+    }
+}
+
+extension Sequence where Element: Sendable {
+    func asyncMap<T>(_ transform: (Element) async -> T) async -> [T] {
+        var result: [T] = []
+        for element in self { result.append(await transform(element)) }
+        return result
+    }
+}

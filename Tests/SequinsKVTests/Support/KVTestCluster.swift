@@ -1,0 +1,235 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import SequinsKV
+import Synchronization
+import Testing
+import ZooKeeperTesting
+
+/// A `kv` process for the cluster tests, like sequins' `cluster_test.go` harness: its own source
+/// directory (so a version can be offered to some nodes only), its own store, its own port.
+final class KVTestNode: @unchecked Sendable {
+    let index: Int
+    let directory: String
+    let port: Int
+    var settings: [String: String]
+    var sharding: [String: String]
+    var zkServers: [String]
+    var testSettings: [String: String] = [:]
+    private var process: Process?
+    var source: String { directory + "/source" }
+    var store: String { directory + "/store" }
+    var logPath: String { directory + "/kv.log" }
+    var address: String { "127.0.0.1:\(port)" }
+
+    init(index: Int, directory: String, clusterName: String, zkServers: [String], shardID: String?) throws {
+        self.index = index
+        self.directory = directory
+        port = try freeLoopbackPort()
+        try FileManager.default.createDirectory(atPath: directory + "/source", withIntermediateDirectories: true)
+        self.zkServers = zkServers
+        settings = ["require_success_file": "true", "throttle_loads": "\"1ms\""]
+        sharding = [
+            "enabled": "true", "time_to_converge": "\"300ms\"", "proxy_timeout": "\"600ms\"", "advertised_hostname": "\"127.0.0.1\"",
+            "cluster_name": "\"\(clusterName)\"",
+        ]
+        if let shardID { sharding["shard_id"] = "\"\(shardID)\"" }
+        testSettings["upgrade_delay"] = "\"200ms\""
+    }
+
+    var configurationText: String {
+        var text = "source = \"\(source)\"\nbind = \"127.0.0.1:\(port)\"\nlocal_store = \"\(store)\"\n"
+        for (key, value) in settings.sorted(by: { $0.key < $1.key }) { text += "\(key) = \(value)\n" }
+        text += "\n[sharding]\n"
+        for (key, value) in sharding.sorted(by: { $0.key < $1.key }) { text += "\(key) = \(value)\n" }
+        text += "\n[zk]\nservers = [\(zkServers.map { "\"\($0)\"" }.joined(separator: ", "))]\nsession_timeout = \"4s\"\n"
+        text += "\n[test]\n"
+        for (key, value) in testSettings.sorted(by: { $0.key < $1.key }) { text += "\(key) = \(value)\n" }
+        return text
+    }
+
+    /// Offers `version` (generated data) in this node's source.
+    func makeVersionAvailable(_ version: String, database: String = "db") throws {
+        let target = source + "/" + database + "/" + version
+        if FileManager.default.fileExists(atPath: target) { return }
+        try SampleData.writeVersion(root: source, database: database, version: version, files: 5, records: 500)
+    }
+
+    func removeVersion(_ version: String, database: String = "db") {
+        try? FileManager.default.removeItem(atPath: source + "/" + database + "/" + version)
+    }
+
+    func start() throws {
+        try configurationText.write(toFile: directory + "/sequins.conf", atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: KVTestCluster.binary)
+        process.arguments = ["--config", directory + "/sequins.conf", "--log-level", "debug"]
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        self.process = process
+    }
+
+    var isRunning: Bool { process?.isRunning ?? false }
+
+    func signal(_ number: Int32) {
+        if let pid = process?.processIdentifier, process?.isRunning == true { kill(pid, number) }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    func kill9() {
+        signal(SIGKILL)
+        process?.waitUntilExit()
+    }
+
+    /// SIGTERM (graceful: leaves the cluster), and wait.
+    func stop() {
+        signal(SIGTERM)
+        process?.waitUntilExit()
+    }
+
+    func hup() { signal(SIGHUP) }
+
+    var exitStatus: Int32? {
+        guard let process, !process.isRunning else { return nil }
+        return process.terminationStatus
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    struct Reply: Sendable {
+        var status: Int
+        var version: String?
+        var proxiedTo: String?
+        var shardID: String?
+        var body: String
+    }
+
+    /// GET `path` on this node; nil when the node does not answer.
+    func get(_ path: String, headers: [(String, String)] = []) async -> Reply? {
+        var request = HTTPClientRequest(url: "http://\(address)\(path)")
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+            let body = try await response.body.collect(upTo: 16 << 20)
+            return Reply(
+                status: Int(response.status.code), version: response.headers.first(name: "X-Sequins-Version"),
+                proxiedTo: response.headers.first(name: "X-Sequins-Proxied-To"), shardID: response.headers.first(name: "X-Sequins-Shard-ID"),
+                body: String(buffer: body))
+        } catch {
+            return nil
+        }
+    }
+
+    /// What a client sees for a random key: the version header, "NONE" (no version), "DOWN", or
+    /// "WRONG" (a value that does not belong to the version).
+    func observe() async -> String {
+        let record = Int.random(in: 0..<500)
+        guard let reply = await get("/db/" + SampleData.key(record)) else { return "DOWN" }
+        if reply.status > 404 { return "DOWN" }
+        guard let version = reply.version else { return "NONE" }
+        if reply.status != 200 || reply.body != SampleData.value(record, version: version) { return "WRONG" }
+        return version
+    }
+
+    /// Waits until this node serves `version` (its keys, with the right values).
+    func waitForVersion(_ version: String, timeout: Duration = .seconds(40)) async throws {
+        try await eventually("node \(index) serves version \(version)", timeout: timeout) {
+            await observe() == version
+        }
+    }
+
+    /// The partitions /healthz lists for `version`.
+    func healthPartitions(version: String, database: String = "db") async -> [Int]? {
+        guard let reply = await get("/healthz"), let data = reply.body.data(using: .utf8),
+            let json = try? JSONSerialization.jsonObject(with: data) as? [String: [String: [String: Any]]]
+        else { return nil }
+        return json[database]?[version]?["partitions"] as? [Int]
+    }
+}
+
+/// Records what a node serves over time (sequins' progression), polling every 100 ms.
+final class ProgressionRecorder: Sendable {
+    private let observed = Mutex<[String]>([])
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(_ node: KVTestNode) {
+        let handle = Task { [weak self] in
+            while !Task.isCancelled {
+                let value = await node.observe()
+                guard let self else { return }
+                self.observed.withLock { values in if values.last != value { values.append(value) } }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        task.withLock { $0 = handle }
+    }
+
+    /// The distinct values seen, in order.
+    var progression: [String] { observed.withLock { $0 } }
+
+    func stop() { task.withLock { $0?.cancel() } }
+}
+
+/// A set of `kv` processes against one ZooKeeper.
+final class KVTestCluster: @unchecked Sendable {
+    let directory: String
+    let clusterName: String
+    var zkServers: [String]
+    var nodes: [KVTestNode] = []
+
+    /// The `kv` binary built next to the test bundle.
+    static let binary: String = {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kv").path,
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../.build/debug/kv").standardized.path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
+    }()
+
+    init(zkServers: [String], name: String = #function) throws {
+        clusterName = "kv-" + name.filter { $0.isLetter || $0.isNumber } + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        directory = NSTemporaryDirectory() + clusterName
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        self.zkServers = zkServers
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the kv executable first (swift build)")
+    }
+
+    /// Adds a node with shard id `index + 1`, or a self-assigned one with `selfAssigned`.
+    @discardableResult
+    func addNode(selfAssigned: Bool = false, minReplication: Int = 2, replication: Int? = nil) throws -> KVTestNode {
+        let index = nodes.count
+        let node = try KVTestNode(
+            index: index, directory: directory + "/node\(index)", clusterName: clusterName, zkServers: zkServers,
+            shardID: selfAssigned ? nil : String(index + 1))
+        node.sharding["min_replication"] = String(minReplication)
+        if let replication { node.sharding["replication"] = String(replication) }
+        nodes.append(node)
+        return node
+    }
+
+    func makeVersionAvailable(_ version: String) throws {
+        for node in nodes { try node.makeVersionAvailable(version) }
+    }
+
+    func start() throws {
+        for node in nodes { try node.start() }
+    }
+
+    func hupAll() {
+        for node in nodes { node.hup() }
+    }
+
+    /// Kills every process and deletes the files.
+    func tearDown() {
+        for node in nodes where node.isRunning { node.kill9() }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func logs() -> String {
+        nodes.map { "--- node \($0.index) ---\n" + $0.log.suffix(3000) }.joined(separator: "\n")
+    }
+}
