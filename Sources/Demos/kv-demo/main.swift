@@ -1,4 +1,0 @@
-import SequinsKV
-import ZooKeeperTesting
-import ArgumentParser
-print("kv-demo")
