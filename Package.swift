@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "ZooKeeper", targets: ["ZooKeeper"]),
         .library(name: "ZooKeeperTesting", targets: ["ZooKeeperTesting"]),
         .library(name: "Coordination", targets: ["Coordination"]),
+        .library(name: "SequinsKV", targets: ["SequinsKV"]),
         .executable(name: "kv", targets: ["kv"]),
         .executable(name: "kv-demo", targets: ["kv-demo"]),
     ],

@@ -21,6 +21,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The kv (sequins) demo's measurements: SequenceFile loading against plain decoding, and
+        // the HTTP servers that scripts/bench-kv-http drives with wrk.
+        .executableTarget(
+            name: "kv-bench",
+            dependencies: [
+                .product(name: "SequinsKV", package: "swift-zookeeper-coordination"),
+                .product(name: "ZooKeeperTesting", package: "swift-zookeeper-coordination"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // Micro-benchmarks of the pure cores (package-benchmark): `swift package benchmark`.
         .executableTarget(
             name: "CoordinationBenchmarks",

@@ -2,9 +2,10 @@ import Testing
 
 @testable import SequinsKV
 
-/// sequins' `proxy_test.go` cases, with its timers: 300 ms in all, 100 ms per stage.
+/// sequins' `proxy_test.go` cases, with its timers scaled by ten (3 s in all, 1 s per stage,
+/// where sequins uses 300 ms and 100 ms) so a loaded test machine keeps their order.
 @Suite struct StagedProxyTests {
-    let proxy = StagedProxy(totalTimeout: .milliseconds(300), stageTimeout: .milliseconds(100))
+    let proxy = StagedProxy(totalTimeout: .seconds(3), stageTimeout: .seconds(1))
 
     enum Peer: Sendable {
         case good(after: Duration)
@@ -54,7 +55,7 @@ import Testing
     }
 
     @Test func slowPeerIsBackedUpByTheNext() async throws {
-        let (result, contacts) = await run([.good(after: .seconds(1)), .good(after: .zero), .mustNotBeReached])
+        let (result, contacts) = await run([.good(after: .seconds(10)), .good(after: .zero), .mustNotBeReached])
         #expect(try result.get().peer == "peer1")
         #expect(contacts == ["peer0", "peer1"])
     }
@@ -68,12 +69,12 @@ import Testing
     }
 
     @Test func aSlowGoodAnswerStillWinsAfterTheBackupFails() async throws {
-        let (result, _) = await run([.good(after: .milliseconds(150)), .error(after: .zero)])
+        let (result, _) = await run([.good(after: .milliseconds(1500)), .error(after: .zero)])
         #expect(try result.get().peer == "peer0")
     }
 
     @Test func timesOutAfterThreeStages() async {
-        let (result, contacts) = await run([.good(after: .seconds(2)), .good(after: .seconds(2)), .good(after: .seconds(2)), .mustNotBeReached])
+        let (result, contacts) = await run([.good(after: .seconds(20)), .good(after: .seconds(20)), .good(after: .seconds(20)), .mustNotBeReached])
         guard case .failure(.timeout) = result else {
             Issue.record("expected a timeout, got \(result)")
             return

@@ -102,7 +102,10 @@ public final class KVNode: Service, Sendable {
             }
             runtime.withLock { $0.cluster = joined }
         }
-        let proxyClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(1))))
+        var clientConfiguration = HTTPClient.Configuration(timeout: .init(connect: .seconds(1)))
+        // Peers are few and requests many: keep enough connections per peer for the proxied load.
+        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        let proxyClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
         let (flapping, flapSignal) = AsyncStream<Void>.makeStream()
         cluster?.watchForFlapping { flapSignal.yield() }
 
@@ -366,11 +369,8 @@ public final class KVNode: Service, Sendable {
                 numPartitions: version.partitionCount, selectedPartitions: version.selected.sorted(),
                 recordCounts: [:], createdAt: createdAt.timeIntervalSince1970, sourcePath: version.sourcePath)
             let store = self.store
-            let partitions = try await runOffPool { () -> [Int: PartitionIndex] in
-                try store?.save(database: version.database, version: version.name, manifest: manifest, partitions: records)
-                var indexes: [Int: PartitionIndex] = [:]
-                for (partition, bytes) in records { indexes[partition] = try PartitionIndex(records: bytes) }
-                return indexes
+            let partitions = try await runOffPool {
+                try VersionBuilder.persistAndIndex(records, store: store, database: version.database, version: version.name, manifest: manifest)
             }
             try Task.checkCancellation()
             let data = VersionData(partitionCount: version.partitionCount, partitions: partitions, createdAt: createdAt)

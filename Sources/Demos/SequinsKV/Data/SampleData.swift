@@ -26,8 +26,19 @@ public enum SampleData {
 
     public static func key(_ record: Int) -> String { "key-\(record)" }
 
+    /// The value of `record`, padded to `size` bytes with letters that depend on the record (so
+    /// the files compress like real data, not like a run of one byte).
     public static func value(_ record: Int, version: String, size: Int = 0) -> String {
         let value = "value-\(record)@\(version)"
-        return value.count >= size ? value : value + String(repeating: ".", count: size - value.count)
+        guard value.utf8.count < size else { return value }
+        var state = UInt64(truncatingIfNeeded: record) &* 0x9e37_79b9_7f4a_7c15 | 1
+        var padding = [UInt8](repeating: 0, count: size - value.utf8.count)
+        for index in padding.indices {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            padding[index] = UInt8(ascii: "a") + UInt8(state % 26)
+        }
+        return value + "-" + String(decoding: padding.dropFirst(), as: UTF8.self)
     }
 }

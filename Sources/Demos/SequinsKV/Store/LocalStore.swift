@@ -32,7 +32,7 @@ public final class LocalStore: Sendable {
         }
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(descriptor, 0)
-        _ = pid.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        _ = pid.withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, $0.count) }
         lockDescriptor = descriptor
     }
 
@@ -87,14 +87,35 @@ public final class LocalStore: Sendable {
         return try? JSONDecoder().decode(StoredVersionManifest.self, from: data)
     }
 
-    /// Writes the partitions of a built version, then its manifest (so a crash leaves no manifest).
-    public func save(database: String, version: String, manifest: StoredVersionManifest, partitions: [Int: [UInt8]]) throws {
-        let target = versionDirectory(database: database, version: version)
-        try? FileManager.default.removeItem(atPath: target)
-        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        for (partition, records) in partitions {
-            try Data(records).write(to: URL(fileURLWithPath: target + "/" + Self.partitionFileName(partition)))
+    /// Writes `bytes` to a new file without copying them first.
+    static func writeFile(_ bytes: [UInt8], to path: String) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        try bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Foundation.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw StoreError("cannot write \(path): \(String(cString: strerror(errno)))")
+                }
+                offset += written
+            }
         }
+    }
+
+    /// Writes one partition of a version being built (the manifest comes last, in ``saveManifest``).
+    public func savePartition(_ partition: Int, records: [UInt8], database: String, version: String) throws {
+        let target = versionDirectory(database: database, version: version)
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try Self.writeFile(records, to: target + "/" + Self.partitionFileName(partition))
+    }
+
+    /// Completes a version on disk.
+    public func saveManifest(_ manifest: StoredVersionManifest, database: String, version: String) throws {
+        let target = versionDirectory(database: database, version: version)
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         try encoder.encode(manifest).write(to: URL(fileURLWithPath: target + "/.manifest"), options: .atomic)
@@ -133,6 +154,14 @@ public struct StoredVersionManifest: Codable, Sendable, Hashable {
     /// When the version was first built here (sequins' `Last-Modified`), seconds since 1970.
     public var createdAt: Double
     public var sourcePath: String
+
+    public init(numPartitions: Int, selectedPartitions: [Int], recordCounts: [String: Int], createdAt: Double, sourcePath: String) {
+        self.numPartitions = numPartitions
+        self.selectedPartitions = selectedPartitions
+        self.recordCounts = recordCounts
+        self.createdAt = createdAt
+        self.sourcePath = sourcePath
+    }
 
     enum CodingKeys: String, CodingKey {
         case format

@@ -13,26 +13,24 @@ public final class PartitionIndex: Sendable {
     /// - Throws: ``StoreError`` if the buffer is not a sequence of whole records.
     public init(records: [UInt8]) throws(StoreError) {
         self.records = records
-        var offsets: [Int] = []
+        // Size the table from a quick count of the records, then insert in one pass.
+        var recordCount = 0
         var cursor = 0
-        while cursor < records.count {
-            guard cursor + 8 <= records.count else { throw StoreError("a partition file ends inside a record header") }
-            let keyLength = Self.readUInt32(records, at: cursor)
-            let valueLength = Self.readUInt32(records, at: cursor + 4)
-            guard cursor + 8 + keyLength + valueLength <= records.count else {
-                throw StoreError("a partition file ends inside a record")
-            }
-            offsets.append(cursor)
-            cursor += 8 + keyLength + valueLength
+        while cursor + 8 <= records.count {
+            recordCount += 1
+            cursor += 8 + Self.readUInt32(records, at: cursor) + Self.readUInt32(records, at: cursor + 4)
         }
+        guard cursor == records.count else { throw StoreError("a partition file ends inside a record") }
         var capacity = 16
-        while capacity < offsets.count * 2 { capacity <<= 1 }
+        while capacity < recordCount * 2 { capacity <<= 1 }
         var slots = [Int](repeating: 0, count: capacity)
         var distinct = 0
         records.withUnsafeBytes { buffer in
             let mask = capacity - 1
-            for offset in offsets {
+            var offset = 0
+            while offset < buffer.count {
                 let key = Self.key(in: buffer, at: offset)
+                let next = offset + 8 + key.count + Self.readUInt32(buffer, at: offset + 4)
                 var slot = Int(truncatingIfNeeded: Self.hash(key)) & mask
                 while true {
                     let occupant = slots[slot]
@@ -41,12 +39,14 @@ public final class PartitionIndex: Sendable {
                         distinct += 1
                         break
                     }
-                    if Self.key(in: buffer, at: occupant - 1).elementsEqual(key) {
+                    let stored = Self.key(in: buffer, at: occupant - 1)
+                    if stored.count == key.count && (key.count == 0 || memcmp(stored.baseAddress!, key.baseAddress!, key.count) == 0) {
                         slots[slot] = offset + 1
                         break
                     }
                     slot = (slot + 1) & mask
                 }
+                offset = next
             }
         }
         self.slots = slots
@@ -82,12 +82,9 @@ public final class PartitionIndex: Sendable {
         records.append(contentsOf: value)
     }
 
+    @inline(__always)
     private static func appendUInt32(_ value: Int, to records: inout [UInt8]) {
-        let bits = UInt32(truncatingIfNeeded: value)
-        records.append(UInt8(bits >> 24))
-        records.append(UInt8(truncatingIfNeeded: bits >> 16))
-        records.append(UInt8(truncatingIfNeeded: bits >> 8))
-        records.append(UInt8(truncatingIfNeeded: bits))
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: value).bigEndian) { records.append(contentsOf: $0) }
     }
 
     @inline(__always)

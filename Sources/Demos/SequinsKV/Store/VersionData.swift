@@ -63,7 +63,9 @@ public struct VersionBuilder: Sendable {
                     var merged: [Int: [UInt8]] = [:]
                     while let file = queue.next() {
                         let records = try await runOffPool { try readFile(file) }
-                        for (partition, bytes) in records { merged[partition, default: []].append(contentsOf: bytes) }
+                        for (partition, bytes) in records {
+                            if merged[partition] == nil { merged[partition] = bytes } else { merged[partition]!.append(contentsOf: bytes) }
+                        }
                         afterFile?(file)
                     }
                     return merged
@@ -76,7 +78,9 @@ public struct VersionBuilder: Sendable {
         var merged: [Int: [UInt8]] = [:]
         for partition in selected { merged[partition] = [] }
         for part in results {
-            for (partition, bytes) in part { merged[partition, default: []].append(contentsOf: bytes) }
+            for (partition, bytes) in part {
+                if merged[partition]?.isEmpty ?? true { merged[partition] = bytes } else { merged[partition]!.append(contentsOf: bytes) }
+            }
         }
         return merged
     }
@@ -84,18 +88,18 @@ public struct VersionBuilder: Sendable {
     /// Reads one file and keeps the selected partitions' records.
     public func readFile(_ path: String) throws -> [Int: [UInt8]] {
         var reader = try SequenceFileReader(path: path)
-        var buffers: [Int: [UInt8]] = [:]
+        var isSelected = [Bool](repeating: false, count: partitionCount)
+        for partition in selected where partition < partitionCount { isSelected[partition] = true }
+        var buffers = [[UInt8]](repeating: [], count: partitionCount)
         var runPartition = -1
         var runLength = 0
         var preSharded = true
         let throttleMicroseconds = throttle.components.seconds * 1_000_000 + throttle.components.attoseconds / 1_000_000_000_000
         try reader.forEachRecord { key, value in
             let location = KeyPartition(key: key, partitionCount: partitionCount)
-            let target: Int? =
-                selected.contains(location.partition)
-                ? location.partition : (selected.contains(location.alternate) ? location.alternate : nil)
-            if let target {
-                PartitionIndex.append(key: key, value: value, to: &buffers[target, default: []])
+            let target = isSelected[location.partition] ? location.partition : (isSelected[location.alternate] ? location.alternate : -1)
+            if target >= 0 {
+                PartitionIndex.append(key: key, value: value, to: &buffers[target])
                 runLength = 0
             } else if preSharded {
                 if runPartition == -1 { runPartition = location.partition }
@@ -109,8 +113,44 @@ public struct VersionBuilder: Sendable {
             if throttleMicroseconds > 0 { usleep(UInt32(min(throttleMicroseconds, Int64(UInt32.max)))) }
             return true
         }
-        return buffers
+        var result: [Int: [UInt8]] = [:]
+        for partition in buffers.indices where !buffers[partition].isEmpty { result[partition] = buffers[partition] }
+        return result
     }
+}
+
+extension VersionBuilder {
+    /// Stores the built partitions (then the manifest) and indexes them, one partition per
+    /// thread; blocking, so call it off the cooperative pool.
+    public static func persistAndIndex(
+        _ partitions: [Int: [UInt8]], store: LocalStore?, database: String, version: String, manifest: StoredVersionManifest
+    ) throws -> [Int: PartitionIndex] {
+        let entries = Array(partitions)
+        let results = ResultSlots<PartitionIndex>(count: entries.count)
+        DispatchQueue.concurrentPerform(iterations: entries.count) { index in
+            let (partition, records) = entries[index]
+            results.set(index) {
+                try store?.savePartition(partition, records: records, database: database, version: version)
+                return try PartitionIndex(records: records)
+            }
+        }
+        try store?.saveManifest(manifest, database: database, version: version)
+        var indexes: [Int: PartitionIndex] = [:]
+        for (index, entry) in entries.enumerated() { indexes[entry.key] = try results.get(index) }
+        return indexes
+    }
+}
+
+/// Results filled in by concurrent workers.
+final class ResultSlots<T>: @unchecked Sendable {
+    private var slots: [Result<T, any Error>?]
+    private let lock = NSLock()
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ work: () throws -> T) {
+        let result = Result { try work() }
+        lock.withLock { slots[index] = result }
+    }
+    func get(_ index: Int) throws -> T { try lock.withLock { slots[index] }!.get() }
 }
 
 /// Hands out items to workers.
