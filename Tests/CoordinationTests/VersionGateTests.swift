@@ -150,9 +150,13 @@ import ZooKeeperTesting
             for index in 0..<5 {
                 group.addTask {
                     let client = try await connectedClient(server.connectString)
-                    let id = try await ShardID.claim(client: client, lockPath: "\(root)/id_assignment_lock", membersPath: "\(root)/nodes") { id in
+                    let (id, chosen) = try await ShardID.claim(
+                        client: client, lockPath: "\(root)/id_assignment_lock", membersPath: "\(root)/nodes",
+                        quietPeriod: index.isMultiple(of: 2) ? .milliseconds(100) : nil
+                    ) { id in
                         try await client.create("\(root)/nodes/\(id)@host\(index):9599", mode: .ephemeral, parents: .persistent)
                     }
+                    #expect(chosen)
                     return (id, client)
                 }
             }
@@ -160,5 +164,22 @@ import ZooKeeperTesting
         }
         #expect(claimed.map(\.0).sorted() == ["1", "2", "3", "4", "5"])
         for (_, client) in claimed { await client.close() }
+    }
+
+    @Test func anExistingShardIDIsRegisteredWithoutChoosing() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let root = uniqueTestPath()
+        let client = try await connectedClient(server.connectString)
+        try await client.create("\(root)/nodes/1@other:9599", mode: .ephemeral, parents: .persistent)
+        // "1" is taken, but a configured id is used as given (sequins' replacement nodes share ids).
+        let (id, chosen) = try await ShardID.claim(
+            client: client, lockPath: "\(root)/id_assignment_lock", membersPath: "\(root)/nodes", existing: "1"
+        ) { id in
+            try await client.create("\(root)/nodes/\(id)@replacement:9599", mode: .ephemeral)
+        }
+        #expect(id == "1")
+        #expect(!chosen)
+        #expect(try await client.getChildren("\(root)/nodes").names.sorted() == ["1@other:9599", "1@replacement:9599"])
+        await client.close()
     }
 }

@@ -5,20 +5,7 @@ import ZooKeeper
 import ZooKeeperTesting
 
 /// What happens to a `kv` cluster when ZooKeeper or a node fails, injected for real.
-@Suite(.serialized) struct ClusterFailureTests {
-    func withCluster(
-        server: ZooKeeperServer? = nil, name: String = #function, _ body: (KVTestCluster) async throws -> Void
-    ) async throws {
-        let shared = try await ZooKeeperServer.shared()
-        let server = server ?? shared
-        let cluster = try KVTestCluster(zkServers: [server.connectString], name: name)
-        defer { cluster.tearDown() }
-        do { try await body(cluster) } catch {
-            Issue.record("logs:\n\(cluster.logs())")
-            throw error
-        }
-    }
-
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ClusterFailureTests {
     /// Asks every node for every key `rounds` times; returns the failures.
     func failedRequests(_ nodes: [KVTestNode], version: String, records: Range<Int> = 0..<100) async -> [String] {
         var failures: [String] = []
@@ -36,11 +23,8 @@ import ZooKeeperTesting
     @Test func zooKeeperDownKeepsServingRefusesNewNodesAndCatchesUp() async throws {
         let server = try await ZooKeeperServer.start()
         defer { server.destroy() }
-        try await withCluster(server: server) { cluster in
-            for _ in 0..<3 { try cluster.addNode() }
-            try cluster.makeVersionAvailable("v1")
-            try cluster.start()
-            for node in cluster.nodes { try await node.waitForVersion("v1") }
+        try await withKVCluster(server: server) { cluster in
+            try await cluster.startNodes(3, serving: "v1")
             await server.stop()
             // Every running node keeps answering every key, locally or by proxy.
             for _ in 0..<3 {
@@ -58,14 +42,18 @@ import ZooKeeperTesting
             newcomer.zkServers = cluster.zkServers
             try newcomer.makeVersionAvailable("v1")
             try newcomer.start()
-            try await eventually("the new node exits", timeout: .seconds(30)) { newcomer.exitStatus != nil }
-            #expect(newcomer.exitStatus != 0)
+            #expect(await newcomer.waitForExit() != 0)
             #expect(newcomer.log.contains("cannot connect to ZooKeeper"))
             // ZooKeeper returns: the nodes catch up on the next refresh.
             try await server.start()
-            try await Task.sleep(for: .seconds(2))
-            for node in cluster.nodes.prefix(3) { node.hup() }
-            for node in cluster.nodes.prefix(3) { try await node.waitForVersion("v2") }
+            // A refresh needs the session back; HUP until every node has moved to v2.
+            let running = Array(cluster.nodes.prefix(3))
+            try await eventually("the nodes catch up to v2", timeout: .seconds(60)) {
+                for node in running { node.hup() }
+                try await Task.sleep(for: .seconds(1))
+                for node in running where await node.observe() != "v2" { return false }
+                return true
+            }
             #expect(await failedRequests(Array(cluster.nodes.prefix(3)), version: "v2") == [])
         }
     }
@@ -74,7 +62,7 @@ import ZooKeeperTesting
         let server = try await ZooKeeperServer.shared()
         let proxy = try await FaultProxy.start(targetPort: server.port)
         defer { Task { await proxy.shutdown() } }
-        try await withCluster(server: server) { cluster in
+        try await withKVCluster(server: server) { cluster in
             for _ in 0..<2 { try cluster.addNode() }
             cluster.nodes[1].zkServers = [proxy.connectString]
             try cluster.makeVersionAvailable("v1")
@@ -105,7 +93,7 @@ import ZooKeeperTesting
     }
 
     @Test func aCrashWithMinReplicationTwoNeverServesAnUnreplicatedVersion() async throws {
-        try await withCluster { cluster in
+        try await withKVCluster { cluster in
             for _ in 0..<3 { try cluster.addNode(minReplication: 2) }
             // Node 1 hangs while loading v2 (sequins' test.hang), so v2 never gets two copies of
             // node 1's partitions while node 2 is down.
@@ -115,41 +103,39 @@ import ZooKeeperTesting
             for node in cluster.nodes { try await node.waitForVersion("v1") }
             try cluster.makeVersionAvailable("v2")
             cluster.hupAll()
-            try await Task.sleep(for: .seconds(3))
-            cluster.nodes[2].kill9()
+            // Nodes 0 and 2 build v2 and advertise it (shards 1 and 3: 4 + 3 partitions);
+            // node 1 never does.
+            let observer = try ZooKeeperClient(connectString: cluster.zkServers[0])
+            _ = try await observer.connect()
+            let advertisements = "/\(cluster.clusterName)/v1/partitions/db/v2"
+            try await eventually("nodes 0 and 2 advertise v2", timeout: .seconds(30)) {
+                (try? await observer.getChildren(advertisements).names.count) == 7
+            }
+            await observer.close()
+            await cluster.nodes[2].kill9()
+            // Give node 0 time to see node 2's advertisements vanish (session timeout 4 s) and,
+            // were it wrong, to switch to v2.
             try await Task.sleep(for: .seconds(6))
+            #expect(await cluster.nodes[0].observe() == "v1")
             // Every key through node 0: all v1, none failing.
             #expect(await failedRequests([cluster.nodes[0]], version: "v1", records: 0..<200) == [])
         }
     }
 
     @Test func aRestartedNodeReadsItsStoreBackAndASecondProcessIsRefused() async throws {
-        try await withCluster { cluster in
-            for _ in 0..<2 { try cluster.addNode() }
-            try cluster.makeVersionAvailable("v1")
-            try cluster.start()
-            for node in cluster.nodes { try await node.waitForVersion("v1") }
+        try await withKVCluster { cluster in
+            try await cluster.startNodes(2, serving: "v1")
             // A second process on node 0's store.
             let intruder = try cluster.addNode()
-            intruder.settings["local_store"] = nil
+            intruder.store = cluster.nodes[0].store
             try intruder.makeVersionAvailable("v1")
-            let configuration = intruder.configurationText.replacingOccurrences(of: intruder.store, with: cluster.nodes[0].store)
-            try configuration.write(toFile: intruder.directory + "/sequins.conf", atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: KVTestCluster.binary)
-            process.arguments = ["--config", intruder.directory + "/sequins.conf"]
-            let pipe = Pipe()
-            process.standardError = pipe
-            process.standardOutput = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus != 0)
-            #expect(output.contains("failed to acquire lock"), "\(output)")
+            try intruder.start()
+            #expect(await intruder.waitForExit() != 0)
+            #expect(intruder.log.contains("failed to acquire lock"), "\(intruder.log)")
             cluster.nodes.removeLast()
             // Rolling restart: each node comes back on v1 from its own store, nothing reloaded.
             for node in cluster.nodes {
-                node.stop()
+                await node.stop()
                 try node.start()
                 try await node.waitForVersion("v1")
                 #expect(node.log.contains("read the version back from the local store"))
@@ -159,12 +145,11 @@ import ZooKeeperTesting
     }
 
     @Test func aBadConfigurationNamesTheKey() async throws {
-        try await withCluster { cluster in
+        try await withKVCluster { cluster in
             let node = try cluster.addNode()
             node.sharding["replicaton"] = "3"
             try node.start()
-            try await eventually("the node exits", timeout: .seconds(20)) { node.exitStatus != nil }
-            #expect(node.exitStatus != 0)
+            #expect(await node.waitForExit() != 0)
             #expect(node.log.contains("unknown configuration key sharding.replicaton"), "\(node.log)")
         }
     }

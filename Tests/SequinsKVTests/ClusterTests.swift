@@ -5,21 +5,9 @@ import ZooKeeper
 import ZooKeeperTesting
 
 /// sequins' `cluster_test.go` scenarios, as real `kv` processes against a real ZooKeeper.
-@Suite(.serialized) struct ClusterTests {
-    func withCluster(
-        name: String = #function, _ body: (KVTestCluster) async throws -> Void
-    ) async throws {
-        let server = try await ZooKeeperServer.shared()
-        let cluster = try KVTestCluster(zkServers: [server.connectString], name: name)
-        defer { cluster.tearDown() }
-        do { try await body(cluster) } catch {
-            Issue.record("logs:\n\(cluster.logs())")
-            throw error
-        }
-    }
-
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ClusterTests {
     @Test func aSingleNodeServesTheNewestVersion() async throws {
-        try await withCluster { cluster in
+        try await withKVCluster { cluster in
             let node = try cluster.addNode(selfAssigned: true, minReplication: 1)
             try node.makeVersionAvailable("v3")
             try node.start()
@@ -37,11 +25,8 @@ import ZooKeeperTesting
     }
 
     @Test func threeNodesUpgradeTogetherAndAnswerEveryKey() async throws {
-        try await withCluster { cluster in
-            for _ in 0..<3 { try cluster.addNode() }
-            try cluster.makeVersionAvailable("v1")
-            try cluster.start()
-            for node in cluster.nodes { try await node.waitForVersion("v1") }
+        try await withKVCluster { cluster in
+            try await cluster.startNodes(3, serving: "v1")
             let recorders = cluster.nodes.map(ProgressionRecorder.init)
             try cluster.makeVersionAvailable("v2")
             cluster.hupAll()
@@ -82,11 +67,8 @@ import ZooKeeperTesting
     }
 
     @Test func aDelayedUpgradeWaitsForMinimumReplication() async throws {
-        try await withCluster { cluster in
-            for _ in 0..<3 { try cluster.addNode() }
-            try cluster.makeVersionAvailable("v1")
-            try cluster.start()
-            for node in cluster.nodes { try await node.waitForVersion("v1") }
+        try await withKVCluster { cluster in
+            try await cluster.startNodes(3, serving: "v1")
             let recorders = cluster.nodes.map(ProgressionRecorder.init)
             try cluster.makeVersionAvailable("v2")
             cluster.nodes[0].hup()
@@ -103,11 +85,8 @@ import ZooKeeperTesting
     }
 
     @Test func neverDowngrades() async throws {
-        try await withCluster { cluster in
-            for _ in 0..<3 { try cluster.addNode() }
-            try cluster.makeVersionAvailable("v3")
-            try cluster.start()
-            for node in cluster.nodes { try await node.waitForVersion("v3") }
+        try await withKVCluster { cluster in
+            try await cluster.startNodes(3, serving: "v3")
             try cluster.makeVersionAvailable("v2")
             for node in cluster.nodes { node.removeVersion("v3") }
             cluster.hupAll()
@@ -117,11 +96,8 @@ import ZooKeeperTesting
     }
 
     @Test func aLateJoinerServesTheClusterVersionAtOnce() async throws {
-        try await withCluster { cluster in
-            for _ in 0..<3 { try cluster.addNode() }
-            try cluster.makeVersionAvailable("v3")
-            try cluster.start()
-            for node in cluster.nodes { try await node.waitForVersion("v3") }
+        try await withKVCluster { cluster in
+            try await cluster.startNodes(3, serving: "v3")
             let late = try cluster.addNode()
             try late.makeVersionAvailable("v3")
             late.testSettings["upgrade_delay"] = "\"0s\""
@@ -137,7 +113,7 @@ import ZooKeeperTesting
     }
 
     @Test func shardIDsAreSelfAssignedUnderTheLock() async throws {
-        try await withCluster { cluster in
+        try await withKVCluster { cluster in
             for _ in 0..<3 { try cluster.addNode(selfAssigned: true, minReplication: 1) }
             try cluster.makeVersionAvailable("v1")
             try cluster.start()
@@ -149,7 +125,7 @@ import ZooKeeperTesting
             #expect(Set(ids) == ["1", "2", "3"])
             // A freed id is taken by the next unconfigured node.
             let freed = ids.firstIndex(of: "2")!
-            cluster.nodes[freed].stop()
+            await cluster.nodes[freed].stop()
             let replacement = try cluster.addNode(selfAssigned: true, minReplication: 1)
             try replacement.makeVersionAvailable("v1")
             try replacement.start()
@@ -157,7 +133,7 @@ import ZooKeeperTesting
             #expect(await replacement.get("/healthz")?.shardID == "2")
             // A restarted node keeps the id it stored.
             let first = cluster.nodes[ids.firstIndex(of: "1")!]
-            first.stop()
+            await first.stop()
             try first.start()
             try await first.waitForVersion("v1")
             #expect(await first.get("/healthz")?.shardID == "1")
@@ -165,11 +141,8 @@ import ZooKeeperTesting
     }
 
     @Test func partitionAssignmentFollowsSequinsTable() async throws {
-        try await withCluster { cluster in
-            for _ in 0..<5 { try cluster.addNode(minReplication: 1, replication: 3) }
-            try cluster.makeVersionAvailable("v1")
-            try cluster.start()
-            for node in cluster.nodes { try await node.waitForVersion("v1") }
+        try await withKVCluster { cluster in
+            try await cluster.startNodes(5, serving: "v1", minReplication: 1, replication: 3)
             let expected: [[Int]] = [[0, 1, 3], [0, 2, 3], [0, 2, 4], [1, 2, 4], [1, 3, 4]]
             for (node, partitions) in zip(cluster.nodes, expected) {
                 #expect(await node.healthPartitions(version: "v1") == partitions)

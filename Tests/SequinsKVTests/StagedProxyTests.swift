@@ -1,115 +1,142 @@
+import Synchronization
 import Testing
 
 @testable import SequinsKV
 
-/// sequins' `proxy_test.go` cases, with its timers scaled by ten (3 s in all, 1 s per stage,
-/// where sequins uses 300 ms and 100 ms) so a loaded test machine keeps their order.
+/// sequins' `proxy_test.go` cases as event sequences on the pure machine (its timers, 300 ms in
+/// all and 100 ms per stage, become the order of the events), then the shell with real requests.
 @Suite struct StagedProxyTests {
-    let proxy = StagedProxy(totalTimeout: .seconds(3), stageTimeout: .seconds(1))
+    typealias Machine = StagedProxyMachine
 
-    enum Peer: Sendable {
-        case good(after: Duration)
-        case error(after: Duration)
-        case mustNotBeReached
+    @Test func singlePeer() {
+        var machine = Machine(peerCount: 1)
+        #expect(machine.start() == [.ask(peer: 0, stage: 1)])
+        #expect(machine.answered(peer: 0, good: true) == [.finish(.answer(peer: 0))])
     }
+
+    @Test func aSlowPeerIsBackedUpByTheNextAndTheThirdIsNeverAsked() {
+        var machine = Machine(peerCount: 3)
+        _ = machine.start()
+        #expect(machine.stageElapsed(1) == [.ask(peer: 1, stage: 2)])
+        #expect(machine.answered(peer: 1, good: true) == [.finish(.answer(peer: 1))])
+        #expect(machine.asked == 2)
+        #expect(machine.answered(peer: 0, good: true) == [], "a late answer after the finish changes nothing")
+    }
+
+    @Test func anErrorAsksTheNextPeerAtOnce() {
+        var machine = Machine(peerCount: 3)
+        _ = machine.start()
+        #expect(machine.answered(peer: 0, good: false) == [.ask(peer: 1, stage: 2)])
+        #expect(machine.answered(peer: 1, good: true) == [.finish(.answer(peer: 1))])
+        #expect(machine.asked == 2)
+    }
+
+    @Test func aSlowGoodAnswerWinsAfterTheBackupFails() {
+        var machine = Machine(peerCount: 2)
+        _ = machine.start()
+        #expect(machine.stageElapsed(1) == [.ask(peer: 1, stage: 2)])
+        #expect(machine.answered(peer: 1, good: false) == [], "peer 0 is still outstanding")
+        #expect(machine.answered(peer: 0, good: true) == [.finish(.answer(peer: 0))])
+    }
+
+    @Test func theTotalTimeoutEndsTheRunAndTheFourthPeerIsNeverAsked() {
+        var machine = Machine(peerCount: 4)
+        _ = machine.start()
+        #expect(machine.stageElapsed(1) == [.ask(peer: 1, stage: 2)])
+        #expect(machine.stageElapsed(2) == [.ask(peer: 2, stage: 3)])
+        #expect(machine.totalElapsed() == [.finish(.timeout)])
+        #expect(machine.stageElapsed(3) == [])
+        #expect(machine.asked == 3)
+    }
+
+    @Test func onlyErrorsMeanNoAvailablePeers() {
+        var machine = Machine(peerCount: 3)
+        _ = machine.start()
+        #expect(machine.answered(peer: 0, good: false) == [.ask(peer: 1, stage: 2)])
+        #expect(machine.answered(peer: 1, good: false) == [.ask(peer: 2, stage: 3)])
+        #expect(machine.answered(peer: 2, good: false) == [.finish(.noAvailablePeers)])
+        var empty = Machine(peerCount: 0)
+        #expect(empty.start() == [.finish(.noAvailablePeers)])
+    }
+
+    @Test func anOlderStageEndingAsksNobody() {
+        var machine = Machine(peerCount: 3)
+        _ = machine.start()
+        #expect(machine.answered(peer: 0, good: false) == [.ask(peer: 1, stage: 2)])
+        #expect(machine.stageElapsed(1) == [])
+        #expect(machine.stageElapsed(2) == [.ask(peer: 2, stage: 3)])
+    }
+
+    @Test func randomEventsKeepTheInvariants() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<3000 {
+            let peers = Int.random(in: 0...5, using: &generator)
+            var machine = Machine(peerCount: peers)
+            var asks: [Int] = []
+            var finishes: [Machine.Outcome] = []
+            var answered = Set<Int>()
+            func apply(_ actions: [Machine.Action]) {
+                for action in actions {
+                    switch action {
+                    case .ask(let peer, _): asks.append(peer)
+                    case .finish(let outcome): finishes.append(outcome)
+                    }
+                }
+            }
+            apply(machine.start())
+            for _ in 0..<20 {
+                switch Int.random(in: 0..<4, using: &generator) {
+                case 0:
+                    if let peer = asks.filter({ !answered.contains($0) }).randomElement(using: &generator) {
+                        answered.insert(peer)
+                        apply(machine.answered(peer: peer, good: Bool.random(using: &generator)))
+                    }
+                case 1: apply(machine.stageElapsed(machine.stage))
+                case 2: apply(machine.stageElapsed(Int.random(in: 0...machine.stage, using: &generator)))
+                default: if Int.random(in: 0..<5, using: &generator) == 0 { apply(machine.totalElapsed()) }
+                }
+            }
+            #expect(asks == Array(0..<asks.count), "peers are asked in order, each once")
+            #expect(asks.count <= peers)
+            #expect(finishes.count <= 1)
+            if case .answer(let peer)? = finishes.first { #expect(answered.contains(peer)) }
+            #expect(finishes.isEmpty == !machine.finished)
+            if !machine.finished { #expect(machine.outstanding > 0, "a run with nothing outstanding has finished") }
+        }
+    }
+
+    // The shell, with real tasks; no timing is asserted.
 
     struct PeerError: Error {}
 
-    final class Contacts: @unchecked Sendable {
-        private let lock = NSLockLike()
-        private var names: [String] = []
-        func add(_ name: String) { lock.run { self.names.append(name) } }
-        var all: [String] { lock.run { names } }
-    }
-
-    /// For cases about order rather than timing: stages and the total so long that a loaded
-    /// machine cannot reach them.
-    let patient = StagedProxy(totalTimeout: .seconds(60), stageTimeout: .seconds(30))
-
-    func run(_ peers: [Peer], with proxy: StagedProxy? = nil) async -> (Result<(peer: String, answer: String), StagedProxy.Failure>, [String]) {
-        let proxy = proxy ?? self.proxy
-        let contacts = Contacts()
-        let names = peers.indices.map { "peer\($0)" }
+    @Test func theShellReturnsTheFirstGoodAnswer() async throws {
+        let proxy = StagedProxy(totalTimeout: .seconds(60), stageTimeout: .seconds(30))
         let result = await proxy.run(
-            peers: names,
-            attempt: { name in
-                contacts.add(name)
-                switch peers[names.firstIndex(of: name)!] {
-                case .good(let delay):
-                    try await Task.sleep(for: delay)
-                    return "answer from \(name)"
-                case .error(let delay):
-                    try await Task.sleep(for: delay)
-                    throw PeerError()
-                case .mustNotBeReached:
-                    Issue.record("\(name) must not be contacted")
-                    return "wrong"
-                }
+            peers: ["bad", "good", "unused"],
+            attempt: { peer in
+                if peer == "bad" { throw PeerError() }
+                if peer == "unused" { Issue.record("a third peer was asked after a good answer") }
+                return "answer from \(peer)"
             }, isGood: { _ in true })
-        return (result, contacts.all)
+        let (peer, answer) = try result.get()
+        #expect(peer == "good")
+        #expect(answer == "answer from good")
     }
 
-    @Test func singlePeer() async throws {
-        let (result, _) = await run([.good(after: .zero)])
-        #expect(try result.get().peer == "peer0")
+    @Test func theShellTimesOutWhenNobodyAnswers() async {
+        let proxy = StagedProxy(totalTimeout: .milliseconds(200), stageTimeout: .milliseconds(50))
+        let result = await proxy.run(
+            peers: ["a", "b"],
+            attempt: { _ -> String in
+                try await Task.sleep(for: .seconds(3600))
+                return "never"
+            }, isGood: { _ in true })
+        #expect(throws: StagedProxy.Failure.timeout) { try result.get() }
     }
 
-    @Test func slowPeerIsBackedUpByTheNext() async throws {
-        let (result, contacts) = await run([.good(after: .seconds(10)), .good(after: .zero), .mustNotBeReached])
-        #expect(try result.get().peer == "peer1")
-        #expect(contacts == ["peer0", "peer1"])
-    }
-
-    @Test func anErrorMovesOnAtOnce() async throws {
-        let clock = ContinuousClock()
-        let started = clock.now
-        let (result, _) = await run([.error(after: .zero), .good(after: .zero), .mustNotBeReached], with: patient)
-        #expect(try result.get().peer == "peer1")
-        #expect(clock.now - started < .seconds(30), "the second peer was asked before its stage began")
-    }
-
-    @Test func aSlowGoodAnswerStillWinsAfterTheBackupFails() async throws {
-        let (result, _) = await run([.good(after: .milliseconds(1500)), .error(after: .zero)])
-        #expect(try result.get().peer == "peer0")
-    }
-
-    @Test func timesOutAfterThreeStages() async {
-        let (result, contacts) = await run([.good(after: .seconds(20)), .good(after: .seconds(20)), .good(after: .seconds(20)), .mustNotBeReached])
-        guard case .failure(.timeout) = result else {
-            Issue.record("expected a timeout, got \(result)")
-            return
-        }
-        #expect(contacts.count == 3)
-    }
-
-    @Test func allErrorsMeanNoAvailablePeers() async {
-        let (result, _) = await run([.error(after: .zero), .error(after: .zero), .error(after: .zero)], with: patient)
-        guard case .failure(.noAvailablePeers) = result else {
-            Issue.record("expected noAvailablePeers, got \(result)")
-            return
-        }
-    }
-
-    @Test func noPeersMeansNoAvailablePeers() async {
-        let (result, _) = await run([], with: patient)
-        guard case .failure(.noAvailablePeers) = result else {
-            Issue.record("expected noAvailablePeers, got \(result)")
-            return
-        }
+    @Test func theShellReportsNoAvailablePeersForBadAnswers() async {
+        let proxy = StagedProxy(totalTimeout: .seconds(60), stageTimeout: .seconds(30))
+        let result = await proxy.run(peers: ["a", "b"], attempt: { _ in 500 }, isGood: { $0 == 200 })
+        #expect(throws: StagedProxy.Failure.noAvailablePeers) { try result.get() }
     }
 }
-
-/// A tiny lock for the test's bookkeeping.
-final class NSLockLike: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    func run<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return body()
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif

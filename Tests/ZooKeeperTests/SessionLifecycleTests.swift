@@ -61,13 +61,11 @@ import ZooKeeperTesting
         try await client.create(path, mode: .ephemeral)
 
         proxy.blackhole()
-        let (_, suspendedAt) = try await recorder.wait(for: .suspended)
-        let (_, presumedAt) = try await recorder.wait(for: .presumedExpired)
-        // presumedExpired comes presumedExpiryDelay (4/15 of the timeout) after suspended, before
-        // the server's own expiry timer can run out (the timer is the only source); the recorder
-        // stamps states when it receives them, hence the small allowance.
-        #expect(presumedAt - suspendedAt >= session.presumedExpiryDelay - .milliseconds(100))
-        #expect(presumedAt - suspendedAt < session.presumedExpiryDelay + .seconds(1))
+        // suspended, then presumedExpired (its delay, 4/15 of the negotiated timeout, is checked
+        // as pure logic in SessionStateMachineTests; a loaded machine delays when this test sees
+        // the events, so it asserts their order, not their spacing).
+        try await recorder.wait(for: .suspended)
+        try await recorder.wait(for: .presumedExpired)
         // Requests meanwhile fail fast-ish instead of hanging.
         try await Task.sleep(for: .seconds(2))  // the server expires the session (2 s without pings)
         proxy.restore()

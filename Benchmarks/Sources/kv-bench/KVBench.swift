@@ -51,7 +51,7 @@ struct Load: AsyncParsableCommand {
                 builder.maxParallelLoads = 1
                 let partitions = try await builder.build()
                 let manifest = StoredVersionManifest(
-                    numPartitions: paths.count, selectedPartitions: Array(0..<paths.count), recordCounts: [:], createdAt: 0,
+                    numPartitions: paths.count, selectedPartitions: Array(0..<paths.count), createdAt: 0,
                     sourcePath: versionDirectory)
                 let indexes = try VersionBuilder.persistAndIndex(partitions, store: store, database: "bench", version: "1", manifest: manifest)
                 precondition(indexes.values.reduce(0) { $0 + $1.count } == records)

@@ -2,9 +2,12 @@
 public struct PartitionReplication: Sendable, Hashable {
     /// Holders per partition, index = partition number.
     public var counts: [Int]
+    /// The advertisement names the counts were taken from (empty when built from counts alone).
+    public var advertisements: [String]
 
     public init(counts: [Int]) {
         self.counts = counts
+        advertisements = []
     }
 
     /// Counts the advertisements `<%05d partition>@<host:port>` (sequins' names); names that are
@@ -16,6 +19,22 @@ public struct PartitionReplication: Sendable, Hashable {
             counts[partition] += 1
         }
         self.counts = counts
+        self.advertisements = advertisements
+    }
+
+    /// For each partition, the addresses advertising it, leaving out `address` (this node).
+    public func holders(excluding address: String?) -> [Int: [String]] {
+        var holders: [Int: [String]] = [:]
+        for name in advertisements {
+            guard let (partition, holder) = Self.parse(name), partition < counts.count, holder != address else { continue }
+            holders[partition, default: []].append(holder)
+        }
+        return holders
+    }
+
+    /// For each partition, how many addresses other than `address` advertise it.
+    public func remoteCounts(excluding address: String) -> [Int: Int] {
+        holders(excluding: address).mapValues(\.count)
     }
 
     /// The partitions with fewer than `minReplication` holders.

@@ -107,16 +107,7 @@ public final class VersionGate: Sendable {
     /// For each partition, how many *other* nodes advertise it now (the `remoteHolders` input of
     /// ``StaticPartitionAssigner/partitions(for:members:maxReplication:remoteHolders:)``).
     public func remoteHolders() async throws -> [Int: Int] {
-        let names: [String]
-        do { names = try await client.getChildren(versionPath).names } catch let error as ZooKeeperError where error.code == .noNode {
-            return [:]
-        }
-        var counts: [Int: Int] = [:]
-        for name in names {
-            guard let (partition, holder) = PartitionReplication.parse(name), holder != address else { continue }
-            counts[partition, default: 0] += 1
-        }
-        return counts
+        try await currentReplication().remoteCounts(excluding: address)
     }
 
     /// Deletes persistent, childless nodes under `<root>/partitions` (version nodes, then database

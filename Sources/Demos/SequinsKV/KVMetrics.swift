@@ -1,10 +1,21 @@
 import Metrics
+import Synchronization
 
 /// The metrics a `kv` node reports, named in one place (swift-metrics; the process chooses the
 /// backend).
-struct KVMetrics: Sendable {
-    /// Key requests answered, by HTTP status (`kv_requests_total{status="200"}`).
-    func requests(status: Int) -> Counter { Counter(label: "kv_requests_total", dimensions: [("status", String(status))]) }
+final class KVMetrics: Sendable {
+    private let requestCounters = Mutex<[Int: Counter]>([:])
+
+    /// Key requests answered, by HTTP status (`kv_requests_total{status="200"}`); one counter per
+    /// status, made once (asking the metrics factory on every request costs a lock and a lookup).
+    func requests(status: Int) -> Counter {
+        requestCounters.withLock { counters in
+            if let counter = counters[status] { return counter }
+            let counter = Counter(label: "kv_requests_total", dimensions: [("status", String(status))])
+            counters[status] = counter
+            return counter
+        }
+    }
     /// Time to answer a key request.
     let requestDuration = Timer(label: "kv_request_duration_seconds")
     /// Key requests answered by a peer.
@@ -15,4 +26,12 @@ struct KVMetrics: Sendable {
     let databases = Gauge(label: "kv_databases")
     /// Time to build a version from the source.
     let loadDuration = Timer(label: "kv_version_load_duration_seconds")
+}
+
+extension Timer {
+    /// Records a `Duration` (swift-metrics takes integer nanoseconds).
+    func record(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
 }

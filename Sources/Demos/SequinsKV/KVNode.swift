@@ -30,7 +30,6 @@ public final class KVNode: Service, Sendable {
         var refreshTrigger: AsyncStream<Void>.Continuation?
     }
     let metrics = KVMetrics()
-    let refreshing = RefreshSerializer()
 
     /// - Throws: ``ConfigurationError`` for an invalid configuration, ``SourceError`` for a bad source.
     public init(configuration: SequinsConfiguration, logger: Logger, onServing: @escaping @Sendable (Int) -> Void = { _ in }) throws {
@@ -111,7 +110,7 @@ public final class KVNode: Service, Sendable {
 
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                await refreshAll(initialStartup: true)
+                await refreshAll()
                 cleanUpStore()
                 let server = HTTPFrontEnd(node: self, proxyClient: proxyClient)
                 group.addTask { try await server.run() }
@@ -160,7 +159,7 @@ public final class KVNode: Service, Sendable {
             group.addTask {
                 for await _ in triggers {
                     self.logger.info("refreshing from the source")
-                    await self.refreshAll(initialStartup: false)
+                    await self.refreshAll()
                 }
             }
             try await group.next()
@@ -176,35 +175,34 @@ public final class KVNode: Service, Sendable {
     // MARK: Refresh
 
     /// sequins' `refreshAll`: new databases are backfilled, existing ones refreshed, databases gone
-    /// from the source removed here.
-    func refreshAll(initialStartup: Bool) async {
-        await refreshing.run {
-            let names: [String]
-            do { names = try source.databases() } catch {
-                logger.error("cannot list the source", metadata: ["kv.error": "\(error)"])
-                return
+    /// from the source removed here. Runs one at a time: at start-up before the refresh loop, then
+    /// only from that loop.
+    func refreshAll() async {
+        let names: [String]
+        do { names = try source.databases() } catch {
+            logger.error("cannot list the source", metadata: ["kv.error": "\(error)"])
+            return
+        }
+        for name in names {
+            if let database = database(name) {
+                await refresh(database)
+            } else {
+                let database = Database(name: name)
+                runtime.withLock { $0.databases[name] = database }
+                await backfill(database)
             }
-            for name in names {
-                if let database = database(name) {
-                    await refresh(database)
-                } else {
-                    let database = Database(name: name)
-                    runtime.withLock { $0.databases[name] = database }
-                    await backfill(database)
-                }
-            }
-            let gone = runtime.withLock { state -> [Database] in
-                let gone = state.databases.keys.filter { !names.contains($0) }
-                return gone.compactMap { state.databases.removeValue(forKey: $0) }
-            }
-            for database in gone {
-                logger.info("the database left the source; removing it", metadata: ["kv.db": "\(database.name)"])
-                for version in database.removeAll() { await drop(version) }
-            }
-            metrics.databases.record(runtime.withLock { $0.databases.count })
-            if let cluster {
-                Task { try? await VersionGate.removeEmptyVersions(client: cluster.client, root: cluster.root) }
-            }
+        }
+        let gone = runtime.withLock { state -> [Database] in
+            let gone = state.databases.keys.filter { !names.contains($0) }
+            return gone.compactMap { state.databases.removeValue(forKey: $0) }
+        }
+        for database in gone {
+            logger.info("the database left the source; removing it", metadata: ["kv.db": "\(database.name)"])
+            for version in database.removeAll() { await drop(version) }
+        }
+        metrics.databases.record(runtime.withLock { $0.databases.count })
+        if let cluster {
+            Task { try? await VersionGate.removeEmptyVersions(client: cluster.client, root: cluster.root) }
         }
     }
 
@@ -257,14 +255,14 @@ public final class KVNode: Service, Sendable {
         let stored = store?.manifest(database: database.name, version: name)
         var selected = Set(0..<partitionCount)
         var gate: VersionGate?
-        var advertisements: [String] = []
+        var replication = PartitionReplication(counts: Array(repeating: 0, count: partitionCount))
         if let cluster, let shardID {
             let versionGate = VersionGate(
                 client: cluster.client, root: cluster.root, database: database.name, version: name,
                 partitionCount: partitionCount, address: cluster.address)
             do {
                 try await cluster.client.createPath(versionGate.versionPath)
-                advertisements = try await cluster.client.getChildren(versionGate.versionPath).names
+                replication = try await versionGate.currentReplication()
             } catch {
                 logger.error("cannot read the version's partitions in ZooKeeper", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
                 return nil
@@ -272,14 +270,10 @@ public final class KVNode: Service, Sendable {
             gate = versionGate
             if stored == nil {
                 let assigner = StaticPartitionAssigner(partitionCount: partitionCount, replication: configuration.sharding.replication)
-                var remote: [Int: Int] = [:]
-                for advertisement in advertisements {
-                    if let (partition, holder) = PartitionReplication.parse(advertisement), holder != cluster.address { remote[partition, default: 0] += 1 }
-                }
                 selected = Set(
                     assigner.partitions(
                         for: shardID, members: cluster.memberShardIDs, maxReplication: configuration.sharding.maxReplication,
-                        remoteHolders: remote))
+                        remoteHolders: replication.remoteCounts(excluding: cluster.address)))
             }
         }
         if let stored, stored.numPartitions == partitionCount {
@@ -290,7 +284,8 @@ public final class KVNode: Service, Sendable {
             sourcePath: source.path(database: database.name, version: name), gate: gate, address: cluster?.address)
         if let stored, stored.numPartitions == partitionCount, let store {
             do {
-                let partitions = try store.loadPartitions(database: database.name, version: name, manifest: stored)
+                let databaseName = database.name
+                let partitions = try await runOffPool { try store.loadPartitions(database: databaseName, version: name, manifest: stored) }
                 version.install(VersionData(partitionCount: partitionCount, partitions: partitions, createdAt: Date(timeIntervalSince1970: stored.createdAt)))
                 logger.info("read the version back from the local store", metadata: metadata)
             } catch {
@@ -301,18 +296,15 @@ public final class KVNode: Service, Sendable {
         logger.info(
             "found a version", metadata: metadata.merging(["kv.partitions": "\(partitionCount)", "kv.selected": "\(selected.sorted())"]) { $1 })
         if let gate {
-            version.applyAdvertisements(advertisements, minReplication: configuration.sharding.minReplication)
             let minReplication = configuration.sharding.minReplication
-            let updates = gate.client.childrenUpdates(gate.versionPath)
+            version.apply(replication, minReplication: minReplication)
+            let updates = gate.replication()
             version.adopt(
                 Task { [weak version] in
                     do {
-                        for try await update in updates {
+                        for try await replication in updates {
                             guard let version else { return }
-                            switch update {
-                            case .children(let children): version.applyAdvertisements(children.names, minReplication: minReplication)
-                            case .noNode: version.applyAdvertisements([], minReplication: minReplication)
-                            }
+                            version.apply(replication, minReplication: minReplication)
                         }
                     } catch {}
                 })
@@ -326,8 +318,8 @@ public final class KVNode: Service, Sendable {
         database.prepare(version)
         if version.data != nil, let gate = version.gate {
             await advertise(version, gate: gate)
-            if let names = try? await gate.client.getChildren(gate.versionPath).names {
-                version.applyAdvertisements(names, minReplication: configuration.sharding.minReplication)
+            if let replication = try? await gate.currentReplication() {
+                version.apply(replication, minReplication: configuration.sharding.minReplication)
             }
         }
         startBuild(version)
@@ -367,7 +359,7 @@ public final class KVNode: Service, Sendable {
             let createdAt = Date()
             let manifest = StoredVersionManifest(
                 numPartitions: version.partitionCount, selectedPartitions: version.selected.sorted(),
-                recordCounts: [:], createdAt: createdAt.timeIntervalSince1970, sourcePath: version.sourcePath)
+                createdAt: createdAt.timeIntervalSince1970, sourcePath: version.sourcePath)
             let store = self.store
             let partitions = try await runOffPool {
                 try VersionBuilder.persistAndIndex(records, store: store, database: version.database, version: version.name, manifest: manifest)
@@ -376,7 +368,7 @@ public final class KVNode: Service, Sendable {
             let data = VersionData(partitionCount: version.partitionCount, partitions: partitions, createdAt: createdAt)
             version.install(data)
             let elapsed = ContinuousClock.now - started
-            metrics.loadDuration.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+            metrics.loadDuration.record(elapsed)
             logger.info(
                 "built the version",
                 metadata: metadata.merging(["kv.records": "\(data.recordCount)", "kv.elapsed": "\(elapsed)"]) { $1 })
@@ -390,7 +382,8 @@ public final class KVNode: Service, Sendable {
         }
     }
 
-    /// Advertises the version's partitions, retrying while ZooKeeper is unreachable.
+    /// Advertises the version's partitions; while ZooKeeper is unreachable, waits for the
+    /// connection to come back and tries again.
     private func advertise(_ version: Version, gate: VersionGate) async {
         while !Task.isCancelled {
             do {
@@ -398,7 +391,11 @@ public final class KVNode: Service, Sendable {
                 return
             } catch {
                 logger.warning("cannot advertise the version yet", metadata: ["kv.version": "\(version.name)", "kv.error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
+                // A failure on a live connection (not a lost one) must not spin: the connection
+                // wait returns at once then, so the pause is the floor between attempts.
+                async let pause: Void? = try? Task.sleep(for: .milliseconds(200))
+                _ = try? await gate.client.waitUntilConnected()
+                _ = await pause
             }
         }
     }
@@ -451,18 +448,5 @@ public final class KVNode: Service, Sendable {
             logger.info("deleting a stored version that is no longer served", metadata: ["kv.db": "\(databaseName)", "kv.version": "\(versionName)"])
             store.remove(database: databaseName, version: versionName)
         }
-    }
-}
-
-/// Runs refreshes one at a time.
-actor RefreshSerializer {
-    private var running = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    func run(_ body: @Sendable () async -> Void) async {
-        if running { await withCheckedContinuation { waiters.append($0) } }
-        running = true
-        await body()
-        if waiters.isEmpty { running = false } else { waiters.removeFirst().resume() }
     }
 }

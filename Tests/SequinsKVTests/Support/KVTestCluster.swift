@@ -17,8 +17,9 @@ final class KVTestNode: @unchecked Sendable {
     var zkServers: [String]
     var testSettings: [String: String] = [:]
     private var process: Process?
+    private var exit: ExitLatch?
     var source: String { directory + "/source" }
-    var store: String { directory + "/store" }
+    lazy var store: String = directory + "/store"
     var logPath: String { directory + "/kv.log" }
     var address: String { "127.0.0.1:\(port)" }
 
@@ -69,8 +70,17 @@ final class KVTestNode: @unchecked Sendable {
         log.seekToEndOfFile()
         process.standardOutput = log
         process.standardError = log
+        let exit = ExitLatch()
+        process.terminationHandler = { exit.exited($0.terminationStatus) }
         try process.run()
         self.process = process
+        self.exit = exit
+    }
+
+    /// Waits for the process to exit (without blocking a thread) and returns its status.
+    @discardableResult
+    func waitForExit() async -> Int32? {
+        await exit?.wait()
     }
 
     var isRunning: Bool { process?.isRunning ?? false }
@@ -80,23 +90,18 @@ final class KVTestNode: @unchecked Sendable {
     }
 
     /// SIGKILL, and wait for the process to be gone.
-    func kill9() {
+    func kill9() async {
         signal(SIGKILL)
-        process?.waitUntilExit()
+        await waitForExit()
     }
 
     /// SIGTERM (graceful: leaves the cluster), and wait.
-    func stop() {
+    func stop() async {
         signal(SIGTERM)
-        process?.waitUntilExit()
+        await waitForExit()
     }
 
     func hup() { signal(SIGHUP) }
-
-    var exitStatus: Int32? {
-        guard let process, !process.isRunning else { return nil }
-        return process.terminationStatus
-    }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
@@ -215,6 +220,14 @@ final class KVTestCluster: @unchecked Sendable {
         for node in nodes { try node.makeVersionAvailable(version) }
     }
 
+    /// Adds `count` nodes, offers them `version`, starts them, and waits until all serve it.
+    func startNodes(_ count: Int, serving version: String, minReplication: Int = 2, replication: Int? = nil) async throws {
+        for _ in 0..<count { try addNode(minReplication: minReplication, replication: replication) }
+        try makeVersionAvailable(version)
+        try start()
+        for node in nodes { try await node.waitForVersion(version) }
+    }
+
     func start() throws {
         for node in nodes { try node.start() }
     }
@@ -224,12 +237,52 @@ final class KVTestCluster: @unchecked Sendable {
     }
 
     /// Kills every process and deletes the files.
-    func tearDown() {
-        for node in nodes where node.isRunning { node.kill9() }
+    func tearDown() async {
+        for node in nodes where node.isRunning { await node.kill9() }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
     func logs() -> String {
         nodes.map { "--- node \($0.index) ---\n" + $0.log.suffix(3000) }.joined(separator: "\n")
+    }
+}
+
+/// Runs `body` with a fresh cluster on `server` (the shared ZooKeeper by default), kills its
+/// processes afterwards, and attaches the nodes' logs to a failure.
+func withKVCluster(
+    server: ZooKeeperServer? = nil, name: String = #function, _ body: (KVTestCluster) async throws -> Void
+) async throws {
+    let shared = try await ZooKeeperServer.shared()
+    let cluster = try KVTestCluster(zkServers: [(server ?? shared).connectString], name: name)
+    do { try await body(cluster) } catch {
+        Issue.record("logs:\n\(cluster.logs())")
+        await cluster.tearDown()
+        throw error
+    }
+    await cluster.tearDown()
+}
+
+/// A process's exit, awaited without blocking a thread (`Process.waitUntilExit` would hold one of
+/// the two cooperative threads of a two-core machine and starve every other test).
+final class ExitLatch: Sendable {
+    private let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
+
+    func exited(_ status: Int32) {
+        let waiters = state.withLock { state in
+            state.status = status
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: status) }
+    }
+
+    func wait() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let status = state.withLock { state -> Int32? in
+                if state.status == nil { state.waiters.append(continuation) }
+                return state.status
+            }
+            if let status { continuation.resume(returning: status) }
+        }
     }
 }

@@ -46,8 +46,9 @@ public final class ClusterMembership: Sendable {
             throw ClusterError(
                 "cannot connect to ZooKeeper at \(connectString): \(error). A new node does not start while ZooKeeper is unreachable.")
         }
-        let root = "/" + configuration.sharding.clusterName + "/v1"
-        let membership = ClusterMembership(client: client, root: root.replacingOccurrences(of: "//", with: "/"), address: address, logger: logger)
+        let clusterName = configuration.sharding.clusterName
+        let root = ZooKeeperPath.join(clusterName.isEmpty ? "/" : ZooKeeperPath.join("/", clusterName), "v1")
+        let membership = ClusterMembership(client: client, root: root, address: address, logger: logger)
         do {
             try await client.createPath(ZooKeeperPath.join(membership.root, "nodes"))
         } catch {
@@ -80,24 +81,17 @@ public final class ClusterMembership: Sendable {
     /// `min(timeToConverge, 3s)`), registers `nodes/<id>@<address>`, releases the lock, and waits
     /// until the member list has not changed for `timeToConverge`.
     public func join(configuredShardID: String, store: LocalStore, timeToConverge: Duration) async throws -> String {
-        let lock = DistributedLock(client: client, path: ZooKeeperPath.join(root, "id_assignment_lock"))
         let nodes = self.nodes
         let address = self.address
-        let logger = self.logger
-        let shardID = try await lock.withLock { _ -> String in
-            var id = configuredShardID
-            if id.isEmpty, let stored = store.selfAssignedShardID() { id = stored }
-            if id.isEmpty {
-                let observer = MembershipWatcher(client: nodes.client, group: nodes.group)
-                let members = try await observer.awaitStable(quietPeriod: min(timeToConverge, .seconds(3)))
-                let ids = members.keys.compactMap { $0.split(separator: "@").first.map(String.init) }
-                id = try ShardID.smallestFree(in: ids)
-                try store.saveSelfAssignedShardID(id)
-                logger.info("self-assigned a shard id", metadata: ["kv.shard_id": "\(id)"])
-            }
+        let existing = configuredShardID.isEmpty ? store.selfAssignedShardID() : configuredShardID
+        let (shardID, chosen) = try await ShardID.claim(
+            client: client, lockPath: ZooKeeperPath.join(root, "id_assignment_lock"), membersPath: nodes.group,
+            existing: existing, quietPeriod: min(timeToConverge, .seconds(3))
+        ) { id in
+            if existing == nil { try store.saveSelfAssignedShardID(id) }
             try await nodes.join(memberID: "\(id)@\(address)")
-            return id
         }
+        if chosen { logger.info("self-assigned a shard id", metadata: ["kv.shard_id": "\(shardID)"]) }
         state.withLock { $0.shardID = shardID }
         startWatchingPeers()
         let members = try await nodes.awaitStable(quietPeriod: timeToConverge)

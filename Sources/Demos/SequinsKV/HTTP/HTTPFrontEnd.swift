@@ -66,7 +66,7 @@ struct HTTPFrontEnd: Sendable {
         let response = await serveKey(database: databaseName, key: PercentDecoding.decode(rawKey), rawPath: path, proxyVersion: proxyParameter)
         let elapsed = ContinuousClock.now - started
         node.metrics.requests(status: Int(response.status.code)).increment()
-        node.metrics.requestDuration.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        node.metrics.requestDuration.record(elapsed)
         return response
     }
 
@@ -116,7 +116,7 @@ struct HTTPFrontEnd: Sendable {
         let versionName = version.name
         let attempt: @Sendable (String) async throws -> PeerAnswer = { peer in
             let request = HTTPClientRequest(url: "http://\(peer)\(rawPath)?proxy=\(versionName)")
-            let response = try await client.execute(request, timeout: .milliseconds(Int64(sharding.proxyTimeout.components.seconds * 1000) + sharding.proxyTimeout.components.attoseconds / 1_000_000_000_000_000 + 1))
+            let response = try await client.execute(request, timeout: TimeAmount(sharding.proxyTimeout))
             let body = try await response.body.collect(upTo: 1 << 30)
             return PeerAnswer(status: Int(response.status.code), version: response.headers.first(name: "X-Sequins-Version"), body: body)
         }

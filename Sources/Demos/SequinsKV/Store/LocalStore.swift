@@ -150,15 +150,13 @@ public struct StoredVersionManifest: Codable, Sendable, Hashable {
     public var format: Int = 1
     public var numPartitions: Int
     public var selectedPartitions: [Int]
-    public var recordCounts: [String: Int]
     /// When the version was first built here (sequins' `Last-Modified`), seconds since 1970.
     public var createdAt: Double
     public var sourcePath: String
 
-    public init(numPartitions: Int, selectedPartitions: [Int], recordCounts: [String: Int], createdAt: Double, sourcePath: String) {
+    public init(numPartitions: Int, selectedPartitions: [Int], createdAt: Double, sourcePath: String) {
         self.numPartitions = numPartitions
         self.selectedPartitions = selectedPartitions
-        self.recordCounts = recordCounts
         self.createdAt = createdAt
         self.sourcePath = sourcePath
     }
@@ -167,7 +165,6 @@ public struct StoredVersionManifest: Codable, Sendable, Hashable {
         case format
         case numPartitions = "num_partitions"
         case selectedPartitions = "selected_partitions"
-        case recordCounts = "record_counts"
         case createdAt = "created_at"
         case sourcePath = "source_path"
     }

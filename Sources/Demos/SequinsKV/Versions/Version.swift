@@ -27,7 +27,6 @@ public final class Version: Sendable {
         var activeAt: Date?
         /// Partition → addresses of the *other* nodes advertising it.
         var holders: [Int: [String]] = [:]
-        var counts: [Int] = []
         var ready = false
         var readyWaiters: [CheckedContinuation<Void, Never>] = []
         var tasks: [Task<Void, Never>] = []
@@ -46,9 +45,7 @@ public final class Version: Sendable {
         self.sourcePath = sourcePath
         self.gate = gate
         self.address = address
-        var initial = Mutable()
-        initial.counts = Array(repeating: 0, count: files.count)
-        mutable = Mutex(initial)
+        mutable = Mutex(Mutable())
     }
 
     public var state: State { mutable.withLock { $0.state } }
@@ -56,7 +53,6 @@ public final class Version: Sendable {
     public var createdAt: Date { mutable.withLock { $0.data?.createdAt ?? $0.createdAt } }
     public var activeAt: Date? { mutable.withLock { $0.activeAt } }
     public var isReady: Bool { mutable.withLock { $0.ready } }
-    public var replicationCounts: [Int] { mutable.withLock { $0.counts } }
 
     /// The other nodes that advertised `partition`, in random order.
     public func peers(holding partition: Int) -> [String] {
@@ -110,20 +106,13 @@ public final class Version: Sendable {
         }
     }
 
-    /// Applies a new list of advertisements; opens the gate once every partition has at least
-    /// `minReplication` holders (this node's own advertisements included).
-    func applyAdvertisements(_ names: [String], minReplication: Int) {
-        var holders: [Int: [String]] = [:]
-        var counts = Array(repeating: 0, count: partitionCount)
-        for name in names {
-            guard let (partition, holder) = PartitionReplication.parse(name), partition < partitionCount else { continue }
-            counts[partition] += 1
-            if holder != address { holders[partition, default: []].append(holder) }
-        }
+    /// Takes in the version's advertisements as the gate reports them; opens once every
+    /// partition has at least `minReplication` holders (this node's own advertisements included).
+    func apply(_ replication: PartitionReplication, minReplication: Int) {
+        let holders = replication.holders(excluding: address)
         let opens = mutable.withLock { mutable -> Bool in
             mutable.holders = holders
-            mutable.counts = counts
-            return !mutable.ready && counts.allSatisfy { $0 >= minReplication }
+            return !mutable.ready && replication.isReady(minReplication: minReplication)
         }
         if opens { markReady() }
     }

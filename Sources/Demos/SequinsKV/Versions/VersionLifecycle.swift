@@ -28,9 +28,6 @@ public struct VersionLifecycle: Sendable, Hashable {
         prepared.insert(version).inserted
     }
 
-    /// Whether a client request should get a version (the current one) and which.
-    public var clientVersion: String? { current }
-
     /// The version that serves a peer's `?proxy=<version>` request: that version if prepared and
     /// not being dropped, else the current one, else none (sequins answers 501 then).
     public func versionForPeer(asking version: String) -> String? {
