@@ -8,6 +8,7 @@ let package = Package(
     dependencies: [
         .package(name: "swift-zookeeper-coordination", path: "../"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -29,6 +30,7 @@ let package = Package(
                 .product(name: "SequinsKV", package: "swift-zookeeper-coordination"),
                 .product(name: "ZooKeeperTesting", package: "swift-zookeeper-coordination"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // Micro-benchmarks of the pure cores (package-benchmark): `swift package benchmark`.

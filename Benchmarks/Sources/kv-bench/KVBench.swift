@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Logging
 import SequinsKV
@@ -9,6 +10,11 @@ struct KVBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kv-bench", abstract: "Measurements of the kv (sequins) demo.",
         subcommands: [Load.self, Servers.self])
+
+    static func main() async {
+        ProcessSetup.runConcurrencyOnEventLoops()
+        await main(nil)
+    }
 }
 
 /// Loading block-compressed SequenceFiles into a version against only decoding them.
@@ -87,7 +93,10 @@ struct Servers: AsyncParsableCommand {
         try? FileManager.default.removeItem(atPath: directory)
         try SampleData.writeVersion(root: directory + "/source", database: "bench", version: "1", files: 4, records: records, valueSize: 100)
         let server = try await ZooKeeperServer.start()
-        defer { server.destroy() }
+        defer {
+            // destroy() waits for the JVM; not on an event loop (the watchdog covers a crash).
+            Thread.detachNewThread { server.destroy() }
+        }
         // Node "local" holds every partition (shard 1, replication 1, alone when it starts);
         // node "proxying" joins later with shard 2 and max_replication 1, so it holds nothing and
         // proxies every key to "local".
@@ -120,21 +129,22 @@ struct Servers: AsyncParsableCommand {
             try keys.write(toFile: directory + "/keys.txt", atomically: true, encoding: .utf8)
             let line = "local=127.0.0.1:\(ports[0]) proxying=127.0.0.1:\(ports[1]) constant=127.0.0.1:\(ports[2]) keys=\(directory)/keys.txt\n"
             FileHandle.standardOutput.write(Data(line.utf8))
-            _ = FileHandle.standardInput.readDataToEndOfFile()
+            // The event loops run the concurrency pool here: wait for stdin on a thread of its own.
+            await withCheckedContinuation { (closed: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread {
+                    _ = FileHandle.standardInput.readDataToEndOfFile()
+                    closed.resume()
+                }
+            }
             group.cancelAll()
         }
     }
 
     func waitForVersion(port: Int) async throws {
         try await eventually("127.0.0.1:\(port) serves version 1", timeout: .seconds(120)) {
-            let task = Process()
-            task.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-            task.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/bench/key-0"]
-            let pipe = Pipe()
-            task.standardOutput = pipe
-            try task.run()
-            task.waitUntilExit()
-            return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "200"
+            let request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/bench/key-0")
+            let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5))
+            return response?.status == .ok
         }
     }
 }

@@ -101,10 +101,8 @@ public final class KVNode: Service, Sendable {
             }
             runtime.withLock { $0.cluster = joined }
         }
-        var clientConfiguration = HTTPClient.Configuration(timeout: .init(connect: .seconds(1)))
-        // Peers are few and requests many: keep enough connections per peer for the proxied load.
-        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-        let proxyClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        let proxyClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(1))))
+        let peerClient = PeerClient()
         let (flapping, flapSignal) = AsyncStream<Void>.makeStream()
         cluster?.watchForFlapping { flapSignal.yield() }
 
@@ -112,7 +110,7 @@ public final class KVNode: Service, Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 await refreshAll()
                 cleanUpStore()
-                let server = HTTPFrontEnd(node: self, proxyClient: proxyClient)
+                let server = HTTPFrontEnd(node: self, proxyClient: proxyClient, peerClient: peerClient)
                 group.addTask { try await server.run() }
                 group.addTask { try await self.refreshLoop() }
                 group.addTask {
@@ -122,14 +120,15 @@ public final class KVNode: Service, Sendable {
                 group.cancelAll()
             }
         } catch {
-            await shutdown(proxyClient: proxyClient)
+            await shutdown(proxyClient: proxyClient, peerClient: peerClient)
             throw error
         }
-        await shutdown(proxyClient: proxyClient)
+        await shutdown(proxyClient: proxyClient, peerClient: peerClient)
     }
 
-    private func shutdown(proxyClient: HTTPClient) async {
+    private func shutdown(proxyClient: HTTPClient, peerClient: PeerClient) async {
         try? await proxyClient.shutdown()
+        peerClient.shutdown()
         for database in databases {
             for version in database.versions { await version.close() }
         }

@@ -30,6 +30,11 @@ struct KVCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
 
+    static func main() async {
+        ProcessSetup.runConcurrencyOnEventLoops()
+        await main(nil)
+    }
+
     func run() async throws {
         var configuration = SequinsConfiguration()
         if let path = try configurationFile() {

@@ -10,7 +10,10 @@ import NIOCore
 /// `Accept: application/json`, HTML otherwise), `GET /healthz`; any other method is a 400.
 struct HTTPFrontEnd: Sendable {
     let node: KVNode
+    /// For status requests to peers.
     let proxyClient: HTTPClient
+    /// For proxied key lookups.
+    let peerClient: PeerClient
 
     static let versionHeader = HTTPField.Name("X-Sequins-Version")!
     static let proxiedToHeader = HTTPField.Name("X-Sequins-Proxied-To")!
@@ -84,7 +87,7 @@ struct HTTPFrontEnd: Sendable {
         if version.partitionCount == 0 { return Response(status: .notFound, headers: headers) }
         let location = KeyPartition(key: key, partitionCount: version.partitionCount)
         if let data = version.data, data.holds(location.partition) || data.holds(location.alternate) {
-            headers[.lastModified] = Self.httpDate(data.createdAt)
+            headers[.lastModified] = HTTPDate.format(data.createdAt)
             if !node.configuration.contentType.isEmpty { headers[.contentType] = node.configuration.contentType }
             let value = key.withUnsafeBytes { key in data.withValue(for: key, in: location) { ByteBuffer(bytes: $0) } }
             guard let value else { return Response(status: .notFound, headers: headers) }
@@ -94,12 +97,6 @@ struct HTTPFrontEnd: Sendable {
             return Response(status: .internalServerError, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "proxied to a node that does not hold the partition\n")))
         }
         return await serveProxied(version: version, location: location, rawPath: rawPath)
-    }
-
-    struct PeerAnswer: Sendable {
-        var status: Int
-        var version: String?
-        var body: ByteBuffer
     }
 
     func serveProxied(version: Version, location: KeyPartition, rawPath: String) async -> Response {
@@ -112,26 +109,23 @@ struct HTTPFrontEnd: Sendable {
         }
         let sharding = node.configuration.sharding
         let proxy = StagedProxy(totalTimeout: sharding.proxyTimeout, stageTimeout: sharding.effectiveProxyStageTimeout)
-        let client = proxyClient
-        let versionName = version.name
-        let attempt: @Sendable (String) async throws -> PeerAnswer = { peer in
-            let request = HTTPClientRequest(url: "http://\(peer)\(rawPath)?proxy=\(versionName)")
-            let response = try await client.execute(request, timeout: TimeAmount(sharding.proxyTimeout))
-            let body = try await response.body.collect(upTo: 1 << 30)
-            return PeerAnswer(status: Int(response.status.code), version: response.headers.first(name: "X-Sequins-Version"), body: body)
+        let client = peerClient
+        let peerPath = "\(rawPath)?proxy=\(version.name)"
+        let attempt: @Sendable (String) -> StagedProxy.Attempt<PeerClient.Answer> = { peer in
+            client.request(peer: peer, path: peerPath)
         }
-        let isGood: @Sendable (PeerAnswer) -> Bool = { $0.status == 200 || $0.status == 404 }
-        var result = await proxy.run(peers: peers, attempt: attempt, isGood: isGood)
+        let isGood: @Sendable (PeerClient.Answer) -> Bool = { $0.status == 200 || $0.status == 404 }
+        var result = await proxy.run(peers: peers, start: attempt, isGood: isGood)
         if case .success(let (_, answer)) = result, answer.status == 404, location.alternate != location.partition {
             let alternatePeers = version.peers(holding: location.alternate)
-            if !alternatePeers.isEmpty { result = await proxy.run(peers: alternatePeers, attempt: attempt, isGood: isGood) }
+            if !alternatePeers.isEmpty { result = await proxy.run(peers: alternatePeers, start: attempt, isGood: isGood) }
         }
         switch result {
         case .success(let (peer, answer)):
             node.metrics.proxied.increment()
-            headers[Self.versionHeader] = answer.version ?? version.name
+            headers[Self.versionHeader] = answer.headers.first(name: "X-Sequins-Version") ?? version.name
             headers[Self.proxiedToHeader] = peer
-            headers[.lastModified] = Self.httpDate(version.createdAt)
+            headers[.lastModified] = HTTPDate.format(version.createdAt)
             if !node.configuration.contentType.isEmpty, answer.status == 200 { headers[.contentType] = node.configuration.contentType }
             return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
         case .failure(.noAvailablePeers):
@@ -226,11 +220,6 @@ struct HTTPFrontEnd: Sendable {
         return Response(status: healthy ? .ok : .notFound, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func httpDate(_ date: Date) -> String {
-        date.formatted(Date.VerbatimFormatStyle(
-            format: "\(weekday: .abbreviated), \(day: .twoDigits) \(month: .abbreviated) \(year: .defaultDigits) \(hour: .twoDigits(clock: .twentyFourHour, hourCycle: .zeroBased)):\(minute: .twoDigits):\(second: .twoDigits) GMT",
-            locale: Locale(identifier: "en_US_POSIX"), timeZone: TimeZone(identifier: "GMT")!, calendar: Calendar(identifier: .gregorian)))
-    }
 }
 
 /// The readable status page.

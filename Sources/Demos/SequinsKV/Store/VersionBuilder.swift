@@ -9,7 +9,8 @@ public struct VersionBuilder: Sendable {
     public var maxParallelLoads: Int = 10
     /// sequins' `throttle_loads`: a pause after every record.
     public var throttle: Duration = .zero
-    /// Called after each file with its path (tests use it to make a load hang, like sequins' `test.hang`).
+    /// Called after each file with its path, on the reading thread (tests use it to make a load
+    /// hang, like sequins' `test.hang`).
     public var afterFile: (@Sendable (String) -> Void)?
 
     public init(files: [String], partitionCount: Int, selected: Set<Int>) {
@@ -34,11 +35,15 @@ public struct VersionBuilder: Sendable {
                 group.addTask {
                     var merged: [Int: [UInt8]] = [:]
                     while let file = queue.next() {
-                        let records = try await runOffPool { try readFile(file) }
+                        // afterFile may block (a test's hang): it runs off the pool too.
+                        let records = try await runOffPool {
+                            let records = try readFile(file)
+                            afterFile?(file)
+                            return records
+                        }
                         for (partition, bytes) in records {
                             if merged[partition] == nil { merged[partition] = bytes } else { merged[partition]!.append(contentsOf: bytes) }
                         }
-                        afterFile?(file)
                     }
                     return merged
                 }
