@@ -164,6 +164,73 @@ import ZooKeeperTesting
     }
 }
 
+extension ClusterTests {
+    /// sequins' TestClusterNodeWithoutData: replication 3, min_replication 2; v2 reaches only
+    /// nodes 1 and 2, which still upgrade (two copies of everything), then v3 reaches everyone.
+    @Test func aNodeWithoutTheNewVersionDoesNotHoldTheOthersBack() async throws {
+        try await withKVCluster { cluster in
+            for _ in 0..<3 { try cluster.addNode(minReplication: 2, replication: 3) }
+            for node in cluster.nodes { node.testSettings["version_remove_timeout"] = "\"5s\"" }
+            try cluster.makeVersionAvailable("v1")
+            try cluster.start()
+            for node in cluster.nodes { try await node.waitForVersion("v1") }
+            let recorders = cluster.nodes.dropFirst().map(ProgressionRecorder.init)
+            for node in cluster.nodes.dropFirst() { try node.makeVersionAvailable("v2") }
+            cluster.hupAll()
+            for node in cluster.nodes.dropFirst() { try await node.waitForVersion("v2") }
+            try cluster.makeVersionAvailable("v3")
+            cluster.hupAll()
+            for node in cluster.nodes { try await node.waitForVersion("v3") }
+            try await Task.sleep(for: .milliseconds(300))
+            for recorder in recorders {
+                recorder.stop()
+                #expect(recorder.progression == ["v1", "v2", "v3"])
+            }
+        }
+    }
+
+    /// sequins' TestClusterNodeVacation: node 0 is away while the others move to v3; when it
+    /// comes back it serves v3, never its stored v2.
+    @Test func aNodeBackFromVacationServesTheClusterVersion() async throws {
+        try await withKVCluster { cluster in
+            try await cluster.startNodes(3, serving: "v2")
+            let recorders = cluster.nodes.map(ProgressionRecorder.init)
+            for recorder in recorders { try await recorder.waitForFirstObservation() }
+            await cluster.nodes[0].stop()
+            try await eventually("node 0 is seen down") { recorders[0].progression.last == "DOWN" }
+            try cluster.makeVersionAvailable("v3")
+            cluster.nodes[1].hup()
+            cluster.nodes[2].hup()
+            for node in cluster.nodes.dropFirst() { try await node.waitForVersion("v3") }
+            try cluster.nodes[0].start()
+            try await cluster.nodes[0].waitForVersion("v3")
+            try await Task.sleep(for: .milliseconds(300))
+            for recorder in recorders { recorder.stop() }
+            #expect(recorders[0].progression == ["v2", "DOWN", "v3"])
+            #expect(recorders[1].progression == ["v2", "v3"])
+            #expect(recorders[2].progression == ["v2", "v3"])
+        }
+    }
+
+    /// sequins' TestMaxReplication (5 partitions, replication 2, max_replication 2), nodes added
+    /// one at a time: the third finds every partition at the maximum and takes none; a fourth
+    /// without the limit takes its round-robin share of four ids.
+    @Test func maxReplicationStopsLateNodesFromOverReplicating() async throws {
+        try await withKVCluster { cluster in
+            var partitions: [[Int]] = []
+            for index in 0..<4 {
+                let node = try cluster.addNode(minReplication: 1, replication: 2)
+                node.sharding["max_replication"] = index < 3 ? "2" : "0"
+                try node.makeVersionAvailable("v1")
+                try node.start()
+                try await node.waitForVersion("v1")
+                partitions.append(try #require(await node.healthPartitions(version: "v1")))
+            }
+            #expect(partitions == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [], [1, 3]])
+        }
+    }
+}
+
 extension Sequence where Element: Sendable {
     func asyncMap<T>(_ transform: (Element) async -> T) async -> [T] {
         var result: [T] = []

@@ -1,4 +1,5 @@
 import Coordination
+import Foundation
 import Testing
 
 @testable import SequinsKV
@@ -33,6 +34,20 @@ import Testing
 }
 
 @Suite struct SmallPiecesTests {
+    @Test func lastModifiedIsAnIMFFixdate() {
+        #expect(HTTPDate.format(Date(timeIntervalSince1970: 784_111_777)) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDate.format(Date(timeIntervalSince1970: 0.999)) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        // Random instants agree with Foundation's formatter.
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        for _ in 0..<500 {
+            let date = Date(timeIntervalSince1970: Double(Int.random(in: 0...4_102_444_800)))
+            #expect(HTTPDate.format(date) == formatter.string(from: date))
+        }
+    }
+
     @Test func percentDecodingKeepsRawBytes() {
         #expect(PercentDecoding.decode("%00%00%00%2A") == [0, 0, 0, 42])
         #expect(PercentDecoding.decode("a%2Fb") == Array("a/b".utf8))

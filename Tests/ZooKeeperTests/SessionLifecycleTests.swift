@@ -108,13 +108,19 @@ import ZooKeeperTesting
             try await retryingConnectionLoss { try await client.create(path, mode: .ephemeral) }
             let session = try #require(client.sessionCredentials?.sessionID)
             let hex = "0x" + String(UInt64(bitPattern: session), radix: 16)
-            var connectedTo: Int?
-            for (index, server) in ensemble.servers.enumerated() {
-                if let connections = try? await server.fourLetterWord("cons"), connections.contains("sid=\(hex)") {
-                    connectedTo = index
+            // Exactly one server must list the session: a server the client was dropped from can
+            // list a stale connection for a moment (killing that one would prove nothing).
+            var listing: [Int] = []
+            try await eventually("exactly one server lists session \(hex)", timeout: .seconds(20)) {
+                listing = []
+                for (index, server) in ensemble.servers.enumerated() {
+                    if let connections = try? await server.fourLetterWord("cons"), connections.contains("sid=\(hex))") || connections.contains("sid=\(hex),") {
+                        listing.append(index)
+                    }
                 }
+                return listing.count == 1
             }
-            let index = try #require(connectedTo, "no server lists session \(hex)")
+            let index = listing[0]
             let recorder = StateRecorder(client)
             await ensemble.servers[index].kill()
             try await recorder.wait(for: .suspended)

@@ -176,6 +176,11 @@ final class ProgressionRecorder: Sendable {
     /// The distinct values seen, in order.
     var progression: [String] { observed.withLock { $0 } }
 
+    /// Waits for the first observation (before a test changes what the node serves).
+    func waitForFirstObservation() async throws {
+        try await eventually("a first observation", timeout: .seconds(10)) { !self.progression.isEmpty }
+    }
+
     func stop() { task.withLock { $0?.cancel() } }
 }
 

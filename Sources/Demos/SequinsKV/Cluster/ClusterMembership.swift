@@ -89,7 +89,7 @@ public final class ClusterMembership: Sendable {
             existing: existing, quietPeriod: min(timeToConverge, .seconds(3))
         ) { id in
             if existing == nil { try store.saveSelfAssignedShardID(id) }
-            try await nodes.join(memberID: "\(id)@\(address)")
+            try await self.register(memberID: "\(id)@\(address)")
         }
         if chosen { logger.info("self-assigned a shard id", metadata: ["kv.shard_id": "\(shardID)"]) }
         state.withLock { $0.shardID = shardID }
@@ -98,6 +98,29 @@ public final class ClusterMembership: Sendable {
         applyMembers(members)
         logger.info("the member list converged", metadata: ["kv.members": "\(members.keys.sorted())"])
         return shardID
+    }
+
+    /// Registers `memberID`. A node restarted after a crash finds its previous process's
+    /// registration (same id and address, another session) until ZooKeeper expires that session:
+    /// it waits for it to go, up to twice its own session timeout, instead of refusing to start.
+    private func register(memberID: String) async throws {
+        let timeout = (client.state.session?.negotiatedTimeout ?? .seconds(10)) * 2
+        let deadline = ContinuousClock.now + timeout
+        var warned = false
+        while true {
+            do {
+                try await nodes.join(memberID: memberID)
+                return
+            } catch let error as CoordinationError where error.code == .duplicateMember && ContinuousClock.now < deadline {
+                if !warned {
+                    logger.warning(
+                        "this node is still registered by an earlier session (a crashed process?); waiting for ZooKeeper to expire it",
+                        metadata: ["kv.member": "\(memberID)", "kv.wait": "\(timeout)"])
+                    warned = true
+                }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
     }
 
     private func startWatchingPeers() {
