@@ -180,7 +180,7 @@ import ZooKeeperTesting
 
     @Test func aRestartedNodeReadsItsStoreBackAndASecondProcessIsRefused() async throws {
         try await withKVCluster { cluster in
-            try await cluster.startNodes(2, serving: "v1")
+            try await cluster.startNodes(3, serving: "v1")
             // A second process on node 0's store.
             let intruder = try cluster.addNode()
             intruder.store = cluster.nodes[0].store
@@ -189,12 +189,21 @@ import ZooKeeperTesting
             #expect(await intruder.waitForExit() != 0)
             #expect(intruder.log.contains("failed to acquire lock"), "\(intruder.log)")
             cluster.nodes.removeLast()
-            // Rolling restart: each node comes back on v1 from its own store, nothing reloaded.
-            for node in cluster.nodes {
+            // sequins' TestClusterRollingRestart: each node in turn goes down and comes back on
+            // v1 from its own store (nothing reloaded); the others never stop answering.
+            let recorders = cluster.nodes.map(ProgressionRecorder.init)
+            for recorder in recorders { try await recorder.waitForFirstObservation() }
+            for (node, recorder) in zip(cluster.nodes, recorders) {
                 await node.stop()
+                try await eventually("node \(node.index) is seen down") { recorder.progression.last == "DOWN" }
                 try node.start()
                 try await node.waitForVersion("v1")
                 #expect(node.log.contains("read the version back from the local store"))
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            for recorder in recorders {
+                recorder.stop()
+                #expect(recorder.progression == ["v1", "DOWN", "v1"])
             }
             await expectEveryKeyAnswered(cluster.nodes, version: "v1")
         }
