@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ZooKeeperTesting", targets: ["ZooKeeperTesting"]),
         .library(name: "Coordination", targets: ["Coordination"]),
         .library(name: "SequinsKV", targets: ["SequinsKV"]),
+        .library(name: "SenseiSearch", targets: ["SenseiSearch"]),
         .executable(name: "kv", targets: ["kv"]),
         .executable(name: "kv-demo", targets: ["kv-demo"]),
     ],
@@ -89,6 +90,14 @@ let package = Package(
             ],
             path: "Sources/Demos/SequinsKV"
         ),
+        // The search (Sensei) demo's library: configuration, schema, index, queries, merging, routing.
+        .target(
+            name: "SenseiSearch",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Sources/Demos/SenseiSearch"
+        ),
         .executableTarget(
             name: "kv",
             dependencies: [
@@ -122,6 +131,10 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "SenseiSearchTests",
+            dependencies: ["SenseiSearch"]
         ),
         .testTarget(
             name: "CoordinationTests",
