@@ -95,6 +95,7 @@ let package = Package(
             name: "SenseiSearch",
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Demos/SenseiSearch"
         ),
@@ -134,7 +135,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SenseiSearchTests",
-            dependencies: ["SenseiSearch"]
+            dependencies: ["SenseiSearch", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "CoordinationTests",

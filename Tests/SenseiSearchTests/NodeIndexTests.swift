@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import SenseiSearch
+
+/// Ingestion from the file gateway into a node's partitions on disk, and a restart.
+@Suite struct NodeIndexTests {
+    func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "search-node-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    func drain(_ gateway: FileGateway, into node: NodeIndex, batch: Int = 100) throws -> Int {
+        var read = 0
+        while true {
+            let (lines, next) = try gateway.read(from: node.gatewayPosition, maxLines: batch)
+            if lines.isEmpty { return read }
+            read += lines.count
+            try node.ingest(lines, next: next)
+        }
+    }
+
+    @Test func twoNodesShareAPartitionAndARestartReadsNothingTwice() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var generator = SeededGenerator(state: 5)
+        let corpus = Corpus(count: 600, using: &generator)
+        var text = corpus.cars.prefix(300).map(\.json).joined(separator: "\n") + "\n"
+        text += "this line is not JSON\n{\"color\": \"red\"}\n\n"
+        text += corpus.cars.dropFirst(300).map(\.json).joined(separator: "\n") + "\n"
+        try text.write(toFile: directory + "/gateway.json", atomically: true, encoding: .utf8)
+        let gateway = FileGateway(path: directory + "/gateway.json")
+        let logger = Logger(label: "test")
+        func open(_ name: String, _ partitions: [Int]) throws -> NodeIndex {
+            try NodeIndex(schema: Corpus.schema, partitions: partitions, partitionCount: 3, sharding: .uidModulo, directory: directory + "/" + name, logger: logger)
+        }
+        let first = try open("node1", [0, 1])
+        let second = try open("node2", [1, 2])
+        #expect(try drain(gateway, into: first) == 603)
+        #expect(try drain(gateway, into: second) == 603)
+        #expect(first.report.malformed == 2, "the non-JSON line and the line without a uid")
+        #expect(first.documentCount == corpus.cars.filter { $0.id % 3 != 2 }.count)
+        #expect(second.documentCount == corpus.cars.filter { $0.id % 3 != 0 }.count)
+        // Partition 1 asked of one node, partitions 0 and 2 of the others: every document once.
+        var request = SearchRequest()
+        request.partitions = [0, 1]
+        let fromFirst = try first.search(request)
+        request.partitions = [2]
+        let fromSecond = try second.search(request)
+        #expect(ResultMerger.merge([fromFirst, fromSecond], request: SearchRequest()).numhits == 600)
+        request.partitions = [2]
+        #expect(try first.search(request).errors.map(\.errorType) == ["PartitionCallError"])
+
+        // A restart loads the partitions from disk and reads no gateway line again.
+        let reopened = try open("node1", [0, 1])
+        #expect(reopened.documentCount == first.documentCount)
+        #expect(try gateway.read(from: reopened.gatewayPosition).lines.isEmpty)
+        request.partitions = nil
+        request.query = "turbo"
+        #expect(try reopened.search(request) == first.search(request))
+        // Lines appended later are read, and only those.
+        let extra = #"{"id": 1000, "color": "red", "year": 2001, "contents": "brand new turbo"}"# + "\n"
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: gateway.path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data((extra + #"{"id": 1001, "col"#).utf8))  // the second line is still being written
+        try handle.close()
+        #expect(try drain(gateway, into: reopened) == 1)
+        #expect(reopened.documentCount == first.documentCount + 1)
+        #expect(reopened.documents(uids: ["1000", "999999"]) == ["1000": extra.trimmingCharacters(in: .newlines)])
+    }
+
+    @Test func gatewayLinesAreNumberedAcrossReads() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "a\r\nb\n\nc\n".write(toFile: directory + "/g", atomically: true, encoding: .utf8)
+        let gateway = FileGateway(path: directory + "/g")
+        let (first, next) = try gateway.read(from: .init(), maxLines: 2)
+        #expect(first.map(\.text) == ["a", "b"])
+        let (rest, end) = try gateway.read(from: next)
+        #expect(rest.map(\.number) == [2, 3])
+        #expect(rest.map(\.text) == ["", "c"])
+        #expect(end.byteOffset == 8)
+        #expect(try FileGateway(path: directory + "/missing").read(from: .init()).lines.isEmpty)
+    }
+}
