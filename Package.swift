@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "SenseiSearch", targets: ["SenseiSearch"]),
         .executable(name: "kv", targets: ["kv"]),
         .executable(name: "kv-demo", targets: ["kv-demo"]),
+        .executable(name: "search", targets: ["search"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -94,10 +95,25 @@ let package = Package(
         .target(
             name: "SenseiSearch",
             dependencies: [
+                "ZooKeeper",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Sources/Demos/SenseiSearch"
+        ),
+        .executableTarget(
+            name: "search",
+            dependencies: [
+                "SenseiSearch",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Demos/search"
         ),
         .executableTarget(
             name: "kv",
@@ -135,7 +151,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SenseiSearchTests",
-            dependencies: ["SenseiSearch", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "SenseiSearch",
+                "ZooKeeperTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
         .testTarget(
             name: "CoordinationTests",

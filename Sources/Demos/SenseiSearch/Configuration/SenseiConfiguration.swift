@@ -33,6 +33,9 @@ public struct SenseiConfiguration: Sendable, Hashable {
     public var brokerTimeout: Duration = .milliseconds(8000)
     /// `sensei.node.partition.timeout`: how long a node waits for one partition (8000 ms).
     public var partitionTimeout: Duration = .milliseconds(8000)
+    /// `sensei.server.host` (this project's key): the address the node binds and advertises in
+    /// ZooKeeper (Sensei took the host's address). Default 127.0.0.1.
+    public var serverHost: String = "127.0.0.1"
     /// `sensei.schema.file` (this project's key): the schema JSON; relative paths are resolved
     /// against the properties file's directory. Default `schema.json` there, where Sensei looks.
     public var schemaFile: String = "schema.json"
@@ -48,7 +51,7 @@ public struct SenseiConfiguration: Sendable, Hashable {
         "sensei.node.id", "sensei.node.partitions", "sensei.server.port", "sensei.broker.port", "sensei.cluster.name",
         "sensei.cluster.url", "sensei.cluster.timeout", "sensei.index.directory", "sensei.index.manager.default.maxpartition.id",
         "sensei.sharding.strategy", "sensei.sharding.strategy.class", "sensei.gateway.file.path", "sensei.gateway.class",
-        "sensei.broker.timeout", "sensei.node.partition.timeout", "sensei.schema.file",
+        "sensei.broker.timeout", "sensei.node.partition.timeout", "sensei.schema.file", "sensei.server.host",
     ]
 
     /// Sensei's other keys (and key prefixes), accepted and ignored.
@@ -109,6 +112,7 @@ public struct SenseiConfiguration: Sendable, Hashable {
         if let timeout = try milliseconds("sensei.broker.timeout") { brokerTimeout = timeout }
         if let timeout = try milliseconds("sensei.node.partition.timeout") { partitionTimeout = timeout }
         if let schema = values["sensei.schema.file"] { schemaFile = schema }
+        if let host = values["sensei.server.host"], !host.isEmpty { serverHost = host }
         try validate()
     }
 

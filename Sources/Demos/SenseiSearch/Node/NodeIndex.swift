@@ -17,7 +17,11 @@ public final class NodeIndex: Sendable {
     struct State: @unchecked Sendable {  // the indexes are only touched under the mutex
         var indexes: [Int: PartitionIndex]
         var report = IngestReport()
+        var searchesByPartition: [Int: Int] = [:]
     }
+
+    /// How many searches each partition has answered (which replica the brokers pick).
+    public var searchesByPartition: [Int: Int] { state.withLock { $0.searchesByPartition } }
 
     /// Counters of everything ingested since the node started.
     public struct IngestReport: Sendable, Hashable {
@@ -98,6 +102,7 @@ public final class NodeIndex: Sendable {
                     continue
                 }
                 results.append(try index.search(request))
+                state.searchesByPartition[partition, default: 0] += 1
             }
         }
         var combined = ResultMerger.combineOnNode(results, request: request)

@@ -1,0 +1,159 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+/// Sensei's broker: for each query, one replica per live partition chosen by consistent hashing
+/// of `routeParam` (random without one), one request per chosen node listing its partitions,
+/// gathered in parallel within `sensei.broker.timeout`, merged. A node that fails or times out is
+/// left out and the result's `errors` names the partitions that are missing; the request itself
+/// never fails. No live node at all: an empty result with an error.
+public final class SearchBroker: Sendable {
+    public let cluster: SearchCluster
+    let client: HTTPClient
+    let timeout: Duration
+    /// The cluster's partition count, when known: partitions with no live node are reported.
+    let partitionCount: Int?
+    let logger: Logger
+    private let routing = Mutex<(view: [Int: [SearchNodeAddress]], router: ConsistentHashRouter)?>(nil)
+
+    public init(cluster: SearchCluster, client: HTTPClient, timeout: Duration, partitionCount: Int? = nil, logger: Logger) {
+        self.cluster = cluster
+        self.client = client
+        self.timeout = timeout
+        self.partitionCount = partitionCount
+        self.logger = logger
+    }
+
+    /// The router for the current view (rebuilt only when the view changed).
+    func router() -> (view: [Int: [SearchNodeAddress]], router: ConsistentHashRouter) {
+        let view = cluster.view
+        if let cached = routing.withLock({ $0 }), cached.view == view { return cached }
+        let built = (view: view, router: ConsistentHashRouter(view: view.mapValues { $0.map(\.nodeId) }))
+        routing.withLock { $0 = built }
+        return built
+    }
+
+    public func search(_ request: SearchRequest) async -> SearchResult {
+        let (view, router) = router()
+        let key = request.routeParam ?? String((0..<4).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! })
+        let plan = router.plan(for: key)
+        guard !plan.isEmpty else {
+            var empty = ResultMerger.merge([], request: request)
+            empty.errors.append(.init(errorType: "BrokerGatherError", message: "no search nodes to handle the request", errorCode: 500))
+            return empty
+        }
+        var addresses: [Int: String] = [:]
+        for nodes in view.values { for node in nodes { addresses[node.nodeId] = node.address } }
+        var nodeRequest = request
+        nodeRequest.size = request.from + request.size
+        nodeRequest.from = 0
+        let body: Data
+        do { body = try JSONEncoder().encode(nodeRequest) } catch { return SearchResult(errors: [.init(errorType: "JsonParsingError", message: "\(error)", errorCode: 400)]) }
+        let deadline = NIODeadline.now() + TimeAmount(timeout)
+        let outcomes = await withTaskGroup(of: (node: Int, partitions: [Int], result: Result<SearchResult, any Error>).self) { group in
+            for (node, partitions) in plan {
+                guard let address = addresses[node] else { continue }
+                var perNode = nodeRequest
+                perNode.partitions = partitions
+                let payload = (try? JSONEncoder().encode(perNode)) ?? body
+                group.addTask {
+                    do {
+                        return (node, partitions, .success(try await self.ask(address: address, path: "/node/search", body: payload, deadline: deadline)))
+                    } catch {
+                        return (node, partitions, .failure(error))
+                    }
+                }
+            }
+            var outcomes: [(node: Int, partitions: [Int], result: Result<SearchResult, any Error>)] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes
+        }
+        var results: [SearchResult] = []
+        var errors: [SearchResult.SearchError] = []
+        for outcome in outcomes.sorted(by: { $0.node < $1.node }) {
+            switch outcome.result {
+            case .success(let result): results.append(result)
+            case .failure(let error):
+                logger.warning("missed a node's result", metadata: ["search.node": "\(outcome.node)", "search.error": "\(error)"])
+                errors.append(.init(
+                    errorType: "BrokerGatherError",
+                    message: "node \(outcome.node) did not answer (\(error)); partitions \(outcome.partitions) are missing from the result",
+                    errorCode: 500))
+            }
+        }
+        if let partitionCount {
+            let unserved = (0..<partitionCount).filter { view[$0]?.isEmpty ?? true }
+            if !unserved.isEmpty {
+                errors.append(.init(errorType: "PartitionCallError", message: "partitions \(unserved) have no live node", errorCode: 251))
+            }
+        }
+        var merged = ResultMerger.merge(results, request: request)
+        merged.errors += errors
+        return merged
+    }
+
+    /// One request to a node's search port, decoded as `T`.
+    func ask<T: Decodable>(address: String, path: String, body: Data?, deadline: NIODeadline) async throws -> T {
+        var request = HTTPClientRequest(url: "http://\(address)\(path)")
+        if let body {
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let response = try await client.execute(request, deadline: deadline)
+        let bytes = try await response.body.collect(upTo: 256 << 20)
+        guard response.status == .ok else {
+            throw RequestError("HTTP \(response.status.code): \(String(buffer: bytes))")
+        }
+        return try JSONDecoder().decode(T.self, from: Data(buffer: bytes))
+    }
+
+    /// `/sensei/sysinfo` merged over every live node: documents summed, cluster info listed.
+    public func systemInfo() async -> (numdocs: Int, nodes: [NodeInfo]) {
+        let view = cluster.view
+        var addresses: [Int: String] = [:]
+        for nodes in view.values { for node in nodes { addresses[node.nodeId] = node.address } }
+        let deadline = NIODeadline.now() + TimeAmount(timeout)
+        let infos = await withTaskGroup(of: NodeInfo?.self) { group in
+            for (_, address) in addresses {
+                group.addTask { try? await self.ask(address: address, path: "/node/sysinfo", body: nil, deadline: deadline) }
+            }
+            var infos: [NodeInfo] = []
+            for await info in group { if let info { infos.append(info) } }
+            return infos.sorted { $0.id < $1.id }
+        }
+        return (infos.reduce(0) { $0 + $1.numdocs }, infos)
+    }
+
+    /// `/sensei/get`: the sources of `uids`, asked of one replica per partition.
+    public func documents(uids: [String]) async -> [String: String] {
+        let (view, router) = router()
+        var addresses: [Int: String] = [:]
+        for nodes in view.values { for node in nodes { addresses[node.nodeId] = node.address } }
+        let nodes = Set(router.plan(for: "get").keys)
+        let body = (try? JSONEncoder().encode(uids)) ?? Data()
+        let deadline = NIODeadline.now() + TimeAmount(timeout)
+        return await withTaskGroup(of: [String: String].self) { group in
+            for node in nodes {
+                guard let address = addresses[node] else { continue }
+                group.addTask { (try? await self.ask(address: address, path: "/node/get", body: body, deadline: deadline)) ?? [:] }
+            }
+            var found: [String: String] = [:]
+            for await part in group { found.merge(part) { first, _ in first } }
+            return found
+        }
+    }
+
+    /// What a node says about itself (`/node/sysinfo`).
+    public struct NodeInfo: Sendable, Hashable, Codable {
+        public var id: Int
+        public var partitions: [Int]
+        public var numdocs: Int
+        public var address: String
+        public var malformedLines: Int
+        /// Partition → searches answered (to see which replica brokers pick).
+        public var searchesByPartition: [Int: Int]
+    }
+}

@@ -1,0 +1,119 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import ZooKeeper
+
+/// A Sensei search node (a `Service`): opens its partitions on disk, catches up with the file
+/// gateway, registers its partitions in ZooKeeper, then serves searches to brokers on
+/// `sensei.server.port` and Sensei's API (its own broker) on `sensei.broker.port`, while it keeps
+/// reading new gateway lines. With `brokerOnly`, it is Sensei's standalone broker.
+public final class SearchNode: Service, Sendable {
+    public let configuration: SenseiConfiguration
+    public let schema: SearchSchema
+    public let brokerOnly: Bool
+    let logger: Logger
+    /// How often the gateway file is polled for new lines.
+    public static let gatewayPollInterval: Duration = .milliseconds(300)
+
+    public init(configuration: SenseiConfiguration, schema: SearchSchema, brokerOnly: Bool = false, logger: Logger) {
+        self.configuration = configuration
+        self.schema = schema
+        self.brokerOnly = brokerOnly
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var zkConfiguration = ZooKeeperClient.Configuration()
+        zkConfiguration.sessionTimeout = configuration.clusterTimeout
+        zkConfiguration.connectionTimeout = .seconds(15)
+        zkConfiguration.logger = logger
+        let client: ZooKeeperClient
+        do {
+            client = try ZooKeeperClient(connectString: configuration.clusterURL, configuration: zkConfiguration)
+            _ = try await client.connect()
+        } catch {
+            throw ConfigurationError("cannot connect to ZooKeeper at \(configuration.clusterURL) (sensei.cluster.url): \(error)")
+        }
+        let cluster = SearchCluster(client: client, clusterName: configuration.clusterName, logger: logger)
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer {
+            cluster.stopWatching()
+        }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                try await client.createPath(cluster.group)
+                cluster.watch()
+                let broker = SearchBroker(
+                    cluster: cluster, client: httpClient, timeout: configuration.brokerTimeout, partitionCount: configuration.partitionCount, logger: logger)
+                if !brokerOnly {
+                    let index = try NodeIndex(
+                        schema: schema, partitions: configuration.partitions, partitionCount: configuration.partitionCount,
+                        sharding: configuration.shardingStrategy, directory: configuration.indexDirectory, logger: logger)
+                    logger.info("opened the index", metadata: ["search.documents": "\(index.documentCount)", "search.partitions": "\(configuration.partitions)"])
+                    let address = "\(configuration.serverHost):\(configuration.serverPort)"
+                    let nodeApp = Application(
+                        router: SearchHTTP.nodeRouter(index: index, nodeID: configuration.nodeID, address: address),
+                        configuration: .init(address: .hostname(configuration.serverHost, port: configuration.serverPort), serverName: "search-node"),
+                        logger: logger)
+                    group.addTask { try await nodeApp.runService(gracefulShutdownSignals: []) }
+                    if let path = configuration.gatewayFilePath {
+                        let gateway = FileGateway(path: path)
+                        try await catchUp(index, gateway: gateway)
+                        group.addTask { try await self.follow(index, gateway: gateway) }
+                    }
+                    try await cluster.register(
+                        nodeID: configuration.nodeID, host: configuration.serverHost, port: configuration.serverPort, partitions: configuration.partitions)
+                    logger.info("joined the cluster", metadata: ["search.node": "\(configuration.nodeID)", "search.group": "\(cluster.group)"])
+                }
+                let brokerApp = Application(
+                    router: SearchHTTP.brokerRouter(broker: broker, schema: schema),
+                    configuration: .init(address: .hostname(configuration.serverHost, port: configuration.brokerPort), serverName: "search-broker"),
+                    onServerRunning: { [logger, configuration] _ in
+                        logger.info("serving Sensei's API", metadata: ["search.broker": "\(configuration.serverHost):\(configuration.brokerPort)"])
+                    },
+                    logger: logger)
+                group.addTask { try await brokerApp.runService(gracefulShutdownSignals: []) }
+                try await gracefulShutdown()
+                group.cancelAll()
+            }
+        } catch is CancellationError {
+        } catch {
+            await cluster.leave()
+            try? await httpClient.shutdown()
+            await client.close()
+            throw error
+        }
+        await cluster.leave()
+        try? await httpClient.shutdown()
+        await client.close()
+        logger.info("stopped")
+    }
+
+    /// Reads the gateway to its end.
+    func catchUp(_ index: NodeIndex, gateway: FileGateway) async throws {
+        let start = index.gatewayPosition
+        while true {
+            let (lines, next) = try gateway.read(from: index.gatewayPosition)
+            if lines.isEmpty { break }
+            try index.ingest(lines, next: next)
+        }
+        let report = index.report
+        logger.info(
+            "caught up with the gateway",
+            metadata: [
+                "search.from_line": "\(start.nextLine)", "search.to_line": "\(index.gatewayPosition.nextLine)", "search.indexed": "\(report.indexed)",
+                "search.malformed": "\(report.malformed)",
+            ])
+    }
+
+    /// Keeps reading lines appended to the gateway file.
+    func follow(_ index: NodeIndex, gateway: FileGateway) async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: Self.gatewayPollInterval)
+            let (lines, next) = try gateway.read(from: index.gatewayPosition)
+            if !lines.isEmpty { try index.ingest(lines, next: next) }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+import ZooKeeperTesting
+
+@testable import SenseiSearch
+
+/// Sensei's `TestSensei` fixture as processes: node 1 serves partitions {0,1}, node 2 {1,2}, both
+/// read the same gateway of generated documents; every query goes through a broker.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct SearchClusterTests {
+    static let documents = 3000
+
+    func startFixture(_ cluster: SearchTestCluster) async throws {
+        try cluster.writeGateway()
+        try cluster.addNode(id: 1, partitions: "0,1").start()
+        try cluster.addNode(id: 2, partitions: "1,2").start()
+        // Sensei's waitTillServerStarts: until the broker sees every document.
+        try await eventually("the broker counts every document", timeout: .seconds(60)) {
+            guard let reply = try? await cluster.nodes[0].search("{}") else { return false }
+            return reply.numhits == Self.documents && reply.errors.isEmpty
+        }
+    }
+
+    @Test func theFixtureAnswersLikeTheData() async throws {
+        try await withSearchCluster(count: Self.documents) { cluster in
+            try await startFixture(cluster)
+            try await checkAnswers(cluster)
+        }
+    }
+
+    func checkAnswers(_ cluster: SearchTestCluster) async throws {
+        let cars = cluster.corpus.cars
+        let broker = cluster.nodes[1]
+        // Totals: partition 1 is on both nodes and counted once.
+        let all = try await broker.search("{}")
+        #expect(all.numhits == Self.documents)
+        #expect(all.totaldocs == Self.documents)
+        // Facet counts equal counts computed from the data.
+        let faceted = try await broker.search(#"{"facets": {"color": {"max": 10}, "year": {"max": 10}}}"#)
+        var colors: [String: Int] = [:]
+        for car in cars { colors[car.color, default: 0] += 1 }
+        #expect(faceted.facets["color"] == colors)
+        #expect(faceted.facets["year"]?["[1993 TO 1994]"] == cars.filter { (1993...1994).contains($0.year) }.count)
+        // A selection, NOT, a range, and a query.
+        let selected = try await broker.search(#"{"selections": [{"terms": {"color": {"values": ["red"], "excludes": [], "operator": "or"}}}]}"#)
+        #expect(selected.numhits == cars.filter { $0.color == "red" }.count)
+        let excluded = try await broker.search(#"{"selections": [{"terms": {"color": {"values": [], "excludes": ["red"]}}}]}"#)
+        #expect(excluded.numhits == cars.filter { $0.color != "red" }.count)
+        let ranged = try await broker.search(#"{"selections": [{"range": {"year": {"from": 2001, "to": 2002}}}]}"#)
+        #expect(ranged.numhits == cars.filter { (2001...2002).contains($0.year) }.count)
+        let queried = try await broker.search(#"{"query": {"query_string": {"query": "turbo AND NOT leather"}}}"#)
+        #expect(queried.numhits == cars.filter { $0.contents.contains("turbo") && !$0.contents.contains("leather") }.count)
+        // Pagination across nodes, sorted by a field: equal to sorting the data.
+        let page = try await broker.search(#"{"from": 40, "size": 15, "sort": [{"price": "desc"}]}"#)
+        let expected = cars.sorted { $0.price != $1.price ? $0.price > $1.price : $0.id < $1.id }.dropFirst(40).prefix(15).map(\.id)
+        #expect(page.hitUIDs == Array(expected))
+        // The older parameter API.
+        let old = try #require(await broker.broker("/sensei?q=turbo&rows=3&select.color.val=blue"))
+        let oldReply = try SearchReply(old.body)
+        #expect(oldReply.numhits == cars.filter { $0.contents.contains("turbo") && $0.color == "blue" }.count)
+        #expect(oldReply.hitUIDs.count == 3)
+        // sysinfo, get, a bad request.
+        let sysinfo = try #require(await broker.broker("/sensei/sysinfo"))
+        #expect(sysinfo.body.contains("\"clusterinfo\""))
+        #expect(try await broker.documentUIDs(get: [1, 2]) == ["1", "2"])
+        let bad = try #require(await broker.broker("/sensei", json: #"{"sort": [{"year": "sideways"}]}"#))
+        #expect(bad.status == 400)
+        #expect(bad.body.contains("sort direction for year must be asc or desc"))
+        // The line that is not JSON was skipped and counted by each node.
+        for node in cluster.nodes {
+            #expect(try await node.sysinfo().malformedLines == 1)
+            #expect(node.log.contains("skipped a malformed gateway line"))
+        }
+    }
+
+    @Test func theSameRouteParamPicksTheSameReplica() async throws {
+        try await withSearchCluster(count: 600) { cluster in
+            try cluster.writeGateway()
+            try cluster.addNode(id: 1, partitions: "0,1").start()
+            try cluster.addNode(id: 2, partitions: "1,2").start()
+            try await eventually("the broker counts every document", timeout: .seconds(60)) {
+                (try? await cluster.nodes[0].search("{}"))?.numhits == 600
+            }
+            func partitionOneSearches() async throws -> [Int] {
+                var counts: [Int] = []
+                for node in cluster.nodes { counts.append(try await node.sysinfo().searchesByPartition[1] ?? 0) }
+                return counts
+            }
+            let before = try await partitionOneSearches()
+            for _ in 0..<20 { _ = try await cluster.nodes[0].search(#"{"routeParam": "user-7"}"#) }
+            let after = try await partitionOneSearches()
+            let served = zip(after, before).map { $0 - $1 }
+            #expect(served.sorted() == [0, 20], "one replica answered every time: \(served)")
+            for index in 0..<40 { _ = try await cluster.nodes[1].search(#"{"routeParam": "user-\#(index)"}"#) }
+            let spread = zip(try await partitionOneSearches(), after).map { $0 - $1 }
+            #expect(spread.allSatisfy { $0 > 0 }, "different keys reach both replicas: \(spread)")
+        }
+    }
+
+    @Test func aKilledNodeGivesPartialResultsAndARestartedOneRejoinsWithoutReindexing() async throws {
+        try await withSearchCluster(count: 1500) { cluster in
+            try cluster.writeGateway()
+            try cluster.addNode(id: 1, partitions: "0,1").start()
+            try cluster.addNode(id: 2, partitions: "1,2").start()
+            try await eventually("the broker counts every document", timeout: .seconds(60)) {
+                (try? await cluster.nodes[0].search("{}"))?.numhits == 1500
+            }
+            await cluster.nodes[1].kill9()
+            // Until ZooKeeper expires node 2, the broker still routes to it and misses its answer;
+            // afterwards partition 2 has no live node. Either way: a partial result, with errors.
+            let partial = try await cluster.nodes[0].search(#"{"routeParam": "x"}"#)
+            let errors = partial.errors
+            #expect(!errors.isEmpty)
+            #expect(errors.contains { $0.contains("2]") }, "\(errors)")
+            let hits = try #require(partial.numhits)
+            #expect(hits < 1500 && hits >= cluster.corpus.cars.filter { $0.id % 3 != 2 }.count - cluster.corpus.cars.filter { $0.id % 3 == 1 }.count)
+            try await eventually("node 2 leaves the view", timeout: .seconds(30)) {
+                let reply = try? await cluster.nodes[0].search("{}")
+                return reply?.errors.contains { $0.contains("no live node") } == true
+            }
+            // Restarted: back in the view, everything answered, nothing read from the gateway again.
+            try cluster.nodes[1].start()
+            try await eventually("node 2 is back", timeout: .seconds(60)) {
+                let reply = try? await cluster.nodes[0].search("{}")
+                return reply?.numhits == 1500 && reply?.errors.isEmpty == true
+            }
+            let catchUps = cluster.nodes[1].log.split(separator: "\n").filter { $0.contains("caught up with the gateway") }
+            #expect(catchUps.count == 2)
+            #expect(catchUps.last?.contains("search.indexed=0") == true, "\(catchUps)")
+            #expect(cluster.nodes[1].log.contains("search.documents=\(cluster.corpus.cars.filter { $0.id % 3 != 0 }.count)"), "the index came back from disk")
+        }
+    }
+}

@@ -1,0 +1,207 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Synchronization
+import Testing
+import ZooKeeperTesting
+
+@testable import SenseiSearch
+
+/// `search` processes for the cluster tests, as Sensei's `SenseiStarter`: a shared gateway file of
+/// generated documents, one directory per node (its sensei.properties, schema.json, index).
+final class SearchTestCluster: @unchecked Sendable {
+    let directory: String
+    let clusterName: String
+    let zkConnect: String
+    let corpus: Corpus
+    var nodes: [SearchTestNode] = []
+    var gatewayPath: String { directory + "/gateway.json" }
+
+    static let binary: String = {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("search").path,
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/search").standardized.path,
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
+    }()
+
+    init(zkConnect: String, corpus: Corpus, name: String = #function) throws {
+        clusterName = "search-" + name.filter { $0.isLetter } + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        directory = NSTemporaryDirectory() + clusterName
+        self.zkConnect = zkConnect
+        self.corpus = corpus
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the search executable first (swift build)")
+    }
+
+    /// Writes the gateway: every document, with one line that is not JSON in the middle.
+    func writeGateway() throws {
+        var lines = corpus.cars.map(\.json)
+        lines.insert("this line is not JSON", at: lines.count / 2)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: gatewayPath, atomically: true, encoding: .utf8)
+    }
+
+    @discardableResult
+    func addNode(id: Int, partitions: String) throws -> SearchTestNode {
+        let node = try SearchTestNode(id: id, partitions: partitions, cluster: self)
+        nodes.append(node)
+        return node
+    }
+
+    func tearDown() async {
+        for node in nodes where node.isRunning { await node.kill9() }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func logs() -> String { nodes.map { "--- node \($0.id) ---\n" + $0.log.suffix(3000) }.joined(separator: "\n") }
+}
+
+final class SearchTestNode: @unchecked Sendable {
+    let id: Int
+    let directory: String
+    let serverPort: Int
+    let brokerPort: Int
+    private var process: Process?
+    private var exit: (@Sendable () async -> Void)?
+    private let exited = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    var logPath: String { directory + "/search.log" }
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var broker: String { "127.0.0.1:\(brokerPort)" }
+
+    init(id: Int, partitions: String, cluster: SearchTestCluster) throws {
+        self.id = id
+        directory = cluster.directory + "/node\(id)"
+        serverPort = try freeLoopbackPort()
+        brokerPort = try freeLoopbackPort()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Corpus.schemaJSON.write(toFile: directory + "/schema.json", atomically: true, encoding: .utf8)
+        let properties = """
+            sensei.node.id=\(id)
+            sensei.node.partitions=\(partitions)
+            sensei.server.port=\(serverPort)
+            sensei.broker.port=\(brokerPort)
+            sensei.cluster.name=\(cluster.clusterName)
+            sensei.cluster.url=\(cluster.zkConnect)
+            sensei.cluster.timeout=4000
+            sensei.index.directory=\(directory)/index
+            sensei.index.manager.default.maxpartition.id=2
+            sensei.gateway.class=com.senseidb.gateway.file.LinedFileDataProviderBuilder
+            sensei.gateway.file.path=\(cluster.gatewayPath)
+            sensei.broker.timeout=3000
+            sensei.server.requestThreadCorePoolSize=20
+            """
+        try properties.write(toFile: directory + "/sensei.properties", atomically: true, encoding: .utf8)
+    }
+
+    func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: SearchTestCluster.binary)
+        process.arguments = ["--config", directory + "/sensei.properties", "--log-level", "debug"]
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        exited.withLock { $0 = (false, []) }
+        process.terminationHandler = { [weak self] _ in
+            let waiters = self?.exited.withLock { state -> [CheckedContinuation<Void, Never>] in
+                state.done = true
+                defer { state.waiters = [] }
+                return state.waiters
+            } ?? []
+            for waiter in waiters { waiter.resume() }
+        }
+        try process.run()
+        self.process = process
+    }
+
+    var isRunning: Bool { process?.isRunning ?? false }
+
+    func waitForExit() async {
+        await withCheckedContinuation { continuation in
+            let done = exited.withLock { state -> Bool in
+                if !state.done { state.waiters.append(continuation) }
+                return state.done
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    func kill9() async {
+        if let pid = process?.processIdentifier, isRunning { kill(pid, SIGKILL) }
+        await waitForExit()
+    }
+
+    func stop() async {
+        if let pid = process?.processIdentifier, isRunning { kill(pid, SIGTERM) }
+        await waitForExit()
+    }
+
+    /// A request to this node's broker; the status and the body.
+    func broker(_ path: String, json: String? = nil) async -> (status: Int, body: String)? {
+        var request = HTTPClientRequest(url: "http://\(broker)\(path)")
+        if let json {
+            request.method = .POST
+            request.body = .bytes(ByteBuffer(string: json))
+        }
+        guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(15)),
+            let body = try? await response.body.collect(upTo: 64 << 20)
+        else { return nil }
+        return (Int(response.status.code), String(buffer: body))
+    }
+
+    /// A search through this node's broker, decoded.
+    func search(_ json: String) async throws -> SearchReply {
+        let reply = try #require(await broker("/sensei", json: json))
+        try #require(reply.status == 200, "\(reply.body)")
+        return try SearchReply(reply.body)
+    }
+
+    /// The uids `/sensei/get` returns sources for.
+    func documentUIDs(get uids: [Int]) async throws -> Set<String> {
+        let reply = try #require(await broker("/sensei/get?json=%5B\(uids.map(String.init).joined(separator: ","))%5D"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [String: Any])
+        return Set(object.keys)
+    }
+
+    func sysinfo() async throws -> SearchBroker.NodeInfo {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(serverPort)/node/sysinfo")
+        request.method = .GET
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        return try JSONDecoder().decode(SearchBroker.NodeInfo.self, from: Data(buffer: try await response.body.collect(upTo: 1 << 20)))
+    }
+}
+
+/// Sensei's response JSON, reduced to Sendable values for the tests.
+struct SearchReply: Sendable {
+    var numhits: Int?
+    var totaldocs: Int?
+    var errors: [String]
+    var facets: [String: [String: Int]]
+    var hitUIDs: [Int]
+
+    init(_ body: String) throws {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        numhits = object["numhits"] as? Int
+        totaldocs = object["totaldocs"] as? Int
+        errors = (object["errors"] as? [[String: Any]] ?? []).map { ($0["message"] as? String) ?? "" }
+        var facets: [String: [String: Int]] = [:]
+        for (name, entries) in object["facets"] as? [String: Any] ?? [:] {
+            for entry in entries as? [[String: Any]] ?? [] { facets[name, default: [:]][entry["value"] as? String ?? ""] = entry["count"] as? Int }
+        }
+        self.facets = facets
+        hitUIDs = (object["hits"] as? [[String: Any]] ?? []).compactMap { $0["_uid"] as? Int }
+    }
+}
+
+func withSearchCluster(count: Int, name: String = #function, _ body: (SearchTestCluster) async throws -> Void) async throws {
+    let server = try await ZooKeeperServer.shared()
+    var generator = SeededGenerator(state: 42)
+    let cluster = try SearchTestCluster(zkConnect: server.connectString, corpus: Corpus(count: count, using: &generator), name: name)
+    do { try await body(cluster) } catch {
+        Issue.record("logs:\n\(cluster.logs())")
+        await cluster.tearDown()
+        throw error
+    }
+    await cluster.tearDown()
+}
