@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Coordination", targets: ["Coordination"]),
         .library(name: "SequinsKV", targets: ["SequinsKV"]),
         .library(name: "SenseiSearch", targets: ["SenseiSearch"]),
+        .library(name: "DemoSupport", targets: ["DemoSupport"]),
         .executable(name: "kv", targets: ["kv"]),
         .executable(name: "kv-demo", targets: ["kv-demo"]),
         .executable(name: "search", targets: ["search"]),
@@ -91,6 +92,15 @@ let package = Package(
             ],
             path: "Sources/Demos/SequinsKV"
         ),
+        // What the demo servers share: running Swift concurrency on NIO's event loops.
+        .target(
+            name: "DemoSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/Demos/DemoSupport"
+        ),
         // The search (Sensei) demo's library: configuration, schema, index, queries, merging, routing.
         .target(
             name: "SenseiSearch",
@@ -109,6 +119,7 @@ let package = Package(
             name: "search",
             dependencies: [
                 "SenseiSearch",
+                "DemoSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -119,6 +130,7 @@ let package = Package(
             name: "kv",
             dependencies: [
                 "SequinsKV",
+                "DemoSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

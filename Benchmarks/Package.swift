@@ -28,6 +28,18 @@ let package = Package(
             name: "kv-bench",
             dependencies: [
                 .product(name: "SequinsKV", package: "swift-zookeeper-coordination"),
+                .product(name: "DemoSupport", package: "swift-zookeeper-coordination"),
+                .product(name: "ZooKeeperTesting", package: "swift-zookeeper-coordination"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        // The search (Sensei) demo against SQLite FTS5 (run-search-fts5.sh).
+        .executableTarget(
+            name: "search-bench",
+            dependencies: [
+                .product(name: "SenseiSearch", package: "swift-zookeeper-coordination"),
+                .product(name: "DemoSupport", package: "swift-zookeeper-coordination"),
                 .product(name: "ZooKeeperTesting", package: "swift-zookeeper-coordination"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

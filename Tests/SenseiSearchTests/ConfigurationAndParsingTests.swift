@@ -126,6 +126,15 @@ import Testing
             #expect(throws: QueryParseError.self, "\(bad)") { try QueryString.parse(bad) }
         }
         #expect(Tokenizer.tokens("Leather-Seats, V8 Ünïcode!") == ["leather", "seats", "v8", "ünïcode"])
+        #expect(Tokenizer.tokens("Leather-Seats, V8 unicode!") == ["leather", "seats", "v8", "unicode"])
+        // The ASCII fast path agrees with the Unicode path on random ASCII text.
+        var generator = SeededGenerator(state: 9)
+        let alphabet = Array("abcXYZ019 -,.!_\t")
+        for _ in 0..<500 {
+            let text = String((0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+            #expect(Tokenizer.asciiTokens(text) == Tokenizer.unicodeTokens(text), "\(text)")
+        }
+        #expect(Tokenizer.asciiTokens("café") == nil)
     }
 
     @Test func senseiRequestJSON() throws {

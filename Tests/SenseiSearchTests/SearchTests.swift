@@ -169,6 +169,25 @@ import Testing
         #expect(try index.search(request).hits.map(\.uid) == ["3"])
     }
 
+    /// Relevance order without selections or facets takes a shortcut; it must agree with the
+    /// general path (forced here by asking for a facet).
+    @Test func theRelevanceShortcutOrdersLikeTheGeneralPath() throws {
+        var generator = SeededGenerator(state: 13)
+        let corpus = Corpus(count: 700, using: &generator)
+        let index = try corpus.index()
+        for _ in 0..<200 {
+            var request = randomCase(using: &generator).request
+            request.selections = []
+            request.sort = []
+            request.facets = [:]
+            let shortcut = try index.search(request)
+            request.facets = ["color": .init()]
+            let general = try index.search(request)
+            #expect(shortcut.hits == general.hits, "\(request.query)")
+            #expect(shortcut.numhits == general.numhits)
+        }
+    }
+
     @Test func replacingAndDeletingByUID() throws {
         let index = PartitionIndex(schema: Corpus.schema)
         index.add(try SearchDocument(jsonLine: #"{"id":5,"color":"red","contents":"turbo"}"#, schema: Corpus.schema))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import DemoSupport
 import Foundation
 import Logging
 import SequinsKV

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DemoSupport
 import Foundation
 import Logging
 import SequinsKV

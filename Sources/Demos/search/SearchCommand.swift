@@ -1,4 +1,5 @@
 import ArgumentParser
+import DemoSupport
 import Foundation
 import Logging
 import SenseiSearch
@@ -12,6 +13,11 @@ struct SearchCommand: AsyncParsableCommand {
         abstract: "A sharded search cluster on ZooKeeper (Sensei-compatible).",
         subcommands: [NodeCommand.self, BrokerCommand.self],
         defaultSubcommand: NodeCommand.self)
+
+    static func main() async {
+        ProcessSetup.runConcurrencyOnEventLoops()
+        await main(nil)
+    }
 }
 
 struct Options: ParsableArguments {

@@ -52,7 +52,7 @@ public final class SearchBroker: Sendable {
         let body: Data
         do { body = try JSONEncoder().encode(nodeRequest) } catch { return SearchResult(errors: [.init(errorType: "JsonParsingError", message: "\(error)", errorCode: 400)]) }
         let deadline = NIODeadline.now() + TimeAmount(timeout)
-        let outcomes = await withTaskGroup(of: (node: Int, partitions: [Int], result: Result<SearchResult, any Error>).self) { group in
+        let outcomes = await withTaskGroup(of: NodeOutcome.self) { group in
             for (node, partitions) in plan {
                 guard let address = addresses[node] else { continue }
                 var perNode = nodeRequest
@@ -60,22 +60,24 @@ public final class SearchBroker: Sendable {
                 let payload = (try? JSONEncoder().encode(perNode)) ?? body
                 group.addTask {
                     do {
-                        return (node, partitions, .success(try await self.ask(address: address, path: "/node/search", body: payload, deadline: deadline)))
+                        let result: SearchResult = try await self.ask(address: address, path: "/node/search", body: payload, deadline: deadline)
+                        return NodeOutcome(node: node, partitions: partitions, result: result, failure: nil)
                     } catch {
-                        return (node, partitions, .failure(error))
+                        return NodeOutcome(node: node, partitions: partitions, result: nil, failure: "\(error)")
                     }
                 }
             }
-            var outcomes: [(node: Int, partitions: [Int], result: Result<SearchResult, any Error>)] = []
+            var outcomes: [NodeOutcome] = []
             for await outcome in group { outcomes.append(outcome) }
             return outcomes
         }
         var results: [SearchResult] = []
         var errors: [SearchResult.SearchError] = []
         for outcome in outcomes.sorted(by: { $0.node < $1.node }) {
-            switch outcome.result {
-            case .success(let result): results.append(result)
-            case .failure(let error):
+            if let result = outcome.result {
+                results.append(result)
+            } else {
+                let error = outcome.failure ?? "no answer"
                 logger.warning("missed a node's result", metadata: ["search.node": "\(outcome.node)", "search.error": "\(error)"])
                 errors.append(.init(
                     errorType: "BrokerGatherError",
@@ -92,6 +94,15 @@ public final class SearchBroker: Sendable {
         var merged = ResultMerger.merge(results, request: request)
         merged.errors += errors
         return merged
+    }
+
+    /// One node's part of a search. (A struct, not a tuple holding `Result<_, any Error>`: with
+    /// Swift 6.3.1 such a tuple as a task group's child result corrupted memory in release builds.)
+    struct NodeOutcome: Sendable {
+        var node: Int
+        var partitions: [Int]
+        var result: SearchResult?
+        var failure: String?
     }
 
     /// One request to a node's search port, decoded as `T`.

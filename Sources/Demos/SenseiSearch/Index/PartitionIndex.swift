@@ -7,6 +7,10 @@ import Foundation
 public final class PartitionIndex {
     public let schema: SearchSchema
     private var documents: [SearchDocument?] = []
+    /// Per document: its uid as a number when it is one (ties in relevance order by uid).
+    private var numericUIDs: [Int64?] = []
+    /// Per document: not replaced or deleted (cheaper to test than the optional document).
+    private var live: [Bool] = []
     private var uidToDocument: [String: Int32] = [:]
     /// Per full-text column: term → postings (document, positions), documents in increasing order.
     private var postings: [[String: [Posting]]]
@@ -33,11 +37,14 @@ public final class PartitionIndex {
     public func add(_ document: SearchDocument) {
         if let old = uidToDocument[document.uid], documents[Int(old)] != nil {
             documents[Int(old)] = nil
+            live[Int(old)] = false
             liveCount -= 1
             for slot in fullTextColumnIndexes.indices { totalLengths[slot] -= Int(lengths[slot][Int(old)]) }
         }
         let id = Int32(documents.count)
         documents.append(document)
+        numericUIDs.append(Int64(document.uid))
+        live.append(true)
         uidToDocument[document.uid] = id
         liveCount += 1
         for (slot, column) in fullTextColumnIndexes.enumerated() {
@@ -61,6 +68,7 @@ public final class PartitionIndex {
     public func delete(uid: String) {
         guard let id = uidToDocument.removeValue(forKey: uid), documents[Int(id)] != nil else { return }
         documents[Int(id)] = nil
+        live[Int(id)] = false
         liveCount -= 1
         for slot in fullTextColumnIndexes.indices { totalLengths[slot] -= Int(lengths[slot][Int(id)]) }
     }
@@ -96,12 +104,20 @@ public final class PartitionIndex {
             guard let facet = schema.facet(named: name) else { throw RequestError("unknown facet \(name)") }
             return facet
         }
+        let order = HitOrder(sort: request.sort)
+        // Relevance with nothing to filter or count: no document is touched but the returned ones.
+        if request.sort.isEmpty && selections.isEmpty && filters.isEmpty && requestedFacets.isEmpty {
+            let top = topByRelevance(scores, limit: wanted)
+            let hits = top.map { hit(documents[Int($0.document)]!, score: $0.score, request: request, withStoredFields: true) }
+            return SearchResult(numhits: scores.count, totaldocs: liveCount, hits: hits)
+        }
+        var best = TopHits(limit: wanted, order: order)
         for (id, score) in scores {
             guard let document = documents[Int(id)] else { continue }
             let selected = passes(document)
             if selected {
                 numberOfHits += 1
-                if wanted > 0 { hits.append(hit(document, score: score, request: request)) }
+                if wanted > 0 { best.add(hit(document, score: score, request: request, withStoredFields: false)) }
             }
             for facet in requestedFacets {
                 // A facet counts the documents that pass every selection but its own.
@@ -113,14 +129,42 @@ public final class PartitionIndex {
                 }
             }
         }
-        let comparator = HitOrder(sort: request.sort)
-        hits.sort(by: comparator.precedes)
-        if hits.count > wanted { hits.removeLast(hits.count - wanted) }
+        // Only the hits that are returned get their stored fields and source.
+        hits = best.sorted().map { light in
+            hit(documents[Int(uidToDocument[light.uid]!)]!, score: light.score, request: request, withStoredFields: true)
+        }
         var result = SearchResult(numhits: numberOfHits, totaldocs: liveCount, hits: hits)
         for facet in requestedFacets {
             result.facets[facet.name] = (facetCounts[facet.name] ?? [:]).map { SearchResult.FacetCount(value: $0.key, count: $0.value) }
         }
         return result
+    }
+
+    /// The first `limit` of `scores` by score (descending), then uid, as ``HitOrder`` orders them.
+    private func topByRelevance(_ scores: Scored, limit: Int) -> Scored {
+        guard limit > 0 else { return [] }
+        let numericUIDs = self.numericUIDs
+        let documents = self.documents
+        func precedes(_ left: (document: Int32, score: Float), _ right: (document: Int32, score: Float)) -> Bool {
+            if left.score != right.score { return left.score > right.score }
+            if let a = numericUIDs[Int(left.document)], let b = numericUIDs[Int(right.document)], a != b { return a < b }
+            return documents[Int(left.document)]!.uid < documents[Int(right.document)]!.uid
+        }
+        var buffer = Scored()
+        let capacity = 2 * max(limit, 16)
+        buffer.reserveCapacity(capacity)
+        var threshold: (document: Int32, score: Float)?
+        for entry in scores {
+            if let threshold, !precedes(entry, threshold) { continue }
+            buffer.append(entry)
+            if buffer.count >= capacity {
+                buffer.sort(by: precedes)
+                buffer.removeLast(buffer.count - limit)
+                threshold = buffer.last
+            }
+        }
+        buffer.sort(by: precedes)
+        return Array(buffer.prefix(limit))
     }
 
     func checkField(_ field: String, forSorting: Bool = false) throws {
@@ -129,9 +173,9 @@ public final class PartitionIndex {
         }
     }
 
-    private func hit(_ document: SearchDocument, score: Float, request: SearchRequest) -> SearchResult.Hit {
+    private func hit(_ document: SearchDocument, score: Float, request: SearchRequest, withStoredFields: Bool) -> SearchResult.Hit {
         var stored: [String: [String]] = [:]
-        for (index, column) in schema.columns.enumerated() where column.stored && !document.values[index].isEmpty {
+        for (index, column) in schema.columns.enumerated() where withStoredFields && column.stored && !document.values[index].isEmpty {
             stored[column.name] = document.values[index]
         }
         let sortValues = request.sort.map { sort -> SearchResult.SortValue in
@@ -141,7 +185,8 @@ public final class PartitionIndex {
             if let number = document.numbers[column] { return .number(number) }
             return document.values[column].first.map { .text($0) } ?? .missing
         }
-        return SearchResult.Hit(uid: document.uid, score: score, sortValues: sortValues, stored: stored, source: request.fetchStored ? document.source : nil)
+        return SearchResult.Hit(
+            uid: document.uid, score: score, sortValues: sortValues, stored: stored, source: withStoredFields && request.fetchStored ? document.source : nil)
     }
 
     /// The values a document contributes to `facet` (a path facet counts one level below the
@@ -216,44 +261,96 @@ public final class PartitionIndex {
     static let k1: Float = 1.2
     static let b: Float = 0.75
 
-    func evaluate(_ node: QueryNode) throws -> [Int32: Float] {
+    /// The matching documents, in increasing document order, with their scores.
+    typealias Scored = [(document: Int32, score: Float)]
+
+    func evaluate(_ node: QueryNode) throws -> Scored {
         switch node {
         case .all:
-            var all: [Int32: Float] = [:]
-            for (id, document) in documents.enumerated() where document != nil { all[Int32(id)] = 1 }
-            return all
+            return allDocuments(score: 1)
         case .term(let field, let text), .phrase(let field, let text):
             let words = Tokenizer.tokens(text)
             let slots = try fullTextSlots(field: field)
             guard let slots else { return exactMatches(field: field!, text: text) }
-            guard !words.isEmpty else { return [:] }
-            var result: [Int32: Float] = [:]
-            for slot in slots { merge(into: &result, phraseScores(slot: slot, words: words)) }
-            return result
+            guard !words.isEmpty else { return [] }
+            return slots.reduce(into: Scored()) { result, slot in result = Self.union(result, phraseScores(slot: slot, words: words)) }
         case .and(let clauses):
-            var result: [Int32: Float]?
+            // Prohibitions subtract; the rest intersect.
+            var result: Scored?
+            var prohibited: [Scored] = []
             for clause in clauses {
+                if case .not(let inner) = clause { prohibited.append(try evaluate(inner)); continue }
                 let scores = try evaluate(clause)
-                guard let current = result else { result = scores; continue }
-                var next: [Int32: Float] = [:]
-                for (id, score) in current { if let other = scores[id] { next[id] = score + other } }
-                result = next
+                result = result.map { Self.intersection($0, scores) } ?? scores
             }
-            return result ?? [:]
+            var base = result ?? allDocuments(score: 0)
+            for excluded in prohibited { base = Self.difference(base, excluded) }
+            return base
         case .or(let clauses):
-            var result: [Int32: Float] = [:]
-            for clause in clauses { merge(into: &result, try evaluate(clause)) }
-            return result
+            return try clauses.reduce(into: Scored()) { result, clause in result = Self.union(result, try evaluate(clause)) }
         case .not(let inner):
-            let excluded = try evaluate(inner)
-            var result: [Int32: Float] = [:]
-            for (id, document) in documents.enumerated() where document != nil && excluded[Int32(id)] == nil { result[Int32(id)] = 0 }
-            return result
+            return Self.difference(allDocuments(score: 0), try evaluate(inner))
         }
     }
 
-    private func merge(into result: inout [Int32: Float], _ scores: [Int32: Float]) {
-        for (id, score) in scores { result[id, default: 0] += score }
+    private func allDocuments(score: Float) -> Scored {
+        var result = Scored()
+        result.reserveCapacity(liveCount)
+        for (id, isLive) in live.enumerated() where isLive { result.append((Int32(id), score)) }
+        return result
+    }
+
+    static func union(_ left: Scored, _ right: Scored) -> Scored {
+        if left.isEmpty { return right }
+        if right.isEmpty { return left }
+        var result = Scored()
+        result.reserveCapacity(left.count + right.count)
+        var (i, j) = (0, 0)
+        while i < left.count && j < right.count {
+            if left[i].document == right[j].document {
+                result.append((left[i].document, left[i].score + right[j].score))
+                i += 1
+                j += 1
+            } else if left[i].document < right[j].document {
+                result.append(left[i])
+                i += 1
+            } else {
+                result.append(right[j])
+                j += 1
+            }
+        }
+        result.append(contentsOf: left[i...])
+        result.append(contentsOf: right[j...])
+        return result
+    }
+
+    static func intersection(_ left: Scored, _ right: Scored) -> Scored {
+        var result = Scored()
+        var (i, j) = (0, 0)
+        while i < left.count && j < right.count {
+            if left[i].document == right[j].document {
+                result.append((left[i].document, left[i].score + right[j].score))
+                i += 1
+                j += 1
+            } else if left[i].document < right[j].document {
+                i += 1
+            } else {
+                j += 1
+            }
+        }
+        return result
+    }
+
+    static func difference(_ left: Scored, _ right: Scored) -> Scored {
+        var result = Scored()
+        result.reserveCapacity(left.count)
+        var j = 0
+        for entry in left {
+            while j < right.count && right[j].document < entry.document { j += 1 }
+            if j < right.count && right[j].document == entry.document { continue }
+            result.append(entry)
+        }
+        return result
     }
 
     /// The full-text slots a field names (nil for a non-text column: exact matching).
@@ -264,40 +361,42 @@ public final class PartitionIndex {
         throw RequestError("unknown field \(field) in the query")
     }
 
-    private func exactMatches(field: String, text: String) -> [Int32: Float] {
+    private func exactMatches(field: String, text: String) -> Scored {
         let matcher = matcher(SearchRequest.Selection(field: field, values: [text]))
-        var result: [Int32: Float] = [:]
-        for (id, document) in documents.enumerated() { if let document, matcher(document) { result[Int32(id)] = 1 } }
+        var result = Scored()
+        for (id, document) in documents.enumerated() { if let document, matcher(document) { result.append((Int32(id), 1)) } }
         return result
     }
 
     /// BM25 of a word (or a phrase: its frequency, with the words' summed idf) in one column.
-    private func phraseScores(slot: Int, words: [String]) -> [Int32: Float] {
+    private func phraseScores(slot: Int, words: [String]) -> Scored {
         let lists = words.map { postings[slot][$0] ?? [] }
-        guard !lists.contains(where: \.isEmpty), liveCount > 0 else { return [:] }
+        guard !lists.contains(where: \.isEmpty), liveCount > 0 else { return [] }
         let count = Float(liveCount)
         let averageLength = max(Float(totalLengths[slot]) / count, 1)
         let idf = lists.reduce(Float(0)) { sum, list in
             let frequency = Float(list.count)
             return sum + log(1 + (count - frequency + 0.5) / (frequency + 0.5))
         }
-        var result: [Int32: Float] = [:]
+        var result = Scored()
         if lists.count == 1 {
-            for posting in lists[0] where documents[Int(posting.document)] != nil {
-                result[posting.document] = bm25(idf: idf, frequency: Float(posting.positions.count), length: Float(lengths[slot][Int(posting.document)]), average: averageLength)
+            result.reserveCapacity(lists[0].count)
+            let lengths = self.lengths[slot]
+            for posting in lists[0] where live[Int(posting.document)] {
+                result.append((posting.document, bm25(idf: idf, frequency: Float(posting.positions.count), length: Float(lengths[Int(posting.document)]), average: averageLength)))
             }
             return result
         }
         // Phrases: documents holding every word, counting the positions where they follow each other.
         var others = lists.dropFirst().map { list in Dictionary(uniqueKeysWithValues: list.map { ($0.document, Set($0.positions)) }) }
-        for posting in lists[0] where documents[Int(posting.document)] != nil {
+        for posting in lists[0] where live[Int(posting.document)] {
             let following = others.map { $0[posting.document] }
             guard !following.contains(where: { $0 == nil }) else { continue }
             let frequency = posting.positions.filter { start in
                 following.enumerated().allSatisfy { offset, positions in positions!.contains(start + Int32(offset + 1)) }
             }.count
             if frequency > 0 {
-                result[posting.document] = bm25(idf: idf, frequency: Float(frequency), length: Float(lengths[slot][Int(posting.document)]), average: averageLength)
+                result.append((posting.document, bm25(idf: idf, frequency: Float(frequency), length: Float(lengths[slot][Int(posting.document)]), average: averageLength)))
             }
         }
         others.removeAll()
@@ -306,5 +405,33 @@ public final class PartitionIndex {
 
     private func bm25(idf: Float, frequency: Float, length: Float, average: Float) -> Float {
         idf * frequency * (Self.k1 + 1) / (frequency + Self.k1 * (1 - Self.b + Self.b * length / average))
+    }
+}
+
+/// The first `limit` hits in `order` out of many, in O(n log limit): a buffer sorted and cut
+/// whenever it doubles.
+struct TopHits {
+    let limit: Int
+    let order: HitOrder
+    private var buffer: [SearchResult.Hit] = []
+
+    init(limit: Int, order: HitOrder) {
+        self.limit = limit
+        self.order = order
+    }
+
+    mutating func add(_ hit: SearchResult.Hit) {
+        buffer.append(hit)
+        if buffer.count >= 2 * max(limit, 16) { cut() }
+    }
+
+    private mutating func cut() {
+        buffer.sort(by: order.precedes)
+        if buffer.count > limit { buffer.removeLast(buffer.count - limit) }
+    }
+
+    mutating func sorted() -> [SearchResult.Hit] {
+        cut()
+        return buffer
     }
 }

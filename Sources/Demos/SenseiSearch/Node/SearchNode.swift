@@ -94,11 +94,7 @@ public final class SearchNode: Service, Sendable {
     /// Reads the gateway to its end.
     func catchUp(_ index: NodeIndex, gateway: FileGateway) async throws {
         let start = index.gatewayPosition
-        while true {
-            let (lines, next) = try gateway.read(from: index.gatewayPosition)
-            if lines.isEmpty { break }
-            try index.ingest(lines, next: next)
-        }
+        while try await Self.ingestBatch(index, gateway: gateway) {}
         let report = index.report
         logger.info(
             "caught up with the gateway",
@@ -112,8 +108,22 @@ public final class SearchNode: Service, Sendable {
     func follow(_ index: NodeIndex, gateway: FileGateway) async throws {
         while !Task.isCancelled {
             try await Task.sleep(for: Self.gatewayPollInterval)
-            let (lines, next) = try gateway.read(from: index.gatewayPosition)
-            if !lines.isEmpty { try index.ingest(lines, next: next) }
+            while try await Self.ingestBatch(index, gateway: gateway) {}
+        }
+    }
+
+    /// Reads and indexes one batch of gateway lines on a thread of its own (file I/O, parsing and
+    /// indexing would otherwise hold up the tasks that answer searches). False at the end.
+    static func ingestBatch(_ index: NodeIndex, gateway: FileGateway) async throws -> Bool {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result {
+                    let (lines, next) = try gateway.read(from: index.gatewayPosition)
+                    if lines.isEmpty { return false }
+                    try index.ingest(lines, next: next)
+                    return true
+                })
+            }
         }
     }
 }

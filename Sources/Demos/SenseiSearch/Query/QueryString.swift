@@ -169,6 +169,10 @@ public enum QueryString {
 /// and for query terms).
 public enum Tokenizer {
     public static func tokens(_ text: String) -> [String] {
+        asciiTokens(text) ?? unicodeTokens(text)
+    }
+
+    static func unicodeTokens(_ text: String) -> [String] {
         var result: [String] = []
         var word = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
@@ -181,5 +185,31 @@ public enum Tokenizer {
         }
         if !word.isEmpty { result.append(String(word)) }
         return result
+    }
+}
+
+extension Tokenizer {
+    /// The same for ASCII text, byte by byte (the Unicode property lookups dominated indexing);
+    /// nil when the text has a non-ASCII byte.
+    static func asciiTokens(_ text: String) -> [String]? {
+        var text = text
+        return text.withUTF8 { bytes -> [String]? in
+            var result: [String] = []
+            var word: [UInt8] = []
+            word.reserveCapacity(16)
+            for byte in bytes {
+                if byte >= 0x80 { return nil }
+                if byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") || byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                    word.append(byte)
+                } else if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") {
+                    word.append(byte + 32)
+                } else if !word.isEmpty {
+                    result.append(String(decoding: word, as: UTF8.self))
+                    word.removeAll(keepingCapacity: true)
+                }
+            }
+            if !word.isEmpty { result.append(String(decoding: word, as: UTF8.self)) }
+            return result
+        }
     }
 }

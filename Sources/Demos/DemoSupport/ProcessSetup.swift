@@ -1,13 +1,13 @@
 import NIOCore
 import NIOPosix
 
-/// What a process serving kv does before anything else.
+/// What a demo server process (`kv`, `search`) does before anything else.
 public enum ProcessSetup {
     /// Runs Swift concurrency's global executor on NIO's event loops, so that an HTTP request, the
     /// proxy request it makes and the answer stay on one thread instead of hopping between NIO's
     /// threads and the cooperative pool (the hops dominated proxied requests). Call once, from the
     /// main thread, before the first `await`. Everything that blocks already runs on its own threads
-    /// (loading, the ZooKeeper C client), so the event loops are never blocked.
+    /// (loading and indexing, the ZooKeeper C client), so the event loops are never blocked.
     public static func runConcurrencyOnEventLoops() {
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
     }

@@ -1,0 +1,222 @@
+import ArgumentParser
+import AsyncHTTPClient
+import DemoSupport
+import Foundation
+import Logging
+import NIOCore
+import SenseiSearch
+import ServiceLifecycle
+import ZooKeeperTesting
+
+/// The search (Sensei) demo's measurements, compared with SQLite FTS5 by run-search-fts5.sh.
+@main
+struct SearchBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search-bench", abstract: "Measurements of the search (Sensei) demo.",
+        subcommands: [Corpus.self, Index.self, Cluster.self])
+
+    static func main() async {
+        ProcessSetup.runConcurrencyOnEventLoops()  // as the search executable does
+        await main(nil)
+    }
+}
+
+/// A Zipf-distributed synthetic corpus: titles and bodies over a 20,000-word vocabulary, written as
+/// JSON lines with a schema and query lists (words drawn from random documents, so common words are
+/// asked as often as they occur).
+struct Corpus: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write docs.jsonl, schema.json, queries-1.txt and queries-2.txt.")
+    @Option var documents = 50_000
+    @Option var directory = NSTemporaryDirectory() + "search-bench"
+    @Option var queries = 300
+
+    func run() throws {
+        var generator = SplitMix(seed: 20261121)
+        let letters = Array("abcdefghijklmnopqrstuvwxyz")
+        var vocabulary: [String] = []
+        var seen = Set<String>()
+        while vocabulary.count < 20_000 {
+            let word = String((0..<Int.random(in: 3...10, using: &generator)).map { _ in letters.randomElement(using: &generator)! })
+            if seen.insert(word).inserted { vocabulary.append(word) }
+        }
+        // Zipf (s = 1): cumulative weights 1/rank.
+        var cumulative: [Double] = []
+        var total = 0.0
+        for rank in 1...vocabulary.count {
+            total += 1 / Double(rank)
+            cumulative.append(total)
+        }
+        func word() -> String {
+            let target = Double.random(in: 0..<total, using: &generator)
+            var low = 0, high = cumulative.count - 1
+            while low < high {
+                let middle = (low + high) / 2
+                if cumulative[middle] < target { low = middle + 1 } else { high = middle }
+            }
+            return vocabulary[low]
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var lines: [String] = []
+        var bodies: [[String]] = []
+        let categories = ["news", "sports", "science", "arts", "travel", "food"]
+        for id in 0..<documents {
+            let title = (0..<Int.random(in: 3...8, using: &generator)).map { _ in word() }
+            let body = (0..<Int.random(in: 30...120, using: &generator)).map { _ in word() }
+            bodies.append(title + body)
+            let category = categories.randomElement(using: &generator)!
+            let year = Int.random(in: 1990...2025, using: &generator)
+            lines.append(#"{"id":\#(id),"title":"\#(title.joined(separator: " "))","body":"\#(body.joined(separator: " "))","category":"\#(category)","year":\#(year)}"#)
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/docs.jsonl", atomically: true, encoding: .utf8)
+        try Self.schema.write(toFile: directory + "/schema.json", atomically: true, encoding: .utf8)
+        func sample() -> String { bodies.randomElement(using: &generator)!.randomElement(using: &generator)! }
+        try (0..<queries).map { _ in sample() }.joined(separator: "\n").write(toFile: directory + "/queries-1.txt", atomically: true, encoding: .utf8)
+        try (0..<queries).map { _ in
+            let document = bodies.randomElement(using: &generator)!
+            return document.randomElement(using: &generator)! + " " + document.randomElement(using: &generator)!
+        }.joined(separator: "\n").write(toFile: directory + "/queries-2.txt", atomically: true, encoding: .utf8)
+        print("wrote \(documents) documents to \(directory)")
+    }
+
+    static let schema = """
+        { "table": { "uid": "id", "columns": [
+            {"name": "title", "type": "text", "store": "YES"},
+            {"name": "body", "type": "text", "store": "NO"},
+            {"name": "category", "type": "string"},
+            {"name": "year", "type": "int"} ] },
+          "facets": [ {"name": "category", "type": "simple"} ] }
+        """
+}
+
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Indexing: the gateway file into one node holding all three partitions (parse, shard, index,
+/// store with fsync per batch), documents per second, median of `repeats`.
+struct Index: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Time indexing docs.jsonl.")
+    @Option var directory = NSTemporaryDirectory() + "search-bench"
+    @Option var repeats = 3
+
+    func run() async throws {
+        let schema = try SearchSchema(json: Data(contentsOf: URL(fileURLWithPath: directory + "/schema.json")))
+        var rates: [Double] = []
+        var count = 0
+        var lastNode: NodeIndex?
+        for _ in 0..<repeats {
+            let indexDirectory = directory + "/index-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: indexDirectory) }  // the open files stay readable
+            let started = ContinuousClock.now
+            let node = try NodeIndex(
+                schema: schema, partitions: [0, 1, 2], partitionCount: 3, sharding: .uidModulo, directory: indexDirectory, logger: Logger(label: "bench"))
+            let gateway = FileGateway(path: directory + "/docs.jsonl")
+            while true {
+                let (lines, next) = try gateway.read(from: node.gatewayPosition, maxLines: 10_000)
+                if lines.isEmpty { break }
+                try node.ingest(lines, next: next)
+            }
+            let elapsed = ContinuousClock.now - started
+            count = node.documentCount
+            rates.append(Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+            lastNode = node
+        }
+        // The same queries as the cluster, in process on the one node (no HTTP), for comparison.
+        for (name, file) in [("single-term", "queries-1.txt"), ("two-term", "queries-2.txt")] {
+            let queries = try String(contentsOfFile: directory + "/" + file, encoding: .utf8).split(separator: "\n").map {
+                $0.split(separator: " ").joined(separator: " AND ")
+            }
+            var latencies: [Double] = []
+            for query in queries {
+                var request = SearchRequest()
+                request.query = query
+                let started = ContinuousClock.now
+                _ = try lastNode!.search(request)
+                let elapsed = ContinuousClock.now - started
+                latencies.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+            }
+            latencies.sort()
+            print("in-process \(name) p50_ms=\(String(format: "%.3f", latencies[latencies.count / 2]))")
+        }
+        rates.sort()
+        print("index documents=\(count) docs_per_second=\(Int(rates[rates.count / 2]))")
+    }
+}
+
+/// Queries through the broker of a three-node cluster (one partition each, in this process, one
+/// ZooKeeper): p50 and p90 of single-term and two-term (AND) queries, top 10 by relevance.
+struct Cluster: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Query latency through a 3-node cluster's broker.")
+    @Option var directory = NSTemporaryDirectory() + "search-bench"
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .warning
+            return handler
+        }
+        let schema = try SearchSchema(json: Data(contentsOf: URL(fileURLWithPath: directory + "/schema.json")))
+        let documents = try String(contentsOfFile: directory + "/docs.jsonl", encoding: .utf8).split(separator: "\n").count
+        let server = try await ZooKeeperServer.start()
+        defer { Thread.detachNewThread { server.destroy() } }
+        var brokerPort = 0
+        let clusterName = "bench-\(UUID().uuidString.prefix(8))"
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for node in 0..<3 {
+                var configuration = SenseiConfiguration()
+                configuration.nodeID = node + 1
+                configuration.partitions = [node]
+                configuration.maxPartitionID = 2
+                configuration.serverPort = try freeLoopbackPort()
+                configuration.brokerPort = try freeLoopbackPort()
+                configuration.clusterName = clusterName
+                configuration.clusterURL = server.connectString
+                configuration.clusterTimeout = .seconds(10)
+                configuration.indexDirectory = directory + "/cluster-index-\(node)"
+                configuration.gatewayFilePath = directory + "/docs.jsonl"
+                try? FileManager.default.removeItem(atPath: configuration.indexDirectory)
+                if node == 0 { brokerPort = configuration.brokerPort }
+                let service = SearchNode(configuration: configuration, schema: schema, logger: Logger(label: "search"))
+                group.addTask { try await service.run() }
+            }
+            let broker = "http://127.0.0.1:\(brokerPort)/sensei"
+            func ask(_ query: String) async throws -> (Duration, Int) {
+                var request = HTTPClientRequest(url: broker)
+                request.method = .POST
+                let body = try JSONSerialization.data(withJSONObject: ["query": ["query_string": ["query": query]], "size": 10])
+                request.body = .bytes(ByteBuffer(bytes: body))
+                let started = ContinuousClock.now
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                let bytes = try await response.body.collect(upTo: 64 << 20)
+                let elapsed = ContinuousClock.now - started
+                let object = try JSONSerialization.jsonObject(with: Data(buffer: bytes)) as? [String: Any]
+                return (elapsed, object?["numhits"] as? Int ?? -1)
+            }
+            try await eventually("the cluster indexed everything", timeout: .seconds(600)) {
+                (try? await ask(""))?.1 == documents
+            }
+            for (name, file) in [("single-term", "queries-1.txt"), ("two-term", "queries-2.txt")] {
+                let queries = try String(contentsOfFile: directory + "/" + file, encoding: .utf8).split(separator: "\n").map {
+                    $0.split(separator: " ").joined(separator: " AND ")
+                }
+                for query in queries.prefix(20) { _ = try await ask(query) }
+                var latencies: [Double] = []
+                for query in queries {
+                    let (elapsed, _) = try await ask(query)
+                    latencies.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+                }
+                latencies.sort()
+                print("query \(name) p50_ms=\(String(format: "%.3f", latencies[latencies.count / 2])) p90_ms=\(String(format: "%.3f", latencies[latencies.count * 9 / 10]))")
+            }
+            group.cancelAll()
+        }
+    }
+}
