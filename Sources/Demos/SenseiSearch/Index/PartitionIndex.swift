@@ -35,7 +35,7 @@ public final class PartitionIndex {
 
     /// Adds (or replaces, by uid) a document.
     public func add(_ document: SearchDocument) {
-        if let old = uidToDocument[document.uid], documents[Int(old)] != nil {
+        if let old = uidToDocument[document.uid], live[Int(old)] {
             documents[Int(old)] = nil
             live[Int(old)] = false
             liveCount -= 1
@@ -49,6 +49,7 @@ public final class PartitionIndex {
         liveCount += 1
         for (slot, column) in fullTextColumnIndexes.enumerated() {
             var positionsByTerm: [String: [Int32]] = [:]
+            positionsByTerm.reserveCapacity(64)
             var position: Int32 = 0
             for value in document.values[column] {
                 for token in Tokenizer.tokens(value) {
@@ -57,7 +58,11 @@ public final class PartitionIndex {
                 }
                 position += 1  // no phrase across two values
             }
-            for (term, positions) in positionsByTerm { postings[slot][term, default: []].append(Posting(document: id, positions: positions)) }
+            // Taken out of the array while it is modified, so that appending never copies it.
+            var slotPostings: [String: [Posting]] = [:]
+            swap(&slotPostings, &postings[slot])
+            for (term, positions) in positionsByTerm { slotPostings[term, default: []].append(Posting(document: id, positions: positions)) }
+            swap(&slotPostings, &postings[slot])
             let length = Int32(positionsByTerm.values.reduce(0) { $0 + $1.count })
             lengths[slot].append(length)
             totalLengths[slot] += Int(length)
@@ -66,7 +71,7 @@ public final class PartitionIndex {
 
     /// Removes the document with `uid`, if present.
     public func delete(uid: String) {
-        guard let id = uidToDocument.removeValue(forKey: uid), documents[Int(id)] != nil else { return }
+        guard let id = uidToDocument.removeValue(forKey: uid), live[Int(id)] else { return }
         documents[Int(id)] = nil
         live[Int(id)] = false
         liveCount -= 1
