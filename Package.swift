@@ -165,6 +165,7 @@ let package = Package(
             name: "SenseiSearchTests",
             dependencies: [
                 "SenseiSearch",
+                "ZooKeeper",
                 "ZooKeeperTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

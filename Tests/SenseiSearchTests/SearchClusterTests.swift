@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ZooKeeper
 import ZooKeeperTesting
 
 @testable import SenseiSearch
@@ -23,8 +24,27 @@ import ZooKeeperTesting
     @Test func theFixtureAnswersLikeTheData() async throws {
         try await withSearchCluster(count: Self.documents) { cluster in
             try await startFixture(cluster)
+            try await checkLayout(cluster)
             try await checkAnswers(cluster)
         }
+    }
+
+    /// Sensei's Zu layout: one ephemeral sequential member_ per (node, partition) with its endpoint.
+    func checkLayout(_ cluster: SearchTestCluster) async throws {
+        let observer = try ZooKeeperClient(connectString: cluster.zkConnect)
+        _ = try await observer.connect()
+        var endpoints: [SearchEndpoint] = []
+        for name in try await observer.getChildren("/" + cluster.clusterName).names {
+            #expect(name.hasPrefix("member_") && name.count == "member_".count + 10, "\(name)")
+            let node = try await observer.getData("/" + cluster.clusterName + "/" + name)
+            #expect(node.stat.isEphemeral)
+            endpoints.append(try JSONDecoder().decode(SearchEndpoint.self, from: Data(node.bytes)))
+        }
+        await observer.close()
+        let expected = [(1, 0), (1, 1), (2, 1), (2, 2)].map { node, shard in
+            SearchEndpoint(host: "127.0.0.1", port: cluster.nodes[node - 1].serverPort, shard: shard, nodeId: node)
+        }
+        #expect(Set(endpoints) == Set(expected))
     }
 
     func checkAnswers(_ cluster: SearchTestCluster) async throws {
@@ -104,6 +124,15 @@ import ZooKeeperTesting
             try await eventually("the broker counts every document", timeout: .seconds(60)) {
                 (try? await cluster.nodes[0].search("{}"))?.numhits == 1500
             }
+            // A node that hangs mid-query (SIGSTOP): the broker answers within its timeout (3 s here),
+            // with what the other node had and an error naming the partitions it waited for.
+            cluster.nodes[1].pause()
+            let started = ContinuousClock.now
+            let hung = try await cluster.nodes[0].search(#"{"routeParam": "y"}"#)
+            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(hung.errors.contains { $0.contains("node 2 did not answer") && $0.contains("partitions") }, "\(hung.errors)")
+            #expect((hung.numhits ?? 0) > 0 && (hung.numhits ?? 0) < 1500)
+            cluster.nodes[1].resume()
             await cluster.nodes[1].kill9()
             // Until ZooKeeper expires node 2, the broker still routes to it and misses its answer;
             // afterwards partition 2 has no live node. Either way: a partial result, with errors.

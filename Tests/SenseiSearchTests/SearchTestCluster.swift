@@ -128,9 +128,16 @@ final class SearchTestNode: @unchecked Sendable {
     }
 
     func kill9() async {
-        if let pid = process?.processIdentifier, isRunning { kill(pid, SIGKILL) }
+        if let pid = process?.processIdentifier, isRunning {
+            kill(pid, SIGCONT)
+            kill(pid, SIGKILL)
+        }
         await waitForExit()
     }
+
+    /// SIGSTOP / SIGCONT: the node hangs with its connections open (and its session alive for a while).
+    func pause() { if let pid = process?.processIdentifier, isRunning { kill(pid, SIGSTOP) } }
+    func resume() { if let pid = process?.processIdentifier, isRunning { kill(pid, SIGCONT) } }
 
     func stop() async {
         if let pid = process?.processIdentifier, isRunning { kill(pid, SIGTERM) }
