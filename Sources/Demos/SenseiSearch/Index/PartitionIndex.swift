@@ -305,11 +305,21 @@ public final class PartitionIndex {
         return result
     }
 
+    /// Documents in either list (scores added where both have one).
     static func union(_ left: Scored, _ right: Scored) -> Scored {
         if left.isEmpty { return right }
         if right.isEmpty { return left }
+        return merge(left, right, keepingUnmatched: true)
+    }
+
+    /// Documents in both lists, their scores added.
+    static func intersection(_ left: Scored, _ right: Scored) -> Scored {
+        merge(left, right, keepingUnmatched: false)
+    }
+
+    private static func merge(_ left: Scored, _ right: Scored, keepingUnmatched: Bool) -> Scored {
         var result = Scored()
-        result.reserveCapacity(left.count + right.count)
+        result.reserveCapacity(keepingUnmatched ? left.count + right.count : min(left.count, right.count))
         var (i, j) = (0, 0)
         while i < left.count && j < right.count {
             if left[i].document == right[j].document {
@@ -317,31 +327,16 @@ public final class PartitionIndex {
                 i += 1
                 j += 1
             } else if left[i].document < right[j].document {
-                result.append(left[i])
+                if keepingUnmatched { result.append(left[i]) }
                 i += 1
             } else {
-                result.append(right[j])
+                if keepingUnmatched { result.append(right[j]) }
                 j += 1
             }
         }
-        result.append(contentsOf: left[i...])
-        result.append(contentsOf: right[j...])
-        return result
-    }
-
-    static func intersection(_ left: Scored, _ right: Scored) -> Scored {
-        var result = Scored()
-        var (i, j) = (0, 0)
-        while i < left.count && j < right.count {
-            if left[i].document == right[j].document {
-                result.append((left[i].document, left[i].score + right[j].score))
-                i += 1
-                j += 1
-            } else if left[i].document < right[j].document {
-                i += 1
-            } else {
-                j += 1
-            }
+        if keepingUnmatched {
+            result.append(contentsOf: left[i...])
+            result.append(contentsOf: right[j...])
         }
         return result
     }
