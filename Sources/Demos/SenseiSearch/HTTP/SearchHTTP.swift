@@ -72,8 +72,12 @@ public enum SearchHTTP {
         }
         let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
             do {
-                return await search(try await parse(request))
+                let searchRequest = try await parse(request)
+                try searchRequest.validated(against: schema)
+                return await search(searchRequest)
             } catch let error as RequestError {
+                return badRequest(error.description)
+            } catch let error as QueryParseError {
                 return badRequest(error.description)
             }
         }

@@ -88,10 +88,8 @@ public final class PartitionIndex {
     /// hit count, and for each requested facet the counts of all its values.
     /// - Throws: ``RequestError`` for an unknown field or a query that cannot be parsed.
     public func search(_ request: SearchRequest) throws -> SearchResult {
-        let query = try QueryString.parse(request.query)
+        let query = try request.validated(against: schema)
         let scores = try evaluate(query)
-        for selection in request.selections + request.filters { try checkField(selection.field) }
-        for sort in request.sort where sort.field != "_score" { try checkField(sort.field, forSorting: true) }
         let selections = request.selections.map { selection in matcher(selection) }
         let filters = (request.filters).map { matcher($0) }
         func passes(_ document: SearchDocument, skipping field: String? = nil) -> Bool {
@@ -170,12 +168,6 @@ public final class PartitionIndex {
         }
         buffer.sort(by: precedes)
         return Array(buffer.prefix(limit))
-    }
-
-    func checkField(_ field: String, forSorting: Bool = false) throws {
-        if schema.column(named: field) == nil && schema.facet(named: field) == nil {
-            throw RequestError("unknown field \(field)\(forSorting ? " in sort" : "")")
-        }
     }
 
     private func hit(_ document: SearchDocument, score: Float, request: SearchRequest, withStoredFields: Bool) -> SearchResult.Hit {

@@ -283,3 +283,30 @@ extension SearchRequest {
         self.selections = selections.keys.sorted().map { selections[$0]! }
     }
 }
+
+extension SearchRequest {
+    /// Checks the request against `schema` before it is run anywhere (a broker answers 400 at
+    /// once instead of collecting the same error from every node): the query string parses, and
+    /// every field it names, selects, sorts or facets on exists.
+    /// - Returns: the parsed query.
+    /// - Throws: ``QueryParseError`` or ``RequestError`` naming the problem.
+    @discardableResult
+    public func validated(against schema: SearchSchema) throws -> QueryNode {
+        let query = try QueryString.parse(self.query)
+        func known(_ field: String) -> Bool { schema.column(named: field) != nil || schema.facet(named: field) != nil }
+        for field in Self.fields(of: query) where !known(field) { throw RequestError("unknown field \(field) in the query") }
+        for selection in selections + filters where !known(selection.field) { throw RequestError("unknown field \(selection.field)") }
+        for sort in sort where sort.field != "_score" && !known(sort.field) { throw RequestError("unknown field \(sort.field) in sort") }
+        for name in facets.keys.sorted() where schema.facet(named: name) == nil { throw RequestError("unknown facet \(name)") }
+        return query
+    }
+
+    static func fields(of node: QueryNode) -> [String] {
+        switch node {
+        case .all: []
+        case .term(let field, _), .phrase(let field, _): field.map { [$0] } ?? []
+        case .and(let clauses), .or(let clauses): clauses.flatMap { fields(of: $0) }
+        case .not(let inner): fields(of: inner)
+        }
+    }
+}
