@@ -22,7 +22,7 @@ import Testing
         }
     }
 
-    @Test func twoNodesShareAPartitionAndARestartReadsNothingTwice() throws {
+    @Test func twoNodesShareAPartitionAndARestartReadsNothingTwice() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var generator = SeededGenerator(state: 5)
@@ -46,12 +46,12 @@ import Testing
         // Partition 1 asked of one node, partitions 0 and 2 of the others: every document once.
         var request = SearchRequest()
         request.partitions = [0, 1]
-        let fromFirst = try first.search(request)
+        let fromFirst = try await first.search(request)
         request.partitions = [2]
-        let fromSecond = try second.search(request)
+        let fromSecond = try await second.search(request)
         #expect(ResultMerger.merge([fromFirst, fromSecond], request: SearchRequest()).numhits == 600)
         request.partitions = [2]
-        #expect(try first.search(request).errors.map(\.errorType) == ["PartitionCallError"])
+        #expect(try await first.search(request).errors.map(\.errorType) == ["PartitionCallError"])
 
         // A restart loads the partitions from disk and reads no gateway line again.
         let reopened = try open("node1", [0, 1])
@@ -59,7 +59,7 @@ import Testing
         #expect(try gateway.read(from: reopened.gatewayPosition).lines.isEmpty)
         request.partitions = nil
         request.query = "turbo"
-        #expect(try reopened.search(request) == first.search(request))
+        #expect(try await reopened.search(request) == first.search(request))
         // Lines appended later are read, and only those.
         let extra = #"{"id": 1000, "color": "red", "year": 2001, "contents": "brand new turbo"}"# + "\n"
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: gateway.path))
@@ -69,6 +69,30 @@ import Testing
         #expect(try drain(gateway, into: reopened) == 1)
         #expect(reopened.documentCount == first.documentCount + 1)
         #expect(reopened.documents(uids: ["1000", "999999"]) == ["1000": extra.trimmingCharacters(in: .newlines)])
+    }
+
+    /// sensei.node.partition.timeout: a partition that has not answered in time is left out with
+    /// an ExecutionTimeout error; every partition is either answered or reported.
+    @Test func latePartitionsAreLeftOutWithAnError() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var generator = SeededGenerator(state: 8)
+        let corpus = Corpus(count: 3000, using: &generator)
+        try (corpus.cars.map(\.json).joined(separator: "\n") + "\n").write(toFile: directory + "/gateway.json", atomically: true, encoding: .utf8)
+        let node = try NodeIndex(
+            schema: Corpus.schema, partitions: [0, 1, 2], partitionCount: 3, sharding: .uidModulo, directory: directory + "/node", logger: Logger(label: "test"))
+        _ = try drain(FileGateway(path: directory + "/gateway.json"), into: node, batch: 1000)
+        var request = SearchRequest()
+        request.query = "turbo OR quiet OR NOT mint"
+        let patient = try await node.search(request, timeout: .seconds(60))
+        #expect(patient.errors.isEmpty)
+        #expect(node.searchesByPartition == [0: 1, 1: 1, 2: 1])
+        let hurried = try await node.search(request, timeout: .zero)
+        let late = hurried.errors.filter { $0.errorType == "ExecutionTimeout" }
+        let answered = node.searchesByPartition.values.reduce(0, +) - 3
+        #expect(late.count + answered == 3, "\(hurried.errors)")
+        #expect(hurried.numhits <= patient.numhits)
+        if late.count == 3 { #expect(hurried.numhits == 0) }
     }
 
     @Test func gatewayLinesAreNumberedAcrossReads() throws {

@@ -139,7 +139,7 @@ struct Index: AsyncParsableCommand {
                 var request = SearchRequest()
                 request.query = query
                 let started = ContinuousClock.now
-                _ = try lastNode!.search(request)
+                _ = try await lastNode!.search(request)
                 let elapsed = ContinuousClock.now - started
                 latencies.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
             }

@@ -23,7 +23,7 @@ public enum SearchHTTP {
     static let maxBody = 16 << 20
 
     /// The node's search port.
-    public static func nodeRouter(index: NodeIndex, nodeID: Int, address: String) -> Router<BasicRequestContext> {
+    public static func nodeRouter(index: NodeIndex, nodeID: Int, address: String, partitionTimeout: Duration) -> Router<BasicRequestContext> {
         let router = Router()
         router.post("/node/search") { request, _ -> Response in
             let body = try await request.body.collect(upTo: maxBody)
@@ -31,7 +31,7 @@ public enum SearchHTTP {
                 return badRequest("the body is not a search request")
             }
             do {
-                return json(try JSONEncoder().encode(try index.search(searchRequest)))
+                return json(try JSONEncoder().encode(try await index.search(searchRequest, timeout: partitionTimeout)))
             } catch let error as RequestError {
                 return badRequest(error.description)
             } catch let error as QueryParseError {

@@ -54,7 +54,7 @@ public final class SearchNode: Service, Sendable {
                     logger.info("opened the index", metadata: ["search.documents": "\(index.documentCount)", "search.partitions": "\(configuration.partitions)"])
                     let address = "\(configuration.serverHost):\(configuration.serverPort)"
                     let nodeApp = Application(
-                        router: SearchHTTP.nodeRouter(index: index, nodeID: configuration.nodeID, address: address),
+                        router: SearchHTTP.nodeRouter(index: index, nodeID: configuration.nodeID, address: address, partitionTimeout: configuration.partitionTimeout),
                         configuration: .init(address: .hostname(configuration.serverHost, port: configuration.serverPort), serverName: "search-node"),
                         logger: logger)
                     group.addTask { try await nodeApp.runService(gracefulShutdownSignals: []) }
