@@ -158,4 +158,39 @@ import ZooKeeperTesting
             #expect(cluster.nodes[1].log.contains("search.documents=\(cluster.corpus.cars.filter { $0.id % 3 != 0 }.count)"), "the index came back from disk")
         }
     }
+
+    /// A node whose ZooKeeper session expires (its connection silenced through a fault proxy
+    /// for longer than the session timeout) registers its partitions again on the new session.
+    @Test func aNodeWhoseSessionExpiredRegistersItsPartitionsAgain() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        defer { Task { await proxy.shutdown() } }
+        try await withSearchCluster(count: 600) { cluster in
+            try cluster.writeGateway()
+            try cluster.addNode(id: 1, partitions: "0,1").start()
+            let second = try cluster.addNode(id: 2, partitions: "1,2")
+            second.zkConnect = proxy.connectString
+            try second.start()
+            try await eventually("the broker counts every document", timeout: .seconds(60)) {
+                (try? await cluster.nodes[0].search("{}"))?.numhits == 600
+            }
+            let observer = try ZooKeeperClient(connectString: server.connectString)
+            _ = try await observer.connect()
+            let group = "/" + cluster.clusterName
+            #expect(try await observer.getChildren(group).names.count == 4)
+            proxy.blackhole()
+            try await eventually("node 2's session expires and its members vanish", timeout: .seconds(30)) {
+                try await observer.getChildren(group).names.count == 2
+            }
+            proxy.restore()
+            try await eventually("node 2 registers its partitions again", timeout: .seconds(40)) {
+                try await observer.getChildren(group).names.count == 4
+            }
+            try await eventually("every document is answered again", timeout: .seconds(30)) {
+                let reply = try? await cluster.nodes[0].search("{}")
+                return reply?.numhits == 600 && reply?.errors.isEmpty == true
+            }
+            await observer.close()
+        }
+    }
 }

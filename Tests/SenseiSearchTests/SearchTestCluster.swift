@@ -68,32 +68,40 @@ final class SearchTestNode: @unchecked Sendable {
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
     var broker: String { "127.0.0.1:\(brokerPort)" }
 
+    /// The ZooKeeper servers this node connects to (a fault proxy, for some tests).
+    var zkConnect: String
+    let properties: (SearchTestNode) -> String
+
     init(id: Int, partitions: String, cluster: SearchTestCluster) throws {
         self.id = id
         directory = cluster.directory + "/node\(id)"
         serverPort = try freeLoopbackPort()
         brokerPort = try freeLoopbackPort()
+        zkConnect = cluster.zkConnect
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Corpus.schemaJSON.write(toFile: directory + "/schema.json", atomically: true, encoding: .utf8)
-        let properties = """
+        let (clusterName, gatewayPath) = (cluster.clusterName, cluster.gatewayPath)
+        properties = { node in
+            """
             sensei.node.id=\(id)
             sensei.node.partitions=\(partitions)
-            sensei.server.port=\(serverPort)
-            sensei.broker.port=\(brokerPort)
-            sensei.cluster.name=\(cluster.clusterName)
-            sensei.cluster.url=\(cluster.zkConnect)
+            sensei.server.port=\(node.serverPort)
+            sensei.broker.port=\(node.brokerPort)
+            sensei.cluster.name=\(clusterName)
+            sensei.cluster.url=\(node.zkConnect)
             sensei.cluster.timeout=4000
-            sensei.index.directory=\(directory)/index
+            sensei.index.directory=\(node.directory)/index
             sensei.index.manager.default.maxpartition.id=2
             sensei.gateway.class=com.senseidb.gateway.file.LinedFileDataProviderBuilder
-            sensei.gateway.file.path=\(cluster.gatewayPath)
+            sensei.gateway.file.path=\(gatewayPath)
             sensei.broker.timeout=3000
             sensei.server.requestThreadCorePoolSize=20
             """
-        try properties.write(toFile: directory + "/sensei.properties", atomically: true, encoding: .utf8)
+        }
     }
 
     func start() throws {
+        try properties(self).write(toFile: directory + "/sensei.properties", atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: SearchTestCluster.binary)
         process.arguments = ["--config", directory + "/sensei.properties", "--log-level", "debug"]
