@@ -8,18 +8,6 @@ import ZooKeeperTesting
 /// the network does, no contender is told it holds the lock while another still believes it does,
 /// and every fenced write that succeeds was made by a holder the server still recognised.
 @Suite struct RandomFaultScheduleTests {
-    /// A small deterministic generator, so a failing schedule can be replayed from its seed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     enum Fault: CaseIterable { case blackhole, cut, delay, none }
 
     @Test func locksKeepTheirInvariantsUnderRandomFaults() async throws {
@@ -44,7 +32,7 @@ import ZooKeeperTesting
         let fencedWrites = Shared(0)
         let uncertainWrites = Shared(0)  // the reply was lost: applied or not
         let seed = UInt64.random(in: 0...UInt64.max)
-        var random = SplitMix(state: seed)
+        var random = SeededRandomNumberGenerator(seed: seed)
 
         let contenderClients = clients
         let contenders = Task {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ZooKeeperTesting
 
 @testable import SenseiSearch
 
@@ -87,7 +88,7 @@ import Testing
         #expect(modulo.partition(uid: "-7", partitionCount: 3) == 1)
         #expect(modulo.partition(uid: String(Int64.min), partitionCount: 3) == Int(Int64.min.magnitude % 3))
         #expect(modulo.partition(uid: "car-1", partitionCount: 3) == nil)
-        var generator = SeededGenerator(state: 3)
+        var generator = SeededRandomNumberGenerator(seed: 3)
         var counts = [0, 0, 0, 0]
         for _ in 0..<4000 {
             let uid = "doc-\(generator.next())"
@@ -128,7 +129,7 @@ import Testing
         #expect(Tokenizer.tokens("Leather-Seats, V8 Ünïcode!") == ["leather", "seats", "v8", "ünïcode"])
         #expect(Tokenizer.tokens("Leather-Seats, V8 unicode!") == ["leather", "seats", "v8", "unicode"])
         // The ASCII fast path agrees with the Unicode path on random ASCII text.
-        var generator = SeededGenerator(state: 9)
+        var generator = SeededRandomNumberGenerator(seed: 9)
         let alphabet = Array("abcXYZ019 -,.!_\t")
         for _ in 0..<500 {
             let text = String((0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import ZooKeeperTesting
 
 @testable import SenseiSearch
 
@@ -25,7 +26,7 @@ import Testing
     @Test func twoNodesShareAPartitionAndARestartReadsNothingTwice() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var generator = SeededGenerator(state: 5)
+        var generator = SeededRandomNumberGenerator(seed: 5)
         let corpus = Corpus(count: 600, using: &generator)
         var text = corpus.cars.prefix(300).map(\.json).joined(separator: "\n") + "\n"
         text += "this line is not JSON\n{\"color\": \"red\"}\n\n"
@@ -76,7 +77,7 @@ import Testing
     @Test func latePartitionsAreLeftOutWithAnError() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var generator = SeededGenerator(state: 8)
+        var generator = SeededRandomNumberGenerator(seed: 8)
         let corpus = Corpus(count: 3000, using: &generator)
         try (corpus.cars.map(\.json).joined(separator: "\n") + "\n").write(toFile: directory + "/gateway.json", atomically: true, encoding: .utf8)
         let node = try NodeIndex(

@@ -211,7 +211,7 @@ struct SearchReply: Sendable {
 
 func withSearchCluster(count: Int, name: String = #function, _ body: (SearchTestCluster) async throws -> Void) async throws {
     let server = try await ZooKeeperServer.shared()
-    var generator = SeededGenerator(state: 42)
+    var generator = SeededRandomNumberGenerator(seed: 42)
     let cluster = try SearchTestCluster(zkConnect: server.connectString, corpus: Corpus(count: count, using: &generator), name: name)
     do { try await body(cluster) } catch {
         Issue.record("logs:\n\(cluster.logs())")

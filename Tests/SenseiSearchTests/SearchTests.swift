@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ZooKeeperTesting
 
 @testable import SenseiSearch
 
@@ -98,7 +99,7 @@ import Testing
     }
 
     @Test func oneIndexAnswersLikeTheDataInRandomizedRequests() throws {
-        var generator = SeededGenerator(state: 7)
+        var generator = SeededRandomNumberGenerator(seed: 7)
         let corpus = Corpus(count: 800, using: &generator)
         let index = try corpus.index()
         for _ in 0..<300 {
@@ -116,7 +117,7 @@ import Testing
     /// partitions' results are combined on each node and merged by the broker, and the answer
     /// equals one index over everything (no double counting, pagination across nodes).
     @Test func partitionsMergedAcrossNodesAnswerLikeOneIndex() throws {
-        var generator = SeededGenerator(state: 11)
+        var generator = SeededRandomNumberGenerator(seed: 11)
         let corpus = Corpus(count: 900, using: &generator)
         let partitions = try (0..<3).map { try corpus.index(partitions: [$0], partitionCount: 3) }
         let router = ConsistentHashRouter(view: [0: [1], 1: [1, 2], 2: [2]], bucketsPerNode: 100)
@@ -172,7 +173,7 @@ import Testing
     /// Relevance order without selections or facets takes a shortcut; it must agree with the
     /// general path (forced here by asking for a facet).
     @Test func theRelevanceShortcutOrdersLikeTheGeneralPath() throws {
-        var generator = SeededGenerator(state: 13)
+        var generator = SeededRandomNumberGenerator(seed: 13)
         let corpus = Corpus(count: 700, using: &generator)
         let index = try corpus.index()
         for _ in 0..<200 {

@@ -31,7 +31,7 @@ struct Corpus: ParsableCommand {
     @Option var queries = 300
 
     func run() throws {
-        var generator = SplitMix(seed: 20261121)
+        var generator = SeededRandomNumberGenerator(seed: 20261121)
         let letters = Array("abcdefghijklmnopqrstuvwxyz")
         var vocabulary: [String] = []
         var seen = Set<String>()
@@ -86,18 +86,6 @@ struct Corpus: ParsableCommand {
             {"name": "year", "type": "int"} ] },
           "facets": [ {"name": "category", "type": "simple"} ] }
         """
-}
-
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// Indexing: the gateway file into one node holding all three partitions (parse, shard, index,
