@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "SequinsKV", targets: ["SequinsKV"]),
         .library(name: "SenseiSearch", targets: ["SenseiSearch"]),
         .library(name: "DemoSupport", targets: ["DemoSupport"]),
+        .library(name: "StardogReplicated", targets: ["StardogReplicated"]),
         .executable(name: "kv", targets: ["kv"]),
         .executable(name: "kv-demo", targets: ["kv-demo"]),
         .executable(name: "search", targets: ["search"]),
@@ -92,7 +93,8 @@ let package = Package(
             ],
             path: "Sources/Demos/SequinsKV"
         ),
-        // What the demo servers share: running Swift concurrency on NIO's event loops.
+        // What the demo servers share: running Swift concurrency on NIO's event loops, Java
+        // properties files (Sensei's and Stardog's configuration).
         .target(
             name: "DemoSupport",
             dependencies: [
@@ -101,11 +103,18 @@ let package = Package(
             ],
             path: "Sources/Demos/DemoSupport"
         ),
+        // The replicated (Stardog) demo's library (in progress): RDF (N-Triples).
+        .target(
+            name: "StardogReplicated",
+            dependencies: ["DemoSupport"],
+            path: "Sources/Demos/StardogReplicated"
+        ),
         // The search (Sensei) demo's library: configuration, schema, index, queries, merging, routing.
         .target(
             name: "SenseiSearch",
             dependencies: [
                 "ZooKeeper",
+                "DemoSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -162,9 +171,14 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "StardogReplicatedTests",
+            dependencies: ["StardogReplicated", "ZooKeeperTesting"]
+        ),
+        .testTarget(
             name: "SenseiSearchTests",
             dependencies: [
                 "SenseiSearch",
+                "DemoSupport",
                 "ZooKeeper",
                 "ZooKeeperTesting",
                 .product(name: "Logging", package: "swift-log"),

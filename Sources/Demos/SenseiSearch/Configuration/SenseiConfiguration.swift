@@ -1,3 +1,4 @@
+import DemoSupport
 import Foundation
 
 /// A search node's `sensei.properties`, with Sensei's keys and defaults (§2.7 of the reference).
