@@ -6,8 +6,11 @@ public enum ProcessSetup {
     /// Runs Swift concurrency's global executor on NIO's event loops, so that an HTTP request, the
     /// proxy request it makes and the answer stay on one thread instead of hopping between NIO's
     /// threads and the cooperative pool (the hops dominated proxied requests). Call once, from the
-    /// main thread, before the first `await`. Everything that blocks already runs on its own threads
-    /// (loading and indexing, the ZooKeeper C client), so the event loops are never blocked.
+    /// main thread, before the first `await`.
+    ///
+    /// From then on a task that blocks holds up network I/O: blocking work (loading, indexing,
+    /// file listings and deletions, a search) goes through ``runOffPool(_:)``, and the ZooKeeper C
+    /// client calls back on its own threads.
     public static func runConcurrencyOnEventLoops() {
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
     }

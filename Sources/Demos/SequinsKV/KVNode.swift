@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Coordination
+import DemoSupport
 import Foundation
 import Logging
 import Metrics
@@ -109,7 +110,7 @@ public final class KVNode: Service, Sendable {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 await refreshAll()
-                cleanUpStore()
+                await cleanUpStore()
                 let server = HTTPFrontEnd(node: self, proxyClient: proxyClient, peerClient: peerClient)
                 group.addTask { try await server.run() }
                 group.addTask { try await self.refreshLoop() }
@@ -178,7 +179,8 @@ public final class KVNode: Service, Sendable {
     /// only from that loop.
     func refreshAll() async {
         let names: [String]
-        do { names = try source.databases() } catch {
+        let source = self.source
+        do { names = try await runOffPool { try source.databases() } } catch {
             logger.error("cannot list the source", metadata: ["kv.error": "\(error)"])
             return
         }
@@ -209,7 +211,7 @@ public final class KVNode: Service, Sendable {
     /// once; older ones are prepared too, in case their holders come back.
     private func backfill(_ database: Database) async {
         let versions: [String]
-        do { versions = try source.versions(of: database.name) } catch {
+        do { versions = try await listVersions(database.name) } catch {
             logger.error("cannot list versions", metadata: ["kv.db": "\(database.name)", "kv.error": "\(error)"])
             return
         }
@@ -222,7 +224,7 @@ public final class KVNode: Service, Sendable {
     /// An existing database: the greatest source version newer than the current one, if any.
     private func refresh(_ database: Database) async {
         let versions: [String]
-        do { versions = try source.versions(of: database.name) } catch {
+        do { versions = try await listVersions(database.name) } catch {
             logger.error("cannot list versions", metadata: ["kv.db": "\(database.name)", "kv.error": "\(error)"])
             return
         }
@@ -236,13 +238,19 @@ public final class KVNode: Service, Sendable {
         }
     }
 
+    private func listVersions(_ database: String) async throws -> [String] {
+        let source = self.source
+        return try await runOffPool { try source.versions(of: database) }
+    }
+
     /// Creates a version: lists its files, reads its advertisements, selects partitions, and
     /// reads back what the local store already has.
     private func newVersion(database: Database, name: String) async -> Version? {
         let metadata: Logger.Metadata = ["kv.db": "\(database.name)", "kv.version": "\(name)"]
         let files: [String]
+        let (source, databaseName) = (self.source, database.name)
         do {
-            files = try source.dataFiles(database: database.name, version: name)
+            files = try await runOffPool { try source.dataFiles(database: databaseName, version: name) }
             if let sparkey = files.first(where: { $0.hasSuffix(".spl") || $0.hasSuffix(".spi.sz") }) {
                 throw SourceError("\(sparkey): Sparkey input is not supported by kv (only Hadoop SequenceFiles)")
             }
@@ -251,7 +259,8 @@ public final class KVNode: Service, Sendable {
             return nil
         }
         let partitionCount = files.count
-        let stored = store?.manifest(database: database.name, version: name)
+        let store = self.store
+        let stored = try? await runOffPool { store?.manifest(database: databaseName, version: name) }
         var selected = Set(0..<partitionCount)
         var gate: VersionGate?
         var replication = PartitionReplication(counts: Array(repeating: 0, count: partitionCount))
@@ -283,13 +292,12 @@ public final class KVNode: Service, Sendable {
             sourcePath: source.path(database: database.name, version: name), gate: gate, address: cluster?.address)
         if let stored, stored.numPartitions == partitionCount, let store {
             do {
-                let databaseName = database.name
                 let partitions = try await runOffPool { try store.loadPartitions(database: databaseName, version: name, manifest: stored) }
                 version.install(VersionData(partitionCount: partitionCount, partitions: partitions, createdAt: Date(timeIntervalSince1970: stored.createdAt)))
                 logger.info("read the version back from the local store", metadata: metadata)
             } catch {
                 logger.warning("the stored version is unreadable; loading it again", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
-                store.remove(database: database.name, version: name)
+                _ = try? await runOffPool { store.remove(database: databaseName, version: name) }
             }
         }
         logger.info(
@@ -436,16 +444,20 @@ public final class KVNode: Service, Sendable {
     private func drop(_ version: Version) async {
         version.setState(.removing)
         await version.close()
-        store?.remove(database: version.database, version: version.name)
+        if let store {
+            let (database, name) = (version.database, version.name)
+            _ = try? await runOffPool { store.remove(database: database, version: name) }
+        }
         logger.info("removed a version", metadata: ["kv.db": "\(version.database)", "kv.version": "\(version.name)"])
     }
 
     /// Deletes stored versions that no database references (sequins' `cleanupStore`).
-    private func cleanUpStore() {
+    private func cleanUpStore() async {
         guard let store else { return }
-        for (databaseName, versionName) in store.storedVersions() where database(databaseName)?.version(named: versionName) == nil {
+        let stored = (try? await runOffPool { store.storedVersions() }) ?? []
+        for (databaseName, versionName) in stored where database(databaseName)?.version(named: versionName) == nil {
             logger.info("deleting a stored version that is no longer served", metadata: ["kv.db": "\(databaseName)", "kv.version": "\(versionName)"])
-            store.remove(database: databaseName, version: versionName)
+            _ = try? await runOffPool { store.remove(database: databaseName, version: versionName) }
         }
     }
 }

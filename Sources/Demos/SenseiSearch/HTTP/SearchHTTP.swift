@@ -1,3 +1,4 @@
+import DemoSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -47,7 +48,7 @@ public enum SearchHTTP {
         router.post("/node/get") { request, _ -> Response in
             let body = try await request.body.collect(upTo: maxBody)
             guard let uids = try? JSONDecoder().decode([String].self, from: Data(buffer: body)) else { return badRequest("the body must be a JSON array of uids") }
-            return json(try JSONEncoder().encode(index.documents(uids: uids)))
+            return json(try JSONEncoder().encode(try await runOffPool { index.documents(uids: uids) }))
         }
         return router
     }

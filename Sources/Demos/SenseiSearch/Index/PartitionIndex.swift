@@ -88,7 +88,11 @@ public final class PartitionIndex {
     /// hit count, and for each requested facet the counts of all its values.
     /// - Throws: ``RequestError`` for an unknown field or a query that cannot be parsed.
     public func search(_ request: SearchRequest) throws -> SearchResult {
-        let query = try request.validated(against: schema)
+        try search(request, query: try request.validated(against: schema))
+    }
+
+    /// ``search(_:)`` for a request already validated (`query` is its parsed query string).
+    func search(_ request: SearchRequest, query: QueryNode) throws -> SearchResult {
         let scores = try evaluate(query)
         let selections = request.selections.map { selection in matcher(selection) }
         let filters = (request.filters).map { matcher($0) }
@@ -103,10 +107,7 @@ public final class PartitionIndex {
         var numberOfHits = 0
         let wanted = request.from + request.size
         var facetCounts: [String: [String: Int]] = [:]
-        let requestedFacets = try request.facets.keys.map { name -> SearchSchema.Facet in
-            guard let facet = schema.facet(named: name) else { throw RequestError("unknown facet \(name)") }
-            return facet
-        }
+        let requestedFacets = request.facets.keys.compactMap { schema.facet(named: $0) }  // validated: all known
         let order = HitOrder(sort: request.sort)
         // Relevance with nothing to filter or count: no document is touched but the returned ones.
         if request.sort.isEmpty && selections.isEmpty && filters.isEmpty && requestedFacets.isEmpty {

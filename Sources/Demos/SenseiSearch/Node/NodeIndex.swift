@@ -1,3 +1,4 @@
+import DemoSupport
 import Foundation
 import Logging
 import Synchronization
@@ -19,6 +20,10 @@ public final class NodeIndex: Sendable {
     struct State {
         var report = IngestReport()
         var searchesByPartition: [Int: Int] = [:]
+        /// Live documents over all partitions, kept so that asking never waits for a search.
+        var documentCount = 0
+        /// The gateway position consumed (the store's, kept in memory).
+        var gatewayPosition = FileGateway.Position()
     }
 
     final class LockedPartition: @unchecked Sendable {  // the index is only touched under the lock
@@ -61,15 +66,20 @@ public final class NodeIndex: Sendable {
             indexes[partition] = LockedPartition(index)
         }
         self.indexes = indexes
+        let (count, position) = (indexes.values.reduce(0) { count, partition in count + partition.withIndex(\.liveCount) }, store.position())
+        state.withLock { state in
+            state.documentCount = count
+            state.gatewayPosition = position
+        }
     }
 
     /// Where the gateway should continue for this node.
-    public var gatewayPosition: FileGateway.Position { store.position() }
+    public var gatewayPosition: FileGateway.Position { state.withLock { $0.gatewayPosition } }
 
     public var report: IngestReport { state.withLock { $0.report } }
 
     /// The number of documents this node holds (all its partitions).
-    public var documentCount: Int { indexes.values.reduce(0) { count, partition in count + partition.withIndex(\.liveCount) } }
+    public var documentCount: Int { state.withLock { $0.documentCount } }
 
     /// Indexes a batch of gateway lines, stores the accepted ones, and records `next` as consumed.
     @discardableResult
@@ -93,7 +103,10 @@ public final class NodeIndex: Sendable {
         try store.append(lines, consumedUpTo: next)
         batch.indexed = accepted.count
         for (partition, document) in accepted { indexes[partition]!.withIndex { $0.add(document) } }
+        let count = indexes.values.reduce(0) { count, partition in count + partition.withIndex(\.liveCount) }
         state.withLock { state in
+            state.documentCount = count
+            state.gatewayPosition = next
             state.report.indexed += batch.indexed
             state.report.skipped += batch.skipped
             state.report.malformed += batch.malformed
@@ -101,53 +114,46 @@ public final class NodeIndex: Sendable {
         return batch
     }
 
-    /// Searches `request.partitions` (those this node holds; all of them when nil) in parallel and
-    /// combines their results. A partition that has not answered within `timeout` (Sensei's
-    /// `sensei.node.partition.timeout`) or that this node does not hold contributes nothing and an
-    /// error. (A single partition is searched in place and dropped if it overran.)
+    /// Searches `request.partitions` (those this node holds; all of them when nil) in parallel,
+    /// each on a thread of its own, and combines their results. A partition that has not answered
+    /// within `timeout` (Sensei's `sensei.node.partition.timeout`) is not waited for: it
+    /// contributes nothing and an `ExecutionTimeout` error; one this node does not hold, a
+    /// `PartitionCallError`.
     /// - Throws: ``RequestError`` or ``QueryParseError`` when the request itself is wrong.
     public func search(_ request: SearchRequest, timeout: Duration = .seconds(8)) async throws -> SearchResult {
-        try request.validated(against: schema)
+        let query = try request.validated(against: schema)
         let wanted = request.partitions ?? partitions
         var errors: [SearchResult.SearchError] = []
         for partition in wanted where indexes[partition] == nil {
             errors.append(.init(errorType: "PartitionCallError", message: "partition \(partition) is not on this node", errorCode: 251))
         }
         let held = wanted.filter { indexes[$0] != nil }
-        let outcomes = held.count == 1 ? Self.searchInline(indexes[held[0]]!, partition: held[0], request, timeout: timeout) : await withTaskGroup(of: PartitionOutcome.self) { group in
+        let outcomes = await withTaskGroup(of: PartitionOutcome?.self) { group in
             for partition in held {
                 let slot = indexes[partition]!
                 group.addTask {
-                    // Searching is CPU work: on a thread of its own, so a timeout can be noticed.
-                    await withCheckedContinuation { continuation in
-                        DispatchQueue.global().async {
-                            do {
-                                continuation.resume(returning: PartitionOutcome(partition: partition, result: try slot.withIndex { try $0.search(request) }))
-                            } catch {
-                                continuation.resume(returning: PartitionOutcome(partition: partition, failure: "\(error)", isRequestError: error is RequestError || error is QueryParseError))
-                            }
+                    await runOffPoolUnlessCancelled {
+                        do {
+                            return PartitionOutcome(partition: partition, result: try slot.withIndex { try $0.search(request, query: query) })
+                        } catch {
+                            return PartitionOutcome(partition: partition, failure: "\(error)")
                         }
                     }
                 }
             }
             group.addTask {
-                try? await Task.sleep(for: timeout)
-                return PartitionOutcome(partition: -1)
+                try? await eventLoopSleep(for: timeout)
+                return nil
             }
             var outcomes: [PartitionOutcome] = []
-            for await outcome in group {
-                if outcome.partition == -1 { break }
-                outcomes.append(outcome)
-                if outcomes.count == held.count { break }
-            }
-            group.cancelAll()
+            while outcomes.count < held.count, let next = await group.next(), let outcome = next { outcomes.append(outcome) }
+            group.cancelAll()  // the late partitions' waits end at once
             return outcomes
         }
-        if let wrong = outcomes.first(where: \.isRequestError) { throw RequestError(wrong.failure ?? "bad request") }
-        var results: [SearchResult] = []
         state.withLock { state in
             for outcome in outcomes where outcome.result != nil { state.searchesByPartition[outcome.partition, default: 0] += 1 }
         }
+        var results: [SearchResult] = []
         for outcome in outcomes.sorted(by: { $0.partition < $1.partition }) {
             if let result = outcome.result { results.append(result) } else {
                 errors.append(.init(errorType: "BoboExecutionError", message: "partition \(outcome.partition): \(outcome.failure ?? "failed")", errorCode: 500))
@@ -161,24 +167,16 @@ public final class NodeIndex: Sendable {
         return combined
     }
 
-    /// One partition needs no other thread or timer (they cost more than a small search): it is
-    /// searched here, and left out as late if it took longer than `timeout`.
-    private static func searchInline(_ slot: LockedPartition, partition: Int, _ request: SearchRequest, timeout: Duration) -> [PartitionOutcome] {
-        let started = ContinuousClock.now
-        do {
-            let result = try slot.withIndex { try $0.search(request) }
-            return ContinuousClock.now - started > timeout ? [] : [PartitionOutcome(partition: partition, result: result)]
-        } catch {
-            return [PartitionOutcome(partition: partition, failure: "\(error)", isRequestError: error is RequestError || error is QueryParseError)]
-        }
+    /// Runs `body` holding `partition`'s lock (tests stall a partition with it).
+    func withPartitionHeld<T>(_ partition: Int, _ body: () throws -> T) rethrows -> T {
+        try indexes[partition]!.withIndex { _ in try body() }
     }
 
-    /// One partition's part of a search (a struct: see ``SearchBroker/NodeOutcome``).
+    /// One partition's part of a search (a struct, not a tuple: see ``SearchBroker/NodeOutcome``).
     struct PartitionOutcome: Sendable {
         var partition: Int
         var result: SearchResult?
         var failure: String?
-        var isRequestError = false
     }
 
     /// The source documents of `uids` that this node holds.

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import DemoSupport
 import Foundation
 import Hummingbird
 import Logging
@@ -48,9 +49,12 @@ public final class SearchNode: Service, Sendable {
                 let broker = SearchBroker(
                     cluster: cluster, client: httpClient, timeout: configuration.brokerTimeout, partitionCount: configuration.partitionCount, logger: logger)
                 if !brokerOnly {
-                    let index = try NodeIndex(
-                        schema: schema, partitions: configuration.partitions, partitionCount: configuration.partitionCount,
-                        sharding: configuration.shardingStrategy, directory: configuration.indexDirectory, logger: logger)
+                    let (schema, configuration, logger) = (schema, configuration, logger)
+                    let index = try await runOffPool {  // reads and indexes every stored document
+                        try NodeIndex(
+                            schema: schema, partitions: configuration.partitions, partitionCount: configuration.partitionCount,
+                            sharding: configuration.shardingStrategy, directory: configuration.indexDirectory, logger: logger)
+                    }
                     logger.info("opened the index", metadata: ["search.documents": "\(index.documentCount)", "search.partitions": "\(configuration.partitions)"])
                     let address = "\(configuration.serverHost):\(configuration.serverPort)"
                     let nodeApp = Application(
@@ -115,15 +119,11 @@ public final class SearchNode: Service, Sendable {
     /// Reads and indexes one batch of gateway lines on a thread of its own (file I/O, parsing and
     /// indexing would otherwise hold up the tasks that answer searches). False at the end.
     static func ingestBatch(_ index: NodeIndex, gateway: FileGateway) async throws -> Bool {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result {
-                    let (lines, next) = try gateway.read(from: index.gatewayPosition)
-                    if lines.isEmpty { return false }
-                    try index.ingest(lines, next: next)
-                    return true
-                })
-            }
+        try await runOffPool {
+            let (lines, next) = try gateway.read(from: index.gatewayPosition)
+            if lines.isEmpty { return false }
+            try index.ingest(lines, next: next)
+            return true
         }
     }
 }

@@ -1,3 +1,4 @@
+import DemoSupport
 import Foundation
 
 /// Reads a version's SequenceFiles and keeps the records of the selected partitions.
@@ -30,36 +31,39 @@ public struct VersionBuilder: Sendable {
         if selected.isEmpty || partitionCount == 0 { return [:] }
         let workers = max(1, min(maxParallelLoads == 0 ? 10 : maxParallelLoads, files.count))
         let queue = WorkQueue(files)
+        // Each worker reads, decompresses and joins its files on a thread of its own (afterFile
+        // may block: a test's hang), and so does the final join.
         let results = try await withThrowingTaskGroup(of: [Int: [UInt8]].self) { group in
             for _ in 0..<workers {
                 group.addTask {
-                    var merged: [Int: [UInt8]] = [:]
-                    while let file = queue.next() {
-                        // afterFile may block (a test's hang): it runs off the pool too.
-                        let records = try await runOffPool {
-                            let records = try readFile(file)
+                    try await runOffPool {
+                        var merged: [Int: [UInt8]] = [:]
+                        while let file = queue.next() {
+                            Self.join(try readFile(file), into: &merged)
                             afterFile?(file)
-                            return records
                         }
-                        for (partition, bytes) in records {
-                            if merged[partition] == nil { merged[partition] = bytes } else { merged[partition]!.append(contentsOf: bytes) }
-                        }
+                        return merged
                     }
-                    return merged
                 }
             }
             var all: [[Int: [UInt8]]] = []
             for try await part in group { all.append(part) }
             return all
         }
-        var merged: [Int: [UInt8]] = [:]
-        for partition in selected { merged[partition] = [] }
-        for part in results {
-            for (partition, bytes) in part {
-                if merged[partition]?.isEmpty ?? true { merged[partition] = bytes } else { merged[partition]!.append(contentsOf: bytes) }
-            }
+        let selected = self.selected
+        return try await runOffPool {
+            var merged: [Int: [UInt8]] = [:]
+            for partition in selected { merged[partition] = [] }
+            for part in results { Self.join(part, into: &merged) }
+            return merged
         }
-        return merged
+    }
+
+    /// Appends each partition's records to `merged` (taking the buffer itself when it is the first).
+    static func join(_ records: [Int: [UInt8]], into merged: inout [Int: [UInt8]]) {
+        for (partition, bytes) in records {
+            if merged[partition]?.isEmpty ?? true { merged[partition] = bytes } else { merged[partition]!.append(contentsOf: bytes) }
+        }
     }
 
     /// Reads one file and keeps the selected partitions' records.
@@ -136,14 +140,4 @@ final class WorkQueue<Item: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     init(_ items: [Item]) { self.items = items.reversed() }
     func next() -> Item? { lock.withLock { items.popLast() } }
-}
-
-/// Runs blocking work (file reads, decompression, sleeps) on a Dispatch thread, not the
-/// cooperative pool.
-func runOffPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(with: Result { try work() })
-        }
-    }
 }
