@@ -57,9 +57,15 @@ import ZooKeeperTesting
                                         .setData(path: counter, data: Array(String(Int(data.string)! + 1).utf8), version: data.stat.version),
                                     ])
                                     fencedWrites.withLock { $0 += 1 }
-                                } catch let error as ZooKeeperError where error.code == .connectionLoss || error.code == .operationTimeout {
+                                } catch let error as ZooKeeperError where error.code == .badVersion || error.code == .noNode {
+                                    // Rejected by the server: the fence (the lock node) or the version.
+                                } catch is CoordinationError {
+                                    // The lease was lost before the write was sent.
+                                } catch {
+                                    // Sent, but the answer never came (connection loss, timeout,
+                                    // expiry, the task cancelled at the end): applied or not.
                                     uncertainWrites.withLock { $0 += 1 }
-                                } catch {}
+                                }
                             }
                             try? await Task.sleep(for: .milliseconds(Int.random(in: 1...30)))
                             _ = holders.withLock { $0.removeValue(forKey: index) }
