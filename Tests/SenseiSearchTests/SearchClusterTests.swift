@@ -193,4 +193,19 @@ import ZooKeeperTesting
             await observer.close()
         }
     }
+
+    /// A node whose broker port is taken stops (and leaves), instead of running on half started.
+    @Test func aNodeThatCannotBindItsPortExits() async throws {
+        try await withSearchCluster(count: 60) { cluster in
+            try cluster.writeGateway()
+            let first = try cluster.addNode(id: 1, partitions: "0,1,2")
+            try first.start()
+            try await eventually("node 1 serves", timeout: .seconds(60)) { (try? await first.search("{}"))?.numhits == 60 }
+            let second = try cluster.addNode(id: 2, partitions: "1")
+            second.brokerPort = first.brokerPort
+            try second.start()
+            #expect(await second.waitForExit() != 0)
+            #expect(second.log.contains("search stopped"), "\(second.log.suffix(2000))")
+        }
+    }
 }

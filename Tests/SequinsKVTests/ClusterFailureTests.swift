@@ -209,6 +209,20 @@ import ZooKeeperTesting
         }
     }
 
+    /// A node whose HTTP port is taken stops (and leaves the cluster) instead of staying joined
+    /// without serving.
+    @Test func aNodeThatCannotBindItsPortExits() async throws {
+        try await withKVCluster { cluster in
+            try await cluster.startNodes(1, serving: "v1", minReplication: 1)
+            let second = try cluster.addNode(minReplication: 1)
+            second.port = cluster.nodes[0].port
+            try second.makeVersionAvailable("v1")
+            try second.start()
+            #expect(await second.waitForExit() != 0)
+            #expect(second.log.contains("kv stopped"), "\(second.log.suffix(2000))")
+        }
+    }
+
     @Test func aBadConfigurationNamesTheKey() async throws {
         try await withKVCluster { cluster in
             let node = try cluster.addNode()

@@ -107,6 +107,7 @@ public final class KVNode: Service, Sendable {
         let (flapping, flapSignal) = AsyncStream<Void>.makeStream()
         cluster?.watchForFlapping { flapSignal.yield() }
 
+        var failure: (any Error)?
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 await refreshAll()
@@ -117,14 +118,18 @@ public final class KVNode: Service, Sendable {
                 group.addTask {
                     for await _ in flapping { throw ClusterError("Dying due to ZK flapping") }
                 }
-                try await gracefulShutdown()
+                group.addTask { try await gracefulShutdown() }
+                // Whichever ends first ends the node: a shutdown, or a part that failed (the HTTP
+                // server cannot bind, flapping).
+                _ = try await group.next()
                 group.cancelAll()
             }
+        } catch is CancellationError {
         } catch {
-            await shutdown(proxyClient: proxyClient, peerClient: peerClient)
-            throw error
+            failure = error
         }
         await shutdown(proxyClient: proxyClient, peerClient: peerClient)
+        if let failure { throw failure }
     }
 
     private func shutdown(proxyClient: HTTPClient, peerClient: PeerClient) async {

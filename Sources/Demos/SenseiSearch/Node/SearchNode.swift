@@ -39,12 +39,9 @@ public final class SearchNode: Service, Sendable {
         }
         let cluster = SearchCluster(client: client, clusterName: configuration.clusterName, logger: logger)
         let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
-        defer {
-            cluster.stopWatching()
-        }
+        var failure: (any Error)?
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                try await client.createPath(cluster.group)
                 cluster.watch()
                 let broker = SearchBroker(
                     cluster: cluster, client: httpClient, timeout: configuration.brokerTimeout, partitionCount: configuration.partitionCount, logger: logger)
@@ -79,20 +76,22 @@ public final class SearchNode: Service, Sendable {
                     },
                     logger: logger)
                 group.addTask { try await brokerApp.runService(gracefulShutdownSignals: []) }
-                try await gracefulShutdown()
+                group.addTask { try await gracefulShutdown() }
+                // Whichever ends first ends the node: a shutdown, or a part that failed (a port
+                // that cannot be bound, the gateway unreadable).
+                _ = try await group.next()
                 group.cancelAll()
             }
         } catch is CancellationError {
         } catch {
-            await cluster.leave()
-            try? await httpClient.shutdown()
-            await client.close()
-            throw error
+            failure = error
         }
+        cluster.stopWatching()
         await cluster.leave()
         try? await httpClient.shutdown()
         await client.close()
         logger.info("stopped")
+        if let failure { throw failure }
     }
 
     /// Reads the gateway to its end.
