@@ -47,8 +47,7 @@ public final class ZooKeeperServer: @unchecked Sendable {
     /// The server's directory (config, data, log).
     public let directory: URL
     let quorum: QuorumMember?
-    private let lock = NSLock()
-    private var process: Process?
+    private let child: ChildProcess
 
     /// `127.0.0.1:<port>`.
     public var connectString: String { "127.0.0.1:\(port)" }
@@ -67,6 +66,7 @@ public final class ZooKeeperServer: @unchecked Sendable {
         self.port = port
         self.quorum = quorum
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("zk-test-\(UUID().uuidString.prefix(8))-\(port)")
+        child = ChildProcess(logPath: directory.appendingPathComponent("server.log").path)
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("data"), withIntermediateDirectories: true)
         try writeConfiguration()
     }
@@ -85,11 +85,6 @@ public final class ZooKeeperServer: @unchecked Sendable {
 
     /// Launches the process without waiting (an ensemble member cannot serve before a quorum exists).
     func launch() throws {
-        lock.lock()
-        defer { lock.unlock() }
-        if let process, process.isRunning { return }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.javaPath!)
         var arguments = [
             "-Xms64m", "-Xmx\(configuration.heapMegabytes)m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
             "-Xshare:auto", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-Dzookeeper.admin.enableServer=false",
@@ -101,50 +96,27 @@ public final class ZooKeeperServer: @unchecked Sendable {
         }
         arguments += ["-cp", Self.classPath, "org.apache.zookeeper.server.quorum.QuorumPeerMain",
                       directory.appendingPathComponent("zoo.cfg").path]
-        process.arguments = arguments
-        let logURL = directory.appendingPathComponent("server.log")
-        if !FileManager.default.fileExists(atPath: logURL.path) {
-            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        }
-        let log = try FileHandle(forWritingTo: logURL)
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        self.process = process
-        // If the test process dies without destroy() (a crash, a timeout), take the server with it.
-        let watchdog = Process()
-        watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")
-        watchdog.arguments = [
-            "-c",
-            "while kill -0 \(getpid()) 2>/dev/null && kill -0 \(process.processIdentifier) 2>/dev/null; do sleep 1; done; "
-                + "kill -0 \(getpid()) 2>/dev/null || kill -9 \(process.processIdentifier) 2>/dev/null",
-        ]
-        watchdog.standardInput = FileHandle.nullDevice
-        watchdog.standardOutput = FileHandle.nullDevice
-        watchdog.standardError = FileHandle.nullDevice
-        try? watchdog.run()
+        try child.start(executable: Self.javaPath!, arguments: arguments)
     }
 
     /// Stops the server gracefully (SIGTERM) and waits for it to exit. Sessions stay in its data.
     public func stop() async {
-        await signalAndWait(SIGTERM)
+        await child.stop()
     }
 
     /// Kills the server (SIGKILL) and waits for it to exit.
     public func kill() async {
-        await signalAndWait(SIGKILL)
+        await child.kill9()
     }
 
     /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
     public func pause() {
-        if let pid = runningPID { Glibc.kill(pid, SIGSTOP) }
+        child.pause()
     }
 
     /// Resumes a paused server (SIGCONT).
     public func resume() {
-        if let pid = runningPID { Glibc.kill(pid, SIGCONT) }
+        child.resume()
     }
 
     /// Stops (SIGTERM) and starts the server on the same port with the same data.
@@ -155,40 +127,12 @@ public final class ZooKeeperServer: @unchecked Sendable {
 
     /// Kills the process and deletes the directory. Safe to call more than once.
     public func destroy() {
-        lock.lock()
-        let process = self.process
-        self.process = nil
-        lock.unlock()
-        if let process, process.isRunning {
-            Glibc.kill(process.processIdentifier, SIGCONT)
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        child.killAndWait()
         try? FileManager.default.removeItem(at: directory)
     }
 
     /// Whether the server process is running.
-    public var isRunning: Bool { runningPID != nil }
-
-    private var runningPID: pid_t? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let process, process.isRunning else { return nil }
-        return process.processIdentifier
-    }
-
-    private func signalAndWait(_ signal: Int32) async {
-        guard let pid = runningPID else { return }
-        Glibc.kill(pid, SIGCONT)
-        Glibc.kill(pid, signal)
-        let deadline = ContinuousClock.now + .seconds(15)
-        while isRunning {
-            if ContinuousClock.now > deadline {
-                Glibc.kill(pid, SIGKILL)
-            }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-    }
+    public var isRunning: Bool { child.isRunning }
 
     // MARK: - Four-letter words
 
@@ -221,8 +165,7 @@ public final class ZooKeeperServer: @unchecked Sendable {
 
     /// The last lines of the server's log.
     public func logTail(lines: Int = 30) -> String {
-        let text = (try? String(contentsOf: directory.appendingPathComponent("server.log"), encoding: .utf8)) ?? ""
-        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+        child.log.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 
     // MARK: - Set-up

@@ -17,13 +17,7 @@ final class SearchTestCluster: @unchecked Sendable {
     var nodes: [SearchTestNode] = []
     var gatewayPath: String { directory + "/gateway.json" }
 
-    static let binary: String = {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("search").path,
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/search").standardized.path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
-    }()
+    static let binary = ChildProcess.builtExecutable(named: "search")
 
     init(zkConnect: String, corpus: Corpus, name: String = #function) throws {
         clusterName = "search-" + name.filter { $0.isLetter } + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
@@ -59,13 +53,10 @@ final class SearchTestCluster: @unchecked Sendable {
 final class SearchTestNode: @unchecked Sendable {
     let id: Int
     let directory: String
-    let serverPort: Int
-    let brokerPort: Int
-    private var process: Process?
-    private var exit: (@Sendable () async -> Void)?
-    private let exited = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-    var logPath: String { directory + "/search.log" }
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var serverPort: Int
+    var brokerPort: Int
+    let child: ChildProcess
+    var log: String { child.log }
     var broker: String { "127.0.0.1:\(brokerPort)" }
 
     /// The ZooKeeper servers this node connects to (a fault proxy, for some tests).
@@ -75,6 +66,7 @@ final class SearchTestNode: @unchecked Sendable {
     init(id: Int, partitions: String, cluster: SearchTestCluster) throws {
         self.id = id
         directory = cluster.directory + "/node\(id)"
+        child = ChildProcess(logPath: directory + "/search.log")
         serverPort = try freeLoopbackPort()
         brokerPort = try freeLoopbackPort()
         zkConnect = cluster.zkConnect
@@ -102,55 +94,21 @@ final class SearchTestNode: @unchecked Sendable {
 
     func start() throws {
         try properties(self).write(toFile: directory + "/sensei.properties", atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: SearchTestCluster.binary)
-        process.arguments = ["--config", directory + "/sensei.properties", "--log-level", "debug"]
-        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        exited.withLock { $0 = (false, []) }
-        process.terminationHandler = { [weak self] _ in
-            let waiters = self?.exited.withLock { state -> [CheckedContinuation<Void, Never>] in
-                state.done = true
-                defer { state.waiters = [] }
-                return state.waiters
-            } ?? []
-            for waiter in waiters { waiter.resume() }
-        }
-        try process.run()
-        self.process = process
+        try child.start(executable: SearchTestCluster.binary, arguments: ["--config", directory + "/sensei.properties", "--log-level", "debug"])
     }
 
-    var isRunning: Bool { process?.isRunning ?? false }
+    var isRunning: Bool { child.isRunning }
 
-    func waitForExit() async {
-        await withCheckedContinuation { continuation in
-            let done = exited.withLock { state -> Bool in
-                if !state.done { state.waiters.append(continuation) }
-                return state.done
-            }
-            if done { continuation.resume() }
-        }
-    }
+    @discardableResult
+    func waitForExit() async -> Int32? { await child.waitForExit() }
 
-    func kill9() async {
-        if let pid = process?.processIdentifier, isRunning {
-            kill(pid, SIGCONT)
-            kill(pid, SIGKILL)
-        }
-        await waitForExit()
-    }
+    func kill9() async { await child.kill9() }
 
     /// SIGSTOP / SIGCONT: the node hangs with its connections open (and its session alive for a while).
-    func pause() { if let pid = process?.processIdentifier, isRunning { kill(pid, SIGSTOP) } }
-    func resume() { if let pid = process?.processIdentifier, isRunning { kill(pid, SIGCONT) } }
+    func pause() { child.pause() }
+    func resume() { child.resume() }
 
-    func stop() async {
-        if let pid = process?.processIdentifier, isRunning { kill(pid, SIGTERM) }
-        await waitForExit()
-    }
+    func stop() async { await child.stop() }
 
     /// A request to this node's broker; the status and the body.
     func broker(_ path: String, json: String? = nil) async -> (status: Int, body: String)? {

@@ -11,21 +11,20 @@ import ZooKeeperTesting
 final class KVTestNode: @unchecked Sendable {
     let index: Int
     let directory: String
-    let port: Int
+    var port: Int
     var settings: [String: String]
     var sharding: [String: String]
     var zkServers: [String]
     var testSettings: [String: String] = [:]
-    private var process: Process?
-    private var exit: ExitLatch?
+    let child: ChildProcess
     var source: String { directory + "/source" }
     lazy var store: String = directory + "/store"
-    var logPath: String { directory + "/kv.log" }
     var address: String { "127.0.0.1:\(port)" }
 
     init(index: Int, directory: String, clusterName: String, zkServers: [String], shardID: String?) throws {
         self.index = index
         self.directory = directory
+        child = ChildProcess(logPath: directory + "/kv.log")
         port = try freeLoopbackPort()
         try FileManager.default.createDirectory(atPath: directory + "/source", withIntermediateDirectories: true)
         self.zkServers = zkServers
@@ -62,48 +61,24 @@ final class KVTestNode: @unchecked Sendable {
 
     func start() throws {
         try configurationText.write(toFile: directory + "/sequins.conf", atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: KVTestCluster.binary)
-        process.arguments = ["--config", directory + "/sequins.conf", "--log-level", "debug"]
-        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        let exit = ExitLatch()
-        process.terminationHandler = { exit.exited($0.terminationStatus) }
-        try process.run()
-        self.process = process
-        self.exit = exit
+        try child.start(executable: KVTestCluster.binary, arguments: ["--config", directory + "/sequins.conf", "--log-level", "debug"])
     }
 
     /// Waits for the process to exit (without blocking a thread) and returns its status.
     @discardableResult
-    func waitForExit() async -> Int32? {
-        await exit?.wait()
-    }
+    func waitForExit() async -> Int32? { await child.waitForExit() }
 
-    var isRunning: Bool { process?.isRunning ?? false }
-
-    func signal(_ number: Int32) {
-        if let pid = process?.processIdentifier, process?.isRunning == true { kill(pid, number) }
-    }
+    var isRunning: Bool { child.isRunning }
 
     /// SIGKILL, and wait for the process to be gone.
-    func kill9() async {
-        signal(SIGKILL)
-        await waitForExit()
-    }
+    func kill9() async { await child.kill9() }
 
     /// SIGTERM (graceful: leaves the cluster), and wait.
-    func stop() async {
-        signal(SIGTERM)
-        await waitForExit()
-    }
+    func stop() async { await child.stop() }
 
-    func hup() { signal(SIGHUP) }
+    func hup() { child.signal(SIGHUP) }
 
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var log: String { child.log }
 
     struct Reply: Sendable {
         var status: Int
@@ -192,13 +167,7 @@ final class KVTestCluster: @unchecked Sendable {
     var nodes: [KVTestNode] = []
 
     /// The `kv` binary built next to the test bundle.
-    static let binary: String = {
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kv").path,
-            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../.build/debug/kv").standardized.path,
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
-    }()
+    static let binary = ChildProcess.builtExecutable(named: "kv")
 
     init(zkServers: [String], name: String = #function) throws {
         clusterName = "kv-" + name.filter { $0.isLetter || $0.isNumber } + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
@@ -265,29 +234,4 @@ func withKVCluster(
         throw error
     }
     await cluster.tearDown()
-}
-
-/// A process's exit, awaited without blocking a thread (`Process.waitUntilExit` would hold one of
-/// the two cooperative threads of a two-core machine and starve every other test).
-final class ExitLatch: Sendable {
-    private let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
-
-    func exited(_ status: Int32) {
-        let waiters = state.withLock { state in
-            state.status = status
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume(returning: status) }
-    }
-
-    func wait() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            let status = state.withLock { state -> Int32? in
-                if state.status == nil { state.waiters.append(continuation) }
-                return state.status
-            }
-            if let status { continuation.resume(returning: status) }
-        }
-    }
 }
