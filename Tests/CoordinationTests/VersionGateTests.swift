@@ -8,16 +8,20 @@ import ZooKeeperTesting
         VersionGate(client: client, root: root, database: "db", version: "20261121", partitionCount: partitions, address: address)
     }
 
-    /// Returns whether `awaitReady` finished within `limit` (it is cancelled otherwise).
-    static func readyWithin(_ gate: VersionGate, minReplication: Int, _ limit: Duration) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask { (try? await gate.awaitReady(minReplication: minReplication)) != nil }
+    /// Returns whether `awaitReady` finished within `limit` (it is cancelled otherwise); an error
+    /// from `awaitReady` is thrown, not taken for "not ready".
+    static func readyWithin(_ gate: VersionGate, minReplication: Int, _ limit: Duration) async throws -> Bool {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await gate.awaitReady(minReplication: minReplication)
+                return true
+            }
             group.addTask {
                 try? await Task.sleep(for: limit)
                 return false
             }
             defer { group.cancelAll() }
-            return await group.next() ?? false
+            return try await group.next() ?? false
         }
     }
 
@@ -54,10 +58,10 @@ import ZooKeeperTesting
         try await Self.gate(doomed, root, "d:1").advertise([2])
         await doomed.close()  // dies before partition 3 is loaded anywhere, and takes 2 with it
         let gate = Self.gate(a, root, "a:1")
-        #expect(await Self.readyWithin(gate, minReplication: 1, .milliseconds(800)) == false)
+        #expect(try await Self.readyWithin(gate, minReplication: 1, .milliseconds(800)) == false)
         #expect(try await gate.currentReplication().missing(minReplication: 1) == [2, 3])
         try await gate.advertise([2, 3])  // a replacement loads the rest
-        #expect(await Self.readyWithin(gate, minReplication: 1, .seconds(10)))
+        #expect(try await Self.readyWithin(gate, minReplication: 1, .seconds(10)))
         await a.close()
     }
 
@@ -74,8 +78,8 @@ import ZooKeeperTesting
             try await Self.gate(client, root, "node\(id):1").advertise(assigner.partitions(for: id, members: ids))
         }
         let gate = Self.gate(clients[0], root, "node1:1")
-        #expect(await Self.readyWithin(gate, minReplication: 2, .seconds(1)) == false)
-        #expect(await Self.readyWithin(gate, minReplication: 1, .seconds(5)))
+        #expect(try await Self.readyWithin(gate, minReplication: 2, .seconds(1)) == false)
+        #expect(try await Self.readyWithin(gate, minReplication: 1, .seconds(5)))
         for client in clients { await client.close() }
     }
 

@@ -39,8 +39,8 @@ import ZooKeeperTesting
             }
             // No new version while ZooKeeper is down.
             try cluster.makeVersionAvailable("v2")
-            cluster.hupAll()
-            try await Task.sleep(for: .seconds(2))
+            for node in cluster.nodes { try await node.hupAndWaitForRefresh() }
+            try await Task.sleep(for: .seconds(1))  // were it wrong, the time to switch
             for node in cluster.nodes { #expect(await node.observe() == "v1") }
             // A new node refuses to start, saying why.
             let newcomer = try cluster.addNode()
@@ -116,12 +116,15 @@ import ZooKeeperTesting
         try await eventually("nodes 0 and 2 advertise v2", timeout: .seconds(30)) {
             (try? await observer.getChildren(advertisements).names.count) == 7
         }
-        await observer.close()
         if minReplication == 1 { try await cluster.nodes[0].waitForVersion("v2") }
         await cluster.nodes[2].kill9()
-        // Give node 0 time to see node 2's advertisements vanish (session timeout 4 s) and,
-        // were it wrong, to switch to v2.
-        try await Task.sleep(for: .seconds(6))
+        // Node 2's session expires (4 s) and its three advertisements go; then, were node 0
+        // wrong, the time to switch to v2.
+        try await eventually("node 2's advertisements vanish", timeout: .seconds(30)) {
+            (try? await observer.getChildren(advertisements).names.count) == 4
+        }
+        await observer.close()
+        try await Task.sleep(for: .seconds(1))
         var answers: [(status: Int, version: String?)] = []
         for record in 0..<200 {
             let reply = await cluster.nodes[0].get("/db/" + SampleData.key(record))
@@ -169,7 +172,15 @@ import ZooKeeperTesting
             try cluster.makeVersionAvailable("v2")
             for node in cluster.nodes.prefix(3) { node.hup() }
             if minReplication == 3 {
-                try await Task.sleep(for: .seconds(10))
+                // The survivors build and advertise v2 (their 12 of the 15 slots, 4 ids) ...
+                let observer = try ZooKeeperClient(connectString: cluster.zkServers[0])
+                _ = try await observer.connect()
+                try await eventually("the survivors advertise v2", timeout: .seconds(30)) {
+                    (try? await observer.getChildren("/\(cluster.clusterName)/v1/partitions/db/v2").names.count) == 12
+                }
+                await observer.close()
+                // ... and, were they wrong, the time to switch.
+                try await Task.sleep(for: .seconds(1))
                 for node in cluster.nodes.prefix(3) { #expect(await node.observe() == "v1", "no upgrade without three copies") }
             } else {
                 for node in cluster.nodes.prefix(3) { try await node.waitForVersion("v2") }

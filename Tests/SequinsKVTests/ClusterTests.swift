@@ -72,7 +72,12 @@ import ZooKeeperTesting
             let recorders = cluster.nodes.map(ProgressionRecorder.init)
             try cluster.makeVersionAvailable("v2")
             cluster.nodes[0].hup()
-            try await Task.sleep(for: .seconds(4))
+            // Node 0 builds and advertises its part of v2 ...
+            try await eventually("node 0 builds v2", timeout: .seconds(30)) {
+                cluster.nodes[0].logLines(containing: "kv.version=v2", "built the version") == 1
+            }
+            // ... and, alone, cannot replicate it twice: it stays on v1 (given the time to switch).
+            try await Task.sleep(for: .seconds(1))
             #expect(await cluster.nodes[0].observe() == "v1", "node 0 alone cannot replicate v2 twice")
             cluster.hupAll()
             for node in cluster.nodes { try await node.waitForVersion("v2") }
@@ -89,8 +94,8 @@ import ZooKeeperTesting
             try await cluster.startNodes(3, serving: "v3")
             try cluster.makeVersionAvailable("v2")
             for node in cluster.nodes { node.removeVersion("v3") }
-            cluster.hupAll()
-            try await Task.sleep(for: .seconds(3))
+            for node in cluster.nodes { try await node.hupAndWaitForRefresh() }
+            try await Task.sleep(for: .seconds(1))  // were it wrong, the time to switch
             for node in cluster.nodes { #expect(await node.observe() == "v3") }
         }
     }

@@ -69,17 +69,4 @@ import Testing
         let flapping = detector.record(at: start + .seconds(2) + .milliseconds(10))
         #expect(flapping)
     }
-
-    @Test func sequinsAssignmentTables() {
-        let five = StaticPartitionAssigner(partitionCount: 5, replication: 3)
-        let ids = ["1", "2", "3", "4", "5"]
-        let expected = [[0, 1, 3], [0, 2, 3], [0, 2, 4], [1, 2, 4], [1, 3, 4]]
-        for (id, partitions) in zip(ids, expected) { #expect(five.partitions(for: id, members: ids) == partitions) }
-        let six = ids + ["6"]
-        #expect(five.partitions(for: "6", members: six) == [1, 3])
-        #expect(five.partitions(for: "1", members: six) == [0, 2, 4])
-        let maxReplication = StaticPartitionAssigner(partitionCount: 5, replication: 2)
-        #expect(maxReplication.partitions(for: "3", members: ["1", "2", "3"], maxReplication: 2, remoteHolders: [0: 2, 1: 2, 2: 2, 3: 2, 4: 2]) == [])
-        #expect(maxReplication.partitions(for: "4", members: ["1", "2", "3", "4"]) == [1, 3])
-    }
 }

@@ -277,15 +277,13 @@ import ZooKeeperTesting
         await expectError(.closed) { try await client.getData("/") }
     }
 
-    @Test func connectingToNoServerTimesOutWithAClearError() async throws {
+    @Test(.timeLimit(.minutes(1))) func connectingToNoServerTimesOutWithAClearError() async throws {
         let port = try freeLoopbackPort()
         let client = try ZooKeeperClient(connectString: "127.0.0.1:\(port)", configuration: configuration {
             $0.connectionTimeout = .seconds(2)
         })
-        let start = ContinuousClock.now
-        let error = await expectError(.connectionTimeout) { try await client.connect() }
+        let error = await expectError(.connectionTimeout) { try await client.connect() }  // gives up: no hang
         #expect(error?.message.contains("127.0.0.1:\(port)") == true)
-        #expect(ContinuousClock.now - start < .seconds(60), "gave up instead of hanging")
         #expect(client.state == .closed)
         await expectError(.closed) { try await client.exists("/") }
         #expect(client.outstandingCallbackContexts == 0)

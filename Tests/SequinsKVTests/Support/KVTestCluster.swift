@@ -80,6 +80,21 @@ final class KVTestNode: @unchecked Sendable {
 
     var log: String { child.log }
 
+    /// How many lines of the log contain every one of `parts` (evidence that something happened,
+    /// before a test checks that nothing else did).
+    func logLines(containing parts: String...) -> Int {
+        log.split(separator: "\n").filter { line in parts.allSatisfy { line.contains($0) } }.count
+    }
+
+    /// HUPs the node and waits until it has refreshed from the source.
+    func hupAndWaitForRefresh() async throws {
+        let before = logLines(containing: "refreshing from the source")
+        hup()
+        try await eventually("node \(index) refreshes", timeout: .seconds(30)) {
+            self.logLines(containing: "refreshing from the source") > before
+        }
+    }
+
     struct Reply: Sendable {
         var status: Int
         var version: String?
