@@ -51,6 +51,28 @@ import ZooKeeperTesting
     }
 
     /// After expiry the member is published again with its latest payload; after leave() never.
+    /// A restarted process finds its predecessor's node (another session) until that session
+    /// ends: with waitingForOtherSession the join waits for the node to go and then takes it.
+    @Test func aJoinCanWaitForAnotherSessionsNodeToGo() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let group = uniqueTestPath()
+        let old = try await connectedClient(server.connectString)
+        let new = try await connectedClient(server.connectString)
+        try await MembershipWatcher(client: old, group: group).join(memberID: "same")
+        let joining = Task { try await MembershipWatcher(client: new, group: group).join(memberID: "same", waitingForOtherSession: .seconds(60)) }
+        try await Task.sleep(for: .milliseconds(300))  // let the join find the node (it waits either way)
+        await old.close()  // the predecessor's session ends
+        try await joining.value
+        #expect(try await new.exists(group + "/same")?.ephemeralOwner == new.sessionCredentials?.sessionID)
+        // A deadline that passes while the other session lives is still a duplicate.
+        let third = try await connectedClient(server.connectString)
+        await #expect(throws: CoordinationError.self) {
+            try await MembershipWatcher(client: third, group: group).join(memberID: "same", waitingForOtherSession: .milliseconds(300))
+        }
+        await third.close()
+        await new.close()
+    }
+
     @Test func republishedAfterExpiryWithTheLatestPayloadButNeverAfterLeave() async throws {
         let server = try await ZooKeeperServer.shared()
         let group = uniqueTestPath()

@@ -5,8 +5,9 @@ import ZooKeeper
 ///
 /// - ``join(memberID:payload:)`` publishes the ephemeral node `<group>/<memberID>` with `payload`.
 ///   A node already there is adopted only if the current session owns it; one left by an earlier
-///   session of this client is waited out; one held by another live session is a
-///   ``CoordinationError/Code/duplicateMember`` error.
+///   session of this client is waited out; one held by another live session is waited out for
+///   `waitingForOtherSession` (a restarted process finds its crashed predecessor's node until the
+///   server expires that session), then is a ``CoordinationError/Code/duplicateMember`` error.
 /// - After a new session the member is published again, with the latest payload; after
 ///   ``leave()`` it is never published again.
 /// - ``members()`` streams full snapshots (member id → payload), re-armed after every event and
@@ -52,14 +53,14 @@ public final class MembershipWatcher: Sendable {
     /// sessions until ``leave()``.
     /// - Throws: ``CoordinationError/Code/duplicateMember`` when another live session holds the id;
     ///   ``CoordinationError/Code/closed`` after ``leave()``; ``ZooKeeperError``.
-    public func join(memberID: String, payload: [UInt8] = []) async throws {
+    public func join(memberID: String, payload: [UInt8] = [], waitingForOtherSession: Duration = .zero) async throws {
         try ZooKeeperPath.validate(ZooKeeperPath.join(group, memberID))
         try await publishing.withLock {
             try state.withLock { state in
                 if state.left { throw CoordinationError(.closed, path: group, message: "this watcher has left the group") }
                 state.desired = Desired(memberID: memberID, payload: payload)
             }
-            try await publish()
+            try await publish(otherSessionDeadline: .now + waitingForOtherSession)
         }
         startKeeper()
     }
@@ -98,8 +99,19 @@ public final class MembershipWatcher: Sendable {
         } catch let error as ZooKeeperError where error.code == .noNode || error.code == .sessionExpired || error.code == .closed {}
     }
 
-    /// Creates (or adopts) the member node for the desired state. Call under `publishing`.
-    private func publish() async throws {
+    /// Waits for `watch` to fire or for `deadline`, whichever comes first.
+    private static func waitForTrigger(_ watch: NodeWatch, until deadline: ContinuousClock.Instant) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = try? await watch.triggered() }
+            group.addTask { try? await Task.sleep(until: deadline) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Creates (or adopts) the member node for the desired state, waiting until
+    /// `otherSessionDeadline` for a node another session holds to go. Call under `publishing`.
+    private func publish(otherSessionDeadline: ContinuousClock.Instant = .now) async throws {
         while true {
             guard let (desired, earlier) = state.withLock({ state -> (Desired, Set<Int64>)? in
                 guard !state.left, let desired = state.desired else { return nil }
@@ -125,6 +137,12 @@ public final class MembershipWatcher: Sendable {
                     // Left by an earlier session of ours: the server deletes it soon. Wait it out.
                     let (still, watch) = try await client.existsAndWatch(path)
                     if still != nil { _ = try await watch.triggered() }
+                    continue
+                }
+                if ContinuousClock.now < otherSessionDeadline {
+                    // Another session's: wait (until the deadline) for it to go, then try again.
+                    let (still, watch) = try await client.existsAndWatch(path)
+                    if still != nil { await Self.waitForTrigger(watch, until: otherSessionDeadline) }
                     continue
                 }
                 throw CoordinationError(

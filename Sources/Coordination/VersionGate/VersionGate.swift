@@ -40,9 +40,11 @@ public final class VersionGate: Sendable {
     }
 
     /// Advertises that this node holds `partitions` of this version (idempotent per partition).
+    /// An advertisement another session still holds (this address's previous process, crashed)
+    /// is waited out for `waitingForOtherSession` (see ``MembershipWatcher/join(memberID:payload:waitingForOtherSession:)``).
     /// - Throws: ``CoordinationError/Code/duplicateMember`` when another live session advertises
     ///   the same partition with the same address; ``ZooKeeperError``.
-    public func advertise(_ partitions: some Sequence<Int>) async throws {
+    public func advertise(_ partitions: some Sequence<Int>, waitingForOtherSession: Duration = .zero) async throws {
         for partition in partitions {
             precondition(partition >= 0 && partition < partitionCount, "partition \(partition) is out of range 0..<\(partitionCount)")
             let watcher = state.withLock { state -> MembershipWatcher? in
@@ -53,7 +55,8 @@ public final class VersionGate: Sendable {
             }
             guard let watcher else { continue }
             do {
-                try await watcher.join(memberID: PartitionReplication.advertisementName(partition: partition, address: address))
+                try await watcher.join(
+                    memberID: PartitionReplication.advertisementName(partition: partition, address: address), waitingForOtherSession: waitingForOtherSession)
             } catch {
                 _ = state.withLock { $0.advertised.removeValue(forKey: partition) }
                 throw error

@@ -394,21 +394,15 @@ public final class KVNode: Service, Sendable {
         }
     }
 
-    /// Advertises the version's partitions; while ZooKeeper is unreachable, waits for the
-    /// connection to come back and tries again.
+    /// Advertises the version's partitions. The gate waits for ZooKeeper while it is unreachable,
+    /// and for this address's previous process's advertisements (after a crash) to expire.
     private func advertise(_ version: Version, gate: VersionGate) async {
-        while !Task.isCancelled {
-            do {
-                try await gate.advertise(version.selected.sorted())
-                return
-            } catch {
-                logger.warning("cannot advertise the version yet", metadata: ["kv.version": "\(version.name)", "kv.error": "\(error)"])
-                // A failure on a live connection (not a lost one) must not spin: the connection
-                // wait returns at once then, so the pause is the floor between attempts.
-                async let pause: Void? = try? Task.sleep(for: .milliseconds(200))
-                _ = try? await gate.client.waitUntilConnected()
-                _ = await pause
-            }
+        let wait = (gate.client.state.session?.negotiatedTimeout ?? configuration.zk.sessionTimeout) * 2
+        do {
+            try await gate.advertise(version.selected.sorted(), waitingForOtherSession: wait)
+        } catch is CancellationError {
+        } catch {
+            logger.error("cannot advertise the version", metadata: ["kv.version": "\(version.name)", "kv.error": "\(error)"])
         }
     }
 

@@ -105,22 +105,12 @@ public final class ClusterMembership: Sendable {
     /// it waits for it to go, up to twice its own session timeout, instead of refusing to start.
     private func register(memberID: String) async throws {
         let timeout = (client.state.session?.negotiatedTimeout ?? .seconds(10)) * 2
-        let deadline = ContinuousClock.now + timeout
-        var warned = false
-        while true {
-            do {
-                try await nodes.join(memberID: memberID)
-                return
-            } catch let error as CoordinationError where error.code == .duplicateMember && ContinuousClock.now < deadline {
-                if !warned {
-                    logger.warning(
-                        "this node is still registered by an earlier session (a crashed process?); waiting for ZooKeeper to expire it",
-                        metadata: ["kv.member": "\(memberID)", "kv.wait": "\(timeout)"])
-                    warned = true
-                }
-                try await Task.sleep(for: .milliseconds(250))
-            }
+        if let stat = try await client.exists(ZooKeeperPath.join(nodes.group, memberID)), stat.ephemeralOwner != client.state.session?.sessionID {
+            logger.warning(
+                "this node is still registered by an earlier session (a crashed process?); waiting for ZooKeeper to expire it",
+                metadata: ["kv.member": "\(memberID)", "kv.wait": "\(timeout)"])
         }
+        try await nodes.join(memberID: memberID, waitingForOtherSession: timeout)
     }
 
     private func startWatchingPeers() {
