@@ -3,7 +3,7 @@ import ZooKeeper
 
 /// Group membership on a ZooKeeper path: publish this process as a member, and watch the group.
 ///
-/// - ``join(memberID:payload:)`` publishes the ephemeral node `<group>/<memberID>` with `payload`.
+/// - ``join(memberID:payload:waitingForOtherSession:)`` publishes the ephemeral node `<group>/<memberID>` with `payload`.
 ///   A node already there is adopted only if the current session owns it; one left by an earlier
 ///   session of this client is waited out; one held by another live session is waited out for
 ///   `waitingForOtherSession` (a restarted process finds its crashed predecessor's node until the
