@@ -6,7 +6,7 @@ import ZooKeeper
 /// `<root>/partitions/<db>/<version>/<%05d partition>@<host:port>`, one ephemeral node per
 /// partition a node holds.
 ///
-/// - ``advertise(_:)`` publishes what this node holds as it finishes loading; the advertisements
+/// - ``advertise(_:waitingForOtherSession:)`` publishes what this node holds as it finishes loading; the advertisements
 ///   are published again on every new session (owner-checked, like members), and never after
 ///   ``unadvertiseAll()``.
 /// - ``replication()`` streams the holders of every partition; ``awaitReady(minReplication:)``
