@@ -16,7 +16,14 @@ public final class SearchBroker: Sendable {
     /// The cluster's partition count, when known: partitions with no live node are reported.
     let partitionCount: Int?
     let logger: Logger
-    private let routing = Mutex<(view: [Int: [SearchNodeAddress]], router: ConsistentHashRouter)?>(nil)
+    private let cachedRouting = Mutex<Routing?>(nil)
+
+    /// What a view gives the broker: the router and each node's address.
+    struct Routing: Sendable {
+        var view: [Int: [SearchNodeAddress]]
+        var router: ConsistentHashRouter
+        var addresses: [Int: String]
+    }
 
     public init(cluster: SearchCluster, client: HTTPClient, timeout: Duration, partitionCount: Int? = nil, logger: Logger) {
         self.cluster = cluster
@@ -26,40 +33,38 @@ public final class SearchBroker: Sendable {
         self.logger = logger
     }
 
-    /// The router for the current view (rebuilt only when the view changed).
-    func router() -> (view: [Int: [SearchNodeAddress]], router: ConsistentHashRouter) {
+    /// The routing for the current view (rebuilt only when the view changed).
+    func routing() -> Routing {
         let view = cluster.view
-        if let cached = routing.withLock({ $0 }), cached.view == view { return cached }
-        let built = (view: view, router: ConsistentHashRouter(view: view.mapValues { $0.map(\.nodeId) }))
-        routing.withLock { $0 = built }
+        if let cached = cachedRouting.withLock({ $0 }), cached.view == view { return cached }
+        var addresses: [Int: String] = [:]
+        for nodes in view.values { for node in nodes { addresses[node.nodeId] = node.address } }
+        let built = Routing(view: view, router: ConsistentHashRouter(view: view.mapValues { $0.map(\.nodeId) }), addresses: addresses)
+        cachedRouting.withLock { $0 = built }
         return built
     }
 
     public func search(_ request: SearchRequest) async -> SearchResult {
-        let (view, router) = router()
+        let routing = routing()
         let key = request.routeParam ?? String((0..<4).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! })
-        let plan = router.plan(for: key)
+        let plan = routing.router.plan(for: key)
         guard !plan.isEmpty else {
             var empty = ResultMerger.merge([], request: request)
             empty.errors.append(.init(errorType: "BrokerGatherError", message: "no search nodes to handle the request", errorCode: 500))
             return empty
         }
-        var addresses: [Int: String] = [:]
-        for nodes in view.values { for node in nodes { addresses[node.nodeId] = node.address } }
         var nodeRequest = request
         nodeRequest.size = request.from + request.size
         nodeRequest.from = 0
-        let body: Data
-        do { body = try JSONEncoder().encode(nodeRequest) } catch { return SearchResult(errors: [.init(errorType: "JsonParsingError", message: "\(error)", errorCode: 400)]) }
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         let outcomes = await withTaskGroup(of: NodeOutcome.self) { group in
             for (node, partitions) in plan {
-                guard let address = addresses[node] else { continue }
+                guard let address = routing.addresses[node] else { continue }
                 var perNode = nodeRequest
                 perNode.partitions = partitions
-                let payload = (try? JSONEncoder().encode(perNode)) ?? body
                 group.addTask {
                     do {
+                        let payload = try JSONEncoder().encode(perNode)
                         let result: SearchResult = try await self.ask(address: address, path: "/node/search", body: payload, deadline: deadline)
                         return NodeOutcome(node: node, partitions: partitions, result: result, failure: nil)
                     } catch {
@@ -86,7 +91,7 @@ public final class SearchBroker: Sendable {
             }
         }
         if let partitionCount {
-            let unserved = (0..<partitionCount).filter { view[$0]?.isEmpty ?? true }
+            let unserved = (0..<partitionCount).filter { routing.view[$0]?.isEmpty ?? true }
             if !unserved.isEmpty {
                 errors.append(.init(errorType: "PartitionCallError", message: "partitions \(unserved) have no live node", errorCode: 251))
             }
@@ -123,9 +128,7 @@ public final class SearchBroker: Sendable {
 
     /// `/sensei/sysinfo` merged over every live node: documents summed, cluster info listed.
     public func systemInfo() async -> (numdocs: Int, nodes: [NodeInfo]) {
-        let view = cluster.view
-        var addresses: [Int: String] = [:]
-        for nodes in view.values { for node in nodes { addresses[node.nodeId] = node.address } }
+        let addresses = routing().addresses
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         let infos = await withTaskGroup(of: NodeInfo?.self) { group in
             for (_, address) in addresses {
@@ -140,15 +143,13 @@ public final class SearchBroker: Sendable {
 
     /// `/sensei/get`: the sources of `uids`, asked of one replica per partition.
     public func documents(uids: [String]) async -> [String: String] {
-        let (view, router) = router()
-        var addresses: [Int: String] = [:]
-        for nodes in view.values { for node in nodes { addresses[node.nodeId] = node.address } }
-        let nodes = Set(router.plan(for: "get").keys)
+        let routing = routing()
+        let nodes = Set(routing.router.plan(for: "get").keys)
         let body = (try? JSONEncoder().encode(uids)) ?? Data()
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         return await withTaskGroup(of: [String: String].self) { group in
             for node in nodes {
-                guard let address = addresses[node] else { continue }
+                guard let address = routing.addresses[node] else { continue }
                 group.addTask { (try? await self.ask(address: address, path: "/node/get", body: body, deadline: deadline)) ?? [:] }
             }
             var found: [String: String] = [:]

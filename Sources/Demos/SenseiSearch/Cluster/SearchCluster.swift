@@ -45,7 +45,6 @@ public final class SearchCluster: Sendable {
         var members: [String: SearchEndpoint] = [:]
         var view: [Int: [SearchNodeAddress]] = [:]
         var viewWatcher: Task<Void, Never>?
-        var listeners: [UUID: AsyncStream<[Int: [SearchNodeAddress]]>.Continuation] = [:]
     }
 
     public init(client: ZooKeeperClient, clusterName: String, logger: Logger) {
@@ -149,19 +148,6 @@ public final class SearchCluster: Sendable {
         state.withLock { $0.viewWatcher = task }
     }
 
-    /// Every new view, starting with the current one.
-    public func viewUpdates() -> AsyncStream<[Int: [SearchNodeAddress]]> {
-        let (stream, continuation) = AsyncStream<[Int: [SearchNodeAddress]]>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let id = UUID()
-        let current = state.withLock { state in
-            state.listeners[id] = continuation
-            return state.view
-        }
-        continuation.yield(current)
-        continuation.onTermination = { [weak self] _ in self?.state.withLock { _ = $0.listeners.removeValue(forKey: id) } }
-        return stream
-    }
-
     private func apply(memberNames names: [String]) async {
         let known = state.withLock { $0.members }
         var members: [String: SearchEndpoint] = [:]
@@ -176,12 +162,10 @@ public final class SearchCluster: Sendable {
             members[name] = endpoint
         }
         let view = Self.view(of: Array(members.values))
-        let listeners = state.withLock { state -> [AsyncStream<[Int: [SearchNodeAddress]]>.Continuation] in
+        state.withLock { state in
             state.members = members
             state.view = view
-            return Array(state.listeners.values)
         }
-        for listener in listeners { listener.yield(view) }
     }
 
     /// partition → its live nodes (each once, ordered by node id).
@@ -192,14 +176,10 @@ public final class SearchCluster: Sendable {
     }
 
     public func stopWatching() {
-        let (task, listeners) = state.withLock { state in
-            defer {
-                state.viewWatcher = nil
-                state.listeners = [:]
-            }
-            return (state.viewWatcher, Array(state.listeners.values))
+        let task = state.withLock { state in
+            defer { state.viewWatcher = nil }
+            return state.viewWatcher
         }
         task?.cancel()
-        for listener in listeners { listener.finish() }
     }
 }

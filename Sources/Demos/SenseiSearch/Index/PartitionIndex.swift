@@ -35,12 +35,7 @@ public final class PartitionIndex {
 
     /// Adds (or replaces, by uid) a document.
     public func add(_ document: SearchDocument) {
-        if let old = uidToDocument[document.uid], live[Int(old)] {
-            documents[Int(old)] = nil
-            live[Int(old)] = false
-            liveCount -= 1
-            for slot in fullTextColumnIndexes.indices { totalLengths[slot] -= Int(lengths[slot][Int(old)]) }
-        }
+        if let old = uidToDocument[document.uid] { retire(old) }
         let id = Int32(documents.count)
         documents.append(document)
         numericUIDs.append(Int64(document.uid))
@@ -71,7 +66,12 @@ public final class PartitionIndex {
 
     /// Removes the document with `uid`, if present.
     public func delete(uid: String) {
-        guard let id = uidToDocument.removeValue(forKey: uid), live[Int(id)] else { return }
+        if let id = uidToDocument.removeValue(forKey: uid) { retire(id) }
+    }
+
+    /// Takes a replaced or deleted document out of the counts (its postings stay, skipped as dead).
+    private func retire(_ id: Int32) {
+        guard live[Int(id)] else { return }
         documents[Int(id)] = nil
         live[Int(id)] = false
         liveCount -= 1
@@ -115,7 +115,7 @@ public final class PartitionIndex {
             let hits = top.map { hit(documents[Int($0.document)]!, score: $0.score, request: request, withStoredFields: true) }
             return SearchResult(numhits: scores.count, totaldocs: liveCount, hits: hits)
         }
-        var best = TopHits(limit: wanted, order: order)
+        var best = TopK(limit: wanted, precedes: order.precedes)
         for (id, score) in scores {
             guard let document = documents[Int(id)] else { continue }
             let selected = passes(document)
@@ -146,7 +146,6 @@ public final class PartitionIndex {
 
     /// The first `limit` of `scores` by score (descending), then uid, as ``HitOrder`` orders them.
     private func topByRelevance(_ scores: Scored, limit: Int) -> Scored {
-        guard limit > 0 else { return [] }
         let numericUIDs = self.numericUIDs
         let documents = self.documents
         func precedes(_ left: (document: Int32, score: Float), _ right: (document: Int32, score: Float)) -> Bool {
@@ -154,21 +153,9 @@ public final class PartitionIndex {
             if let a = numericUIDs[Int(left.document)], let b = numericUIDs[Int(right.document)], a != b { return a < b }
             return documents[Int(left.document)]!.uid < documents[Int(right.document)]!.uid
         }
-        var buffer = Scored()
-        let capacity = 2 * max(limit, 16)
-        buffer.reserveCapacity(capacity)
-        var threshold: (document: Int32, score: Float)?
-        for entry in scores {
-            if let threshold, !precedes(entry, threshold) { continue }
-            buffer.append(entry)
-            if buffer.count >= capacity {
-                buffer.sort(by: precedes)
-                buffer.removeLast(buffer.count - limit)
-                threshold = buffer.last
-            }
-        }
-        buffer.sort(by: precedes)
-        return Array(buffer.prefix(limit))
+        var best = TopK(limit: limit, precedes: precedes)
+        for entry in scores { best.add(entry) }
+        return best.sorted()
     }
 
     private func hit(_ document: SearchDocument, score: Float, request: SearchRequest, withStoredFields: Bool) -> SearchResult.Hit {
@@ -401,29 +388,36 @@ public final class PartitionIndex {
     }
 }
 
-/// The first `limit` hits in `order` out of many, in O(n log limit): a buffer sorted and cut
-/// whenever it doubles.
-struct TopHits {
+/// The first `limit` elements in the order `precedes` out of many, in O(n log limit): a buffer
+/// sorted and cut whenever it doubles; once full, an element that does not precede the last kept
+/// one is not even stored.
+struct TopK<Element> {
     let limit: Int
-    let order: HitOrder
-    private var buffer: [SearchResult.Hit] = []
+    let precedes: (Element, Element) -> Bool
+    private var buffer: [Element] = []
+    private var threshold: Element?
 
-    init(limit: Int, order: HitOrder) {
+    init(limit: Int, precedes: @escaping (Element, Element) -> Bool) {
         self.limit = limit
-        self.order = order
+        self.precedes = precedes
     }
 
-    mutating func add(_ hit: SearchResult.Hit) {
-        buffer.append(hit)
+    mutating func add(_ element: Element) {
+        guard limit > 0 else { return }
+        if let threshold, !precedes(element, threshold) { return }
+        buffer.append(element)
         if buffer.count >= 2 * max(limit, 16) { cut() }
     }
 
     private mutating func cut() {
-        buffer.sort(by: order.precedes)
-        if buffer.count > limit { buffer.removeLast(buffer.count - limit) }
+        buffer.sort(by: precedes)
+        if buffer.count > limit {
+            buffer.removeLast(buffer.count - limit)
+            threshold = buffer.last
+        }
     }
 
-    mutating func sorted() -> [SearchResult.Hit] {
+    mutating func sorted() -> [Element] {
         cut()
         return buffer
     }
