@@ -26,7 +26,6 @@ public final class KVNode: Service, Sendable {
     struct Runtime {
         var store: LocalStore?
         var cluster: ClusterMembership?
-        var shardID: String?
         var databases: [String: Database] = [:]
         var refreshTrigger: AsyncStream<Void>.Continuation?
     }
@@ -43,7 +42,7 @@ public final class KVNode: Service, Sendable {
 
     var cluster: ClusterMembership? { runtime.withLock { $0.cluster } }
     var store: LocalStore? { runtime.withLock { $0.store } }
-    public var shardID: String? { runtime.withLock { $0.shardID } }
+    public var shardID: String? { cluster?.shardID }
     func database(_ name: String) -> Database? { runtime.withLock { $0.databases[name] } }
     var databases: [Database] { runtime.withLock { state in state.databases.keys.sorted().compactMap { state.databases[$0] } } }
 
@@ -94,7 +93,6 @@ public final class KVNode: Service, Sendable {
             do {
                 let shardID = try await joined.join(
                     configuredShardID: configuration.sharding.shardID, store: store, timeToConverge: configuration.sharding.timeToConverge)
-                runtime.withLock { $0.shardID = shardID }
                 logger.info("joined the cluster", metadata: ["kv.shard_id": "\(shardID)", "kv.address": "\(joined.address)"])
             } catch {
                 await joined.shutdown()
@@ -294,7 +292,7 @@ public final class KVNode: Service, Sendable {
         }
         let version = Version(
             database: database.name, name: name, files: files, selected: selected,
-            sourcePath: source.path(database: database.name, version: name), gate: gate, address: cluster?.address)
+            sourcePath: source.path(database: database.name, version: name), gate: gate)
         if let stored, stored.numPartitions == partitionCount, let store {
             do {
                 let partitions = try await runOffPool { try store.loadPartitions(database: databaseName, version: name, manifest: stored) }
@@ -429,14 +427,18 @@ public final class KVNode: Service, Sendable {
     private func scheduleRemoval(_ database: Database, _ version: Version) {
         let timeout = configuration.test.effectiveVersionRemoveTimeout
         version.touch()
-        Task {
-            while true {
+        // The version's own task: closing the version (shutdown, removal) cancels it.
+        version.adopt(Task {
+            while !Task.isCancelled {
                 let idle = ContinuousClock.now - version.lastUse
-                if idle >= timeout { break }
-                try? await Task.sleep(for: timeout - idle)
+                if idle < timeout {
+                    try? await Task.sleep(for: timeout - idle)
+                    continue
+                }
+                for (_, affected) in database.decide({ $0.removalTimedOut(version.name) }) { await self.drop(affected) }
+                return
             }
-            for (_, affected) in database.decide({ $0.removalTimedOut(version.name) }) { await self.drop(affected) }
-        }
+        })
     }
 
     /// Withdraws and deletes a version.

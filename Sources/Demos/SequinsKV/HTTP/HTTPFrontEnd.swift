@@ -48,13 +48,12 @@ struct HTTPFrontEnd: Sendable {
             return await status(database: nil, request: request, forPeer: proxyParameter != nil)
         }
         if path == "/healthz" { return health() }
-        var rest = path.dropFirst()
+        let rest = path.dropFirst()
         let databaseName: String
         var rawKey: Substring = ""
         if let slash = rest.firstIndex(of: "/") {
             databaseName = String(decoding: PercentDecoding.decode(rest[..<slash]), as: UTF8.self)
             rawKey = rest[rest.index(after: slash)...]
-            rest = rest[..<slash]
         } else {
             databaseName = String(decoding: PercentDecoding.decode(rest), as: UTF8.self)
         }
@@ -167,18 +166,31 @@ struct HTTPFrontEnd: Sendable {
     func status(database: String?, request: Request, forPeer: Bool) async -> Response {
         var status = localStatus(database: database)
         if !forPeer, let cluster = node.cluster {
-            for peer in cluster.peers.keys.sorted() {
-                do {
-                    var peerRequest = HTTPClientRequest(url: "http://\(peer)/?proxy=status")
-                    peerRequest.headers.add(name: "Accept", value: "application/json")
-                    let response = try await proxyClient.execute(peerRequest, timeout: .seconds(5))
-                    let body = try await response.body.collect(upTo: 64 << 20)
-                    var peerStatus = try JSONDecoder().decode(ClusterStatus.self, from: Data(buffer: body))
-                    if let database { peerStatus.dbs = peerStatus.dbs.filter { $0.key == database } }
-                    status.merge(peerStatus)
-                } catch {
-                    node.logger.debug("a peer's status is unavailable", metadata: ["kv.peer": "\(peer)", "kv.error": "\(error)"])
+            // Every peer at once (one down costs its timeout once, not once per peer).
+            let client = proxyClient
+            let logger = node.logger
+            let peerStatuses = await withTaskGroup(of: ClusterStatus?.self) { group in
+                for peer in cluster.peers.keys {
+                    group.addTask {
+                        do {
+                            var peerRequest = HTTPClientRequest(url: "http://\(peer)/?proxy=status")
+                            peerRequest.headers.add(name: "Accept", value: "application/json")
+                            let response = try await client.execute(peerRequest, timeout: .seconds(5))
+                            let body = try await response.body.collect(upTo: 64 << 20)
+                            return try JSONDecoder().decode(ClusterStatus.self, from: Data(buffer: body))
+                        } catch {
+                            logger.debug("a peer's status is unavailable", metadata: ["kv.peer": "\(peer)", "kv.error": "\(error)"])
+                            return nil
+                        }
+                    }
                 }
+                var statuses: [ClusterStatus] = []
+                for await peerStatus in group { if let peerStatus { statuses.append(peerStatus) } }
+                return statuses
+            }
+            for var peerStatus in peerStatuses {
+                if let database { peerStatus.dbs = peerStatus.dbs.filter { $0.key == database } }
+                status.merge(peerStatus)
             }
         }
         let wantsJSON = request.headers[.accept] == "application/json" || forPeer

@@ -18,7 +18,8 @@ public final class Version: Sendable {
     public let selected: Set<Int>
     public let sourcePath: String
     let gate: VersionGate?
-    let address: String?
+    /// This node's address in ZooKeeper (nil outside a cluster).
+    var address: String? { gate?.address }
 
     private struct Mutable {
         var state: State = .building
@@ -36,7 +37,7 @@ public final class Version: Sendable {
     }
     private let mutable: Mutex<Mutable>
 
-    init(database: String, name: String, files: [String], selected: Set<Int>, sourcePath: String, gate: VersionGate?, address: String?) {
+    init(database: String, name: String, files: [String], selected: Set<Int>, sourcePath: String, gate: VersionGate?) {
         self.database = database
         self.name = name
         self.files = files
@@ -44,7 +45,6 @@ public final class Version: Sendable {
         self.selected = selected
         self.sourcePath = sourcePath
         self.gate = gate
-        self.address = address
         mutable = Mutex(Mutable())
     }
 
