@@ -18,8 +18,11 @@ export KEYS=$(sed 's/.*keys=\([^ ]*\).*/\1/' <<<"$line")
 for round in 1 2 3; do
   for target in constant:$constant local:$local_addr proxied:$proxying; do
     name=${target%%:*}; addr=${target#*:}
-    rps=$(wrk -t2 -c"$connections" -d"${seconds}s" -s kv-wrk.lua "http://$addr" | awk '/Requests\/sec/ {print $2}')
-    echo "round $round $name $rps"
+    report=$(wrk -t2 -c"$connections" -d"${seconds}s" -s kv-wrk.lua "http://$addr")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$report")
+    # Failed requests are not throughput: a run with any is reported as invalid.
+    errors=$(awk '/Non-2xx or 3xx responses/ {print $5} /Socket errors/ {print "socket errors"}' <<<"$report")
+    if [ -n "$errors" ]; then echo "round $round $name $rps INVALID: $errors"; else echo "round $round $name $rps"; fi
   done
 done
 exec 3>&-

@@ -121,10 +121,10 @@ struct Servers: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             let local = try KVNode(configuration: configuration(0, shard: "1"), logger: logger)
             group.addTask { try await local.run() }
-            try await waitForVersion(port: ports[0])
+            try await waitForVersion(port: ports[0], proxied: false)
             let proxying = try KVNode(configuration: configuration(1, shard: "2"), logger: logger)
             group.addTask { try await proxying.run() }
-            try await waitForVersion(port: ports[1])
+            try await waitForVersion(port: ports[1], proxied: true)
             group.addTask { try await ConstantResponseServer.run(host: "127.0.0.1", port: ports[2], body: "value-0@1" + String(repeating: ".", count: 91)) }
             let keys = (0..<records).map { "/bench/" + SampleData.key($0) }.joined(separator: "\n")
             try keys.write(toFile: directory + "/keys.txt", atomically: true, encoding: .utf8)
@@ -141,11 +141,21 @@ struct Servers: AsyncParsableCommand {
         }
     }
 
-    func waitForVersion(port: Int) async throws {
+    /// Waits until the node at `port` serves version 1, and checks its role in the comparison: the
+    /// "local" node answers itself, the "proxied" one through a peer (else the figures would
+    /// measure something else).
+    func waitForVersion(port: Int, proxied: Bool) async throws {
         try await eventually("127.0.0.1:\(port) serves version 1", timeout: .seconds(120)) {
             let request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/bench/key-0")
             let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5))
             return response?.status == .ok
+        }
+        for index in 0..<20 {
+            let request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/bench/" + SampleData.key(index))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+            guard response.status == .ok, response.headers.contains(name: "X-Sequins-Proxied-To") == proxied else {
+                throw ValidationError("127.0.0.1:\(port) should answer \(proxied ? "through a peer" : "itself"): \(response.status), \(response.headers)")
+            }
         }
     }
 }
