@@ -296,12 +296,6 @@ enum LoopbackSocket {
     }
 }
 
-extension Duration {
-    var milliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
-    }
-}
-
 extension ZooKeeperServer {
     private static let sharedServer = Task { try await ZooKeeperServer.start() }
 

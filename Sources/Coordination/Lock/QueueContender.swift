@@ -98,7 +98,8 @@ struct QueueContender: Sendable {
                 await remove(path: ZooKeeperPath.join(parent, name))
                 return
             } catch let error as ZooKeeperError where error.isRetryable {
-                try? await Task.sleep(for: .milliseconds(100))
+                // Try again once connected (the same session still owns the node).
+                guard (try? await waitForConnection(deadline: nil)) != nil else { return }
             } catch {
                 return  // no parent, session gone (the node with it), or closed
             }

@@ -120,7 +120,7 @@ public final class VersionGate: Sendable {
     public static func removeEmptyVersions(client: ZooKeeperClient, root: String, olderThan guardTime: Duration = .seconds(3600)) async throws -> [String] {
         let partitions = ZooKeeperPath.join(root, "partitions")
         let nowMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
-        let cutoff = nowMilliseconds - guardTime.components.seconds * 1000 - guardTime.components.attoseconds / 1_000_000_000_000_000
+        let cutoff = nowMilliseconds - guardTime.milliseconds
         var removed: [String] = []
         func removeIfEmptyAndOld(_ path: String) async throws -> Bool {
             guard let stat = try await client.exists(path) else { return true }

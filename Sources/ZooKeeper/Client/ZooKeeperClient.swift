@@ -586,7 +586,8 @@ private let sessionWatcher: watcher_fn = { handle, type, state, _, context in
 }
 
 extension Duration {
-    var milliseconds: Int64 {
+    /// Whole milliseconds (rounded down), for the C client, server settings and znode times.
+    package var milliseconds: Int64 {
         components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 
