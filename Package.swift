@@ -115,6 +115,7 @@ let package = Package(
             name: "SenseiSearch",
             dependencies: [
                 "ZooKeeper",
+                "Coordination",
                 "DemoSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+import Coordination
 import Foundation
 import Logging
 import Synchronization
@@ -41,8 +42,6 @@ public final class SearchCluster: Sendable {
         var desired: [SearchEndpoint] = []
         var left = false
         var keeper: Task<Void, Never>?
-        /// member name → its endpoint (a sequential member's data never changes).
-        var members: [String: SearchEndpoint] = [:]
         var view: [Int: [SearchNodeAddress]] = [:]
         var viewWatcher: Task<Void, Never>?
     }
@@ -95,6 +94,8 @@ public final class SearchCluster: Sendable {
         for endpoint in desired {
             var names = ours[endpoint.shard] ?? []
             if names.isEmpty {
+                // A leave() that came meanwhile wins (it is not serialised with this pass).
+                if state.withLock({ $0.left }) { return }
                 let data = try JSONEncoder().encode(endpoint)
                 try await client.create(group + "/" + Self.memberPrefix, data: Array(data), mode: .ephemeralSequential)
                 logger.info("registered a partition", metadata: ["search.partition": "\(endpoint.shard)"])
@@ -124,7 +125,8 @@ public final class SearchCluster: Sendable {
     /// The current partition → live nodes map.
     public var view: [Int: [SearchNodeAddress]] { state.withLock { $0.view } }
 
-    /// Starts following the group (once); the view is replaced on every change.
+    /// Starts following the group (once) with the library's membership stream (snapshots of
+    /// every member's data, re-read after reconnects); the view is replaced on every change.
     public func watch() {
         let start = state.withLock { state -> Bool in
             guard state.viewWatcher == nil else { return false }
@@ -132,40 +134,28 @@ public final class SearchCluster: Sendable {
             return true
         }
         guard start else { return }
-        let updates = client.childrenUpdates(group)
+        let snapshots = MembershipWatcher(client: client, group: group).members()
+        let logger = self.logger
         let task = Task { [weak self] in
             do {
-                for try await update in updates {
+                for try await members in snapshots {
                     guard let self else { return }
-                    let names: [String]
-                    if case .children(let children) = update { names = children.names.filter { $0.hasPrefix(Self.memberPrefix) } } else { names = [] }
-                    await self.apply(memberNames: names)
+                    var endpoints: [SearchEndpoint] = []
+                    for (name, data) in members where name.hasPrefix(Self.memberPrefix) {
+                        guard let endpoint = try? JSONDecoder().decode(SearchEndpoint.self, from: Data(data)) else {
+                            logger.warning("a member's data is not {host, port, shard, nodeId}", metadata: ["search.member": "\(name)"])
+                            continue
+                        }
+                        endpoints.append(endpoint)
+                    }
+                    let view = Self.view(of: endpoints)
+                    self.state.withLock { $0.view = view }
                 }
             } catch {
-                self?.logger.debug("stopped watching the cluster", metadata: ["search.error": "\(error)"])
+                logger.debug("stopped watching the cluster", metadata: ["search.error": "\(error)"])
             }
         }
         state.withLock { $0.viewWatcher = task }
-    }
-
-    private func apply(memberNames names: [String]) async {
-        let known = state.withLock { $0.members }
-        var members: [String: SearchEndpoint] = [:]
-        for name in names {
-            if let endpoint = known[name] { members[name] = endpoint; continue }
-            // A member that vanished between the listing and this read is simply not in the view.
-            guard let node = try? await client.getData(group + "/" + name) else { continue }
-            guard let endpoint = try? JSONDecoder().decode(SearchEndpoint.self, from: Data(node.bytes)) else {
-                logger.warning("a member's data is not {host, port, shard, nodeId}", metadata: ["search.member": "\(name)"])
-                continue
-            }
-            members[name] = endpoint
-        }
-        let view = Self.view(of: Array(members.values))
-        state.withLock { state in
-            state.members = members
-            state.view = view
-        }
     }
 
     /// partition → its live nodes (each once, ordered by node id).
