@@ -4,6 +4,30 @@ import ZooKeeperTesting
 @testable import Coordination
 
 @Suite struct DistributedLockTests {
+    /// With a digest ACL, the lock's node and the holder's node carry it: a session without the
+    /// credentials can see the holder but can neither break the lock nor queue for it.
+    @Test func aProtectedLockCannotBeBrokenWithoutTheCredentials() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        var configuration = ZooKeeperClient.Configuration()
+        configuration.digestCredentials = [.init(user: "ops", password: "secret")]
+        let owner = try ZooKeeperClient(connectString: server.connectString, configuration: configuration)
+        _ = try await owner.connect()
+        let stranger = try await connectedClient(server.connectString)
+        var lockConfiguration = DistributedLock.Configuration()
+        lockConfiguration.acl = [ACL.digest(user: "ops", password: "secret"), ACL(permissions: .read, scheme: "world", id: "anyone")]
+        let lease = try await DistributedLock(client: owner, path: path, configuration: lockConfiguration).acquire(timeout: .seconds(10))
+        #expect(try await owner.getACL(path).acl == lockConfiguration.acl)
+        #expect(try await owner.getACL(lease.node.path).acl == lockConfiguration.acl)
+        #expect(try await children(stranger, path) == [lease.node.name])
+        await #expect(throws: ZooKeeperError.self) { try await stranger.delete(lease.node.path) }
+        await #expect(throws: ZooKeeperError.self) { _ = try await DistributedLock(client: stranger, path: path).tryAcquire() }
+        #expect(lease.isHeld)
+        await lease.release()
+        await owner.close()
+        await stranger.close()
+    }
+
     /// 8 sessions take the same lock many times; an in-process checker never sees two holders.
     @Test func mutualExclusionAcrossSessions() async throws {
         let server = try await ZooKeeperServer.shared()

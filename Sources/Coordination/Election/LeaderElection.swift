@@ -21,6 +21,8 @@ public final class LeaderElection: Sendable {
         /// When a leader must step down. Default: ``LossPolicy/onPresumedExpired``
         /// (``LossPolicy/onSuspended`` steps down at the first disconnect).
         public var lossPolicy: LossPolicy = .onPresumedExpired
+        /// The ACL of the election's node and of the candidates' nodes. Default: open to anyone.
+        public var acl: [ACL] = ACL.openUnsafe
         public init() {}
     }
 
@@ -37,7 +39,7 @@ public final class LeaderElection: Sendable {
     }
 
     var contender: QueueContender {
-        QueueContender(client: client, parent: path, kind: .exclusive, maxHolders: 1)
+        QueueContender(client: client, parent: path, kind: .exclusive, maxHolders: 1, acl: configuration.acl)
     }
 
     /// Joins the election and waits until this participant leads.

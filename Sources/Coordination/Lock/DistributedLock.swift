@@ -25,6 +25,9 @@ public final class DistributedLock: Sendable {
     public struct Configuration: Sendable {
         /// When a holder must consider the lock lost. Default: ``LossPolicy/onPresumedExpired``.
         public var lossPolicy: LossPolicy = .onPresumedExpired
+        /// The ACL of the lock's node and of the contenders' nodes. Default: open to anyone
+        /// (`world:anyone`); a digest ACL keeps clients without its credentials out.
+        public var acl: [ACL] = ACL.openUnsafe
         public init() {}
     }
 
@@ -56,7 +59,7 @@ public final class DistributedLock: Sendable {
     }
 
     var contender: QueueContender {
-        QueueContender(client: client, parent: path, kind: kind, maxHolders: maxHolders)
+        QueueContender(client: client, parent: path, kind: kind, maxHolders: maxHolders, acl: configuration.acl)
     }
 
     /// Waits until the lock is held.

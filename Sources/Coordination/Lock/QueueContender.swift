@@ -23,6 +23,8 @@ struct QueueContender: Sendable {
     let parent: String
     let kind: LockQueue.Kind
     let maxHolders: Int
+    /// The ACL of the parent (when this contender creates it) and of our node.
+    var acl: [ACL] = ACL.openUnsafe
 
     /// Creates our node and reads the queue in one round trip (the two requests are pipelined).
     ///
@@ -38,7 +40,7 @@ struct QueueContender: Sendable {
                 try await waitForConnection(deadline: deadline)
                 continue
             }
-            let create = client.submitCreate(prefix, data: data, mode: .ephemeralSequential)
+            let create = client.submitCreate(prefix, data: data, mode: .ephemeralSequential, acl: acl)
             let children = client.submitGetChildren(parent)
             do {
                 let created: CreatedNode
@@ -51,7 +53,7 @@ struct QueueContender: Sendable {
                     throw CancellationError()
                 } catch let error as ZooKeeperError where error.code == .noNode {
                     _ = try? await children.value()
-                    try await client.createPath(parent, mode: .container)
+                    try await client.createPath(parent, mode: .container, acl: acl)
                     continue
                 }
                 let node = ContenderNode(path: created.path, sessionID: created.stat.ephemeralOwner,

@@ -37,9 +37,13 @@ public final class MembershipWatcher: Sendable {
     /// Serialises join, updatePayload, leave and republishing.
     private let publishing = AsyncLock()
 
-    public init(client: ZooKeeperClient, group: String) {
+    /// The ACL of this member's node (and of the group's node when the join creates it).
+    public let acl: [ACL]
+
+    public init(client: ZooKeeperClient, group: String, acl: [ACL] = ACL.openUnsafe) {
         self.client = client
         self.group = group
+        self.acl = acl
     }
 
     deinit {
@@ -123,7 +127,7 @@ public final class MembershipWatcher: Sendable {
                 continue
             }
             do {
-                try await client.create(path, data: desired.payload, mode: .ephemeral, parents: .persistent)
+                try await client.create(path, data: desired.payload, mode: .ephemeral, acl: acl, parents: .persistent)
                 markPublished(generation: session.generation)
                 return
             } catch let error as ZooKeeperError where error.code == .nodeExists {
@@ -265,45 +269,5 @@ public struct MembershipChanges: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(children: client.childrenUpdates(group).makeAsyncIterator(), client: client, group: group)
-    }
-}
-
-/// A lock for async code: one holder at a time, waiting in order.
-final class AsyncLock: Sendable {
-    private struct State {
-        var locked = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-    private let state = Mutex(State())
-
-    func withLock<R: Sendable>(_ body: () async throws -> R) async rethrows -> R {
-        await lock()
-        defer { unlock() }
-        return try await body()
-    }
-
-    private func lock() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let acquired = state.withLock { state -> Bool in
-                if !state.locked {
-                    state.locked = true
-                    return true
-                }
-                state.waiters.append(continuation)
-                return false
-            }
-            if acquired { continuation.resume() }
-        }
-    }
-
-    private func unlock() {
-        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.locked = false
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        next?.resume()
     }
 }

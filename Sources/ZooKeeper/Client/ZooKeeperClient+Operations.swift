@@ -7,7 +7,7 @@ extension ZooKeeperClient {
     ///
     /// - Parameters:
     ///   - parents: what to do when the parent is missing: fail (`.none`), or create the missing
-    ///     ancestors as persistent or container nodes first.
+    ///     ancestors as persistent or container nodes first (with the same `acl`).
     /// - Throws: `.nodeExists`, `.noNode` (missing parent), `.noChildrenForEphemerals`, `.noAuth`,
     ///   `.invalidACL`, `.invalidPath`, `.dataTooLarge`, `.unimplemented` (TTL on a server without
     ///   extended types), `.connectionLoss` (the node may or may not exist), `.sessionExpired`,
@@ -23,7 +23,7 @@ extension ZooKeeperClient {
         do {
             return try await createNode(path, data: data, mode: mode, acl: acl)
         } catch let error as ZooKeeperError where error.code == .noNode && parents != .none {
-            try await createAncestors(of: path, as: parents == .container ? .container : .persistent)
+            try await createAncestors(of: path, as: parents == .container ? .container : .persistent, acl: acl)
             return try await createNode(path, data: data, mode: mode, acl: acl)
         }
     }
@@ -37,7 +37,7 @@ extension ZooKeeperClient {
         } catch let error as ZooKeeperError where error.code == .nodeExists {}
     }
 
-    private func createAncestors(of path: String, as mode: CreateMode, acl: [ACL] = ACL.openUnsafe) async throws {
+    private func createAncestors(of path: String, as mode: CreateMode, acl: [ACL]) async throws {
         for ancestor in ZooKeeperPath.ancestors(of: path) {
             do {
                 try await createNode(ancestor, data: [], mode: mode, acl: acl)
