@@ -19,13 +19,14 @@ public final class ChildProcess: @unchecked Sendable {
         self.logPath = logPath
     }
 
-    /// Starts `executable` (unless it is running).
-    public func start(executable: String, arguments: [String]) throws {
+    /// Starts `executable` (unless it is running), with this process's environment plus `environment`.
+    public func start(executable: String, arguments: [String], environment: [String: String] = [:]) throws {
         try lock.withLock {
             if let process, process.isRunning { return }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = arguments
+            if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
             if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
             let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
             log.seekToEndOfFile()
