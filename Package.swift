@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "kv", targets: ["kv"]),
         .executable(name: "kv-demo", targets: ["kv-demo"]),
         .executable(name: "search", targets: ["search"]),
+        .executable(name: "replicated", targets: ["replicated"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -104,11 +105,36 @@ let package = Package(
             ],
             path: "Sources/Demos/DemoSupport"
         ),
-        // The replicated (Stardog) demo's library (in progress): RDF (N-Triples).
+        // The replicated (Stardog) demo's library: RDF, the local store, the cluster protocol, HTTP.
         .target(
             name: "StardogReplicated",
-            dependencies: ["DemoSupport"],
+            dependencies: [
+                "ZooKeeper",
+                "Coordination",
+                "DemoSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             path: "Sources/Demos/StardogReplicated"
+        ),
+        .executableTarget(
+            name: "replicated",
+            dependencies: [
+                "StardogReplicated",
+                "DemoSupport",
+                "ZooKeeper",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Demos/replicated"
         ),
         // The search (Sensei) demo's library: configuration, schema, index, queries, merging, routing.
         .target(
@@ -174,7 +200,14 @@ let package = Package(
         ),
         .testTarget(
             name: "StardogReplicatedTests",
-            dependencies: ["StardogReplicated", "ZooKeeperTesting"]
+            dependencies: [
+                "StardogReplicated",
+                "ZooKeeper",
+                "ZooKeeperTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "SenseiSearchTests",

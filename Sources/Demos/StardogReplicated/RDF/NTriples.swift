@@ -51,6 +51,17 @@ public enum NTriples {
         return triples
     }
 
+    /// One term in N-Triples syntax (`<iri>`, `_:label`, `"literal"@en`), as in a `triples`
+    /// query's `s`, `p` and `o` parameters.
+    public static func parseTerm(_ text: String, role: String) throws -> RDFTerm {
+        var scanner = Scanner(characters: Array(text.unicodeScalars), line: 1)
+        scanner.skipSpace()
+        let term = try scanner.term(allowing: role == "predicate" ? [.iri] : role == "subject" ? [.iri, .blank] : [.iri, .blank, .literal], role: role)
+        scanner.skipSpace()
+        guard scanner.atEnd else { throw scanner.error("unexpected text after the \(role)") }
+        return term
+    }
+
     /// One line per triple, escaped so that ``parse(_:)`` reads it back.
     public static func serialize(_ triples: [Triple]) -> String {
         triples.map { "\(write($0.subject)) \(write($0.predicate)) \(write($0.object)) .\n" }.joined()

@@ -1,0 +1,92 @@
+import Foundation
+import ZooKeeper
+
+/// Where the cluster lives in ZooKeeper (our design: Stardog does not document its znodes) and
+/// how it is protected.
+///
+/// ```
+/// /stardog/<cluster>/members/<host:port>  EPHEMERAL   {"address","type":"FULL","state":"SYNCED"}
+/// /stardog/<cluster>/election/…           EPHEMERAL_SEQUENTIAL  lowest = coordinator
+/// /stardog/<cluster>/lock/…               EPHEMERAL_SEQUENTIAL  the cluster lock (commits, admin, joins)
+/// /stardog/<cluster>/dbs                  PERSISTENT  exists ⇒ the cluster has state
+/// /stardog/<cluster>/dbs/<db>             PERSISTENT  {"seq","txId"}: the last committed transaction
+/// /stardog/<cluster>/readonly             PERSISTENT  exists ⇒ writes are rejected
+/// ```
+///
+/// Every znode carries the digest ACL of `pack.zookeeper.auth` (all permissions) and lets anyone
+/// read, so `zk info` works without credentials and nothing can be changed without them.
+public struct ClusterLayout: Sendable, Hashable {
+    public let root: String
+    public let acl: [ACL]
+
+    public init(clusterName: String, user: String, password: String) {
+        root = "/stardog/\(clusterName)"
+        acl = [ACL.digest(user: user, password: password, permissions: .all), ACL(permissions: .read, scheme: "world", id: "anyone")]
+    }
+
+    public var members: String { root + "/members" }
+    public var election: String { root + "/election" }
+    public var lock: String { root + "/lock" }
+    public var databases: String { root + "/dbs" }
+    public var readOnly: String { root + "/readonly" }
+    public func member(_ id: String) -> String { members + "/" + id }
+    public func database(_ name: String) -> String { databases + "/" + name }
+
+    /// A member's znode data.
+    public struct MemberInfo: Codable, Sendable, Hashable {
+        public var address: String
+        public var type = "FULL"
+        public var state = "SYNCED"
+        public init(address: String) { self.address = address }
+    }
+
+    /// The live members: id → address.
+    public func readMembers(_ client: ZooKeeperClient) async throws -> [String: String] {
+        let names: [String]
+        do { names = try await client.getChildren(members).names } catch let error as ZooKeeperError where error.code == .noNode { return [:] }
+        let replies = names.map { ($0, client.submitGetData(member($0))) }
+        var result: [String: String] = [:]
+        for (name, reply) in replies {
+            guard let data = try? await reply.value() else { continue }  // left meanwhile
+            result[name] = (try? JSONDecoder().decode(MemberInfo.self, from: Data(data.bytes)))?.address ?? name
+        }
+        return result
+    }
+
+    /// The recorded catalog with each entry's znode version, or `nil` when the cluster has no state.
+    public func readCatalog(_ client: ZooKeeperClient) async throws -> (catalog: Catalog, versions: [String: Int32])? {
+        let names: [String]
+        do { names = try await client.getChildren(databases).names } catch let error as ZooKeeperError where error.code == .noNode { return nil }
+        let replies = names.map { ($0, client.submitGetData(database($0))) }
+        var catalog: Catalog = [:]
+        var versions: [String: Int32] = [:]
+        for (name, reply) in replies {
+            let data: NodeData
+            do { data = try await reply.value() } catch let error as ZooKeeperError where error.code == .noNode { continue }
+            guard let version = try? JSONDecoder().decode(DatabaseVersion.self, from: Data(data.bytes)) else {
+                throw ReplicatedError(.storage, "\(database(name)) does not hold a database version")
+            }
+            catalog[name] = version
+            versions[name] = data.stat.version
+        }
+        return (catalog, versions)
+    }
+
+    /// One database's recorded version and znode version, `nil` when it is not recorded.
+    public func readDatabase(_ client: ZooKeeperClient, _ name: String) async throws -> (DatabaseVersion, Int32)? {
+        let data: NodeData
+        do { data = try await client.getData(database(name)) } catch let error as ZooKeeperError where error.code == .noNode { return nil }
+        guard let version = try? JSONDecoder().decode(DatabaseVersion.self, from: Data(data.bytes)) else {
+            throw ReplicatedError(.storage, "\(database(name)) does not hold a database version")
+        }
+        return (version, data.stat.version)
+    }
+
+    /// Deletes `path` and everything under it.
+    public static func deleteRecursively(_ client: ZooKeeperClient, _ path: String) async throws {
+        let children: [String]
+        do { children = try await client.getChildren(path).names } catch let error as ZooKeeperError where error.code == .noNode { return }
+        for child in children { try await deleteRecursively(client, path + "/" + child) }
+        do { try await client.delete(path) } catch let error as ZooKeeperError where error.code == .noNode {}
+    }
+}

@@ -1,0 +1,73 @@
+/// What a starting, expelled or restarted node does in one join attempt, decided from what it
+/// has and what ZooKeeper says (pure: the join loop in ``ReplicatedNode`` is the shell).
+public enum JoinDecision: Sendable, Hashable {
+    /// ZooKeeper holds no state for this cluster: this node forms it with what it has.
+    case formCluster
+    /// The node has exactly what ZooKeeper records: it may register now.
+    case register
+    /// Databases to copy from a live member, and databases to remove here.
+    case sync(fetch: [String], drop: [String])
+    /// ZooKeeper holds state this node does not have, and no member is alive to copy it from.
+    case refuse(String)
+}
+
+public enum JoinPlan {
+    /// - Parameters:
+    ///   - recorded: ZooKeeper's catalog, or `nil` when the cluster has no state there.
+    ///   - local: this node's catalog (after its undecided vote, if any, was resolved).
+    ///   - liveMembers: members other than this node.
+    public static func decide(recorded: Catalog?, local: Catalog, liveMembers: Int) -> JoinDecision {
+        guard let recorded else { return .formCluster }
+        if recorded == local { return .register }
+        guard liveMembers > 0 else {
+            return .refuse(
+                "ZooKeeper holds this cluster's state (\(describe(recorded))) but no member is alive, and this node has \(describe(local)); "
+                    + "start a node that has the cluster's data, or run `replicated zk clear` to reset the cluster")
+        }
+        let fetch = recorded.filter { local[$0.key] != $0.value }.keys.sorted()
+        let drop = local.keys.filter { recorded[$0] == nil }.sorted()
+        return .sync(fetch: fetch, drop: drop)
+    }
+
+    /// Whether attempt `attempt` (from 1) syncs while holding the cluster lock: after
+    /// `unlockedAttempts` attempts without it, unless the node never locks.
+    public static func syncsUnderLock(attempt: Int, unlockedAttempts: Int, neverLock: Bool) -> Bool {
+        !neverLock && attempt > unlockedAttempts
+    }
+
+    static func describe(_ catalog: Catalog) -> String {
+        catalog.isEmpty ? "no databases" : catalog.sorted { $0.key < $1.key }.map { "\($0.key) at \($0.value.seq)" }.joined(separator: ", ")
+    }
+}
+
+/// How the coordinator's round ends, from the members' answers (pure).
+public struct CommitRound: Sendable, Hashable {
+    /// A member's answer to prepare or commit.
+    public enum Answer: Sendable, Hashable {
+        case yes
+        /// It answered no, failed, or did not answer in time.
+        case failed(String)
+    }
+
+    /// Members to expel.
+    public var expel: [String]
+    /// Whether the operation goes ahead (to the record in ZooKeeper, then commit).
+    public var proceeds: Bool
+    /// Why not, when it does not.
+    public var abortReason: String?
+
+    /// After prepare: every member that failed is expelled; the operation goes ahead unless the
+    /// coordinator itself failed (then nothing is expelled: the coordinator is the suspect).
+    public static func afterPrepare(coordinator: String, answers: [String: Answer]) -> CommitRound {
+        if case .failed(let reason) = answers[coordinator] ?? .failed("no answer") {
+            return CommitRound(expel: [], proceeds: false, abortReason: "the coordinator could not prepare: \(reason)")
+        }
+        let failed = answers.filter { $0.value != .yes }.keys.sorted()
+        return CommitRound(expel: failed, proceeds: true, abortReason: nil)
+    }
+
+    /// After commit (the decision is recorded): members that did not commit are expelled.
+    public static func afterCommit(answers: [String: Answer]) -> [String] {
+        answers.filter { $0.value != .yes }.keys.sorted()
+    }
+}

@@ -1,0 +1,66 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The HTTP calls members make to each other (`/admin/replication/…`): forwarding an operation
+/// to the coordinator, prepare/commit/abort, copying a database, shutting down.
+struct PeerCalls: Sendable {
+    let http: HTTPClient
+
+    struct Reply: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: Data
+    }
+
+    func call(_ method: HTTPMethod, _ address: String, _ path: String, body: Data? = nil, timeout: Duration) async throws -> Reply {
+        var request = HTTPClientRequest(url: "http://\(address)\(path)")
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout / .milliseconds(1))))
+        let bytes = try await response.body.collect(upTo: 1 << 30)
+        return Reply(status: Int(response.status.code), headers: response.headers, body: Data(buffer: bytes))
+    }
+
+    /// Calls and decodes a 200 reply as `T`; any other status becomes the ``ReplicatedError`` in
+    /// its body (or a generic one).
+    func json<T: Decodable>(_ type: T.Type, _ method: HTTPMethod, _ address: String, _ path: String, body: Data? = nil, timeout: Duration) async throws -> T {
+        let reply = try await call(method, address, path, body: body, timeout: timeout)
+        guard reply.status == 200 else { throw Self.error(from: reply, peer: address) }
+        return try JSONDecoder().decode(T.self, from: reply.body)
+    }
+
+    static func error(from reply: Reply, peer: String) -> ReplicatedError {
+        if let body = try? JSONDecoder().decode(ErrorBody.self, from: reply.body), let code = ReplicatedError.Code.named(body.code) {
+            return ReplicatedError(code, body.message)
+        }
+        return ReplicatedError(.transactionAborted, "\(peer) answered \(reply.status): \(String(decoding: reply.body.prefix(200), as: UTF8.self))")
+    }
+}
+
+/// The JSON body of every error answer: `{"code": "...", "message": "..."}`.
+public struct ErrorBody: Codable, Sendable {
+    public var code: String
+    public var message: String
+}
+
+/// `{"next": {"seq":…,"txId":…}}` (or no `next` for a dropped database).
+struct OperationResult: Codable, Sendable {
+    var next: DatabaseVersion?
+}
+
+/// An empty JSON reply.
+struct Done: Codable, Sendable {}
+
+extension ReplicatedError.Code {
+    static let all: [ReplicatedError.Code] = [
+        .unknownDatabase, .databaseExists, .invalidDatabaseName, .unknownTransaction, .malformedRDF, .malformedRequest, .bodyTooLarge,
+        .readOnly, .notInCluster, .transactionAborted, .outOfSync, .storage,
+    ]
+
+    static func named(_ name: String) -> ReplicatedError.Code? { all.first { $0.name == name } }
+}

@@ -1,0 +1,35 @@
+/// An error a node answers with: a stable code (part of the HTTP API: the `code` field of the
+/// JSON error body), the HTTP status, and a message naming the problem.
+public struct ReplicatedError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        public let name: String
+        public let status: Int
+        public var description: String { name }
+
+        public static let unknownDatabase = Code(name: "UnknownDatabase", status: 404)
+        public static let databaseExists = Code(name: "DatabaseExists", status: 409)
+        public static let invalidDatabaseName = Code(name: "InvalidDatabaseName", status: 400)
+        public static let unknownTransaction = Code(name: "UnknownTransaction", status: 404)
+        public static let malformedRDF = Code(name: "MalformedRDF", status: 400)
+        public static let malformedRequest = Code(name: "MalformedRequest", status: 400)
+        public static let bodyTooLarge = Code(name: "BodyTooLarge", status: 413)
+        public static let readOnly = Code(name: "ReadOnly", status: 403)
+        /// This node is not a synced member (joining, expelled, or without a ZooKeeper session).
+        public static let notInCluster = Code(name: "NotInCluster", status: 503)
+        /// No coordinator could be reached, or it failed mid-operation: nothing was applied; retry.
+        public static let transactionAborted = Code(name: "TransactionAborted", status: 503)
+        /// A prepare this member cannot take (it is not at the version the coordinator expects).
+        public static let outOfSync = Code(name: "OutOfSync", status: 409)
+        public static let storage = Code(name: "StorageFailure", status: 500)
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

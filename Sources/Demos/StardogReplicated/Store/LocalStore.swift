@@ -1,0 +1,327 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A node's databases on disk, and in memory for reads.
+///
+/// Layout under the home directory:
+/// - `databases/<db>/snapshot.nt`: a header line `# replicated-snapshot {"seq":…,"txId":…}`, then
+///   the triples as N-Triples (written when the database is created, installed by a sync, or compacted);
+/// - `databases/<db>/tx.log`: one JSON line per transaction committed since the snapshot,
+///   appended and fsynced before the commit is acknowledged;
+/// - `prepared.json`: the operation this node voted yes to and has no decision for yet, fsynced
+///   before the vote.
+///
+/// Opening replays each log over its snapshot; a torn last line (a crash mid-append, never
+/// acknowledged) is cut off. Changes are serialised; reads see a database between changes.
+public final class LocalStore: Sendable {
+    public let home: URL
+    var databasesDirectory: URL { home.appendingPathComponent("databases") }
+    var preparedFile: URL { home.appendingPathComponent("prepared.json") }
+    /// A log longer than this is folded into a new snapshot.
+    static let compactionThreshold = 5000
+
+    struct Database: Sendable {
+        var version: DatabaseVersion
+        var triples: TripleSet
+        var logEntries: Int
+    }
+    struct State: Sendable {
+        var databases: [String: Database] = [:]
+        var prepared: PreparedOperation?
+    }
+    private let state = Mutex(State())
+    /// Held across a change's disk writes and its memory update.
+    private let changing = Mutex(())
+
+    struct LogEntry: Codable {
+        var seq: Int
+        var txId: String
+        var add: String
+        var remove: String
+    }
+
+    /// Opens (or creates) the store under `home`.
+    public init(home: String) throws {
+        self.home = URL(fileURLWithPath: home)
+        try FileManager.default.createDirectory(at: databasesDirectory, withIntermediateDirectories: true)
+        var loaded = State()
+        for name in try FileManager.default.contentsOfDirectory(atPath: databasesDirectory.path).sorted() {
+            if name.hasPrefix(".") {  // an unfinished install or removal
+                try? FileManager.default.removeItem(at: databasesDirectory.appendingPathComponent(name))
+                continue
+            }
+            loaded.databases[name] = try Self.open(databasesDirectory.appendingPathComponent(name))
+        }
+        if let data = FileManager.default.contents(atPath: preparedFile.path) {
+            do { loaded.prepared = try JSONDecoder().decode(PreparedOperation.self, from: data) } catch {
+                throw ReplicatedError(.storage, "\(preparedFile.path) is unreadable: \(error)")
+            }
+        }
+        state.withLock { $0 = loaded }
+    }
+
+    // MARK: Reads
+
+    /// Every database and its version.
+    public var catalog: Catalog { state.withLock { $0.databases.mapValues(\.version) } }
+
+    /// The operation voted for and not yet decided.
+    public var prepared: PreparedOperation? { state.withLock { $0.prepared } }
+
+    public func version(of database: String) -> DatabaseVersion? { state.withLock { $0.databases[database]?.version } }
+
+    public func size(of database: String) throws -> Int {
+        try state.withLock { state in
+            guard let db = state.databases[database] else { throw Self.unknown(database) }
+            return db.triples.count
+        }
+    }
+
+    public func triples(in database: String, subject: RDFTerm?, predicate: RDFTerm?, object: RDFTerm?) throws -> [Triple] {
+        let triples = try state.withLock { state -> TripleSet in
+            guard let db = state.databases[database] else { throw Self.unknown(database) }
+            return db.triples
+        }
+        return triples.matching(subject: subject, predicate: predicate, object: object)
+    }
+
+    /// The database as one consistent copy: its version and its triples as N-Triples.
+    public func snapshot(of database: String) throws -> (DatabaseVersion, String) {
+        let (version, triples) = try state.withLock { state -> (DatabaseVersion, TripleSet) in
+            guard let db = state.databases[database] else { throw Self.unknown(database) }
+            return (db.version, db.triples)
+        }
+        return (version, NTriples.serialize(Array(triples.all)))
+    }
+
+    // MARK: Two-phase commit
+
+    /// Votes yes to `prepared` after checking this node can apply it, and records the vote on
+    /// disk. An undecided earlier vote must be resolved first.
+    public func prepare(_ prepared: PreparedOperation) throws {
+        try changing.withLock { _ in
+            let (current, pending) = state.withLock { ($0.databases[prepared.operation.database]?.version, $0.prepared) }
+            if let pending, pending != prepared {
+                throw ReplicatedError(.outOfSync, "an earlier operation on \(pending.operation.database) is still undecided")
+            }
+            guard current == prepared.previous else {
+                throw ReplicatedError(
+                    .outOfSync,
+                    "database \(prepared.operation.database) is at \(current.map(\.description) ?? "nothing") here, the coordinator expects \(prepared.previous.map(\.description) ?? "nothing")")
+            }
+            if prepared.operation.kind == .transaction {  // it must parse here too
+                _ = try Self.parse(prepared.operation.add)
+                _ = try Self.parse(prepared.operation.remove)
+            }
+            try Self.writeDurably(JSONEncoder().encode(prepared), to: preparedFile)
+            state.withLock { $0.prepared = prepared }
+        }
+    }
+
+    /// Applies the prepared operation whose result is `next` (the coordinator's decision).
+    public func commitPrepared(next: DatabaseVersion?) throws {
+        try changing.withLock { _ in
+            guard let prepared = state.withLock({ $0.prepared }), prepared.next == next else {
+                throw ReplicatedError(.outOfSync, "no prepared operation producing \(next.map(\.description) ?? "a removal")")
+            }
+            try apply(prepared)
+            try Self.remove(preparedFile)
+            state.withLock { $0.prepared = nil }
+        }
+    }
+
+    /// Forgets the prepared operation (the coordinator aborted it, or ZooKeeper shows it was not committed).
+    public func abortPrepared() throws {
+        try changing.withLock { _ in
+            try Self.remove(preparedFile)
+            state.withLock { $0.prepared = nil }
+        }
+    }
+
+    /// Decides an undecided vote from what ZooKeeper records for its database (the record is the
+    /// commit point). Returns whether it was committed, `nil` when there was nothing to decide.
+    @discardableResult
+    public func resolvePrepared(recorded: (String) -> DatabaseVersion?) throws -> Bool? {
+        guard let prepared else { return nil }
+        if prepared.isCommitted(recorded: recorded(prepared.operation.database)) {
+            try commitPrepared(next: prepared.next)
+            return true
+        }
+        try abortPrepared()
+        return false
+    }
+
+    // MARK: Sync
+
+    /// Replaces (or creates) `database` with a copy taken from another member.
+    public func install(_ database: String, version: DatabaseVersion, ntriples: String) throws {
+        let triples = TripleSet(try Self.parse(ntriples))
+        try changing.withLock { _ in
+            let staging = databasesDirectory.appendingPathComponent(".install-\(database)")
+            try? FileManager.default.removeItem(at: staging)
+            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+            try Self.writeSnapshot(version: version, triples: ntriples, in: staging)
+            try replaceDirectory(of: database, with: staging)
+            state.withLock { $0.databases[database] = Database(version: version, triples: triples, logEntries: 0) }
+        }
+    }
+
+    /// Removes a database this node has and the cluster does not.
+    public func drop(_ database: String) throws {
+        try changing.withLock { _ in
+            try replaceDirectory(of: database, with: nil)
+            state.withLock { $0.databases[database] = nil }
+        }
+    }
+
+    // MARK: Applying
+
+    private func apply(_ prepared: PreparedOperation) throws {
+        let operation = prepared.operation
+        switch operation.kind {
+        case .createDatabase:
+            guard let next = prepared.next else { return }
+            let staging = databasesDirectory.appendingPathComponent(".create-\(operation.database)")
+            try? FileManager.default.removeItem(at: staging)
+            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+            try Self.writeSnapshot(version: next, triples: "", in: staging)
+            try replaceDirectory(of: operation.database, with: staging)
+            state.withLock { $0.databases[operation.database] = Database(version: next, triples: TripleSet(), logEntries: 0) }
+        case .dropDatabase:
+            try replaceDirectory(of: operation.database, with: nil)
+            state.withLock { $0.databases[operation.database] = nil }
+        case .transaction:
+            guard let next = prepared.next, var db = state.withLock({ $0.databases[operation.database] }) else {
+                throw Self.unknown(operation.database)
+            }
+            let add = try Self.parse(operation.add)
+            let remove = try Self.parse(operation.remove)
+            let directory = databasesDirectory.appendingPathComponent(operation.database)
+            let entry = LogEntry(seq: next.seq, txId: next.txId, add: operation.add, remove: operation.remove)
+            var line = try JSONEncoder().encode(entry)
+            line.append(UInt8(ascii: "\n"))
+            try Self.appendDurably(line, to: directory.appendingPathComponent("tx.log"))
+            db.triples.apply(add: add, remove: remove)
+            db.version = next
+            db.logEntries += 1
+            if db.logEntries > Self.compactionThreshold {
+                try Self.writeSnapshot(version: next, triples: NTriples.serialize(Array(db.triples.all)), in: directory)
+                try Self.writeDurably(Data(), to: directory.appendingPathComponent("tx.log"))
+                db.logEntries = 0
+            }
+            let updated = db
+            state.withLock { $0.databases[operation.database] = updated }
+        }
+    }
+
+    /// Moves `staging` (or nothing) into the database's place, durably.
+    private func replaceDirectory(of database: String, with staging: URL?) throws {
+        let target = databasesDirectory.appendingPathComponent(database)
+        let trash = databasesDirectory.appendingPathComponent(".removed-\(database)-\(UUID().uuidString)")
+        if FileManager.default.fileExists(atPath: target.path) { try FileManager.default.moveItem(at: target, to: trash) }
+        if let staging { try FileManager.default.moveItem(at: staging, to: target) }
+        try Self.syncDirectory(databasesDirectory)
+        try? FileManager.default.removeItem(at: trash)
+    }
+
+    // MARK: Files
+
+    static func unknown(_ database: String) -> ReplicatedError {
+        ReplicatedError(.unknownDatabase, "unknown database '\(database)'")
+    }
+
+    static func parse(_ ntriples: String) throws -> [Triple] {
+        do { return try NTriples.parse(ntriples) } catch { throw ReplicatedError(.malformedRDF, "\(error)") }
+    }
+
+    static let snapshotHeader = "# replicated-snapshot "
+
+    static func writeSnapshot(version: DatabaseVersion, triples: String, in directory: URL) throws {
+        var data = Data(snapshotHeader.utf8)
+        data.append(try JSONEncoder().encode(version))
+        data.append(UInt8(ascii: "\n"))
+        data.append(Data(triples.utf8))
+        try writeDurably(data, to: directory.appendingPathComponent("snapshot.nt"))
+    }
+
+    /// Reads a database directory: its snapshot, then its log (cutting off a torn last line).
+    static func open(_ directory: URL) throws -> Database {
+        let snapshotPath = directory.appendingPathComponent("snapshot.nt").path
+        guard let snapshot = FileManager.default.contents(atPath: snapshotPath), let text = String(data: snapshot, encoding: .utf8),
+            let headerEnd = text.firstIndex(of: "\n"), text.hasPrefix(snapshotHeader),
+            var version = try? JSONDecoder().decode(DatabaseVersion.self, from: Data(text[text.index(text.startIndex, offsetBy: snapshotHeader.count)..<headerEnd].utf8))
+        else {
+            throw ReplicatedError(.storage, "\(snapshotPath) is missing or has no snapshot header")
+        }
+        var triples = TripleSet(try parse(String(text[text.index(after: headerEnd)...])))
+        let logURL = directory.appendingPathComponent("tx.log")
+        let log = FileManager.default.contents(atPath: logURL.path) ?? Data()
+        var entries = 0
+        var offset = 0
+        while offset < log.count {
+            guard let newline = log[offset...].firstIndex(of: UInt8(ascii: "\n")),
+                let entry = try? JSONDecoder().decode(LogEntry.self, from: log[offset..<newline])
+            else {
+                // A torn append (no newline, or cut mid-line) can only be the last one.
+                try FileHandle(forWritingTo: logURL).truncate(atOffset: UInt64(offset))
+                break
+            }
+            if entry.seq > version.seq {
+                guard entry.seq == version.seq + 1 else { throw ReplicatedError(.storage, "\(logURL.path): transaction \(entry.seq) follows \(version.seq)") }
+                triples.apply(add: try parse(entry.add), remove: try parse(entry.remove))
+                version = DatabaseVersion(seq: entry.seq, txId: entry.txId)
+                entries += 1
+            }
+            offset = newline + 1
+        }
+        return Database(version: version, triples: triples, logEntries: entries)
+    }
+
+    /// Writes a file through a temporary one, fsyncs it, renames it, fsyncs the directory.
+    static func writeDurably(_ data: Data, to url: URL) throws {
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
+        try write(data, to: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        guard rename(temporary.path, url.path) == 0 else { throw posixError("rename \(temporary.path)") }
+        try syncDirectory(url.deletingLastPathComponent())
+    }
+
+    static func appendDurably(_ data: Data, to url: URL) throws {
+        try write(data, to: url, flags: O_WRONLY | O_CREAT | O_APPEND)
+    }
+
+    private static func write(_ data: Data, to url: URL, flags: Int32) throws {
+        let fd = Glibc.open(url.path, flags, 0o644)
+        guard fd >= 0 else { throw posixError("open \(url.path)") }
+        defer { close(fd) }
+        try data.withUnsafeBytes { buffer in
+            var written = 0
+            while written < buffer.count {
+                let n = Glibc.write(fd, buffer.baseAddress! + written, buffer.count - written)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw posixError("write \(url.path)") }
+                written += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw posixError("fsync \(url.path)") }
+    }
+
+    static func remove(_ url: URL) throws {
+        guard unlink(url.path) == 0 || errno == ENOENT else { throw posixError("unlink \(url.path)") }
+        try syncDirectory(url.deletingLastPathComponent())
+    }
+
+    static func syncDirectory(_ url: URL) throws {
+        let fd = Glibc.open(url.path, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { throw posixError("open \(url.path)") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw posixError("fsync \(url.path)") }
+    }
+
+    static func posixError(_ what: String) -> ReplicatedError {
+        ReplicatedError(.storage, "\(what): \(String(cString: strerror(errno)))")
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+import ZooKeeperTesting
+
+@testable import StardogReplicated
+
+@Suite struct LocalStoreTests {
+    static func home() -> String {
+        let path = NSTemporaryDirectory() + "replicated-store-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func t(_ value: String) -> Triple { Triple(.iri("urn:s:\(value)"), .iri("urn:p"), .literal(value)) }
+
+    /// Prepares and commits one operation, as a member does in a round.
+    static func run(_ store: LocalStore, _ operation: ClusterOperation) throws -> DatabaseVersion? {
+        let previous = store.version(of: operation.database)
+        let next: DatabaseVersion? =
+            switch operation.kind {
+            case .createDatabase: DatabaseVersion(seq: 0, txId: UUID().uuidString)
+            case .transaction: DatabaseVersion(seq: previous!.seq + 1, txId: UUID().uuidString)
+            case .dropDatabase: nil
+            }
+        try store.prepare(PreparedOperation(operation: operation, previous: previous, next: next))
+        try store.commitPrepared(next: next)
+        return next
+    }
+
+    @Test func randomTransactionsMatchAModelAndSurviveAReopen() throws {
+        var random = SeededRandomNumberGenerator(seed: 0x57a4d06)
+        let home = Self.home()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        var store = try LocalStore(home: home)
+        var model: [String: Set<Triple>] = [:]
+        for step in 0..<400 {
+            let database = ["one", "two"].randomElement(using: &random)!
+            if model[database] == nil {
+                _ = try Self.run(store, ClusterOperation(kind: .createDatabase, database: database))
+                model[database] = []
+                continue
+            }
+            if Int.random(in: 0..<60, using: &random) == 0 {
+                _ = try Self.run(store, ClusterOperation(kind: .dropDatabase, database: database))
+                model[database] = nil
+                continue
+            }
+            var buffer = TransactionBuffer(database: database)
+            var expected = model[database]!
+            for _ in 0..<Int.random(in: 1...4, using: &random) {
+                let triples = (0..<Int.random(in: 1...5, using: &random)).map { _ in Self.t("v\(Int.random(in: 0..<40, using: &random))") }
+                if Bool.random(using: &random) {
+                    buffer.add(triples, bytes: 1)
+                    expected.formUnion(triples)
+                } else {
+                    buffer.remove(triples, bytes: 1)
+                    expected.subtract(triples)
+                }
+            }
+            let (add, remove) = buffer.netEffect
+            _ = try Self.run(store, ClusterOperation(kind: .transaction, database: database, add: NTriples.serialize(add), remove: NTriples.serialize(remove)))
+            model[database] = expected
+            #expect(try Set(store.triples(in: database, subject: nil, predicate: nil, object: nil)) == expected, "step \(step)")
+            if step % 97 == 0 { store = try LocalStore(home: home) }  // reopen: snapshot + log replay
+        }
+        let catalog = store.catalog
+        store = try LocalStore(home: home)
+        #expect(store.catalog == catalog)
+        #expect(Set(catalog.keys) == Set(model.keys))
+        for (database, triples) in model {
+            #expect(try Set(store.triples(in: database, subject: nil, predicate: nil, object: nil)) == triples)
+            #expect(try store.size(of: database) == triples.count)
+        }
+    }
+
+    @Test func aTornLastLogLineIsCutOffAndTheRestIsKept() throws {
+        let home = Self.home()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let store = try LocalStore(home: home)
+        _ = try Self.run(store, ClusterOperation(kind: .createDatabase, database: "db"))
+        let first = try Self.run(store, ClusterOperation(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("a")])))
+        _ = try Self.run(store, ClusterOperation(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("b")])))
+        let log = home + "/databases/db/tx.log"
+        var data = try Data(contentsOf: URL(fileURLWithPath: log))
+        data.removeLast(9)  // a crash in the middle of the last append
+        try data.write(to: URL(fileURLWithPath: log))
+        let reopened = try LocalStore(home: home)
+        #expect(reopened.version(of: "db") == first)
+        #expect(try reopened.triples(in: "db", subject: nil, predicate: nil, object: nil) == [Self.t("a")])
+        // The log goes on cleanly after the cut.
+        _ = try Self.run(reopened, ClusterOperation(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("c")])))
+        #expect(try LocalStore(home: home).size(of: "db") == 2)
+    }
+
+    @Test func aVoteSurvivesARestartAndIsDecidedFromTheRecord() throws {
+        let home = Self.home()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let store = try LocalStore(home: home)
+        let created = try Self.run(store, ClusterOperation(kind: .createDatabase, database: "db"))!
+        let next = DatabaseVersion(seq: 1, txId: "t1")
+        let vote = PreparedOperation(operation: .init(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("a")])), previous: created, next: next)
+        try store.prepare(vote)
+        // Another prepare cannot be taken while this one is undecided.
+        #expect(throws: ReplicatedError.self) { try store.prepare(PreparedOperation(operation: vote.operation, previous: created, next: DatabaseVersion(seq: 1, txId: "t2"))) }
+
+        let committed = try LocalStore(home: home)
+        #expect(committed.prepared == vote)
+        #expect(try committed.resolvePrepared { _ in next } == true)
+        #expect(try committed.size(of: "db") == 1 && committed.version(of: "db") == next)
+
+        try committed.prepare(PreparedOperation(operation: .init(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("b")])), previous: next, next: DatabaseVersion(seq: 2, txId: "t2")))
+        let aborted = try LocalStore(home: home)
+        #expect(try aborted.resolvePrepared { _ in next } == false)
+        #expect(aborted.prepared == nil && aborted.version(of: "db") == next)
+        #expect(try aborted.size(of: "db") == 1)
+        #expect(try LocalStore(home: home).prepared == nil)
+    }
+
+    @Test func aPrepareAtTheWrongVersionOrWithBadTriplesIsRefused() throws {
+        let home = Self.home()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let store = try LocalStore(home: home)
+        let created = try Self.run(store, ClusterOperation(kind: .createDatabase, database: "db"))!
+        let stale = DatabaseVersion(seq: 7, txId: "elsewhere")
+        #expect {
+            try store.prepare(PreparedOperation(operation: .init(kind: .transaction, database: "db"), previous: stale, next: DatabaseVersion(seq: 8, txId: "n")))
+        } throws: { ($0 as? ReplicatedError)?.code == .outOfSync }
+        #expect {
+            try store.prepare(PreparedOperation(operation: .init(kind: .transaction, database: "db", add: "not n-triples"), previous: created, next: DatabaseVersion(seq: 1, txId: "n")))
+        } throws: { ($0 as? ReplicatedError)?.code == .malformedRDF }
+        #expect(store.prepared == nil)
+        #expect(throws: ReplicatedError.self) { try store.size(of: "missing") }
+    }
+
+    @Test func installAndDropReplaceWholeDatabases() throws {
+        let home = Self.home()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let store = try LocalStore(home: home)
+        _ = try Self.run(store, ClusterOperation(kind: .createDatabase, database: "db"))
+        _ = try Self.run(store, ClusterOperation(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("old")])))
+        let copied = DatabaseVersion(seq: 9, txId: "copied")
+        try store.install("db", version: copied, ntriples: NTriples.serialize([Self.t("x"), Self.t("y")]))
+        try store.install("other", version: DatabaseVersion(seq: 0, txId: "o"), ntriples: "")
+        var reopened = try LocalStore(home: home)
+        #expect(reopened.version(of: "db") == copied)
+        #expect(Set(try reopened.triples(in: "db", subject: nil, predicate: nil, object: nil)) == [Self.t("x"), Self.t("y")])
+        try reopened.drop("db")
+        reopened = try LocalStore(home: home)
+        #expect(reopened.catalog.keys.sorted() == ["other"])
+        #expect(throws: ReplicatedError.self) { try store.install("bad", version: copied, ntriples: "<a> <b> ") }
+        #expect(try LocalStore(home: home).catalog.keys.sorted() == ["other"])
+    }
+
+    @Test func triplesMatchByEveryPart() {
+        let a = Triple(.iri("urn:a"), .iri("urn:knows"), .iri("urn:b"))
+        let b = Triple(.iri("urn:b"), .iri("urn:knows"), .iri("urn:c"))
+        let c = Triple(.iri("urn:b"), .iri("urn:name"), .literal("Bob", language: "en"))
+        let set = TripleSet([a, b, c])
+        #expect(set.matching(subject: .iri("urn:b"), predicate: nil, object: nil) == [b, c])
+        #expect(set.matching(subject: nil, predicate: .iri("urn:knows"), object: nil) == [a, b])
+        #expect(set.matching(subject: nil, predicate: nil, object: .literal("Bob", language: "en")) == [c])
+        #expect(set.matching(subject: .iri("urn:a"), predicate: .iri("urn:name"), object: nil).isEmpty)
+        #expect(set.matching(subject: nil, predicate: nil, object: nil).count == 3)
+    }
+}
