@@ -70,18 +70,39 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits for the process to exit (without blocking a thread); its status, or nil if it was
-    /// never started.
+    /// never started or did not exit within `timeout` (it is then killed, so a hung child cannot
+    /// hang the test run).
     @discardableResult
-    public func waitForExit() async -> Int32? {
+    public func waitForExit(timeout: Duration = .seconds(90)) async -> Int32? {
         guard let exit = lock.withLock({ self.exit }) else { return nil }
-        return await exit.wait()
+        return await exitOrKill(exit, after: timeout)
+    }
+
+    /// The exit status, or nil when `limit` passed first: the process is then killed (which also
+    /// ends the wait on the latch, so the task group can finish).
+    private func exitOrKill(_ exit: ExitLatch, after limit: Duration) async -> Int32? {
+        await withTaskGroup(of: Int32?.self) { group in
+            group.addTask { await exit.wait() }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                if !Task.isCancelled {
+                    self.signal(SIGCONT)
+                    self.signal(SIGKILL)
+                }
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
     }
 
     /// SIGKILL (after SIGCONT, in case it is paused), and waits for the exit.
     public func kill9() async {
         signal(SIGCONT)
         signal(SIGKILL)
-        await waitForExit()
+        guard let exit = lock.withLock({ self.exit }) else { return }
+        _ = await exit.wait()
     }
 
     /// Sends `signal` (SIGTERM by default) and waits for the exit; kills it if it has not exited
@@ -90,17 +111,7 @@ public final class ChildProcess: @unchecked Sendable {
         guard let exit = lock.withLock({ self.exit }), isRunning else { return }
         signal(SIGCONT)
         signal(number)
-        let exited = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { _ = await exit.wait(); return true }
-            group.addTask {
-                try? await Task.sleep(for: grace)
-                return false
-            }
-            let first = await group.next() ?? true
-            group.cancelAll()
-            return first
-        }
-        if !exited { await kill9() }
+        _ = await exitOrKill(exit, after: grace)
     }
 
     /// Freezes the process (SIGSTOP): its connections stay open, nothing answers.

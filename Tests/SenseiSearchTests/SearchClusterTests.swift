@@ -202,7 +202,7 @@ import ZooKeeperTesting
             let second = try cluster.addNode(id: 2, partitions: "1")
             second.brokerPort = first.brokerPort
             try second.start()
-            #expect(await second.waitForExit() != 0)
+            #expect(await second.waitForExit().map { $0 != 0 } == true)
             #expect(second.log.contains("search stopped"), "\(second.log.suffix(2000))")
         }
     }

@@ -51,7 +51,7 @@ struct Options: ParsableArguments {
         let node = SearchNode(configuration: configuration, schema: schema, brokerOnly: brokerOnly, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: node, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
+                services: [.init(service: ExitGuardedService(node), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch {
             logger.critical("search stopped: \(error)")
