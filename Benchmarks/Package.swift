@@ -47,6 +47,14 @@ let package = Package(
         ),
         // Micro-benchmarks of the pure cores (package-benchmark): `swift package benchmark`.
         .executableTarget(
+            name: "replicated-bench",
+            dependencies: [
+                .product(name: "ZooKeeperTesting", package: "swift-zookeeper-coordination"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .executableTarget(
             name: "CoordinationBenchmarks",
             dependencies: [
                 .product(name: "Coordination", package: "swift-zookeeper-coordination"),

@@ -1,3 +1,4 @@
+import DemoSupport
 import Metrics
 import Synchronization
 
@@ -26,12 +27,4 @@ final class KVMetrics: Sendable {
     let databases = Gauge(label: "kv_databases")
     /// Time to build a version from the source.
     let loadDuration = Timer(label: "kv_version_load_duration_seconds")
-}
-
-extension Timer {
-    /// Records a `Duration` (swift-metrics takes integer nanoseconds).
-    func record(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
 }

@@ -41,6 +41,7 @@ public final class ReplicatedNode: Service, Sendable {
     let election: LeaderElection
     let lock: DistributedLock
     let hooks: TestHooks
+    let metrics = ReplicatedMetrics()
     /// One cluster operation at a time from this process (then the ZooKeeper lock).
     let coordinating = AsyncLock()
 
@@ -166,6 +167,7 @@ public final class ReplicatedNode: Service, Sendable {
             logger.info("joined the cluster", metadata: ["replicated.catalog": "\(JoinPlan.describe(store.catalog))"])
             try await serveAsMember()
             setStanding(.expelled)
+            metrics.membershipLost.increment()
             logger.warning("this node is no longer a member (expelled, or its session ended); it will sync and rejoin")
         }
     }
@@ -279,6 +281,7 @@ public final class ReplicatedNode: Service, Sendable {
         for attempt in 1...attempts {
             let underLock = JoinPlan.syncsUnderLock(
                 attempt: attempt, unlockedAttempts: configuration.joinUnlockedAttempts, neverLock: configuration.joinNeverLocks)
+            metrics.joinAttempts.increment()
             do {
                 if try await joinAttempt(attempt, underLock: underLock) { return }
             } catch let refused as JoinRefused {
@@ -372,6 +375,7 @@ public final class ReplicatedNode: Service, Sendable {
                     else { throw ReplicatedError(.storage, "\(address) sent a copy of \(name) without its version") }
                     let body = String(decoding: reply.body, as: UTF8.self)
                     try await runOffPool { [store] in try store.install(name, version: version, ntriples: body) }
+                    metrics.databasesCopied.increment()
                     logger.info("copied a database", metadata: ["replicated.db": "\(name)", "replicated.from": "\(address)", "replicated.version": "\(version)"])
                     lastError = nil
                     break
@@ -504,12 +508,16 @@ public final class ReplicatedNode: Service, Sendable {
             do { lease = try await lock.acquire(timeout: configuration.commitTimeout * 4) } catch {
                 throw ReplicatedError(.transactionAborted, "could not take the cluster lock: \(error)")
             }
+            let started = ContinuousClock.now
             do {
                 let next = try await coordinateUnderLock(operation, lease: lease)
                 await lease.release()
+                metrics.commits.increment()
+                metrics.commitDuration.record(ContinuousClock.now - started)
                 return next
             } catch {
                 await lease.release()
+                metrics.aborts.increment()
                 throw error
             }
         }
@@ -625,6 +633,7 @@ public final class ReplicatedNode: Service, Sendable {
     /// Removes members from the cluster (their znodes; fenced by the lock).
     private func expel(_ members: [String], reasons: [String: CommitRound.Answer], lease: LockLease) async throws {
         for member in members where member != id {
+            metrics.expelled.increment()
             logger.warning("expelling a node", metadata: ["replicated.node": "\(member)", "replicated.reason": "\(reasons[member].map { "\($0)" } ?? "")"])
             do {
                 _ = try await lease.fencedMulti([.delete(path: layout.member(member))])
@@ -662,7 +671,10 @@ public final class ReplicatedNode: Service, Sendable {
         for (member, address) in members where member != id {
             _ = try? await peers.call(.POST, address, "/admin/replication/shutdown", timeout: .seconds(5))
         }
-        shutDown()
+        Task {  // after this request's answer has left
+            try? await Task.sleep(for: .milliseconds(200))
+            self.shutDown()
+        }
         return members.values.sorted()
     }
 

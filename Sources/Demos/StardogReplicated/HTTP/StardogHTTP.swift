@@ -252,7 +252,10 @@ public enum StardogHTTP {
             }
         }
         router.post("/admin/replication/shutdown") { _, _ -> Response in
-            node.shutDown()
+            Task {  // after the answer has left
+                try? await Task.sleep(for: .milliseconds(200))
+                node.shutDown()
+            }
             return text("")
         }
     }

@@ -1,0 +1,165 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import ZooKeeperTesting
+
+/// Commit latency and throughput of `replicated` clusters of several sizes (fsync on, every node
+/// on this machine, one standalone ZooKeeper), and reads on one node of each.
+///
+/// Build first: `swift build -c release --product replicated-bench --product replicated`.
+@main
+struct ReplicatedBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replicated-bench", abstract: "Commits/s, commit latency and reads/s of replicated clusters of 1, 3 and 5 nodes.")
+
+    @Option(help: "Cluster sizes, comma-separated.") var nodes: String = "1,3,5"
+    @Option(help: "Seconds of commits per cluster size.") var seconds: Int = 10
+    @Option(help: "Concurrent committing clients.") var clients: Int = 8
+    @Option(help: "Seconds of reads per cluster size.") var readSeconds: Int = 5
+    @Option(help: "Concurrent reading clients.") var readers: Int = 16
+
+    func run() async throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("replicated").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw ValidationError("\(binary) is missing: swift build -c release --product replicated")
+        }
+        let sizes = nodes.split(separator: ",").compactMap { Int($0) }
+        let server = try await ZooKeeperServer.start()
+        defer { server.destroy() }
+        print("| nodes | commits/s | p50 ms | p99 ms | failed | reads/s (node 1) |")
+        print("|---|---|---|---|---|---|")
+        for size in sizes {
+            let cluster = try await BenchCluster.start(size: size, binary: binary, zookeeper: server.connectString)
+            do {
+                let commits = try await measureCommits(cluster)
+                let reads = try await measureReads(cluster)
+                print(String(format: "| %d | %.0f | %.1f | %.1f | %d | %.0f |", size, commits.perSecond, commits.p50, commits.p99, commits.failed, reads))
+            } catch {
+                print("| \(size) | failed: \(error) |")
+            }
+            await cluster.stop()
+        }
+    }
+
+    struct CommitFigures {
+        var perSecond: Double
+        var p50: Double
+        var p99: Double
+        var failed: Int
+    }
+
+    /// `clients` clients commit one triple per transaction (`POST /db/add`) round-robin over the nodes.
+    func measureCommits(_ cluster: BenchCluster) async throws -> CommitFigures {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        let started = ContinuousClock.now
+        let results = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in
+            for client in 0..<clients {
+                group.addTask {
+                    var latencies: [Double] = []
+                    var failed = 0
+                    var count = 0
+                    while ContinuousClock.now < deadline {
+                        count += 1
+                        let address = cluster.addresses[(client + count) % cluster.addresses.count]
+                        let body = "<urn:bench:c\(client)-\(count)> <urn:bench:p> \"\(count)\" .\n"
+                        let start = ContinuousClock.now
+                        let status = try await BenchCluster.request(.post, address, "/db/add", body: body).status
+                        if status == 200 { latencies.append((ContinuousClock.now - start) / .milliseconds(1)) } else { failed += 1 }
+                    }
+                    return (latencies, failed)
+                }
+            }
+            return try await group.reduce(into: [([Double], Int)]()) { $0.append($1) }
+        }
+        let elapsed = (ContinuousClock.now - started) / .seconds(1)
+        let latencies = results.flatMap { $0.0 }.sorted()
+        func percentile(_ p: Double) -> Double { latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        return CommitFigures(perSecond: Double(latencies.count) / elapsed, p50: percentile(0.5), p99: percentile(0.99), failed: results.map { $0.1 }.reduce(0, +))
+    }
+
+    /// `readers` clients read one subject's triples from node 1.
+    func measureReads(_ cluster: BenchCluster) async throws -> Double {
+        let deadline = ContinuousClock.now + .seconds(readSeconds)
+        let started = ContinuousClock.now
+        let address = cluster.addresses[0]
+        let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+            for reader in 0..<readers {
+                group.addTask {
+                    var count = 0
+                    while ContinuousClock.now < deadline {
+                        let path = "/db/triples?s=%3Curn:bench:c\(reader % clients)-\(count % 50 + 1)%3E"
+                        if try await BenchCluster.request(.get, address, path).status == 200 { count += 1 }
+                    }
+                    return count
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        return Double(counts) / ((ContinuousClock.now - started) / .seconds(1))
+    }
+}
+
+/// `size` replicated processes on loopback, each with its home under a temporary directory.
+struct BenchCluster: Sendable {
+    let addresses: [String]
+    let processes: [ChildProcess]
+    let directory: String
+
+    static func start(size: Int, binary: String, zookeeper: String) async throws -> BenchCluster {
+        let directory = NSTemporaryDirectory() + "replicated-bench-" + UUID().uuidString
+        var addresses: [String] = []
+        var processes: [ChildProcess] = []
+        for index in 1...size {
+            let home = "\(directory)/node\(index)"
+            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+            let port = try freeLoopbackPort()
+            let properties = """
+                pack.enabled=true
+                pack.zookeeper.address=\(zookeeper)
+                pack.cluster.name=bench-\(size)
+                pack.node.address=127.0.0.1
+                stardog.http.port=\(port)
+                pack.node.join.retry.delay=200ms
+                """
+            try properties.write(toFile: home + "/stardog.properties", atomically: true, encoding: .utf8)
+            let process = ChildProcess(logPath: home + "/replicated.log")
+            try process.start(executable: binary, arguments: ["--config", home + "/stardog.properties", "--log-level", "warning"])
+            addresses.append("127.0.0.1:\(port)")
+            processes.append(process)
+            try await waitUntilHealthy("127.0.0.1:\(port)")
+        }
+        let cluster = BenchCluster(addresses: addresses, processes: processes, directory: directory)
+        guard try await request(.put, addresses[0], "/admin/databases/db").status == 201 else { throw ValidationError("could not create the database") }
+        return cluster
+    }
+
+    static func waitUntilHealthy(_ address: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if (try? await request(.get, address, "/admin/healthcheck"))?.status == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ValidationError("\(address) did not become healthy")
+    }
+
+    enum Method { case get, post, put }
+
+    static func request(_ method: Method, _ address: String, _ path: String, body: String? = nil) async throws -> (status: Int, body: String) {
+        var request = HTTPClientRequest(url: "http://\(address)\(path)")
+        switch method {
+        case .get: request.method = .GET
+        case .post: request.method = .POST
+        case .put: request.method = .PUT
+        }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 1 << 24)
+        return (Int(response.status.code), String(buffer: bytes))
+    }
+
+    func stop() async {
+        for process in processes { await process.stop(grace: .seconds(5)) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
