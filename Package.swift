@@ -100,6 +100,7 @@ let package = Package(
         .target(
             name: "DemoSupport",
             dependencies: [
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -13,5 +14,17 @@ public enum ProcessSetup {
     /// client calls back on its own threads.
     public static func runConcurrencyOnEventLoops() {
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    }
+
+    /// Sends every log to standard error at `levelName` (trace … critical) and returns the
+    /// process's logger; nil for an unknown level name.
+    public static func bootstrapLogging(levelName: String, label: String) -> Logger? {
+        guard let level = Logger.Level(rawValue: levelName) else { return nil }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: label)
     }
 }

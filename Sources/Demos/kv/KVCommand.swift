@@ -50,13 +50,7 @@ struct KVCommand: AsyncParsableCommand {
         if let bind { configuration.bind = bind }
         if let localStore { configuration.localStore = localStore }
 
-        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level \(logLevel)") }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "kv")
+        guard let logger = ProcessSetup.bootstrapLogging(levelName: logLevel, label: "kv") else { throw ValidationError("unknown log level \(logLevel)") }
         let node: KVNode
         do { node = try KVNode(configuration: configuration, logger: logger) } catch {
             throw ValidationError("\(error)")

@@ -32,13 +32,7 @@ struct ConfigOptions: ParsableArguments {
     var logLevel: String = ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
 
     func load() throws -> (StardogConfiguration, Logger) {
-        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level \(logLevel)") }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "replicated")
+        guard let logger = ProcessSetup.bootstrapLogging(levelName: logLevel, label: "replicated") else { throw ValidationError("unknown log level \(logLevel)") }
         guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("cannot read the configuration file \(config)") }
         let directory = URL(fileURLWithPath: config).deletingLastPathComponent().path
         do {

@@ -29,13 +29,7 @@ struct Options: ParsableArguments {
 
     /// Reads the properties and the schema (relative to the properties file's directory).
     func load() throws -> (SenseiConfiguration, SearchSchema, Logger) {
-        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level \(logLevel)") }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "search")
+        guard let logger = ProcessSetup.bootstrapLogging(levelName: logLevel, label: "search") else { throw ValidationError("unknown log level \(logLevel)") }
         guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("cannot read the configuration file \(config)") }
         let configuration: SenseiConfiguration
         do { configuration = try SenseiConfiguration(properties: text) } catch { throw ValidationError("\(config): \(error)") }
