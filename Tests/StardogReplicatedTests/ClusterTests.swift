@@ -53,15 +53,26 @@ struct ClusterTests {
             // Bad input: a clear 4xx, and nothing applied anywhere.
             let malformed = try await nodes[1].add(triple("c") + "\nthis is not a triple")
             #expect(malformed.status == 400 && malformed.body.contains("MalformedRDF") && malformed.body.contains("line 2"), "\(malformed.body)")
-            #expect(try await nodes[0].add(triple("c"), to: "nope").status == 404)
-            #expect(try await nodes[0].request(.POST, "/db/not-a-tx/add", body: triple("c")).body.contains("UnknownTransaction"))
-            #expect(try await nodes[0].request(.POST, "/db/transaction/commit/not-a-tx").status == 404)
-            #expect(try await nodes[0].request(.PUT, "/admin/databases/db").status == 409)
-            #expect(try await nodes[0].request(.PUT, "/admin/databases/9lives").status == 400)
+            func refusal(_ reply: ReplicatedTestNode.Reply) -> String {
+                "\(reply.status) " + ((try? JSONDecoder().decode(ErrorBody.self, from: Data(reply.body.utf8)).code) ?? "no error body")
+            }
+            #expect(refusal(try await nodes[0].add(triple("c"), to: "nope")) == "404 UnknownDatabase")
+            #expect(refusal(try await nodes[0].request(.POST, "/db/not-a-tx/add", body: triple("c"))) == "404 UnknownTransaction")
+            #expect(refusal(try await nodes[0].request(.POST, "/db/transaction/commit/not-a-tx")) == "404 UnknownTransaction")
+            #expect(refusal(try await nodes[0].request(.PUT, "/admin/databases/db")) == "409 DatabaseExists")
+            #expect(refusal(try await nodes[0].request(.PUT, "/admin/databases/9lives")) == "400 InvalidDatabaseName")
+            #expect(refusal(try await nodes[0].request(.DELETE, "/admin/databases/nope")) == "404 UnknownDatabase")
             let huge = String(repeating: triple("x") + "\n", count: (StardogHTTP.maxBody / triple("x").utf8.count) + 10)
-            #expect(try await nodes[2].add(huge).status == 413)
+            #expect(refusal(try await nodes[2].add(huge)) == "413 BodyTooLarge")
+            #expect(try await nodes[0].request(.PUT, "/admin/databases/big").status == 201)
+            #expect(try await nodes[1].request(.DELETE, "/admin/databases/big").status == 200)
+            for node in nodes { #expect(refusal(try await node.request(.GET, "/big/size")) == "404 UnknownDatabase") }
+            // CRLF line endings are N-Triples too.
+            #expect(try await nodes[0].add(triple("crlf1") + "\r\n" + triple("crlf2") + "\r\n", to: "db").status == 200)
+            #expect(try await nodes[0].request(.POST, "/db/remove", body: triple("crlf1") + "\r\n" + triple("crlf2")).status == 200)
             let rolledBack = try await nodes[2].request(.POST, "/db/transaction/begin").body
             #expect(try await nodes[2].request(.POST, "/db/\(rolledBack)/add", body: triple("d")).status == 200)
+            #expect(refusal(try await nodes[1].request(.POST, "/db/\(rolledBack)/add", body: triple("d"))) == "404 UnknownTransaction")
             #expect(try await nodes[2].request(.POST, "/db/transaction/rollback/\(rolledBack)").status == 200)
             #expect(try await nodes[2].request(.POST, "/db/transaction/commit/\(rolledBack)").status == 404)
             for node in nodes { #expect(await node.triples() == expected) }
@@ -86,7 +97,7 @@ struct ClusterTests {
             await #expect(throws: ZooKeeperError.self) { try await stranger.create(layout.readOnly) }
             await stranger.close()
             let zkInfo = try runCLI(["zk", "info", "--config", nodes[0].configPath])
-            #expect(zkInfo.output.contains("db: 4 transactions"), "\(zkInfo)")
+            #expect(zkInfo.output.contains("db: 6 transactions"), "\(zkInfo)")
 
             // `cluster stop` shuts every node down cleanly.
             #expect(try runCLI(["cluster", "stop", "--server", "http://\(nodes[2].address)"]).status == 0)
@@ -137,8 +148,8 @@ struct ClusterTests {
 
             // A retry succeeds once a new coordinator is elected among the survivors.
             try await eventually("a retry succeeds", timeout: .seconds(30)) { try await nodes[1].add(triple("second")).status == 200 }
-            #expect(await cluster.coordinators().count == 1)
-            #expect(await cluster.coordinators().first?.index != 1)
+            #expect(await cluster.coordinators().map(\.index).count == 1)
+            #expect(await cluster.coordinators().allSatisfy { $0.index != 1 })
             for node in nodes[1...] { #expect(await node.triples() == [triple("second")]) }
 
             // The old coordinator decides its undecided vote from ZooKeeper (not committed), resyncs, rejoins.
@@ -175,6 +186,8 @@ struct ClusterTests {
                 try await Task.sleep(for: .milliseconds(20))
             }
             #expect(refused > 0)
+            let health = try await nodes[2].request(.GET, "/admin/healthcheck")
+            #expect(health.status == 200 || health.body.contains("NotInCluster"), "\(health)")
             try await nodes[2].waitUntilHealthy()
             for node in nodes { #expect(await node.triples() == [triple("before"), triple("while-paused")]) }
         }

@@ -22,8 +22,9 @@ import ZooKeeperTesting
             case .transaction: DatabaseVersion(seq: previous!.seq + 1, txId: UUID().uuidString)
             case .dropDatabase: nil
             }
-        try store.prepare(PreparedOperation(operation: operation, previous: previous, next: next))
-        try store.commitPrepared(next: next)
+        let prepared = PreparedOperation(operation: operation, previous: previous, next: next)
+        try store.prepare(prepared)
+        try store.commitPrepared(round: prepared.round)
         return next
     }
 

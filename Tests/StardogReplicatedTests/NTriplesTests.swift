@@ -60,3 +60,13 @@ import ZooKeeperTesting
         }
     }
 }
+
+@Suite struct NTriplesLineEndingTests {
+    @Test func crlfLinesAreReadAndNumberedLikeLFLines() throws {
+        let lf = "<urn:a> <urn:p> \"x\" .\n<urn:b> <urn:p> <urn:c> .\n"
+        #expect(try NTriples.parse(lf.replacingOccurrences(of: "\n", with: "\r\n")) == (try NTriples.parse(lf)))
+        #expect {
+            try NTriples.parse("<urn:a> <urn:p> \"x\" .\r\nnot a triple\r\n")
+        } throws: { ($0 as? NTriples.ParseError)?.line == 2 }
+    }
+}

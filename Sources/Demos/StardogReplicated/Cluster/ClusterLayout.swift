@@ -47,7 +47,8 @@ public struct ClusterLayout: Sendable, Hashable {
         let replies = names.map { ($0, client.submitGetData(member($0))) }
         var result: [String: String] = [:]
         for (name, reply) in replies {
-            guard let data = try? await reply.value() else { continue }  // left meanwhile
+            let data: NodeData
+            do { data = try await reply.value() } catch let error as ZooKeeperError where error.code == .noNode { continue }  // left meanwhile
             result[name] = (try? JSONDecoder().decode(MemberInfo.self, from: Data(data.bytes)))?.address ?? name
         }
         return result

@@ -21,6 +21,11 @@ public struct ReplicatedError: Error, Sendable, Hashable, CustomStringConvertibl
         /// A prepare this member cannot take (it is not at the version the coordinator expects).
         public static let outOfSync = Code(name: "OutOfSync", status: 409)
         public static let storage = Code(name: "StorageFailure", status: 500)
+        /// A change, commit or rollback of a transaction whose commit is under way.
+        public static let transactionBusy = Code(name: "TransactionBusy", status: 409)
+        public static let tooManyTransactions = Code(name: "TooManyTransactions", status: 503)
+        /// ZooKeeper (or the cluster lock) could not be reached in time; retry.
+        public static let clusterUnavailable = Code(name: "ClusterUnavailable", status: 503)
     }
 
     public var code: Code

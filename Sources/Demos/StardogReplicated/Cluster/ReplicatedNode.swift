@@ -56,6 +56,8 @@ public final class ReplicatedNode: Service, Sendable {
         var coordinatorAddress: String?
         var transactions: [String: TransactionBuffer] = [:]
         var preparedAt: ContinuousClock.Instant?
+        /// The highest coordinator fencing token seen in a prepare.
+        var highestFencingToken: Int64 = 0
         var serverRunning = false
     }
     let state = Mutex(State())
@@ -221,7 +223,12 @@ public final class ReplicatedNode: Service, Sendable {
             try await Task.sleep(for: Self.confirmInterval)
             guard try await confirmStanding() != false else { return }
             if let preparedAt = state.withLock({ $0.preparedAt }), ContinuousClock.now - preparedAt > configuration.commitTimeout * 2 {
-                try? await resolveUndecided(reason: "no decision came")
+                // Only under the cluster lock: a coordinator holds it for its whole round, so
+                // once we have it, the round that left this vote is over and its record final.
+                if let lease = try? await lock.acquire(timeout: configuration.commitTimeout) {
+                    try? await resolveUndecided(reason: "no decision came")
+                    await lease.release()
+                }
             }
         }
     }
@@ -231,6 +238,9 @@ public final class ReplicatedNode: Service, Sendable {
         guard let session = client.state.session, client.state.isConnected else { return nil }
         let sent = ContinuousClock.now
         do {
+            // `sync` first: the server we read from may lag behind the leader, and must not show
+            // us a member znode the coordinator already deleted.
+            try await client.sync(layout.members)
             guard let stat = try await client.exists(layout.member(id)), stat.ephemeralOwner == session.sessionID else { return false }
             state.withLock { if $0.standing == .member { $0.confirmedAt = sent } }
             return true
@@ -250,6 +260,9 @@ public final class ReplicatedNode: Service, Sendable {
 
     public var standing: Standing { state.withLock { $0.standing } }
     public var isCoordinator: Bool { state.withLock { $0.isCoordinator && $0.standing == .member } }
+
+    /// The coordinator in good standing (what `/admin/cluster/coordinator` answers).
+    public func isCoordinatorInGoodStanding() async -> Bool { await inGoodStanding() && isCoordinator }
 
     /// Deletes this node's member znode if an earlier process left it (its session not expired
     /// yet): this process holds the node's port, so that process is gone.
@@ -285,7 +298,9 @@ public final class ReplicatedNode: Service, Sendable {
             do {
                 if try await joinAttempt(attempt, underLock: underLock) { return }
             } catch let refused as JoinRefused {
-                throw refused
+                // In a full restart a node can start before the nodes it needs: keep trying.
+                guard attempt < attempts else { throw refused }
+                logger.warning("join attempt \(attempt): \(refused.description)")
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
@@ -407,30 +422,54 @@ public final class ReplicatedNode: Service, Sendable {
 
     // MARK: Participant
 
-    /// Votes on `prepared` (deciding an earlier undecided vote first).
+    /// Votes on `prepared`. An undecided vote of an earlier coordinator (a lower fencing token)
+    /// is decided from ZooKeeper's record first: the new coordinator holds the lock, so that
+    /// round is over. A prepare from an earlier coordinator than one already seen is refused.
     func prepare(_ prepared: PreparedOperation) async throws {
-        if let pending = store.prepared, pending != prepared { try await resolveUndecided(reason: "a new prepare came") }
+        let highest = state.withLock { $0.highestFencingToken }
+        guard prepared.fencingToken >= highest else {
+            throw ReplicatedError(.outOfSync, "a prepare from an earlier coordinator (token \(prepared.fencingToken) < \(highest))")
+        }
+        if let pending = store.prepared, pending.round != prepared.round {
+            guard prepared.fencingToken > pending.fencingToken else {
+                throw ReplicatedError(.outOfSync, "an operation of the same coordinator term is still undecided here")
+            }
+            try await resolveUndecided(reason: "a later coordinator's prepare came")
+        }
+        state.withLock { $0.highestFencingToken = max($0.highestFencingToken, prepared.fencingToken) }
         try await runOffPool { [store] in try store.prepare(prepared) }
         state.withLock { $0.preparedAt = .now }
     }
 
-    func commitPrepared(next: DatabaseVersion?) async throws {
-        try await runOffPool { [store] in try store.commitPrepared(next: next) }
+    func commitPrepared(round: String) async throws {
+        try await runOffPool { [store] in try store.commitPrepared(round: round) }
         state.withLock { $0.preparedAt = nil }
     }
 
-    func abortPrepared() async throws {
-        try await runOffPool { [store] in try store.abortPrepared() }
-        state.withLock { $0.preparedAt = nil }
+    func abortPrepared(round: String) async throws {
+        try await runOffPool { [store] in try store.abortPrepared(round: round) }
+        if store.prepared == nil { state.withLock { $0.preparedAt = nil } }
     }
 
     // MARK: Transactions on the receiving node
+
+    /// An open transaction untouched this long is rolled back.
+    public static let transactionIdleTimeout: Duration = .seconds(600)
+    /// At most this many open transactions per node.
+    public static let maxOpenTransactions = 10_000
 
     public func beginTransaction(database: String) async throws -> String {
         guard await inGoodStanding() else { throw Self.notInCluster }
         guard store.version(of: database) != nil else { throw LocalStore.unknown(database) }
         let id = UUID().uuidString.lowercased()
-        state.withLock { $0.transactions[id] = TransactionBuffer(database: database) }
+        try state.withLock { state in
+            let now = ContinuousClock.now
+            state.transactions = state.transactions.filter { now - $0.value.lastUsed < Self.transactionIdleTimeout }
+            guard state.transactions.count < Self.maxOpenTransactions else {
+                throw ReplicatedError(.tooManyTransactions, "\(Self.maxOpenTransactions) transactions are open on this node; commit or roll back some")
+            }
+            state.transactions[id] = TransactionBuffer(database: database)
+        }
         return id
     }
 
@@ -441,6 +480,7 @@ public final class ReplicatedNode: Service, Sendable {
             guard var buffer = state.transactions[transaction], buffer.database == database else {
                 throw ReplicatedError(.unknownTransaction, "unknown transaction '\(transaction)' on database '\(database)'")
             }
+            guard !buffer.isCommitting else { throw ReplicatedError(.transactionBusy, "transaction \(transaction) is being committed") }
             guard buffer.bodyBytes + ntriples.utf8.count <= StardogHTTP.maxBody else {
                 throw ReplicatedError(.bodyTooLarge, "transaction \(transaction) would exceed \(StardogHTTP.maxBody) bytes")
             }
@@ -452,14 +492,28 @@ public final class ReplicatedNode: Service, Sendable {
     /// Commits an open transaction through the coordinator. On failure it stays open (commit
     /// again, or roll back).
     public func commitTransaction(database: String, transaction: String) async throws -> DatabaseVersion? {
-        guard let buffer = state.withLock({ $0.transactions[transaction] }), buffer.database == database else {
-            throw ReplicatedError(.unknownTransaction, "unknown transaction '\(transaction)' on database '\(database)'")
+        let buffer = try state.withLock { state -> TransactionBuffer in
+            guard var buffer = state.transactions[transaction], buffer.database == database else {
+                throw ReplicatedError(.unknownTransaction, "unknown transaction '\(transaction)' on database '\(database)'")
+            }
+            guard !buffer.isCommitting else { throw ReplicatedError(.transactionBusy, "transaction \(transaction) is being committed") }
+            buffer.isCommitting = true
+            state.transactions[transaction] = buffer
+            return buffer
         }
         let (add, remove) = buffer.netEffect
         let operation = ClusterOperation(kind: .transaction, database: database, add: NTriples.serialize(add), remove: NTriples.serialize(remove))
-        let next = try await submit(operation)
-        state.withLock { _ = $0.transactions.removeValue(forKey: transaction) }
-        return next
+        do {
+            let next = try await submit(operation)
+            state.withLock { _ = $0.transactions.removeValue(forKey: transaction) }
+            return next
+        } catch {
+            state.withLock { state in
+                state.transactions[transaction]?.isCommitting = false
+                state.transactions[transaction]?.lastUsed = .now
+            }
+            throw error
+        }
     }
 
     public func rollbackTransaction(database: String, transaction: String) throws {
@@ -467,6 +521,7 @@ public final class ReplicatedNode: Service, Sendable {
             guard let buffer = state.transactions[transaction], buffer.database == database else {
                 throw ReplicatedError(.unknownTransaction, "unknown transaction '\(transaction)' on database '\(database)'")
             }
+            guard !buffer.isCommitting else { throw ReplicatedError(.transactionBusy, "transaction \(transaction) is being committed") }
             state.transactions[transaction] = nil
         }
     }
@@ -490,7 +545,8 @@ public final class ReplicatedNode: Service, Sendable {
                     throw error
                 } catch {
                     throw ReplicatedError(
-                        .transactionAborted, "the coordinator \(address) failed during the operation (\(error)); the transaction is still open: commit again")
+                        .transactionAborted,
+                        "the coordinator \(address) failed or did not answer during the operation (\(error)); if it failed before recording the decision nothing was committed; the transaction is still open")
                 }
             }
             guard ContinuousClock.now < deadline else { throw ReplicatedError(.transactionAborted, "no coordinator is available; retry") }
@@ -542,7 +598,8 @@ public final class ReplicatedNode: Service, Sendable {
             guard recorded != nil else { throw LocalStore.unknown(operation.database) }
             next = nil
         }
-        let prepared = PreparedOperation(operation: operation, previous: recorded?.0, next: next)
+        let prepared = PreparedOperation(operation: operation, previous: recorded?.0, next: next, fencingToken: lease.fencingToken)
+        let decision = try JSONEncoder().encode(RoundDecision(round: prepared.round))
         var expelled: [String] = []
 
         // Phase 1: every member votes (durably).
@@ -551,9 +608,9 @@ public final class ReplicatedNode: Service, Sendable {
         }
         let round = CommitRound.afterPrepare(coordinator: id, answers: votes)
         guard round.proceeds else {
-            _ = await askAll(members, path: "/admin/replication/abort", body: Data("{}".utf8)) { try await self.abortPrepared() }
+            _ = await askAll(members, path: "/admin/replication/abort", body: decision) { try await self.abortPrepared(round: prepared.round) }
             logger.error("aborting: \(round.abortReason ?? "")")
-            Task { try? await self.client.delete(self.layout.member(self.id)) }  // step down and resync
+            await stepDown()
             throw ReplicatedError(.transactionAborted, round.abortReason ?? "aborted")
         }
         try await expel(round.expel, reasons: votes, lease: lease)
@@ -578,22 +635,32 @@ public final class ReplicatedNode: Service, Sendable {
             throw ReplicatedError(
                 .transactionAborted, "the decision could not be confirmed in ZooKeeper (\(error)); ZooKeeper's record decides it: check before retrying")
         } catch {
+            // Not recorded (the lock is gone, or the record changed under us): abort this round
+            // (only this round: a later coordinator's votes are left alone).
             let survivors = members.filter { !expelled.contains($0.key) }
-            _ = await askAll(survivors, path: "/admin/replication/abort", body: Data("{}".utf8)) { try await self.abortPrepared() }
+            _ = await askAll(survivors, path: "/admin/replication/abort", body: decision) { try await self.abortPrepared(round: prepared.round) }
             throw ReplicatedError(.transactionAborted, "could not record the decision in ZooKeeper (\(error)); nothing was committed")
         }
 
         // Phase 2: every member that voted yes applies it.
         let survivors = members.filter { !expelled.contains($0.key) }
-        let acks = await askAll(survivors, path: "/admin/replication/commit", body: try JSONEncoder().encode(OperationResult(next: next))) {
-            try await self.commitPrepared(next: next)
+        let acks = await askAll(survivors, path: "/admin/replication/commit", body: decision) {
+            try await self.commitPrepared(round: prepared.round)
         }
         let failedCommits = CommitRound.afterCommit(answers: acks)
-        if failedCommits.contains(id) {
-            // The decision stands (it is recorded); this node must resync before it serves again.
-            Task { try? await self.client.delete(self.layout.member(self.id)) }
+        if case .failed(let reason) = acks[id] {
+            // The decision stands (it is recorded), but this node does not have it: it leaves the
+            // cluster to resync, and cannot acknowledge what it cannot show.
+            await stepDown()
+            throw ReplicatedError(
+                .storage, "the operation is recorded as committed, but the coordinator could not apply it (\(reason)); it leaves the cluster to resync")
         }
-        try? await expel(failedCommits.filter { $0 != id }, reasons: acks, lease: lease)
+        do {
+            try await expel(failedCommits, reasons: acks, lease: lease)
+        } catch {
+            throw ReplicatedError(
+                .storage, "the operation is recorded as committed, but members that did not apply it could not be expelled (\(error)); not acknowledged")
+        }
         expelled += failedCommits
         if !expelled.isEmpty {
             // An expelled node stops serving within the standing lease: wait it out before the
@@ -638,6 +705,26 @@ public final class ReplicatedNode: Service, Sendable {
             do {
                 _ = try await lease.fencedMulti([.delete(path: layout.member(member))])
             } catch let error as ZooKeeperError where error.code == .noNode && error.failedOperationIndex == 1 {}
+        }
+    }
+
+    /// Leaves the cluster at once (to resync): stops serving, then deletes the member znode (the
+    /// standing loop notices and rejoins).
+    private func stepDown() async {
+        state.withLock {
+            $0.standing = .expelled
+            $0.confirmedAt = nil
+            $0.isCoordinator = false
+        }
+        for _ in 0..<5 {
+            do {
+                try await client.delete(layout.member(id))
+                return
+            } catch let error as ZooKeeperError where error.code == .noNode {
+                return
+            } catch {
+                try? await Task.sleep(for: .milliseconds(200))
+            }
         }
     }
 

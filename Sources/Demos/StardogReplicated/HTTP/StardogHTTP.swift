@@ -1,8 +1,10 @@
+import Coordination
 import DemoSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ZooKeeper
 
 /// The node's HTTP interface: Stardog's database, transaction, query and admin endpoints, and
 /// the `/admin/replication/…` calls members make to each other.
@@ -28,7 +30,12 @@ public enum StardogHTTP {
     }
 
     static func error(_ error: any Error) -> Response {
-        let replicated = error as? ReplicatedError ?? ReplicatedError(.storage, "\(error)")
+        let replicated: ReplicatedError
+        switch error {
+        case let error as ReplicatedError: replicated = error
+        case is ZooKeeperError, is CoordinationError: replicated = ReplicatedError(.clusterUnavailable, "ZooKeeper: \(error)")
+        default: replicated = ReplicatedError(.storage, "\(error)")
+        }
         return json(ErrorBody(code: replicated.code.name, message: replicated.message), status: .init(code: replicated.code.status))
     }
 
@@ -37,19 +44,23 @@ public enum StardogHTTP {
         do { return try await body() } catch { return self.error(error) }
     }
 
-    static func collect(_ request: Request) async throws -> String {
+    /// What members send each other can be larger than a client body (it is re-encoded as JSON).
+    static let maxMemberBody = 4 * maxBody + (1 << 20)
+
+    static func collect(_ request: Request, limit: Int = maxBody) async throws -> String {
         do {
-            let buffer = try await request.body.collect(upTo: maxBody)
+            let buffer = try await request.body.collect(upTo: limit)
             return String(buffer: buffer)
         } catch is NIOTooManyBytesError {
-            throw ReplicatedError(.bodyTooLarge, "the request body is larger than \(maxBody) bytes")
+            throw ReplicatedError(.bodyTooLarge, "the request body is larger than \(limit) bytes")
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw ReplicatedError(.bodyTooLarge, "the request body is larger than \(maxBody) bytes")
+            throw ReplicatedError(.bodyTooLarge, "the request body is larger than \(limit) bytes")
         }
     }
 
+    /// A JSON body between members.
     static func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
-        let body = try await collect(request)
+        let body = try await collect(request, limit: maxMemberBody)
         do { return try JSONDecoder().decode(T.self, from: Data(body.utf8)) } catch {
             throw ReplicatedError(.malformedRequest, "the body is not a \(T.self): \(error)")
         }
@@ -98,7 +109,7 @@ public enum StardogHTTP {
             }
         }
         router.get("/admin/cluster/coordinator") { _, _ -> Response in
-            node.isCoordinator ? text("") : error(ReplicatedError(.notInCluster, "this node is not the coordinator"))
+            await node.isCoordinatorInGoodStanding() ? text("") : error(ReplicatedError(.notInCluster, "this node is not the coordinator"))
         }
         router.get("/admin/cluster/readonly") { _, _ in await answer { json(ReadOnlyState(readonly: try await node.isReadOnly())) } }
         router.put("/admin/cluster/readonly") { _, _ in
@@ -131,6 +142,7 @@ public enum StardogHTTP {
         router.delete("/admin/databases/:db") { _, context in
             await answer {
                 let name = try parameter(context, "db")
+                try DatabaseName.validate(name)
                 _ = try await node.submit(ClusterOperation(kind: .dropDatabase, database: name))
                 return json(DatabaseList(databases: [name]))
             }
@@ -229,13 +241,13 @@ public enum StardogHTTP {
         }
         router.post("/admin/replication/commit") { request, _ in
             await answer {
-                try await node.commitPrepared(next: try await decode(OperationResult.self, request).next)
+                try await node.commitPrepared(round: try await decode(RoundDecision.self, request).round)
                 return json(Done())
             }
         }
-        router.post("/admin/replication/abort") { _, _ in
+        router.post("/admin/replication/abort") { request, _ in
             await answer {
-                try await node.abortPrepared()
+                try await node.abortPrepared(round: try await decode(RoundDecision.self, request).round)
                 return json(Done())
             }
         }

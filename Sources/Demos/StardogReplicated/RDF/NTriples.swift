@@ -31,9 +31,12 @@ public enum NTriples {
     public static func parse(_ text: String) throws -> [Triple] {
         var triples: [Triple] = []
         var lineNumber = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Lines end with LF or CRLF (split on scalars: Swift sees CRLF as one Character).
+        for line in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
-            var scanner = Scanner(characters: Array(line.unicodeScalars), line: lineNumber)
+            var characters = Array(line)
+            if characters.last == "\r" { characters.removeLast() }
+            var scanner = Scanner(characters: characters, line: lineNumber)
             scanner.skipSpace()
             if scanner.atEnd || scanner.peek == "#" { continue }
             let subject = try scanner.term(allowing: [.iri, .blank], role: "subject")

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A database's position in its history: how many transactions it has committed (`seq`) and the
 /// UUID of the last one (`txId`) — what ZooKeeper records for each database, and what a member
 /// must show to stay in the cluster.
@@ -34,20 +36,33 @@ public struct ClusterOperation: Codable, Sendable, Hashable {
 
 /// An operation a member has voted yes to (durably), waiting for the coordinator's decision.
 /// `next` is the version the database has once it is committed (`nil`: the database is dropped).
+/// `round` names this attempt (commit and abort refer to it); `fencingToken` is the coordinator's
+/// cluster-lock token, which grows with every holder, so a member can tell a later coordinator's
+/// prepare from a late one of an earlier coordinator.
 public struct PreparedOperation: Codable, Sendable, Hashable {
     public var operation: ClusterOperation
     public var previous: DatabaseVersion?
     public var next: DatabaseVersion?
+    public var round: String
+    public var fencingToken: Int64
 
-    public init(operation: ClusterOperation, previous: DatabaseVersion?, next: DatabaseVersion?) {
+    public init(operation: ClusterOperation, previous: DatabaseVersion?, next: DatabaseVersion?, round: String = UUID().uuidString, fencingToken: Int64 = 0) {
         self.operation = operation
         self.previous = previous
         self.next = next
+        self.round = round
+        self.fencingToken = fencingToken
     }
 
     /// The decision, read from what ZooKeeper records for the database: committed exactly when
     /// ZooKeeper shows the version this operation produces (the record is the commit point).
     public func isCommitted(recorded: DatabaseVersion?) -> Bool { recorded == next }
+}
+
+/// The coordinator's decision for one round, sent to the members that voted.
+public struct RoundDecision: Codable, Sendable, Hashable {
+    public var round: String
+    public init(round: String) { self.round = round }
 }
 
 /// Stardog's database names: a letter, then letters, digits, `_` or `-` (at most 64), and not

@@ -54,6 +54,9 @@ public final class LocalStore: Sendable {
                 try? FileManager.default.removeItem(at: databasesDirectory.appendingPathComponent(name))
                 continue
             }
+            do { try DatabaseName.validate(name) } catch {
+                throw ReplicatedError(.storage, "\(databasesDirectory.path)/\(name) is not a database: \(error)")
+            }
             loaded.databases[name] = try Self.open(databasesDirectory.appendingPathComponent(name))
         }
         if let data = FileManager.default.contents(atPath: preparedFile.path) {
@@ -105,7 +108,8 @@ public final class LocalStore: Sendable {
     public func prepare(_ prepared: PreparedOperation) throws {
         try changing.withLock { _ in
             let (current, pending) = state.withLock { ($0.databases[prepared.operation.database]?.version, $0.prepared) }
-            if let pending, pending != prepared {
+            if let pending {
+                if pending == prepared { return }  // the same prepare again
                 throw ReplicatedError(.outOfSync, "an earlier operation on \(pending.operation.database) is still undecided")
             }
             guard current == prepared.previous else {
@@ -122,11 +126,11 @@ public final class LocalStore: Sendable {
         }
     }
 
-    /// Applies the prepared operation whose result is `next` (the coordinator's decision).
-    public func commitPrepared(next: DatabaseVersion?) throws {
+    /// Applies the prepared operation of `round` (the coordinator's decision).
+    public func commitPrepared(round: String) throws {
         try changing.withLock { _ in
-            guard let prepared = state.withLock({ $0.prepared }), prepared.next == next else {
-                throw ReplicatedError(.outOfSync, "no prepared operation producing \(next.map(\.description) ?? "a removal")")
+            guard let prepared = state.withLock({ $0.prepared }), prepared.round == round else {
+                throw ReplicatedError(.outOfSync, "no prepared operation for round \(round)")
             }
             try apply(prepared)
             try Self.remove(preparedFile)
@@ -134,9 +138,11 @@ public final class LocalStore: Sendable {
         }
     }
 
-    /// Forgets the prepared operation (the coordinator aborted it, or ZooKeeper shows it was not committed).
-    public func abortPrepared() throws {
+    /// Forgets the prepared operation of `round` (the coordinator aborted it); a vote of another
+    /// round is left alone.
+    public func abortPrepared(round: String) throws {
         try changing.withLock { _ in
+            guard state.withLock({ $0.prepared?.round == round }) else { return }
             try Self.remove(preparedFile)
             state.withLock { $0.prepared = nil }
         }
@@ -148,10 +154,10 @@ public final class LocalStore: Sendable {
     public func resolvePrepared(recorded: (String) -> DatabaseVersion?) throws -> Bool? {
         guard let prepared else { return nil }
         if prepared.isCommitted(recorded: recorded(prepared.operation.database)) {
-            try commitPrepared(next: prepared.next)
+            try commitPrepared(round: prepared.round)
             return true
         }
-        try abortPrepared()
+        try abortPrepared(round: prepared.round)
         return false
     }
 

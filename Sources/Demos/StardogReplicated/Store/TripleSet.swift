@@ -49,17 +49,23 @@ public struct TransactionBuffer: Sendable {
     public let database: String
     private var lastChange: [Triple: Bool] = [:]  // true: added last; false: removed last
     public private(set) var bodyBytes = 0
+    /// When it was last changed (idle transactions are rolled back).
+    public var lastUsed = ContinuousClock.now
+    /// A commit is under way: no changes, no second commit, no rollback.
+    public var isCommitting = false
 
     public init(database: String) { self.database = database }
 
     public mutating func add(_ triples: [Triple], bytes: Int) {
         for triple in triples { lastChange[triple] = true }
         bodyBytes += bytes
+        lastUsed = .now
     }
 
     public mutating func remove(_ triples: [Triple], bytes: Int) {
         for triple in triples { lastChange[triple] = false }
         bodyBytes += bytes
+        lastUsed = .now
     }
 
     /// The net effect: triples whose last change was an add, and those whose last change was a removal.
