@@ -7,7 +7,7 @@ import ZooKeeperTesting
 /// Commit latency and throughput of `replicated` clusters of several sizes (fsync on, every node
 /// on this machine, one standalone ZooKeeper), and reads on one node of each.
 ///
-/// Build first: `swift build -c release --product replicated-bench --product replicated`.
+/// Build first: `swift build -c release --product replicated && swift build -c release --product replicated-bench`.
 @main
 struct ReplicatedBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
