@@ -149,19 +149,23 @@ struct ZooKeeperCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zk", abstract: "Read or reset what the cluster keeps in ZooKeeper.", subcommands: [Info.self, Clear.self])
 
-    static func connect(_ configuration: StardogConfiguration) async throws -> ZooKeeperClient {
+    /// Connects with the cluster's credentials, runs `body`, closes the client.
+    static func withCluster(_ options: ConfigOptions, _ body: (ZooKeeperClient, ClusterLayout) async throws -> Void) async throws {
+        let (configuration, _) = try options.load()
         var zk = ZooKeeperClient.Configuration()
         zk.digestCredentials = [.init(user: configuration.zookeeperUser, password: configuration.zookeeperPassword)]
         zk.connectionTimeout = configuration.connectionTimeout
         let client = try ZooKeeperClient(connectString: configuration.zookeeperAddress, configuration: zk)
-        do { _ = try await client.connect() } catch {
-            throw ValidationError("cannot connect to ZooKeeper at \(configuration.zookeeperAddress): \(error)")
+        do {
+            do { _ = try await client.connect() } catch {
+                throw ValidationError("cannot connect to ZooKeeper at \(configuration.zookeeperAddress): \(error)")
+            }
+            try await body(client, ClusterLayout(clusterName: configuration.clusterName, user: configuration.zookeeperUser, password: configuration.zookeeperPassword))
+            await client.close()
+        } catch {
+            await client.close()
+            throw error
         }
-        return client
-    }
-
-    static func layout(_ configuration: StardogConfiguration) -> ClusterLayout {
-        ClusterLayout(clusterName: configuration.clusterName, user: configuration.zookeeperUser, password: configuration.zookeeperPassword)
     }
 
     /// Prints the members, the coordinator, each database's last transaction, read-only mode.
@@ -169,10 +173,7 @@ struct ZooKeeperCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print what the cluster keeps in ZooKeeper.")
         @OptionGroup var options: ConfigOptions
         func run() async throws {
-            let (configuration, _) = try options.load()
-            let client = try await ZooKeeperCommand.connect(configuration)
-            let layout = ZooKeeperCommand.layout(configuration)
-            do {
+            try await ZooKeeperCommand.withCluster(options) { client, layout in
                 let members = try await layout.readMembers(client)
                 let catalog = try await layout.readCatalog(client)
                 print("Cluster: \(layout.root)")
@@ -183,10 +184,6 @@ struct ZooKeeperCommand: AsyncParsableCommand {
                     print("    \(name): \(version.seq) transactions, last \(version.txId)")
                 }
                 print("Read-only: \(try await client.exists(layout.readOnly) != nil)")
-                await client.close()
-            } catch {
-                await client.close()
-                throw error
             }
         }
     }
@@ -197,20 +194,13 @@ struct ZooKeeperCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOptions
         @Flag(help: "Delete even if nodes of the cluster are alive.") var force = false
         func run() async throws {
-            let (configuration, _) = try options.load()
-            let client = try await ZooKeeperCommand.connect(configuration)
-            let layout = ZooKeeperCommand.layout(configuration)
-            do {
+            try await ZooKeeperCommand.withCluster(options) { client, layout in
                 let members = try await layout.readMembers(client)
                 guard members.isEmpty || force else {
                     throw ValidationError("nodes of the cluster are alive (\(members.values.sorted().joined(separator: ", "))); stop them, or use --force")
                 }
                 try await ClusterLayout.deleteRecursively(client, layout.root)
                 print("cleared \(layout.root)")
-                await client.close()
-            } catch {
-                await client.close()
-                throw error
             }
         }
     }
