@@ -100,6 +100,7 @@ let package = Package(
         .target(
             name: "DemoSupport",
             dependencies: [
+                "Coordination",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -193,6 +194,7 @@ let package = Package(
             name: "SequinsKVTests",
             dependencies: [
                 "SequinsKV",
+                "DemoSupport",
                 "Coordination",
                 "ZooKeeper",
                 "ZooKeeperTesting",
@@ -206,6 +208,7 @@ let package = Package(
             name: "StardogReplicatedTests",
             dependencies: [
                 "StardogReplicated",
+                "DemoSupport",
                 "ZooKeeper",
                 "ZooKeeperTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

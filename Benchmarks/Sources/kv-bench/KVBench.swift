@@ -86,11 +86,7 @@ struct Servers: AsyncParsableCommand {
     @Option var directory = NSTemporaryDirectory() + "kv-bench-http"
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
-            return handler
-        }
+        _ = ProcessSetup.bootstrapLogging(levelName: "warning", label: "bench")
         try? FileManager.default.removeItem(atPath: directory)
         try SampleData.writeVersion(root: directory + "/source", database: "bench", version: "1", files: 4, records: records, valueSize: 100)
         let server = try await ZooKeeperServer.start()
@@ -131,12 +127,7 @@ struct Servers: AsyncParsableCommand {
             let line = "local=127.0.0.1:\(ports[0]) proxying=127.0.0.1:\(ports[1]) constant=127.0.0.1:\(ports[2]) keys=\(directory)/keys.txt\n"
             FileHandle.standardOutput.write(Data(line.utf8))
             // The event loops run the concurrency pool here: wait for stdin on a thread of its own.
-            await withCheckedContinuation { (closed: CheckedContinuation<Void, Never>) in
-                Thread.detachNewThread {
-                    _ = FileHandle.standardInput.readDataToEndOfFile()
-                    closed.resume()
-                }
-            }
+            _ = try await runOffPool { FileHandle.standardInput.readDataToEndOfFile() }
             group.cancelAll()
         }
     }

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// A value set once and awaited by any number of tasks (cancellable waits).
-final class Latch<Value: Sendable>: Sendable {
+public final class Latch<Value: Sendable>: Sendable {
     private struct State {
         var value: Value?
         var waiters: [Int: CheckedContinuation<Value?, Never>] = [:]
@@ -9,9 +9,11 @@ final class Latch<Value: Sendable>: Sendable {
     }
     private let state = Mutex(State())
 
+    public init() {}
+
     /// Sets the value; `false` if it was already set.
     @discardableResult
-    func set(_ value: Value) -> Bool {
+    public func set(_ value: Value) -> Bool {
         let waiters = state.withLock { state -> [CheckedContinuation<Value?, Never>]? in
             guard state.value == nil else { return nil }
             state.value = value
@@ -23,10 +25,10 @@ final class Latch<Value: Sendable>: Sendable {
         return true
     }
 
-    var value: Value? { state.withLock { $0.value } }
+    public var value: Value? { state.withLock { $0.value } }
 
     /// The value, once set; `nil` if the waiting task is cancelled first.
-    func wait() async -> Value? {
+    public func wait() async -> Value? {
         let id = state.withLock { state -> Int in
             state.next += 1
             return state.next

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import ServiceLifecycle
 import Synchronization
 
@@ -45,6 +46,26 @@ enum ExitGuard {
             Thread.sleep(forTimeInterval: seconds)
             FileHandle.standardError.write(Data("the service stopped \(grace) ago but the process has not exited: exiting with status \(status)\n".utf8))
             exit(status)
+        }
+    }
+}
+
+extension ProcessSetup {
+    /// Runs a demo server's service until SIGTERM or SIGINT (graceful shutdown) or until it ends,
+    /// guarded by ``ExitGuardedService``; false, after logging why, when it failed.
+    public static func serve(_ service: some Service, name: String, logger: Logger) async -> Bool {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: ExitGuardedService(service), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+            return true
+        } catch {
+            logger.critical("\(name) stopped: \(error)")
+            return false
         }
     }
 }

@@ -1,3 +1,4 @@
+import Coordination
 import Foundation
 
 /// Runs blocking work (file I/O, decompression, indexing, a CPU-heavy search, a test's hang) on a
@@ -15,47 +16,7 @@ public func runOffPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) 
 /// as soon as the calling task is cancelled (the work itself runs to its end on its thread and
 /// its result is dropped).
 public func runOffPoolUnlessCancelled<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T? {
-    let box = OnceContinuation<T?>()
-    return await withTaskCancellationHandler {
-        await withCheckedContinuation { continuation in
-            box.set(continuation)
-            DispatchQueue.global().async { box.resume(work()) }
-        }
-    } onCancel: {
-        box.resume(nil)
-    }
-}
-
-/// A continuation resumed at most once, by whichever comes first (a value set before the
-/// continuation arrives is delivered when it does).
-final class OnceContinuation<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<T, Never>?
-    private var early: T?
-    private var resumed = false
-
-    func set(_ continuation: CheckedContinuation<T, Never>) {
-        lock.lock()
-        if let early, !resumed {
-            resumed = true
-            lock.unlock()
-            continuation.resume(returning: early)
-            return
-        }
-        self.continuation = continuation
-        lock.unlock()
-    }
-
-    func resume(_ value: T) {
-        lock.lock()
-        guard !resumed else { return lock.unlock() }
-        guard let continuation else {
-            early = value
-            return lock.unlock()
-        }
-        resumed = true
-        self.continuation = nil
-        lock.unlock()
-        continuation.resume(returning: value)
-    }
+    let result = Latch<T>()
+    DispatchQueue.global().async { result.set(work()) }
+    return await result.wait()
 }

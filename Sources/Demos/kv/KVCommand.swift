@@ -55,16 +55,7 @@ struct KVCommand: AsyncParsableCommand {
         do { node = try KVNode(configuration: configuration, logger: logger) } catch {
             throw ValidationError("\(error)")
         }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: ExitGuardedService(node), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do {
-            try await group.run()
-        } catch {
-            logger.critical("kv stopped: \(error)")
-            throw ExitCode(1)
-        }
+        guard await ProcessSetup.serve(node, name: "kv", logger: logger) else { throw ExitCode(1) }
     }
 
     /// --config, else the first of sequins.conf and /etc/sequins.conf that exists.

@@ -43,14 +43,7 @@ struct Options: ParsableArguments {
     func run(brokerOnly: Bool) async throws {
         let (configuration, schema, logger) = try load()
         let node = SearchNode(configuration: configuration, schema: schema, brokerOnly: brokerOnly, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: ExitGuardedService(node), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do { try await group.run() } catch {
-            logger.critical("search stopped: \(error)")
-            throw ExitCode(1)
-        }
+        guard await ProcessSetup.serve(node, name: "search", logger: logger) else { throw ExitCode(1) }
     }
 }
 

@@ -149,9 +149,3 @@ public struct SenseiConfiguration: Sendable, Hashable {
         return result.sorted()
     }
 }
-
-/// A configuration problem, naming the key.
-public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}

@@ -1,3 +1,4 @@
+import DemoSupport
 import Foundation
 import TOMLKit
 
@@ -230,11 +231,6 @@ public struct SequinsConfiguration: Sendable, Hashable {
     }
 }
 
-/// A configuration that cannot be used; the message names the key.
-public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
 
 /// Reads typed keys from a TOML table and remembers which were read, so unknown keys can be named.
 struct TableReader {

@@ -1,3 +1,4 @@
+import DemoSupport
 import AsyncHTTPClient
 import Foundation
 import HTTPTypes

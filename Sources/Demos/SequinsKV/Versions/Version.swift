@@ -28,14 +28,14 @@ public final class Version: Sendable {
         var activeAt: Date?
         /// Partition → addresses of the *other* nodes advertising it.
         var holders: [Int: [String]] = [:]
-        var ready = false
-        var readyWaiters: [CheckedContinuation<Void, Never>] = []
         var tasks: [Task<Void, Never>] = []
         var building = false
         var lastUse = ContinuousClock.now
         var closed = false
     }
     private let mutable: Mutex<Mutable>
+    /// true once ready; false when closed first.
+    private let readiness = Latch<Bool>()
 
     init(database: String, name: String, files: [String], selected: Set<Int>, sourcePath: String, gate: VersionGate?) {
         self.database = database
@@ -52,7 +52,7 @@ public final class Version: Sendable {
     public var data: VersionData? { mutable.withLock { $0.data } }
     public var createdAt: Date { mutable.withLock { $0.data?.createdAt ?? $0.createdAt } }
     public var activeAt: Date? { mutable.withLock { $0.activeAt } }
-    public var isReady: Bool { mutable.withLock { $0.ready } }
+    public var isReady: Bool { readiness.value == true }
 
     /// The other nodes that advertised `partition`, in random order.
     public func peers(holding partition: Int) -> [String] {
@@ -86,7 +86,7 @@ public final class Version: Sendable {
             mutable.building = false
             if mutable.state == .error { mutable.state = .building }
         }
-        if gate == nil { markReady() }
+        if gate == nil { readiness.set(true) }
     }
 
     /// Claims the build (false if one is running or done).
@@ -110,47 +110,24 @@ public final class Version: Sendable {
     /// partition has at least `minReplication` holders (this node's own advertisements included).
     func apply(_ replication: PartitionReplication, minReplication: Int) {
         let holders = replication.holders(excluding: address)
-        let opens = mutable.withLock { mutable -> Bool in
-            mutable.holders = holders
-            return !mutable.ready && replication.isReady(minReplication: minReplication)
-        }
-        if opens { markReady() }
-    }
-
-    private func markReady() {
-        let waiters = mutable.withLock { mutable -> [CheckedContinuation<Void, Never>] in
-            guard !mutable.ready else { return [] }
-            mutable.ready = true
-            defer { mutable.readyWaiters = [] }
-            return mutable.readyWaiters
-        }
-        for waiter in waiters { waiter.resume() }
+        mutable.withLock { $0.holders = holders }
+        if replication.isReady(minReplication: minReplication) { readiness.set(true) }
     }
 
     /// Returns once the version is ready (latched), or when it is closed.
     func waitUntilReady() async {
-        await withCheckedContinuation { continuation in
-            let resumeNow = mutable.withLock { mutable -> Bool in
-                if mutable.ready || mutable.closed { return true }
-                mutable.readyWaiters.append(continuation)
-                return false
-            }
-            if resumeNow { continuation.resume() }
-        }
+        _ = await readiness.wait()
     }
 
     /// Stops every task of the version and withdraws its advertisements.
     func close() async {
-        let (tasks, waiters) = mutable.withLock { mutable in
+        let tasks = mutable.withLock { mutable in
             mutable.closed = true
-            defer {
-                mutable.tasks = []
-                mutable.readyWaiters = []
-            }
-            return (mutable.tasks, mutable.readyWaiters)
+            defer { mutable.tasks = [] }
+            return mutable.tasks
         }
+        readiness.set(false)
         for task in tasks { task.cancel() }
-        for waiter in waiters { waiter.resume() }
         try? await gate?.unadvertiseAll()
     }
 }

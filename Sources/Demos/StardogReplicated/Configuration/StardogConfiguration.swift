@@ -145,9 +145,3 @@ public struct StardogConfiguration: Sendable, Hashable {
         return nil
     }
 }
-
-/// A configuration problem, with the key it is about.
-public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
