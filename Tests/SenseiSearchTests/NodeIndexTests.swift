@@ -15,12 +15,8 @@ import ZooKeeperTesting
 
     func drain(_ gateway: FileGateway, into node: NodeIndex, batch: Int = 100) throws -> Int {
         var read = 0
-        while true {
-            let (lines, next) = try gateway.read(from: node.gatewayPosition, maxLines: batch)
-            if lines.isEmpty { return read }
-            read += lines.count
-            try node.ingest(lines, next: next)
-        }
+        while case let count = try node.ingestNextBatch(from: gateway, maxLines: batch), count > 0 { read += count }
+        return read
     }
 
     @Test func twoNodesShareAPartitionAndARestartReadsNothingTwice() async throws {

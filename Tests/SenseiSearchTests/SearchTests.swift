@@ -123,9 +123,7 @@ import ZooKeeperTesting
         let router = ConsistentHashRouter(view: [0: [1], 1: [1, 2], 2: [2]], bucketsPerNode: 100)
         for round in 0..<200 {
             let test = randomCase(using: &generator)
-            var nodeRequest = test.request
-            nodeRequest.size = test.request.from + test.request.size
-            nodeRequest.from = 0
+            let nodeRequest = test.request.forNodes
             let plan = router.plan(for: "route-\(round)")
             #expect(plan.values.flatMap { $0 }.sorted() == [0, 1, 2])
             let nodeResults = try plan.values.map { owned in

@@ -107,11 +107,7 @@ struct Index: AsyncParsableCommand {
             let node = try NodeIndex(
                 schema: schema, partitions: [0, 1, 2], partitionCount: 3, sharding: .uidModulo, directory: indexDirectory, logger: Logger(label: "bench"))
             let gateway = FileGateway(path: directory + "/docs.jsonl")
-            while true {
-                let (lines, next) = try gateway.read(from: node.gatewayPosition, maxLines: 10_000)
-                if lines.isEmpty { break }
-                try node.ingest(lines, next: next)
-            }
+            while try node.ingestNextBatch(from: gateway) > 0 {}
             let elapsed = ContinuousClock.now - started
             count = node.documentCount
             rates.append(Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
@@ -146,11 +142,7 @@ struct Cluster: AsyncParsableCommand {
     @Option var directory = NSTemporaryDirectory() + "search-bench"
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
-            return handler
-        }
+        _ = ProcessSetup.bootstrapLogging(levelName: "warning", label: "bench")
         let schema = try SearchSchema(json: Data(contentsOf: URL(fileURLWithPath: directory + "/schema.json")))
         let documents = try String(contentsOfFile: directory + "/docs.jsonl", encoding: .utf8).split(separator: "\n").count
         let server = try await ZooKeeperServer.start()

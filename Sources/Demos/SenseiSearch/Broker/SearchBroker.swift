@@ -14,7 +14,7 @@ public final class SearchBroker: Sendable {
     let client: HTTPClient
     let timeout: Duration
     /// The cluster's partition count, when known: partitions with no live node are reported.
-    let partitionCount: Int?
+    let partitionCount: Int
     let logger: Logger
     private let cachedRouting = Mutex<Routing?>(nil)
 
@@ -25,7 +25,7 @@ public final class SearchBroker: Sendable {
         var addresses: [Int: String]
     }
 
-    public init(cluster: SearchCluster, client: HTTPClient, timeout: Duration, partitionCount: Int? = nil, logger: Logger) {
+    public init(cluster: SearchCluster, client: HTTPClient, timeout: Duration, partitionCount: Int, logger: Logger) {
         self.cluster = cluster
         self.client = client
         self.timeout = timeout
@@ -53,9 +53,7 @@ public final class SearchBroker: Sendable {
             empty.errors.append(.init(errorType: "BrokerGatherError", message: "no search nodes to handle the request", errorCode: 500))
             return empty
         }
-        var nodeRequest = request
-        nodeRequest.size = request.from + request.size
-        nodeRequest.from = 0
+        let nodeRequest = request.forNodes
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         let outcomes = await withTaskGroup(of: NodeOutcome.self) { group in
             for (node, partitions) in plan {
@@ -90,11 +88,9 @@ public final class SearchBroker: Sendable {
                     errorCode: 500))
             }
         }
-        if let partitionCount {
-            let unserved = (0..<partitionCount).filter { routing.view[$0]?.isEmpty ?? true }
-            if !unserved.isEmpty {
-                errors.append(.init(errorType: "PartitionCallError", message: "partitions \(unserved) have no live node", errorCode: 251))
-            }
+        let unserved = (0..<partitionCount).filter { routing.view[$0]?.isEmpty ?? true }
+        if !unserved.isEmpty {
+            errors.append(.init(errorType: "PartitionCallError", message: "partitions \(unserved) have no live node", errorCode: 251))
         }
         var merged = ResultMerger.merge(results, request: request)
         merged.errors += errors

@@ -128,34 +128,30 @@ public final class SearchCluster: Sendable {
     /// Starts following the group (once) with the library's membership stream (snapshots of
     /// every member's data, re-read after reconnects); the view is replaced on every change.
     public func watch() {
-        let start = state.withLock { state -> Bool in
-            guard state.viewWatcher == nil else { return false }
-            state.viewWatcher = Task {}  // placeholder, replaced below
-            return true
-        }
-        guard start else { return }
         let snapshots = MembershipWatcher(client: client, group: group).members()
         let logger = self.logger
-        let task = Task { [weak self] in
-            do {
-                for try await members in snapshots {
-                    guard let self else { return }
-                    var endpoints: [SearchEndpoint] = []
-                    for (name, data) in members where name.hasPrefix(Self.memberPrefix) {
-                        guard let endpoint = try? JSONDecoder().decode(SearchEndpoint.self, from: Data(data)) else {
-                            logger.warning("a member's data is not {host, port, shard, nodeId}", metadata: ["search.member": "\(name)"])
-                            continue
+        state.withLock { state in
+            guard state.viewWatcher == nil else { return }
+            state.viewWatcher = Task { [weak self] in
+                do {
+                    for try await members in snapshots {
+                        guard let self else { return }
+                        var endpoints: [SearchEndpoint] = []
+                        for (name, data) in members where name.hasPrefix(Self.memberPrefix) {
+                            guard let endpoint = try? JSONDecoder().decode(SearchEndpoint.self, from: Data(data)) else {
+                                logger.warning("a member's data is not {host, port, shard, nodeId}", metadata: ["search.member": "\(name)"])
+                                continue
+                            }
+                            endpoints.append(endpoint)
                         }
-                        endpoints.append(endpoint)
+                        let view = Self.view(of: endpoints)
+                        self.state.withLock { $0.view = view }
                     }
-                    let view = Self.view(of: endpoints)
-                    self.state.withLock { $0.view = view }
+                } catch {
+                    logger.debug("stopped watching the cluster", metadata: ["search.error": "\(error)"])
                 }
-            } catch {
-                logger.debug("stopped watching the cluster", metadata: ["search.error": "\(error)"])
             }
         }
-        state.withLock { $0.viewWatcher = task }
     }
 
     /// partition → its live nodes (each once, ordered by node id).

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import ZooKeeper
 
 /// The HTTP interfaces: a node's search port (`/node/search`, `/node/sysinfo`, `/node/get`, used
 /// by brokers) and the broker's (`/sensei`, `/sensei/sysinfo`, `/sensei/get`, Sensei's API).
@@ -59,8 +60,7 @@ public enum SearchHTTP {
         @Sendable func search(_ request: SearchRequest) async -> Response {
             let started = ContinuousClock.now
             let result = await broker.search(request)
-            let elapsed = ContinuousClock.now - started
-            let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+            let milliseconds = Int((ContinuousClock.now - started).milliseconds)
             return json(SenseiResponse.data(SenseiResponse.object(result, request: request, milliseconds: milliseconds)))
         }
         @Sendable func parse(_ request: Request) async throws -> SearchRequest {

@@ -368,7 +368,7 @@ public final class PartitionIndex {
             return result
         }
         // Phrases: documents holding every word, counting the positions where they follow each other.
-        var others = lists.dropFirst().map { list in Dictionary(uniqueKeysWithValues: list.map { ($0.document, Set($0.positions)) }) }
+        let others = lists.dropFirst().map { list in Dictionary(uniqueKeysWithValues: list.map { ($0.document, Set($0.positions)) }) }
         for posting in lists[0] where live[Int(posting.document)] {
             let following = others.map { $0[posting.document] }
             guard !following.contains(where: { $0 == nil }) else { continue }
@@ -379,7 +379,6 @@ public final class PartitionIndex {
                 result.append((posting.document, bm25(idf: idf, frequency: Float(frequency), length: Float(lengths[slot][Int(posting.document)]), average: averageLength)))
             }
         }
-        others.removeAll()
         return result
     }
 

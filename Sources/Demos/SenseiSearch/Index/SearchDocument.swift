@@ -54,13 +54,6 @@ public struct SearchDocument: Sendable, Hashable {
         source = line
     }
 
-    public init(uid: String, values: [[String]], numbers: [Double?], source: String) {
-        self.uid = uid
-        self.values = values
-        self.numbers = numbers
-        self.source = source
-    }
-
     static func text(_ value: Any) -> String? {
         switch value {
         case is NSNull: return nil

@@ -81,6 +81,16 @@ public final class NodeIndex: Sendable {
     /// The number of documents this node holds (all its partitions).
     public var documentCount: Int { state.withLock { $0.documentCount } }
 
+    /// Reads the next lines (at most `maxLines`) of `gateway` from this index's position and
+    /// ingests them; how many lines it read (0 at the end). Blocking: file I/O and indexing.
+    @discardableResult
+    public func ingestNextBatch(from gateway: FileGateway, maxLines: Int = 10_000) throws -> Int {
+        let (lines, next) = try gateway.read(from: gatewayPosition, maxLines: maxLines)
+        if lines.isEmpty { return 0 }
+        try ingest(lines, next: next)
+        return lines.count
+    }
+
     /// Indexes a batch of gateway lines, stores the accepted ones, and records `next` as consumed.
     @discardableResult
     public func ingest(_ lines: [FileGateway.Line], next: FileGateway.Position) throws -> IngestReport {

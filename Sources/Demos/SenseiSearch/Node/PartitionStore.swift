@@ -7,13 +7,11 @@ import Foundation
 /// resumes the gateway after the last line it consumed: nothing is read from the gateway twice.
 public final class PartitionStore: @unchecked Sendable {
     public let directory: String
-    public let partitions: [Int]
     private var writers: [Int: FileHandle] = [:]
     private let lock = NSLock()
 
     public init(directory: String, partitions: [Int]) throws {
         self.directory = directory
-        self.partitions = partitions
         for partition in partitions {
             let folder = directory + "/partition-\(partition)"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

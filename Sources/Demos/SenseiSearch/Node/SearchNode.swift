@@ -109,8 +109,8 @@ public final class SearchNode: Service, Sendable {
 
     /// Keeps reading lines appended to the gateway file.
     func follow(_ index: NodeIndex, gateway: FileGateway) async throws {
-        while !Task.isCancelled {
-            try await Task.sleep(for: Self.gatewayPollInterval)
+        while true {
+            try await eventLoopSleep(for: Self.gatewayPollInterval)
             while try await Self.ingestBatch(index, gateway: gateway) {}
         }
     }
@@ -118,11 +118,6 @@ public final class SearchNode: Service, Sendable {
     /// Reads and indexes one batch of gateway lines on a thread of its own (file I/O, parsing and
     /// indexing would otherwise hold up the tasks that answer searches). False at the end.
     static func ingestBatch(_ index: NodeIndex, gateway: FileGateway) async throws -> Bool {
-        try await runOffPool {
-            let (lines, next) = try gateway.read(from: index.gatewayPosition)
-            if lines.isEmpty { return false }
-            try index.ingest(lines, next: next)
-            return true
-        }
+        try await runOffPool { try index.ingestNextBatch(from: gateway) > 0 }
     }
 }

@@ -84,6 +84,15 @@ public struct SearchRequest: Sendable, Hashable, Codable {
 
         public static let relevance = SortField(field: "_score", descending: true)
     }
+
+    /// What the broker asks each node: the first `from + size` hits (from 0), since paging
+    /// happens after the nodes' results are merged.
+    public var forNodes: SearchRequest {
+        var request = self
+        request.size = from + size
+        request.from = 0
+        return request
+    }
 }
 
 /// A request that cannot be run, with what is wrong (HTTP 400).
