@@ -163,6 +163,7 @@ public final class KVNode: Service, Sendable {
                 for await _ in triggers {
                     self.logger.info("refreshing from the source")
                     await self.refreshAll()
+                    self.logger.info("refreshed from the source")
                 }
             }
             try await group.next()
@@ -395,9 +396,8 @@ public final class KVNode: Service, Sendable {
     /// Advertises the version's partitions. The gate waits for ZooKeeper while it is unreachable,
     /// and for this address's previous process's advertisements (after a crash) to expire.
     private func advertise(_ version: Version, gate: VersionGate) async {
-        let wait = (gate.client.state.session?.negotiatedTimeout ?? configuration.zk.sessionTimeout) * 2
         do {
-            try await gate.advertise(version.selected.sorted(), waitingForOtherSession: wait)
+            try await gate.advertise(version.selected.sorted(), waitingForOtherSession: gate.client.predecessorExpiryWait)
         } catch is CancellationError {
         } catch {
             logger.error("cannot advertise the version", metadata: ["kv.version": "\(version.name)", "kv.error": "\(error)"])

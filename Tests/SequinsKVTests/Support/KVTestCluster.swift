@@ -88,10 +88,10 @@ final class KVTestNode: @unchecked Sendable {
 
     /// HUPs the node and waits until it has refreshed from the source.
     func hupAndWaitForRefresh() async throws {
-        let before = logLines(containing: "refreshing from the source")
+        let before = logLines(containing: "refreshed from the source")
         hup()
         try await eventually("node \(index) refreshes", timeout: .seconds(30)) {
-            self.logLines(containing: "refreshing from the source") > before
+            self.logLines(containing: "refreshed from the source") > before
         }
     }
 

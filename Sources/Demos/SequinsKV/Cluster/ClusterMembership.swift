@@ -47,7 +47,7 @@ public final class ClusterMembership: Sendable {
                 "cannot connect to ZooKeeper at \(connectString): \(error). A new node does not start while ZooKeeper is unreachable.")
         }
         let clusterName = configuration.sharding.clusterName
-        let root = ZooKeeperPath.join(clusterName.isEmpty ? "/" : ZooKeeperPath.join("/", clusterName), "v1")
+        let root = ZooKeeperPath.join(ZooKeeperPath.join("/", clusterName), "v1")
         let membership = ClusterMembership(client: client, root: root, address: address, logger: logger)
         do {
             try await client.createPath(ZooKeeperPath.join(membership.root, "nodes"))
@@ -104,7 +104,7 @@ public final class ClusterMembership: Sendable {
     /// registration (same id and address, another session) until ZooKeeper expires that session:
     /// it waits for it to go, up to twice its own session timeout, instead of refusing to start.
     private func register(memberID: String) async throws {
-        let timeout = (client.state.session?.negotiatedTimeout ?? .seconds(10)) * 2
+        let timeout = client.predecessorExpiryWait
         if let stat = try await client.exists(ZooKeeperPath.join(nodes.group, memberID)), stat.ephemeralOwner != client.state.session?.sessionID {
             logger.warning(
                 "this node is still registered by an earlier session (a crashed process?); waiting for ZooKeeper to expire it",
@@ -196,4 +196,10 @@ public struct FlapDetector: Sendable {
 public struct ClusterError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+extension ZooKeeperClient {
+    /// How long a restarted node waits for its crashed predecessor's ephemeral nodes (same id,
+    /// another session) to expire: twice the session timeout (the negotiated one once connected).
+    var predecessorExpiryWait: Duration { (state.session?.negotiatedTimeout ?? configuration.sessionTimeout) * 2 }
 }
