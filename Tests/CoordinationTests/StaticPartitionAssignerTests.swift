@@ -1,4 +1,5 @@
 import Testing
+import ZooKeeperTesting
 @testable import Coordination
 
 @Suite struct StaticPartitionAssignerTests {
@@ -52,7 +53,7 @@ import Testing
     /// min(R, distinct ids) distinct ids, and (sequins) slot counts balanced within one.
     @Test(arguments: [StaticPartitionAssigner.Strategy.sequins(.lexicographic), .sequins(.numeric), .rendezvous])
     func randomInputsKeepTheProperties(_ strategy: StaticPartitionAssigner.Strategy) {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededRandomNumberGenerator(seed: 0x97fe3f91)
         for _ in 0..<1000 {
             let assigner = StaticPartitionAssigner(
                 partitionCount: Int.random(in: 0...40, using: &generator), replication: Int.random(in: 1...4, using: &generator),
@@ -77,7 +78,7 @@ import Testing
     /// The rendezvous fast path (count the ids ranked above us) agrees with the plain definition
     /// (sort every id by weight and take the first `replication`).
     @Test func rendezvousFastPathAgreesWithTheDefinition() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededRandomNumberGenerator(seed: 0x0ef76e2b)
         for _ in 0..<300 {
             let assigner = StaticPartitionAssigner(partitionCount: 50, replication: Int.random(in: 1...4, using: &generator), strategy: .rendezvous)
             let members = Self.randomMembers(&generator)
@@ -91,7 +92,7 @@ import Testing
 
     /// Rendezvous hashing moves only what a new member takes: every other partition keeps its holders.
     @Test func rendezvousMovesOnlyWhatANewMemberTakes() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededRandomNumberGenerator(seed: 0x79f05ebd)
         for _ in 0..<500 {
             let assigner = StaticPartitionAssigner(partitionCount: 64, replication: Int.random(in: 1...3, using: &generator), strategy: .rendezvous)
             let members = Array(Set(Self.randomMembers(&generator)))

@@ -1,4 +1,5 @@
 import Testing
+import ZooKeeperTesting
 
 @testable import SequinsKV
 
@@ -17,7 +18,7 @@ import Testing
     }
 
     @Test func partitionsAreInRangeForRandomKeys() {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededRandomNumberGenerator(seed: 0x8b440d7f)
         for _ in 0..<5000 {
             let key = (0..<Int.random(in: 0...40, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
             let count = Int.random(in: 1...1000, using: &generator)
