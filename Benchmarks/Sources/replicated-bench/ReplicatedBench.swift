@@ -127,20 +127,13 @@ struct BenchCluster: Sendable {
             try process.start(executable: binary, arguments: ["--config", home + "/stardog.properties", "--log-level", "warning"])
             addresses.append("127.0.0.1:\(port)")
             processes.append(process)
-            try await waitUntilHealthy("127.0.0.1:\(port)")
+            try await eventually("127.0.0.1:\(port) is healthy", timeout: .seconds(60)) {
+                (try? await request(.get, "127.0.0.1:\(port)", "/admin/healthcheck"))?.status == 200
+            }
         }
         let cluster = BenchCluster(addresses: addresses, processes: processes, directory: directory)
         guard try await request(.put, addresses[0], "/admin/databases/db").status == 201 else { throw ValidationError("could not create the database") }
         return cluster
-    }
-
-    static func waitUntilHealthy(_ address: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            if (try? await request(.get, address, "/admin/healthcheck"))?.status == 200 { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        throw ValidationError("\(address) did not become healthy")
     }
 
     enum Method { case get, post, put }

@@ -56,14 +56,7 @@ struct ServerCommand: AsyncParsableCommand {
             logger.critical("cannot open the node: \(error)")
             throw ExitCode(1)
         }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: ExitGuardedService(node), successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do { try await group.run() } catch {
-            logger.critical("replicated stopped: \(error)")
-            throw ExitCode(1)
-        }
+        guard await ProcessSetup.serve(node, name: "replicated", logger: logger) else { throw ExitCode(1) }
     }
 }
 
@@ -178,7 +171,7 @@ struct ZooKeeperCommand: AsyncParsableCommand {
                 let catalog = try await layout.readCatalog(client)
                 print("Cluster: \(layout.root)")
                 print("Members:")
-                for address in members.values.sorted() { print("    \(address)") }
+                for address in members.sorted() { print("    \(address)") }
                 print("Databases:\(catalog == nil ? " (no cluster state)" : "")")
                 for (name, version) in (catalog?.catalog ?? [:]).sorted(by: { $0.key < $1.key }) {
                     print("    \(name): \(version.seq) transactions, last \(version.txId)")
@@ -197,7 +190,7 @@ struct ZooKeeperCommand: AsyncParsableCommand {
             try await ZooKeeperCommand.withCluster(options) { client, layout in
                 let members = try await layout.readMembers(client)
                 guard members.isEmpty || force else {
-                    throw ValidationError("nodes of the cluster are alive (\(members.values.sorted().joined(separator: ", "))); stop them, or use --force")
+                    throw ValidationError("nodes of the cluster are alive (\(members.sorted().joined(separator: ", "))); stop them, or use --force")
                 }
                 try await ClusterLayout.deleteRecursively(client, layout.root)
                 print("cleared \(layout.root)")

@@ -5,7 +5,7 @@ import ZooKeeper
 /// how it is protected.
 ///
 /// ```
-/// /stardog/<cluster>/members/<host:port>  EPHEMERAL   {"address","type":"FULL","state":"SYNCED"}
+/// /stardog/<cluster>/members/<host:port>  EPHEMERAL   (no data: the name is the address)
 /// /stardog/<cluster>/election/…           EPHEMERAL_SEQUENTIAL  lowest = coordinator
 /// /stardog/<cluster>/lock/…               EPHEMERAL_SEQUENTIAL  the cluster lock (commits, admin, joins)
 /// /stardog/<cluster>/dbs                  PERSISTENT  exists ⇒ the cluster has state
@@ -32,26 +32,9 @@ public struct ClusterLayout: Sendable, Hashable {
     public func member(_ id: String) -> String { members + "/" + id }
     public func database(_ name: String) -> String { databases + "/" + name }
 
-    /// A member's znode data.
-    public struct MemberInfo: Codable, Sendable, Hashable {
-        public var address: String
-        public var type = "FULL"
-        public var state = "SYNCED"
-        public init(address: String) { self.address = address }
-    }
-
-    /// The live members: id → address.
-    public func readMembers(_ client: ZooKeeperClient) async throws -> [String: String] {
-        let names: [String]
-        do { names = try await client.getChildren(members).names } catch let error as ZooKeeperError where error.code == .noNode { return [:] }
-        let replies = names.map { ($0, client.submitGetData(member($0))) }
-        var result: [String: String] = [:]
-        for (name, reply) in replies {
-            let data: NodeData
-            do { data = try await reply.value() } catch let error as ZooKeeperError where error.code == .noNode { continue }  // left meanwhile
-            result[name] = (try? JSONDecoder().decode(MemberInfo.self, from: Data(data.bytes)))?.address ?? name
-        }
-        return result
+    /// The live members' addresses (a member znode is named after its node's address).
+    public func readMembers(_ client: ZooKeeperClient) async throws -> Set<String> {
+        do { return Set(try await client.getChildren(members).names) } catch let error as ZooKeeperError where error.code == .noNode { return [] }
     }
 
     /// The recorded catalog with each entry's znode version, or `nil` when the cluster has no state.

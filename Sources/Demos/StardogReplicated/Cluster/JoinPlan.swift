@@ -51,19 +51,19 @@ public struct CommitRound: Sendable, Hashable {
 
     /// Members to expel.
     public var expel: [String]
-    /// Whether the operation goes ahead (to the record in ZooKeeper, then commit).
-    public var proceeds: Bool
-    /// Why not, when it does not.
+    /// Why the operation does not go ahead; nil when it proceeds (to the record in ZooKeeper,
+    /// then commit).
     public var abortReason: String?
+    public var proceeds: Bool { abortReason == nil }
 
     /// After prepare: every member that failed is expelled; the operation goes ahead unless the
     /// coordinator itself failed (then nothing is expelled: the coordinator is the suspect).
     public static func afterPrepare(coordinator: String, answers: [String: Answer]) -> CommitRound {
         if case .failed(let reason) = answers[coordinator] ?? .failed("no answer") {
-            return CommitRound(expel: [], proceeds: false, abortReason: "the coordinator could not prepare: \(reason)")
+            return CommitRound(expel: [], abortReason: "the coordinator could not prepare: \(reason)")
         }
         let failed = answers.filter { $0.value != .yes }.keys.sorted()
-        return CommitRound(expel: failed, proceeds: true, abortReason: nil)
+        return CommitRound(expel: failed, abortReason: nil)
     }
 
     /// After commit (the decision is recorded): members that did not commit are expelled.

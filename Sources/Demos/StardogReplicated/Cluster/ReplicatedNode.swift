@@ -25,10 +25,6 @@ import ZooKeeper
 ///   the version the vote produces): at join, before the next prepare, and when one is older
 ///   than twice the commit timeout.
 public final class ReplicatedNode: Service, Sendable {
-    public enum Standing: String, Sendable {
-        case starting, joining, member, expelled
-    }
-
     public let configuration: StardogConfiguration
     /// This node's id in the cluster: its address.
     public let id: String
@@ -50,17 +46,20 @@ public final class ReplicatedNode: Service, Sendable {
     static let confirmInterval: Duration = .milliseconds(250)
 
     struct State: Sendable {
-        var standing: Standing = .starting
-        var confirmedAt: ContinuousClock.Instant?
+        /// When this node last saw its own member znode; nil while it is not a member (joining,
+        /// expelled, stepped down).
+        var memberConfirmedAt: ContinuousClock.Instant?
+        /// Set when this node steps down: the standing loop ends the membership.
+        var steppedDown = false
         var isCoordinator = false
         var coordinatorAddress: String?
         var transactions: [String: TransactionBuffer] = [:]
-        var preparedAt: ContinuousClock.Instant?
         /// The highest coordinator fencing token seen in a prepare.
         var highestFencingToken: Int64 = 0
-        var serverRunning = false
     }
     let state = Mutex(State())
+    /// Set once the HTTP server listens (this process holds the node's port).
+    private let serverRunning = Latch<Bool>()
     private let shutdownRequests: AsyncStream<Void>
     private let requestShutdown: AsyncStream<Void>.Continuation
 
@@ -118,7 +117,7 @@ public final class ReplicatedNode: Service, Sendable {
             router: StardogHTTP.router(node: self),
             configuration: .init(address: .hostname("0.0.0.0", port: configuration.httpPort), serverName: "replicated"),
             onServerRunning: { [self] _ in
-                state.withLock { $0.serverRunning = true }
+                serverRunning.set(true)
                 logger.info("serving HTTP", metadata: ["replicated.port": "\(configuration.httpPort)"])
             },
             logger: logger)
@@ -157,27 +156,26 @@ public final class ReplicatedNode: Service, Sendable {
 
     /// Joins, serves as a member until it loses its standing, and joins again.
     func lifecycle() async throws {
-        while !state.withLock({ $0.serverRunning }) { try await Task.sleep(for: .milliseconds(20)) }
-        try await removeStaleRegistration()
+        guard await serverRunning.wait() != nil else { throw CancellationError() }
         while !Task.isCancelled {
-            setStanding(.joining)
+            try await removeRegistration()
             try await join()
             state.withLock {
-                $0.standing = .member
-                $0.confirmedAt = .now
+                $0.memberConfirmedAt = .now
+                $0.steppedDown = false
             }
             logger.info("joined the cluster", metadata: ["replicated.catalog": "\(JoinPlan.describe(store.catalog))"])
             try await serveAsMember()
-            setStanding(.expelled)
+            leaveMembership()
             metrics.membershipLost.increment()
-            logger.warning("this node is no longer a member (expelled, or its session ended); it will sync and rejoin")
+            logger.warning("this node is no longer a member (expelled, stepped down, or its session ended); it will sync and rejoin")
         }
     }
 
-    private func setStanding(_ standing: Standing) {
+    /// Stops serving as a member (nothing is answered until the next join).
+    private func leaveMembership() {
         state.withLock {
-            $0.standing = standing
-            $0.confirmedAt = nil
+            $0.memberConfirmedAt = nil
             $0.isCoordinator = false
         }
     }
@@ -221,8 +219,8 @@ public final class ReplicatedNode: Service, Sendable {
     private func keepStanding() async throws {
         while true {
             try await Task.sleep(for: Self.confirmInterval)
-            guard try await confirmStanding() != false else { return }
-            if let preparedAt = state.withLock({ $0.preparedAt }), ContinuousClock.now - preparedAt > configuration.commitTimeout * 2 {
+            guard !state.withLock({ $0.steppedDown }), try await confirmStanding() != false else { return }
+            if let preparedAt = store.preparedAt, ContinuousClock.now - preparedAt > configuration.commitTimeout * 2 {
                 // Only under the cluster lock: a coordinator holds it for its whole round, so
                 // once we have it, the round that left this vote is over and its record final.
                 if let lease = try? await lock.acquire(timeout: configuration.commitTimeout) {
@@ -242,7 +240,7 @@ public final class ReplicatedNode: Service, Sendable {
             // us a member znode the coordinator already deleted.
             try await client.sync(layout.members)
             guard let stat = try await client.exists(layout.member(id)), stat.ephemeralOwner == session.sessionID else { return false }
-            state.withLock { if $0.standing == .member { $0.confirmedAt = sent } }
+            state.withLock { if $0.memberConfirmedAt != nil { $0.memberConfirmedAt = sent } }
             return true
         } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
             return nil
@@ -252,24 +250,25 @@ public final class ReplicatedNode: Service, Sendable {
     /// Whether this node may answer requests: a member, connected, with its membership confirmed
     /// within the lease (confirmed now when the last confirmation is older, e.g. after a pause).
     public func inGoodStanding() async -> Bool {
-        let (standing, confirmedAt) = state.withLock { ($0.standing, $0.confirmedAt) }
-        guard standing == .member, client.state.isConnected, let confirmedAt else { return false }
+        guard let confirmedAt = state.withLock({ $0.memberConfirmedAt }), client.state.isConnected else { return false }
         if ContinuousClock.now - confirmedAt < Self.standingLease { return true }
         return (try? await confirmStanding()) == true
     }
 
-    public var standing: Standing { state.withLock { $0.standing } }
-    public var isCoordinator: Bool { state.withLock { $0.isCoordinator && $0.standing == .member } }
+    public var isCoordinator: Bool { state.withLock { $0.isCoordinator && $0.memberConfirmedAt != nil } }
 
     /// The coordinator in good standing (what `/admin/cluster/coordinator` answers).
     public func isCoordinatorInGoodStanding() async -> Bool { await inGoodStanding() && isCoordinator }
 
-    /// Deletes this node's member znode if an earlier process left it (its session not expired
-    /// yet): this process holds the node's port, so that process is gone.
-    private func removeStaleRegistration() async throws {
+    /// Deletes this node's member znode before a join: one an earlier process left (its session
+    /// not expired yet; this process holds the node's port, so that process is gone), or this
+    /// process's own after it stepped down.
+    private func removeRegistration() async throws {
         let path = layout.member(id)
-        guard let stat = try await client.exists(path), stat.ephemeralOwner != client.state.session?.sessionID else { return }
-        logger.notice("removing this node's registration left by an earlier process", metadata: ["replicated.session": "\(stat.ephemeralOwner)"])
+        guard let stat = try await client.exists(path) else { return }
+        if stat.ephemeralOwner != client.state.session?.sessionID {
+            logger.notice("removing this node's registration left by an earlier process", metadata: ["replicated.session": "\(stat.ephemeralOwner)"])
+        }
         do { try await client.delete(path) } catch let error as ZooKeeperError where error.code == .noNode {}
     }
 
@@ -317,7 +316,7 @@ public final class ReplicatedNode: Service, Sendable {
         do {
             let recorded = try await layout.readCatalog(client)
             try await resolveUndecided(recorded: recorded?.catalog, reason: "joining")
-            let others = try await layout.readMembers(client).filter { $0.key != id }
+            let others = try await layout.readMembers(client).subtracting([id])
             let decision = JoinPlan.decide(recorded: recorded?.catalog, local: store.catalog, liveMembers: others.count)
             switch decision {
             case .formCluster:
@@ -359,10 +358,9 @@ public final class ReplicatedNode: Service, Sendable {
     /// Publishes this node's member znode (fenced by the lock).
     private func register(_ lease: LockLease) async throws {
         let path = layout.member(id)
-        let data = try JSONEncoder().encode(ClusterLayout.MemberInfo(address: id)).bytes
         for _ in 0..<2 {
             do {
-                _ = try await lease.fencedMulti([.create(path: path, data: data, mode: .ephemeral, acl: layout.acl)])
+                _ = try await lease.fencedMulti([.create(path: path, mode: .ephemeral, acl: layout.acl)])
                 return
             } catch let error as ZooKeeperError where error.code == .nodeExists {
                 if let stat = try await client.exists(path), stat.ephemeralOwner == client.state.session?.sessionID { return }
@@ -373,7 +371,7 @@ public final class ReplicatedNode: Service, Sendable {
     }
 
     /// Copies `fetch` from a live member, removes `drop`.
-    private func sync(fetch: [String], drop: [String], from members: [String: String]) async throws {
+    private func sync(fetch: [String], drop: [String], from members: Set<String>) async throws {
         for name in drop {
             try await runOffPool { [store] in try store.drop(name) }
             logger.info("removed a database the cluster does not have", metadata: ["replicated.db": "\(name)"])
@@ -381,7 +379,7 @@ public final class ReplicatedNode: Service, Sendable {
         for name in fetch {
             if let delay = hooks.syncDelay { try await Task.sleep(for: delay) }
             var lastError: (any Error)?
-            for address in members.values.shuffled() {
+            for address in members.shuffled() {
                 do {
                     let reply = try await peers.call(.GET, address, "/admin/replication/snapshot/\(name)", timeout: .seconds(60))
                     guard reply.status == 200 else { throw PeerCalls.error(from: reply, peer: address) }
@@ -414,7 +412,6 @@ public final class ReplicatedNode: Service, Sendable {
             version = try await layout.readDatabase(client, prepared.operation.database)?.0
         }
         let committed = try await runOffPool { [store] in try store.resolvePrepared { _ in version } }
-        state.withLock { $0.preparedAt = nil }
         logger.notice(
             "decided an undecided vote from ZooKeeper's record",
             metadata: ["replicated.db": "\(prepared.operation.database)", "replicated.committed": "\(committed ?? false)", "replicated.reason": "\(reason)"])
@@ -438,17 +435,14 @@ public final class ReplicatedNode: Service, Sendable {
         }
         state.withLock { $0.highestFencingToken = max($0.highestFencingToken, prepared.fencingToken) }
         try await runOffPool { [store] in try store.prepare(prepared) }
-        state.withLock { $0.preparedAt = .now }
     }
 
     func commitPrepared(round: String) async throws {
         try await runOffPool { [store] in try store.commitPrepared(round: round) }
-        state.withLock { $0.preparedAt = nil }
     }
 
     func abortPrepared(round: String) async throws {
         try await runOffPool { [store] in try store.abortPrepared(round: round) }
-        if store.prepared == nil { state.withLock { $0.preparedAt = nil } }
     }
 
     // MARK: Transactions on the receiving node
@@ -474,8 +468,8 @@ public final class ReplicatedNode: Service, Sendable {
     }
 
     /// Adds to or removes from an open transaction.
-    public func change(database: String, transaction: String, adding: Bool, ntriples: String) throws {
-        let triples = try LocalStore.parse(ntriples)
+    public func change(database: String, transaction: String, adding: Bool, ntriples: String) async throws {
+        let triples = try await runOffPool { try LocalStore.parse(ntriples) }
         try state.withLock { state in
             guard var buffer = state.transactions[transaction], buffer.database == database else {
                 throw ReplicatedError(.unknownTransaction, "unknown transaction '\(transaction)' on database '\(database)'")
@@ -532,26 +526,42 @@ public final class ReplicatedNode: Service, Sendable {
     /// the coordinator.
     public func submit(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
         guard await inGoodStanding() else { throw Self.notInCluster }
-        let deadline = ContinuousClock.now + configuration.commitTimeout * 2
-        while true {
-            if isCoordinator { return try await coordinate(operation) }
-            if let address = state.withLock({ $0.coordinatorAddress }), address != id {
-                do {
-                    let body = try JSONEncoder().encode(operation)
-                    let result = try await peers.json(
-                        OperationResult.self, .POST, address, "/admin/replication/operation", body: body, timeout: configuration.commitTimeout * 4)
-                    return result.next
-                } catch let error as ReplicatedError {
-                    throw error
-                } catch {
-                    throw ReplicatedError(
-                        .transactionAborted,
-                        "the coordinator \(address) failed or did not answer during the operation (\(error)); if it failed before recording the decision nothing was committed; the transaction is still open")
-                }
-            }
-            guard ContinuousClock.now < deadline else { throw ReplicatedError(.transactionAborted, "no coordinator is available; retry") }
-            try await Task.sleep(for: .milliseconds(50))  // an election is under way
+        let address = try await coordinatorAddress(until: .now + configuration.commitTimeout * 2)
+        if address == id { return try await coordinateUnchecked(operation) }
+        do {
+            let body = try JSONEncoder().encode(operation)
+            let result = try await peers.json(
+                OperationResult.self, .POST, address, "/admin/replication/operation", body: body, timeout: configuration.commitTimeout * 4)
+            return result.next
+        } catch let error as ReplicatedError {
+            throw error
+        } catch {
+            throw ReplicatedError(
+                .transactionAborted,
+                "the coordinator \(address) failed or did not answer during the operation (\(error)); if it failed before recording the decision nothing was committed; the transaction is still open")
         }
+    }
+
+    /// The coordinator's address: the one last observed, or the next leader the election reports
+    /// (an election is under way), until `deadline`.
+    private func coordinatorAddress(until deadline: ContinuousClock.Instant) async throws -> String {
+        if let address = state.withLock({ $0.coordinatorAddress }) { return address }
+        let found = try await withThrowingTaskGroup(of: String?.self) { group in
+            group.addTask {
+                for try await leader in self.election.observe() {
+                    if let leader { return String(decoding: leader.payload, as: UTF8.self) }
+                }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+        guard let found else { throw ReplicatedError(.transactionAborted, "no coordinator is available; retry") }
+        return found
     }
 
     // MARK: Coordinator
@@ -559,7 +569,13 @@ public final class ReplicatedNode: Service, Sendable {
     /// Two-phase commit of `operation` over every member, under the cluster lock.
     func coordinate(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
         guard isCoordinator else { throw ReplicatedError(.transactionAborted, "\(id) is not the coordinator; retry") }
-        return try await coordinating.withLock {
+        return try await coordinateUnchecked(operation)
+    }
+
+    /// ``coordinate(_:)`` without the check that the term has started here (the election already
+    /// names this node; the cluster lock and its fencing keep any overlap safe).
+    private func coordinateUnchecked(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
+        try await coordinating.withLock {
             let lease: LockLease
             do { lease = try await lock.acquire(timeout: configuration.commitTimeout * 4) } catch {
                 throw ReplicatedError(.transactionAborted, "could not take the cluster lock: \(error)")
@@ -584,7 +600,7 @@ public final class ReplicatedNode: Service, Sendable {
             throw ReplicatedError(.readOnly, "the cluster is in read-only mode (DELETE /admin/cluster/readonly to leave it)")
         }
         let members = try await layout.readMembers(client)
-        guard members[id] != nil else { throw Self.notInCluster }
+        guard members.contains(id) else { throw Self.notInCluster }
         let recorded = try await layout.readDatabase(client, operation.database)
         let next: DatabaseVersion?
         switch operation.kind {
@@ -637,13 +653,13 @@ public final class ReplicatedNode: Service, Sendable {
         } catch {
             // Not recorded (the lock is gone, or the record changed under us): abort this round
             // (only this round: a later coordinator's votes are left alone).
-            let survivors = members.filter { !expelled.contains($0.key) }
+            let survivors = members.subtracting(expelled)
             _ = await askAll(survivors, path: "/admin/replication/abort", body: decision) { try await self.abortPrepared(round: prepared.round) }
             throw ReplicatedError(.transactionAborted, "could not record the decision in ZooKeeper (\(error)); nothing was committed")
         }
 
         // Phase 2: every member that voted yes applies it.
-        let survivors = members.filter { !expelled.contains($0.key) }
+        let survivors = members.subtracting(expelled)
         let acks = await askAll(survivors, path: "/admin/replication/commit", body: decision) {
             try await self.commitPrepared(round: prepared.round)
         }
@@ -673,17 +689,17 @@ public final class ReplicatedNode: Service, Sendable {
     /// Sends the same request to every member at once (this node runs `local`); the answers,
     /// failures and timeouts included.
     private func askAll(
-        _ members: [String: String], path: String, body: Data, local: @escaping @Sendable () async throws -> Void
+        _ members: Set<String>, path: String, body: Data, local: @escaping @Sendable () async throws -> Void
     ) async -> [String: CommitRound.Answer] {
         let timeout = configuration.commitTimeout
         return await withTaskGroup(of: (String, CommitRound.Answer).self) { group in
-            for (member, address) in members {
+            for member in members {
                 group.addTask {
                     do {
                         if member == self.id {
                             try await local()
                         } else {
-                            _ = try await self.peers.json(Done.self, .POST, address, path, body: body, timeout: timeout)
+                            _ = try await self.peers.json(Done.self, .POST, member, path, body: body, timeout: timeout)
                         }
                         return (member, .yes)
                     } catch {
@@ -708,24 +724,11 @@ public final class ReplicatedNode: Service, Sendable {
         }
     }
 
-    /// Leaves the cluster at once (to resync): stops serving, then deletes the member znode (the
-    /// standing loop notices and rejoins).
+    /// Leaves the cluster at once (to resync): stops serving; the standing loop ends the
+    /// membership, and the next join removes the member znode before it compares and syncs.
     private func stepDown() async {
-        state.withLock {
-            $0.standing = .expelled
-            $0.confirmedAt = nil
-            $0.isCoordinator = false
-        }
-        for _ in 0..<5 {
-            do {
-                try await client.delete(layout.member(id))
-                return
-            } catch let error as ZooKeeperError where error.code == .noNode {
-                return
-            } catch {
-                try? await Task.sleep(for: .milliseconds(200))
-            }
-        }
+        leaveMembership()
+        state.withLock { $0.steppedDown = true }
     }
 
     // MARK: Read-only mode and shutdown
@@ -755,18 +758,18 @@ public final class ReplicatedNode: Service, Sendable {
     /// Asks every member (this one last) to shut down.
     public func shutDownCluster() async throws -> [String] {
         let members = try await layout.readMembers(client)
-        for (member, address) in members where member != id {
-            _ = try? await peers.call(.POST, address, "/admin/replication/shutdown", timeout: .seconds(5))
+        for member in members where member != id {
+            _ = try? await peers.call(.POST, member, "/admin/replication/shutdown", timeout: .seconds(5))
         }
         Task {  // after this request's answer has left
             try? await Task.sleep(for: .milliseconds(200))
             self.shutDown()
         }
-        return members.values.sorted()
+        return members.sorted()
     }
 
-    /// The members (id → address) and the coordinator's address.
-    public func clusterView() async throws -> (members: [String: String], coordinator: String?) {
+    /// The members' addresses and the coordinator's.
+    public func clusterView() async throws -> (members: Set<String>, coordinator: String?) {
         let members = try await layout.readMembers(client)
         let leader = try await election.currentLeader()
         return (members, leader.map { String(decoding: $0.payload, as: UTF8.self) })

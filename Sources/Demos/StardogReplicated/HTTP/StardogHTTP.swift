@@ -99,12 +99,12 @@ public enum StardogHTTP {
             await node.inGoodStanding() ? text("") : error(ReplicatedNode.notInCluster)
         }
         router.get("/admin/cluster") { _, _ in
-            await answer { json(NodeList(nodes: try await node.clusterView().members.values.sorted())) }
+            await answer { json(NodeList(nodes: try await node.clusterView().members.sorted())) }
         }
         router.get("/admin/cluster/status") { _, _ in
             await answer {
                 let (members, coordinator) = try await node.clusterView()
-                let nodes = members.values.sorted { ($0 == coordinator ? 0 : 1, $0) < ($1 == coordinator ? 0 : 1, $1) }
+                let nodes = members.sorted { ($0 == coordinator ? 0 : 1, $0) < ($1 == coordinator ? 0 : 1, $1) }
                 return json(ClusterStatus(nodes: nodes.map { NodeStatus(address: $0, role: $0 == coordinator ? "COORDINATOR" : "PARTICIPANT") }))
             }
         }
@@ -158,14 +158,14 @@ public enum StardogHTTP {
         router.post("/:db/:tx/add") { request, context in
             await answer {
                 let body = try await collect(request)
-                try node.change(database: try parameter(context, "db"), transaction: try parameter(context, "tx"), adding: true, ntriples: body)
+                try await node.change(database: try parameter(context, "db"), transaction: try parameter(context, "tx"), adding: true, ntriples: body)
                 return text("")
             }
         }
         router.post("/:db/:tx/remove") { request, context in
             await answer {
                 let body = try await collect(request)
-                try node.change(database: try parameter(context, "db"), transaction: try parameter(context, "tx"), adding: false, ntriples: body)
+                try await node.change(database: try parameter(context, "db"), transaction: try parameter(context, "tx"), adding: false, ntriples: body)
                 return text("")
             }
         }
@@ -216,7 +216,7 @@ public enum StardogHTTP {
     static func commitOneBody(_ request: Request, _ context: BasicRequestContext, _ node: ReplicatedNode, adding: Bool) async throws -> Response {
         let database = try parameter(context, "db")
         let body = try await collect(request)
-        let triples = NTriples.serialize(try LocalStore.parse(body))
+        let triples = try await runOffPool { NTriples.serialize(try LocalStore.parse(body)) }
         guard await node.inGoodStanding() else { throw ReplicatedNode.notInCluster }
         guard node.store.version(of: database) != nil else { throw LocalStore.unknown(database) }
         let operation = ClusterOperation(kind: .transaction, database: database, add: adding ? triples : "", remove: adding ? "" : triples)

@@ -31,7 +31,11 @@ public final class LocalStore: Sendable {
     }
     struct State: Sendable {
         var databases: [String: Database] = [:]
-        var prepared: PreparedOperation?
+        var prepared: PreparedOperation? {
+            didSet { preparedAt = prepared == nil ? nil : (oldValue == prepared ? preparedAt : .now) }
+        }
+        /// When this process took (or found) the vote.
+        var preparedAt: ContinuousClock.Instant?
     }
     private let state = Mutex(State())
     /// Held across a change's disk writes and its memory update.
@@ -74,6 +78,9 @@ public final class LocalStore: Sendable {
 
     /// The operation voted for and not yet decided.
     public var prepared: PreparedOperation? { state.withLock { $0.prepared } }
+
+    /// Since when the vote has waited for its decision (in this process).
+    public var preparedAt: ContinuousClock.Instant? { state.withLock { $0.preparedAt } }
 
     public func version(of database: String) -> DatabaseVersion? { state.withLock { $0.databases[database]?.version } }
 
