@@ -7,39 +7,81 @@ final class CallbackCounter: Sendable {
     let value = Atomic<Int>(0)
 }
 
-/// The requests handed to the C client whose completion has not run yet.
+/// The requests handed to the C client whose completion has not run yet, and why each handle
+/// generation is being closed.
 ///
 /// The C client does not promise to call every completion when a handle is closed (its
 /// completion thread can stop before it has processed the `ZCLOSING` replies that
 /// `zookeeper_close` queues), so after `zookeeper_close` returns, whatever is still registered
 /// for that handle is resumed here and its C reference released.
+///
+/// The completions that do run while a handle closes carry the C client's `ZCLOSING` (or
+/// `ZCONNECTIONLOSS`, `ZINVALIDSTATE`…), whatever the reason for the close. Those codes say only
+/// that the request was cut off, so ``translate(_:generation:)`` replaces them with the reason the
+/// handle was closed for: `.sessionExpired` after an expiry, `.closed` only after ``ZooKeeperClient/close()``.
 final class InFlightRequests: Sendable {
-    private let entries = Mutex<[ObjectIdentifier: (request: any AbandonableRequest, generation: Int)]>([:])
+    private struct State {
+        var entries: [ObjectIdentifier: (request: any AbandonableRequest, generation: Int)] = [:]
+        /// Handles being closed (from the moment the close is decided until `zookeeper_close` returned).
+        var closeReasons: [Int: ZooKeeperError] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// C codes that only say the request was cut off (no server answered it).
+    private static let cutOffCodes: Set<Int32> = [
+        ZCLOSING.rawValue, ZCONNECTIONLOSS.rawValue, ZSESSIONEXPIRED.rawValue,
+        ZINVALIDSTATE.rawValue, ZOPERATIONTIMEOUT.rawValue,
+    ]
 
     func insert(_ request: any AbandonableRequest, generation: Int) {
-        entries.withLock { $0[ObjectIdentifier(request)] = (request, generation) }
+        request.submitted(onGeneration: generation)
+        state.withLock { $0.entries[ObjectIdentifier(request)] = (request, generation) }
     }
 
     @discardableResult
     func remove(_ request: AnyObject) -> Bool {
-        entries.withLock { $0.removeValue(forKey: ObjectIdentifier(request)) != nil }
+        state.withLock { $0.entries.removeValue(forKey: ObjectIdentifier(request)) != nil }
+    }
+
+    /// Records why the handle of `generation` is being closed; from now on its cut-off requests
+    /// fail with `reason`. Call before `zookeeper_close`.
+    func handleClosing(generation: Int, reason: ZooKeeperError) {
+        state.withLock { $0.closeReasons[generation] = reason }
+    }
+
+    /// The error a request of `generation` fails with: `error` itself, unless it is a cut-off code
+    /// of a handle being closed, which becomes the reason for the close (keeping path, raw code and
+    /// operation index).
+    func translate(_ error: ZooKeeperError, generation: Int) -> ZooKeeperError {
+        guard let rawCode = error.rawCode, Self.cutOffCodes.contains(rawCode),
+            var reason = state.withLock({ $0.closeReasons[generation] })
+        else {
+            return error
+        }
+        reason.path = error.path
+        reason.rawCode = rawCode
+        reason.failedOperationIndex = error.failedOperationIndex
+        return reason
     }
 
     /// Resumes every request of a closed handle with `error`. Only after `zookeeper_close` returned:
     /// then no completion of that handle can run any more.
     func abandonAll(generation: Int, with error: ZooKeeperError) {
-        let abandoned = entries.withLock { entries -> [any AbandonableRequest] in
-            let matching = entries.filter { $0.value.generation == generation }
-            for key in matching.keys { entries.removeValue(forKey: key) }
+        let abandoned = state.withLock { state -> [any AbandonableRequest] in
+            state.closeReasons.removeValue(forKey: generation)
+            let matching = state.entries.filter { $0.value.generation == generation }
+            for key in matching.keys { state.entries.removeValue(forKey: key) }
             return matching.values.map(\.request)
         }
         for request in abandoned { request.abandon(with: error) }
     }
 
-    var count: Int { entries.withLock { $0.count } }
+    var count: Int { state.withLock { $0.entries.count } }
 }
 
 protocol AbandonableRequest: AnyObject, Sendable {
+    /// Remembers which handle generation the request was handed to.
+    func submitted(onGeneration generation: Int)
     /// Resumes the waiting task with `error` and releases the reference the C client held.
     func abandon(with error: ZooKeeperError)
 }
@@ -65,6 +107,8 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
     private let counter: CallbackCounter
     /// Where the box is registered while the C client holds it (`nil` for fire-and-forget calls).
     let inFlight: InFlightRequests?
+    /// The handle generation the request was handed to (0 until it is).
+    private let generation = Atomic<Int>(0)
 
     init(path: String?, counter: CallbackCounter, inFlight: InFlightRequests?, attachment: AnyObject? = nil) {
         self.path = path
@@ -106,7 +150,12 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
         resume(.failure(ZooKeeperError(rawCode: rawCode, path: path)))
     }
 
+    /// Resumes the waiting task (or keeps the result until it waits). A cut-off error of a handle
+    /// being closed becomes the reason for the close (see ``InFlightRequests/translate(_:generation:)``).
     func resume(_ result: Result<Value, ZooKeeperError>) {
+        let result = result.mapError { error in
+            inFlight?.translate(error, generation: generation.load(ordering: .relaxed)) ?? error
+        }
         let continuation = state.withLock { state -> UnsafeContinuation<Value, any Error>? in
             switch state {
             case .waiting(let continuation):
@@ -143,6 +192,10 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
 }
 
 extension RequestBox: AbandonableRequest {
+    func submitted(onGeneration generation: Int) {
+        self.generation.store(generation, ordering: .relaxed)
+    }
+
     func abandon(with error: ZooKeeperError) {
         var error = error
         error.path = path

@@ -25,7 +25,10 @@ import Synchronization
 /// - On session expiry: everything in flight fails with `.sessionExpired`, watches fail with
 ///   `.sessionExpired`, and (unless ``Configuration/reconnectAfterExpiry`` is off) a new session
 ///   with the next generation is opened and the credentials are applied again.
-/// - On close: every outstanding request and watch is resumed with `.closed`.
+/// - On close: every outstanding request and watch is resumed with `.closed`. Only ``close()``
+///   (or the end of ``run()``) produces `.closed`: whatever code the C client reports while it
+///   tears down an expired session's handle, what was cut off by the expiry fails with
+///   `.sessionExpired`.
 public final class ZooKeeperClient: Sendable {
     public let connectString: ConnectString
     public let configuration: Configuration
@@ -252,6 +255,8 @@ public final class ZooKeeperClient: Sendable {
                 case .sessionExpired: error = ZooKeeperError(.sessionExpired, message: "the session expired")
                 case .authFailed: error = ZooKeeperError(.authFailed, message: "authentication failed")
                 }
+                // Before anything can complete with ZCLOSING: those completions fail with `error`.
+                inFlight.handleClosing(generation: generation, reason: error)
                 let handle = slot.withLock { slot -> SendableHandle? in
                     guard slot.generation == generation else { return nil }
                     defer { slot = .unavailable(error) }

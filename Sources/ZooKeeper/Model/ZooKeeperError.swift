@@ -4,6 +4,19 @@ import CZooKeeper
 ///
 /// Switch on ``code`` (stable across releases); ``path`` and ``rawCode`` say where and what the C
 /// client reported, ``message`` explains it for a human.
+///
+/// How a request that got no answer fails says why, whatever code the C client reported
+/// (``rawCode`` keeps that code):
+/// - ``Code/connectionLoss``: the connection broke (or was being re-established); the session
+///   lives on, so the request may or may not have been applied and a retry on the same session
+///   may succeed.
+/// - ``Code/sessionExpired``: the session ended on the server (ephemeral nodes and watches are
+///   gone). This includes everything the C client cut off with `ZCLOSING` while it tore the
+///   expired handle down. The client opens a new session by itself (unless
+///   ``ZooKeeperClient/Configuration/reconnectAfterExpiry`` is off): loops should wait for it and
+///   carry on.
+/// - ``Code/closed``: only ever because the user called ``ZooKeeperClient/close()`` (or the
+///   client's `Service` ended). It is the one code that means "stop".
 public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A stable, switchable error code.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
@@ -28,7 +41,9 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
         public static let noChildrenForEphemerals = Code(value: .noChildrenForEphemerals)
         /// The connection was lost before the reply arrived; the operation may or may not have been applied.
         public static let connectionLoss = Code(value: .connectionLoss)
-        /// The session expired; its ephemeral nodes and watches are gone.
+        /// The session expired; its ephemeral nodes and watches are gone. Requests and watches cut
+        /// off by the expiry fail with this code whatever the C client reported (for example
+        /// `ZCLOSING` while the expired handle is closed).
         public static let sessionExpired = Code(value: .sessionExpired)
         /// The server did not answer in time.
         public static let operationTimeout = Code(value: .operationTimeout)
@@ -40,7 +55,8 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
         public static let invalidACL = Code(value: .invalidACL)
         /// The server or the C client rejected the arguments.
         public static let badArguments = Code(value: .badArguments)
-        /// The client was closed; nothing more can be done with it.
+        /// The client was closed by ``ZooKeeperClient/close()`` (or its `Service` ended); nothing
+        /// more can be done with it. Never the result of a session expiry.
         public static let closed = Code(value: .closed)
         /// The session moved to another server.
         public static let sessionMoved = Code(value: .sessionMoved)
