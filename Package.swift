@@ -73,6 +73,18 @@ let package = Package(
             ],
             path: "Sources/ZooKeeperExample"
         ),
+        // A plain client of the recipes for process-level fault tests (stopped and resumed past
+        // its session timeout): joins a group, follows members() and an election's observe().
+        .executableTarget(
+            name: "coordination-probe",
+            dependencies: [
+                "Coordination",
+                "ZooKeeper",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/CoordinationProbe"
+        ),
         // Demo 1: sequins (a statically sharded, replicated key-value server) on the library.
         .target(
             name: "SequinsKV",

@@ -34,3 +34,35 @@ extension ZooKeeperClient {
         throw ZooKeeperTestingError("session 0x\(String(UInt64(bitPattern: credentials.sessionID), radix: 16)) did not expire within \(timeout)")
     }
 }
+
+extension ChildProcess {
+    /// Stops the process (SIGSTOP) until ZooKeeper has expired its session, then continues it
+    /// (SIGCONT). The expiry is observed, not timed: `ephemeral`, a node the process's session
+    /// owns, is deleted by the server when the session expires. Returns the expired session's id,
+    /// so the caller can check that the node comes back from a new session.
+    ///
+    /// - Parameter observer: a connected client of the test (another session).
+    /// - Throws: ``ZooKeeperTestingError`` when `ephemeral` is not an ephemeral node, or was not
+    ///   deleted within `timeout` (the process is continued in every case).
+    @discardableResult
+    public func pauseUntilSessionExpires(ephemeral: String, observer: ZooKeeperClient, timeout: Duration = .seconds(60)) async throws -> Int64 {
+        guard let stat = try await observer.exists(ephemeral), stat.ephemeralOwner != 0 else {
+            throw ZooKeeperTestingError("\(ephemeral) is not an ephemeral node of the process")
+        }
+        pause()
+        defer { resume() }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let (current, watch) = try await observer.existsAndWatch(ephemeral)
+            guard let current, current.ephemeralOwner == stat.ephemeralOwner else { return stat.ephemeralOwner }
+            _ = try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { _ = try await watch.triggered() }
+                group.addTask { try await Task.sleep(until: deadline) }
+                defer { group.cancelAll() }
+                try await group.next()
+            }
+        }
+        throw ZooKeeperTestingError(
+            "session 0x\(String(UInt64(bitPattern: stat.ephemeralOwner), radix: 16)) still owned \(ephemeral) after \(timeout) of SIGSTOP")
+    }
+}

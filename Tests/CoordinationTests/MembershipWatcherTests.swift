@@ -98,6 +98,47 @@ import ZooKeeperTesting
         await observer.close()
     }
 
+    @Test func sequentialMembersAreNamedByTheServerAndRepublishedUnderANewNameAfterExpiry() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let group = uniqueTestPath()
+        let client = try await connectedClient(server.connectString)
+        let observer = try await connectedClient(server.connectString)
+        // Two members of one session in one group, as a Sensei node publishes one per partition.
+        let first = MembershipWatcher(client: client, group: group)
+        let second = MembershipWatcher(client: client, group: group)
+        let firstName = try await first.join(sequentialPrefix: "member_", payload: Array("shard-0".utf8))
+        let secondName = try await second.join(sequentialPrefix: "member_", payload: Array("shard-1".utf8))
+        #expect(firstName.hasPrefix("member_") && firstName.count == "member_".count + 10, "\(firstName)")
+        #expect(firstName != secondName)
+        #expect(first.memberID == firstName)
+        let stat = try #require(try await observer.exists("\(group)/\(firstName)"))
+        #expect(stat.ephemeralOwner == client.sessionCredentials?.sessionID)
+        try await first.updatePayload(Array("shard-0b".utf8))
+
+        for round in 1...3 {
+            try await client.expireSessionForTesting()
+            try await eventually("round \(round): both republished on the new session, once each") {
+                let names = try await observer.getChildren(group).names
+                guard names.count == 2, let session = client.sessionCredentials?.sessionID else { return false }
+                for name in names where try await observer.exists("\(group)/\(name)")?.ephemeralOwner != session { return false }
+                return true
+            }
+            let republished = try #require(first.memberID)
+            #expect(republished != firstName, "a new sequence number on the new session")
+            #expect(try await observer.getData("\(group)/\(republished)").string == "shard-0b", "the latest payload")
+        }
+
+        try await first.leave()
+        #expect(try await observer.getChildren(group).names == [try #require(second.memberID)])
+        #expect(first.memberID == nil)
+        try await client.expireSessionForTesting()
+        try await eventually("the other member is back") { try await observer.getChildren(group).names.count == 1 }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await observer.getChildren(group).names.count == 1, "a member that left is not resurrected")
+        await client.close()
+        await observer.close()
+    }
+
     @Test func awaitStableReturnsOnceTheGroupIsQuiet() async throws {
         let server = try await ZooKeeperServer.shared()
         let group = uniqueTestPath()

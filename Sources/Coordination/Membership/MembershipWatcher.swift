@@ -8,8 +8,11 @@ import ZooKeeper
 ///   session of this client is waited out; one held by another live session is waited out for
 ///   `waitingForOtherSession` (a restarted process finds its crashed predecessor's node until the
 ///   server expires that session), then is a ``CoordinationError/Code/duplicateMember`` error.
+/// - ``join(sequentialPrefix:payload:)`` publishes an ephemeral *sequential* node
+///   `<group>/<prefix><sequence>` instead (Sensei's `member_0000000007`): the server names it.
 /// - After a new session the member is published again, with the latest payload; after
-///   ``leave()`` it is never published again.
+///   ``leave()`` it is never published again. Lost connections and expired sessions only delay
+///   that: the member is published again on the next session, however many expire.
 /// - ``members()`` streams full snapshots (member id → payload), re-armed after every event and
 ///   resynchronised after reconnects and new sessions; ``awaitStable(quietPeriod:)`` returns the
 ///   members once they have not changed for a quiet period.
@@ -18,11 +21,25 @@ public final class MembershipWatcher: Sendable {
     /// The group's node; members are its children.
     public let group: String
 
+    /// How the member's node is named.
+    private enum Naming: Sendable, Equatable {
+        /// `<group>/<memberID>`.
+        case fixed(String)
+        /// `<group>/<prefix><sequence>`, named by the server at each publication.
+        case sequential(prefix: String)
+    }
+
     private struct Desired: Sendable {
-        var memberID: String
+        var naming: Naming
         var payload: [UInt8]
+        /// The node's name in the group once published (for a sequential member, the name the
+        /// server gave it on the current session).
+        var publishedName: String?
         /// The session generation the node was last published on.
         var publishedGeneration: Int?
+        /// A sequential create whose reply was lost on this session id: it may have created a
+        /// node, which the next publication adopts instead of creating another.
+        var uncertainCreate: Int64?
     }
 
     private struct State: Sendable {
@@ -50,8 +67,17 @@ public final class MembershipWatcher: Sendable {
         state.withLock { $0.keeper?.cancel() }
     }
 
-    /// The member id this process joined with, if it is a member.
-    public var memberID: String? { state.withLock { $0.left ? nil : $0.desired?.memberID } }
+    /// The member id this process joined with (for a sequential member, its node's current name),
+    /// if it is a member.
+    public var memberID: String? {
+        state.withLock { state in
+            guard !state.left, let desired = state.desired else { return nil }
+            switch desired.naming {
+            case .fixed(let memberID): return memberID
+            case .sequential: return desired.publishedName
+            }
+        }
+    }
 
     /// Publishes this process as `memberID` with `payload`, and keeps it published across new
     /// sessions until ``leave()``.
@@ -59,12 +85,31 @@ public final class MembershipWatcher: Sendable {
     ///   ``CoordinationError/Code/closed`` after ``leave()``; ``ZooKeeperError``.
     public func join(memberID: String, payload: [UInt8] = [], waitingForOtherSession: Duration = .zero) async throws {
         try ZooKeeperPath.validate(ZooKeeperPath.join(group, memberID))
+        try await join(.fixed(memberID), payload: payload, otherSessionDeadline: .now + waitingForOtherSession)
+    }
+
+    /// Publishes this process as the ephemeral sequential node `<group>/<prefix><sequence>` with
+    /// `payload`, and keeps it published across new sessions (under a new sequence number each
+    /// time) until ``leave()``. A create whose reply was lost is not repeated blindly: a node of
+    /// this session with the same payload is adopted, so give each member of one session in one
+    /// group its own payload.
+    /// - Returns: the node's name in the group (``memberID`` follows it after a new session).
+    /// - Throws: ``CoordinationError/Code/closed`` after ``leave()``; ``ZooKeeperError``.
+    @discardableResult
+    public func join(sequentialPrefix prefix: String, payload: [UInt8] = []) async throws -> String {
+        try ZooKeeperPath.validate(ZooKeeperPath.join(group, prefix), isSequential: true)
+        try await join(.sequential(prefix: prefix), payload: payload, otherSessionDeadline: .now)
+        guard let name = memberID else { throw CoordinationError(.closed, path: group, message: "this watcher has left the group") }
+        return name
+    }
+
+    private func join(_ naming: Naming, payload: [UInt8], otherSessionDeadline: ContinuousClock.Instant) async throws {
         try await publishing.withLock {
             try state.withLock { state in
                 if state.left { throw CoordinationError(.closed, path: group, message: "this watcher has left the group") }
-                state.desired = Desired(memberID: memberID, payload: payload)
+                state.desired = Desired(naming: naming, payload: payload)
             }
-            try await publish(otherSessionDeadline: .now + waitingForOtherSession)
+            try await publish(otherSessionDeadline: otherSessionDeadline)
         }
         startKeeper()
     }
@@ -72,31 +117,34 @@ public final class MembershipWatcher: Sendable {
     /// Replaces this member's payload (also used when it is published again after a new session).
     public func updatePayload(_ payload: [UInt8]) async throws {
         try await publishing.withLock {
-            let path = try state.withLock { state -> String in
+            let name = try state.withLock { state -> String? in
                 guard !state.left, state.desired != nil else {
                     throw CoordinationError(.notHeld, path: group, message: "not a member: join first")
                 }
                 state.desired!.payload = payload
-                return ZooKeeperPath.join(group, state.desired!.memberID)
+                return state.desired!.publishedName
             }
             do {
-                try await client.setData(path, data: payload)
+                guard let name else { throw ZooKeeperError(.noNode, path: group, message: "not published yet") }
+                try await client.setData(ZooKeeperPath.join(group, name), data: payload)
             } catch let error as ZooKeeperError where error.code == .noNode || error.isRetryable || error.code == .sessionExpired {
                 try await publish()  // not published right now: publish with the new payload
             }
         }
     }
 
-    /// Leaves the group: forgets the membership first (so nothing republishes it), then deletes the node.
+    /// Leaves the group: forgets the membership first (so nothing republishes it, and a
+    /// republication waiting for ZooKeeper gives up), then deletes the node.
     public func leave() async throws {
-        let (path, keeper) = await publishing.withLock {
-            state.withLock { state -> (String?, Task<Void, Never>?) in
-                state.left = true
-                defer { state.keeper = nil }
-                return (state.desired.map { ZooKeeperPath.join(group, $0.memberID) }, state.keeper)
-            }
+        let keeper = state.withLock { state -> Task<Void, Never>? in
+            state.left = true
+            defer { state.keeper = nil }
+            return state.keeper
         }
         keeper?.cancel()
+        let path = await publishing.withLock {
+            state.withLock { $0.desired?.publishedName.map { ZooKeeperPath.join(group, $0) } }
+        }
         guard let path else { return }
         do {
             try await client.delete(path)
@@ -114,53 +162,108 @@ public final class MembershipWatcher: Sendable {
     }
 
     /// Creates (or adopts) the member node for the desired state, waiting until
-    /// `otherSessionDeadline` for a node another session holds to go. Call under `publishing`.
+    /// `otherSessionDeadline` for a node another session holds to go. Retries through lost
+    /// connections and expired sessions. Call under `publishing`.
     private func publish(otherSessionDeadline: ContinuousClock.Instant = .now) async throws {
         while true {
             guard let (desired, earlier) = state.withLock({ state -> (Desired, Set<Int64>)? in
                 guard !state.left, let desired = state.desired else { return nil }
                 return (desired, state.earlierSessions)
             }) else { return }
-            let path = ZooKeeperPath.join(group, desired.memberID)
             guard let session = client.state.session, client.state.isConnected else {
                 try await client.waitUntilConnected()
                 continue
             }
             do {
-                try await client.create(path, data: desired.payload, mode: .ephemeral, acl: acl, parents: .persistent)
-                markPublished(generation: session.generation)
+                switch desired.naming {
+                case .fixed(let memberID):
+                    try await publish(memberID: memberID, desired: desired, session: session, earlier: earlier, otherSessionDeadline: otherSessionDeadline)
+                case .sequential(let prefix):
+                    try await publish(prefix: prefix, desired: desired, session: session)
+                }
                 return
-            } catch let error as ZooKeeperError where error.code == .nodeExists {
-                guard let stat = try await client.exists(path) else { continue }
-                if stat.ephemeralOwner == session.sessionID {
-                    try await client.setData(path, data: desired.payload)  // ours: adopt it
-                    markPublished(generation: session.generation)
-                    return
-                }
-                if earlier.contains(stat.ephemeralOwner) {
-                    // Left by an earlier session of ours: the server deletes it soon. Wait it out.
-                    let (still, watch) = try await client.existsAndWatch(path)
-                    if still != nil { _ = try await watch.triggered() }
-                    continue
-                }
-                if ContinuousClock.now < otherSessionDeadline {
-                    // Another session's: wait (until the deadline) for it to go, then try again.
-                    let (still, watch) = try await client.existsAndWatch(path)
-                    if still != nil { await Self.waitForTrigger(watch, until: otherSessionDeadline) }
-                    continue
-                }
-                throw CoordinationError(
-                    .duplicateMember, path: path,
-                    message: "member id \(desired.memberID) is held by another live session (0x\(String(UInt64(bitPattern: stat.ephemeralOwner), radix: 16)))")
             } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
                 try await Task.sleep(for: .milliseconds(50))
                 try await client.waitUntilConnected()
+            } catch is RetryNow {
+                continue
             }
         }
     }
 
-    private func markPublished(generation: Int) {
-        state.withLock { $0.desired?.publishedGeneration = generation }
+    /// Thrown inside a publication that must start over at once (the node changed meanwhile).
+    private struct RetryNow: Error {}
+
+    private func publish(
+        memberID: String, desired: Desired, session: SessionInfo, earlier: Set<Int64>, otherSessionDeadline: ContinuousClock.Instant
+    ) async throws {
+        let path = ZooKeeperPath.join(group, memberID)
+        do {
+            try await client.create(path, data: desired.payload, mode: .ephemeral, acl: acl, parents: .persistent)
+            markPublished(name: memberID, generation: session.generation)
+        } catch let error as ZooKeeperError where error.code == .nodeExists {
+            guard let stat = try await client.exists(path) else { throw RetryNow() }
+            if stat.ephemeralOwner == session.sessionID {
+                try await client.setData(path, data: desired.payload)  // ours: adopt it
+                markPublished(name: memberID, generation: session.generation)
+                return
+            }
+            if earlier.contains(stat.ephemeralOwner) {
+                // Left by an earlier session of ours: the server deletes it soon. Wait it out.
+                let (still, watch) = try await client.existsAndWatch(path)
+                if still != nil { _ = try await watch.triggered() }
+                throw RetryNow()
+            }
+            if ContinuousClock.now < otherSessionDeadline {
+                // Another session's: wait (until the deadline) for it to go, then try again.
+                let (still, watch) = try await client.existsAndWatch(path)
+                if still != nil { await Self.waitForTrigger(watch, until: otherSessionDeadline) }
+                throw RetryNow()
+            }
+            throw CoordinationError(
+                .duplicateMember, path: path,
+                message: "member id \(memberID) is held by another live session (0x\(String(UInt64(bitPattern: stat.ephemeralOwner), radix: 16)))")
+        }
+    }
+
+    private func publish(prefix: String, desired: Desired, session: SessionInfo) async throws {
+        if desired.uncertainCreate == session.sessionID, let adopted = try await ownSequentialNode(prefix: prefix, payload: desired.payload, session: session) {
+            markPublished(name: adopted, generation: session.generation)
+            return
+        }
+        do {
+            let created = try await client.create(
+                ZooKeeperPath.join(group, prefix), data: desired.payload, mode: .ephemeralSequential, acl: acl, parents: .persistent)
+            markPublished(name: String(created.path.split(separator: "/").last ?? ""), generation: session.generation)
+        } catch let error as ZooKeeperError where error.code == .connectionLoss {
+            // The create may have been applied: look for it before creating another.
+            state.withLock { $0.desired?.uncertainCreate = session.sessionID }
+            throw error
+        }
+    }
+
+    /// The node of this session with `payload` under `prefix` (a sequential create whose reply
+    /// was lost); duplicates of it are deleted.
+    private func ownSequentialNode(prefix: String, payload: [UInt8], session: SessionInfo) async throws -> String? {
+        var found: [String] = []
+        for name in try await client.getChildren(group).names.sorted() where name.hasPrefix(prefix) {
+            do {
+                let node = try await client.getData(ZooKeeperPath.join(group, name))
+                if node.stat.ephemeralOwner == session.sessionID && node.bytes == payload { found.append(name) }
+            } catch let error as ZooKeeperError where error.code == .noNode {}
+        }
+        for duplicate in found.dropFirst() {
+            do { try await client.delete(ZooKeeperPath.join(group, duplicate)) } catch let error as ZooKeeperError where error.code == .noNode {}
+        }
+        return found.first
+    }
+
+    private func markPublished(name: String, generation: Int) {
+        state.withLock { state in
+            state.desired?.publishedName = name
+            state.desired?.publishedGeneration = generation
+            state.desired?.uncertainCreate = nil
+        }
     }
 
 
@@ -250,20 +353,39 @@ public struct MembershipChanges: AsyncSequence, Sendable {
 
         public mutating func next() async throws -> [String: [UInt8]]? {
             while let update = try await children.next() {
-                var snapshot: [String: [UInt8]] = [:]
-                if case .children(let children) = update {
-                    // Pipelined: every member's data in one round trip.
-                    let replies = children.names.map { ($0, client.submitGetData(ZooKeeperPath.join(group, $0))) }
-                    for (name, reply) in replies {
-                        if let data = try? await reply.value() { snapshot[name] = data.bytes }
-                    }
+                var snapshot = try await Self.read(update, client: client, group: group)
+                // Cut off while still connected (throttled, or the state not yet updated): read again.
+                while snapshot == nil, client.state.isConnected {
+                    try await Task.sleep(for: .milliseconds(100))
+                    snapshot = try await Self.read(update, client: client, group: group)
                 }
+                guard let snapshot else { continue }  // the stream yields a fresh listing after the reconnect
                 if snapshot != last {
                     last = snapshot
                     return snapshot
                 }
             }
             return nil
+        }
+
+        /// Every member's data (pipelined: one round trip), or `nil` when a read was cut off, so
+        /// that a member is never reported gone because its read failed.
+        /// A member deleted between the listing and its read is left out.
+        static func read(_ update: ChildrenUpdate, client: ZooKeeperClient, group: String) async throws -> [String: [UInt8]]? {
+            guard case .children(let children) = update else { return [:] }
+            let replies = children.names.map { ($0, client.submitGetData(ZooKeeperPath.join(group, $0))) }
+            var snapshot: [String: [UInt8]] = [:]
+            var cutOff = false
+            for (name, reply) in replies {
+                do {
+                    snapshot[name] = try await reply.value().bytes
+                } catch let error as ZooKeeperError where error.code == .noNode {
+                    continue
+                } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
+                    cutOff = true
+                }
+            }
+            return cutOff ? nil : snapshot
         }
     }
 
