@@ -61,6 +61,8 @@ final class SearchTestNode: @unchecked Sendable {
 
     /// The ZooKeeper servers this node connects to (a fault proxy, for some tests).
     var zkConnect: String
+    /// `sensei.cluster.timeout`: the session timeout in milliseconds.
+    var sessionTimeoutMilliseconds = 4000
     let properties: (SearchTestNode) -> String
 
     init(id: Int, partitions: String, cluster: SearchTestCluster) throws {
@@ -81,7 +83,7 @@ final class SearchTestNode: @unchecked Sendable {
             sensei.broker.port=\(node.brokerPort)
             sensei.cluster.name=\(clusterName)
             sensei.cluster.url=\(node.zkConnect)
-            sensei.cluster.timeout=4000
+            sensei.cluster.timeout=\(node.sessionTimeoutMilliseconds)
             sensei.index.directory=\(node.directory)/index
             sensei.index.manager.default.maxpartition.id=2
             sensei.gateway.class=com.senseidb.gateway.file.LinedFileDataProviderBuilder

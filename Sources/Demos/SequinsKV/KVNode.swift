@@ -103,7 +103,9 @@ public final class KVNode: Service, Sendable {
         let proxyClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(1))))
         let peerClient = PeerClient()
         let (flapping, flapSignal) = AsyncStream<Void>.makeStream()
-        cluster?.watchForFlapping { flapSignal.yield() }
+        if configuration.test.flapThreshold > 0 {
+            cluster?.watchForFlapping(threshold: configuration.test.flapThreshold) { flapSignal.yield() }
+        }
 
         var failure: (any Error)?
         do {

@@ -16,6 +16,7 @@ final class KVTestNode: @unchecked Sendable {
     var sharding: [String: String]
     var zkServers: [String]
     var testSettings: [String: String] = [:]
+    var zkSessionTimeout = "4s"
     let child: ChildProcess
     var source: String { directory + "/source" }
     lazy var store: String = directory + "/store"
@@ -42,7 +43,7 @@ final class KVTestNode: @unchecked Sendable {
         for (key, value) in settings.sorted(by: { $0.key < $1.key }) { text += "\(key) = \(value)\n" }
         text += "\n[sharding]\n"
         for (key, value) in sharding.sorted(by: { $0.key < $1.key }) { text += "\(key) = \(value)\n" }
-        text += "\n[zk]\nservers = [\(zkServers.map { "\"\($0)\"" }.joined(separator: ", "))]\nsession_timeout = \"4s\"\n"
+        text += "\n[zk]\nservers = [\(zkServers.map { "\"\($0)\"" }.joined(separator: ", "))]\nsession_timeout = \"\(zkSessionTimeout)\"\n"
         text += "\n[test]\n"
         for (key, value) in testSettings.sorted(by: { $0.key < $1.key }) { text += "\(key) = \(value)\n" }
         return text

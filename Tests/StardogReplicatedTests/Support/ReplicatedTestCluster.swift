@@ -9,16 +9,17 @@ import ZooKeeperTesting
 
 @testable import StardogReplicated
 
-/// One three-server ZooKeeper ensemble for the whole suite (each test has its own cluster name).
+/// One three-server ZooKeeper ensemble for every suite of this target (each test has its own
+/// cluster name). Suites run in parallel: the first caller starts it, the others await that start.
 actor SharedEnsemble {
     static let shared = SharedEnsemble()
-    private var ensemble: ZooKeeperEnsemble?
+    private var starting: Task<ZooKeeperEnsemble, any Error>?
 
     func get() async throws -> ZooKeeperEnsemble {
-        if let ensemble { return ensemble }
-        let started = try await ZooKeeperEnsemble.start(size: 3)
-        ensemble = started
-        return started
+        if let starting { return try await starting.value }
+        let start = Task { try await ZooKeeperEnsemble.start(size: 3) }
+        starting = start
+        return try await start.value
     }
 }
 

@@ -29,8 +29,9 @@ public struct SearchNodeAddress: Sendable, Hashable {
 
 /// Sensei's ZooKeeper layout (Zu era): under `/<sensei.cluster.name>`, one ephemeral sequential
 /// `member_<seq>` per (node, partition), carrying `{host, port, shard, nodeId}` as JSON. A node
-/// registers every partition it serves and keeps them registered across new sessions; leaving (or
-/// dying) removes them. Brokers watch the group and keep the inverse map partition → live nodes.
+/// publishes every partition it serves through the library's ``MembershipWatcher`` (sequential
+/// names), which publishes them again on every new session; leaving (or dying) removes them.
+/// Brokers watch the group and keep the inverse map partition → live nodes.
 public final class SearchCluster: Sendable {
     public let client: ZooKeeperClient
     /// `/<sensei.cluster.name>`.
@@ -39,9 +40,8 @@ public final class SearchCluster: Sendable {
     private let state = Mutex(State())
 
     private struct State {
-        var desired: [SearchEndpoint] = []
-        var left = false
-        var keeper: Task<Void, Never>?
+        /// One membership per partition this node serves.
+        var memberships: [MembershipWatcher] = []
         var view: [Int: [SearchNodeAddress]] = [:]
         var viewWatcher: Task<Void, Never>?
     }
@@ -56,68 +56,25 @@ public final class SearchCluster: Sendable {
 
     // MARK: Registering this node
 
-    /// Registers one member per partition and keeps them registered (after a new session too).
+    /// Publishes one `member_<seq>` per partition, and keeps them published (on every new session
+    /// too) until ``leave()``.
     public func register(nodeID: Int, host: String, port: Int, partitions: [Int]) async throws {
-        state.withLock { $0.desired = partitions.map { SearchEndpoint(host: host, port: port, shard: $0, nodeId: nodeID) } }
-        try await client.createPath(group)
-        try await reconcile()
-        let events = client.sessionEvents
-        let keeper = Task { [weak self] in
-            for await event in events {
-                guard let self else { return }
-                switch event {
-                case .connected, .newSession:
-                    do { try await self.reconcile() } catch {
-                        self.logger.warning("cannot register the partitions again yet", metadata: ["search.error": "\(error)"])
-                    }
-                case .closed: return
-                default: break
-                }
-            }
-        }
-        state.withLock { $0.keeper = keeper }
-    }
-
-    /// Makes ZooKeeper hold exactly one member of this session per desired partition: adopts the
-    /// ones it has (a create that lost its reply may have succeeded), creates the missing ones,
-    /// deletes duplicates.
-    func reconcile() async throws {
-        let (desired, left) = state.withLock { ($0.desired, $0.left) }
-        guard !left, !desired.isEmpty, let session = client.state.session?.sessionID else { return }
-        var ours: [Int: [String]] = [:]
-        for name in try await client.getChildren(group).names where name.hasPrefix(Self.memberPrefix) {
-            guard let node = try? await client.getData(group + "/" + name), node.stat.ephemeralOwner == session,
-                let endpoint = try? JSONDecoder().decode(SearchEndpoint.self, from: Data(node.bytes))
-            else { continue }
-            ours[endpoint.shard, default: []].append(name)
-        }
-        for endpoint in desired {
-            var names = ours[endpoint.shard] ?? []
-            if names.isEmpty {
-                // A leave() that came meanwhile wins (it is not serialised with this pass).
-                if state.withLock({ $0.left }) { return }
-                let data = try JSONEncoder().encode(endpoint)
-                try await client.create(group + "/" + Self.memberPrefix, data: Array(data), mode: .ephemeralSequential)
-                logger.info("registered a partition", metadata: ["search.partition": "\(endpoint.shard)"])
-            }
-            while names.count > 1 { try? await client.delete(group + "/" + names.removeLast()) }
+        let memberships = partitions.map { _ in MembershipWatcher(client: client, group: group) }
+        state.withLock { $0.memberships += memberships }
+        for (partition, membership) in zip(partitions, memberships) {
+            let endpoint = SearchEndpoint(host: host, port: port, shard: partition, nodeId: nodeID)
+            let name = try await membership.join(sequentialPrefix: Self.memberPrefix, payload: Array(try JSONEncoder().encode(endpoint)))
+            logger.info("registered a partition", metadata: ["search.partition": "\(partition)", "search.member": "\(name)"])
         }
     }
 
     /// Removes this node's members (Sensei's `setAvailable(false)`).
     public func leave() async {
-        let keeper = state.withLock { state -> Task<Void, Never>? in
-            state.left = true
-            defer { state.keeper = nil }
-            return state.keeper
+        let memberships = state.withLock { state in
+            defer { state.memberships = [] }
+            return state.memberships
         }
-        keeper?.cancel()
-        guard let session = client.state.session?.sessionID, let names = try? await client.getChildren(group).names else { return }
-        for name in names where name.hasPrefix(Self.memberPrefix) {
-            if let stat = try? await client.exists(group + "/" + name), stat.ephemeralOwner == session {
-                try? await client.delete(group + "/" + name)
-            }
-        }
+        for membership in memberships { try? await membership.leave() }
     }
 
     // MARK: Watching the cluster (brokers)
@@ -133,22 +90,32 @@ public final class SearchCluster: Sendable {
         state.withLock { state in
             guard state.viewWatcher == nil else { return }
             state.viewWatcher = Task { [weak self] in
-                do {
-                    for try await members in snapshots {
-                        guard let self else { return }
-                        var endpoints: [SearchEndpoint] = []
-                        for (name, data) in members where name.hasPrefix(Self.memberPrefix) {
-                            guard let endpoint = try? JSONDecoder().decode(SearchEndpoint.self, from: Data(data)) else {
-                                logger.warning("a member's data is not {host, port, shard, nodeId}", metadata: ["search.member": "\(name)"])
-                                continue
+                // The stream resyncs by itself after reconnects and new sessions; it ends on
+                // close(), or on an error waiting cannot mend (then it is started again).
+                while !Task.isCancelled {
+                    do {
+                        for try await members in snapshots {
+                            guard let self else { return }
+                            var endpoints: [SearchEndpoint] = []
+                            for (name, data) in members where name.hasPrefix(Self.memberPrefix) {
+                                guard let endpoint = try? JSONDecoder().decode(SearchEndpoint.self, from: Data(data)) else {
+                                    logger.warning("a member's data is not {host, port, shard, nodeId}", metadata: ["search.member": "\(name)"])
+                                    continue
+                                }
+                                endpoints.append(endpoint)
                             }
-                            endpoints.append(endpoint)
+                            let view = Self.view(of: endpoints)
+                            self.state.withLock { $0.view = view }
                         }
-                        let view = Self.view(of: endpoints)
-                        self.state.withLock { $0.view = view }
+                        return
+                    } catch let error as ZooKeeperError where error.code == .closed {
+                        return
+                    } catch is CancellationError {
+                        return
+                    } catch {
+                        logger.warning("cannot follow the cluster; trying again", metadata: ["search.error": "\(error)"])
+                        try? await Task.sleep(for: .seconds(1))
                     }
-                } catch {
-                    logger.debug("stopped watching the cluster", metadata: ["search.error": "\(error)"])
                 }
             }
         }

@@ -93,6 +93,10 @@ public struct SequinsConfiguration: Sendable, Hashable {
         public var versionRemoveTimeout: Duration = .zero
         /// Makes a load hang forever after reading this file of this version (`"<version>/<file>"`).
         public var hang: Hang = Hang()
+        /// `flap_threshold` (kv only; sequins hard-codes 5): this many lost ZooKeeper connections
+        /// within 20 minutes stop the node. Zero never stops it (for tests that stop and resume a
+        /// node many times).
+        public var flapThreshold: Int = 5
 
         public var effectiveVersionRemoveTimeout: Duration {
             versionRemoveTimeout > .zero ? versionRemoveTimeout : .seconds(600)
@@ -184,6 +188,10 @@ public struct SequinsConfiguration: Sendable, Hashable {
             test.upgradeDelay = try section.duration("upgrade_delay", default: test.upgradeDelay)
             test.allowLocalCluster = try section.bool("allow_local_cluster", default: test.allowLocalCluster)
             test.versionRemoveTimeout = try section.duration("version_remove_timeout", default: test.versionRemoveTimeout)
+            test.flapThreshold = try section.int("flap_threshold", default: test.flapThreshold)
+            guard test.flapThreshold >= 0 else {
+                throw ConfigurationError("test.flap_threshold must be 0 (never stop) or more, not \(test.flapThreshold)")
+            }
             _ = try section.string("s3", default: "")
             if var hang = try section.section("hang") {
                 test.hang.version = try hang.string("version", default: "")

@@ -18,6 +18,10 @@ public struct ReplicatedError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let notInCluster = Code(name: "NotInCluster", status: 503)
         /// No coordinator could be reached, or it failed mid-operation: nothing was applied; retry.
         public static let transactionAborted = Code(name: "TransactionAborted", status: 503)
+        /// The coordinator stopped answering after the operation was sent to it (it failed, was
+        /// paused, or a new coordinator was elected meanwhile): it may or may not have been
+        /// committed. Read before retrying; the transaction is still open.
+        public static let outcomeUnknown = Code(name: "OutcomeUnknown", status: 503)
         /// A prepare this member cannot take (it is not at the version the coordinator expects).
         public static let outOfSync = Code(name: "OutOfSync", status: 409)
         public static let storage = Code(name: "StorageFailure", status: 500)

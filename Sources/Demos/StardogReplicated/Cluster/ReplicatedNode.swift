@@ -52,7 +52,11 @@ public final class ReplicatedNode: Service, Sendable {
         /// Set when this node steps down: the standing loop ends the membership.
         var steppedDown = false
         var isCoordinator = false
+        /// The coordinator the election names now (nil while there is none).
         var coordinatorAddress: String?
+        /// Set (with the new address) when the election names a coordinator other than the last
+        /// one named, then replaced: a forwarded operation waits on it.
+        var coordinatorReplaced = Latch<String>()
         var transactions: [String: TransactionBuffer] = [:]
         /// The highest coordinator fencing token seen in a prepare.
         var highestFencingToken: Int64 = 0
@@ -154,18 +158,31 @@ public final class ReplicatedNode: Service, Sendable {
         await client.close()
     }
 
-    /// Joins, serves as a member until it loses its standing, and joins again.
+    /// Joins, serves as a member until it loses its standing, and joins again. A lost connection
+    /// or an expired session on the way only delays the next join; the node stops on shutdown,
+    /// on a refused join, and on ZooKeeper errors that waiting cannot mend.
     func lifecycle() async throws {
         guard await serverRunning.wait() != nil else { throw CancellationError() }
         while !Task.isCancelled {
-            try await removeRegistration()
-            try await join()
+            do {
+                try await removeRegistration()
+                try await join()
+            } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
+                logger.warning("cannot join while ZooKeeper is unreachable; waiting for the session", metadata: ["replicated.error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(100))
+                try await client.waitUntilConnected()
+                continue
+            }
             state.withLock {
                 $0.memberConfirmedAt = .now
                 $0.steppedDown = false
             }
             logger.info("joined the cluster", metadata: ["replicated.catalog": "\(JoinPlan.describe(store.catalog))"])
-            try await serveAsMember()
+            do {
+                try await serveAsMember()
+            } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
+                logger.warning("lost ZooKeeper while serving", metadata: ["replicated.error": "\(error)"])
+            }
             leaveMembership()
             metrics.membershipLost.increment()
             logger.warning("this node is no longer a member (expelled, stepped down, or its session ended); it will sync and rejoin")
@@ -204,14 +221,25 @@ public final class ReplicatedNode: Service, Sendable {
             }
             group.addTask {
                 for try await leader in self.election.observe() {
-                    let address = leader.map { String(decoding: $0.payload, as: UTF8.self) }
-                    self.state.withLock { $0.coordinatorAddress = address }
+                    self.coordinatorNamed(leader.map { String(decoding: $0.payload, as: UTF8.self) })
                 }
             }
             _ = try await group.next()
             group.cancelAll()
         }
         state.withLock { $0.isCoordinator = false }
+    }
+
+    /// Records the coordinator the election names; a new one (not merely none for a while)
+    /// releases the operations forwarded to its predecessor.
+    private func coordinatorNamed(_ address: String?) {
+        state.withLock { state in
+            let previous = state.coordinatorAddress
+            state.coordinatorAddress = address
+            guard let address, address != previous else { return }
+            state.coordinatorReplaced.set(address)
+            state.coordinatorReplaced = Latch()
+        }
     }
 
     /// Confirms every ``confirmInterval`` that this node's member znode is still there and ours;
@@ -526,26 +554,50 @@ public final class ReplicatedNode: Service, Sendable {
     /// the coordinator.
     public func submit(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
         guard await inGoodStanding() else { throw Self.notInCluster }
-        let address = try await coordinatorAddress(until: .now + configuration.commitTimeout * 2)
+        let (address, replaced) = try await coordinatorAddress(until: .now + configuration.commitTimeout * 2)
         if address == id { return try await coordinateUnchecked(operation) }
+        let body = try JSONEncoder().encode(operation)
         do {
-            let body = try JSONEncoder().encode(operation)
-            let result = try await peers.json(
-                OperationResult.self, .POST, address, "/admin/replication/operation", body: body, timeout: configuration.commitTimeout * 4)
-            return result.next
+            return try await withThrowingTaskGroup(of: DatabaseVersion?.self) { group in
+                group.addTask {
+                    try await self.peers.json(
+                        OperationResult.self, .POST, address, "/admin/replication/operation", body: body,
+                        timeout: self.configuration.commitTimeout * 4
+                    ).next
+                }
+                group.addTask {
+                    // A coordinator elected meanwhile means the one we wait for lost its term:
+                    // its answer may never come.
+                    var latch = replaced
+                    while let successor = await latch.wait() {
+                        if successor != address {
+                            throw ReplicatedError(
+                                .outcomeUnknown,
+                                "the coordinator \(address) stopped answering and \(successor) was elected meanwhile: the operation may or may not have been committed; read before retrying (the transaction is still open)")
+                        }
+                        latch = self.state.withLock { $0.coordinatorReplaced }
+                    }
+                    throw CancellationError()
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
         } catch let error as ReplicatedError {
             throw error
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
             throw ReplicatedError(
-                .transactionAborted,
-                "the coordinator \(address) failed or did not answer during the operation (\(error)); if it failed before recording the decision nothing was committed; the transaction is still open")
+                .outcomeUnknown,
+                "the coordinator \(address) failed or did not answer during the operation (\(error)): it may or may not have been committed; read before retrying (the transaction is still open)")
         }
     }
 
     /// The coordinator's address: the one last observed, or the next leader the election reports
-    /// (an election is under way), until `deadline`.
-    private func coordinatorAddress(until deadline: ContinuousClock.Instant) async throws -> String {
-        if let address = state.withLock({ $0.coordinatorAddress }) { return address }
+    /// (an election is under way), until `deadline`; with the latch that a successor sets.
+    private func coordinatorAddress(until deadline: ContinuousClock.Instant) async throws -> (String, Latch<String>) {
+        let (known, replaced) = state.withLock { ($0.coordinatorAddress, $0.coordinatorReplaced) }
+        if let known { return (known, replaced) }
         let found = try await withThrowingTaskGroup(of: String?.self) { group in
             group.addTask {
                 for try await leader in self.election.observe() {
@@ -561,7 +613,7 @@ public final class ReplicatedNode: Service, Sendable {
             return try await group.next() ?? nil
         }
         guard let found else { throw ReplicatedError(.transactionAborted, "no coordinator is available; retry") }
-        return found
+        return (found, replaced)
     }
 
     // MARK: Coordinator
