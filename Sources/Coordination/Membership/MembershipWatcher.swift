@@ -303,23 +303,31 @@ public final class MembershipWatcher: Sendable {
     }
 
     /// Waits until the members have not changed for `quietPeriod`, and returns them (sequins'
-    /// `time_to_converge`).
+    /// `time_to_converge`, see ``ConvergenceWait``): a quiet period after the call when nothing
+    /// changes, longer while members come and go.
     public func awaitStable(quietPeriod: Duration) async throws -> [String: [UInt8]] {
         let snapshots = members()
-        let latest = LatestSnapshot()
+        let wait = ConvergenceState(ConvergenceWait(startedAt: ContinuousClock.now, quietPeriod: quietPeriod))
+        let (arrivals, arrived) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         return try await withThrowingTaskGroup(of: [String: [UInt8]]?.self) { group in
             group.addTask {
-                for try await snapshot in snapshots { latest.record(snapshot) }
+                for try await snapshot in snapshots {
+                    wait.withLock { $0.record(snapshot, at: .now) }
+                    arrived.yield()
+                }
                 return nil
             }
             group.addTask {
-                // Stable when a whole quiet period passed without a new snapshot.
-                var seen = -1
+                var arrival = arrivals.makeAsyncIterator()
                 while true {
-                    let (members, version) = latest.current
-                    if version > 0 && version == seen { return members }
-                    seen = version
-                    try await Task.sleep(for: quietPeriod)
+                    let (converged, deadline, hasSnapshot) = wait.withLock { ($0.converged(at: .now), $0.deadline, $0.members != nil) }
+                    if let converged { return converged }
+                    if hasSnapshot {
+                        try await Task.sleep(until: deadline)  // a change meanwhile moves the deadline: look again
+                    } else {
+                        _ = await arrival.next()
+                        try Task.checkCancellation()
+                    }
                 }
             }
             defer { group.cancelAll() }
@@ -331,11 +339,11 @@ public final class MembershipWatcher: Sendable {
     }
 }
 
-/// The newest membership snapshot and how many have been seen.
-private final class LatestSnapshot: Sendable {
-    private let state = Mutex<(members: [String: [UInt8]], version: Int)>(([:], 0))
-    func record(_ members: [String: [UInt8]]) { state.withLock { $0 = (members, $0.version + 1) } }
-    var current: (members: [String: [UInt8]], version: Int) { state.withLock { $0 } }
+/// A ``ConvergenceWait`` shared between the task reading snapshots and the one waiting.
+private final class ConvergenceState: Sendable {
+    private let state: Mutex<ConvergenceWait<ContinuousClock.Instant>>
+    init(_ wait: ConvergenceWait<ContinuousClock.Instant>) { state = Mutex(wait) }
+    func withLock<R: Sendable>(_ body: (inout ConvergenceWait<ContinuousClock.Instant>) -> R) -> R { state.withLock { body(&$0) } }
 }
 
 /// A group's members over time: full snapshots (member id → payload). See

@@ -79,7 +79,8 @@ public final class ClusterMembership: Sendable {
     /// Joins the cluster as sequins does: under `id_assignment_lock`, takes `configured` (or the
     /// id in the local store, or the smallest free one after the member list has been quiet for
     /// `min(timeToConverge, 3s)`), registers `nodes/<id>@<address>`, releases the lock, and waits
-    /// until the member list has not changed for `timeToConverge`.
+    /// until the member list has not changed for `timeToConverge` (once that long when nothing
+    /// changes, as sequins' `WaitToConverge`).
     public func join(configuredShardID: String, store: LocalStore, timeToConverge: Duration) async throws -> String {
         let nodes = self.nodes
         let address = self.address
@@ -94,9 +95,12 @@ public final class ClusterMembership: Sendable {
         if chosen { logger.info("self-assigned a shard id", metadata: ["kv.shard_id": "\(shardID)"]) }
         state.withLock { $0.shardID = shardID }
         startWatchingPeers()
+        let waitStarted = ContinuousClock.now
         let members = try await nodes.awaitStable(quietPeriod: timeToConverge)
         applyMembers(members)
-        logger.info("the member list converged", metadata: ["kv.members": "\(members.keys.sorted())"])
+        logger.info(
+            "the member list converged",
+            metadata: ["kv.members": "\(members.keys.sorted())", "kv.waited_ms": "\((ContinuousClock.now - waitStarted).milliseconds)"])
         return shardID
     }
 
