@@ -105,11 +105,12 @@ public final class LocalStore: Sendable {
         }
     }
 
-    /// Writes one partition of a version being built (the manifest comes last, in ``saveManifest``).
-    public func savePartition(_ partition: Int, records: [UInt8], database: String, version: String) throws {
+    /// Writes one partition of a version being built, in ``PartitionIndex``'s stored format (the
+    /// manifest comes last, in ``saveManifest``).
+    public func savePartition(_ partition: Int, stored: [UInt8], database: String, version: String) throws {
         let target = versionDirectory(database: database, version: version)
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        try Self.writeFile(records, to: target + "/" + Self.partitionFileName(partition))
+        try Self.writeFile(stored, to: target + "/" + Self.partitionFileName(partition))
     }
 
     /// Completes a version on disk.
@@ -125,14 +126,41 @@ public final class LocalStore: Sendable {
     public func loadPartitions(database: String, version: String, manifest: StoredVersionManifest) throws -> [Int: PartitionIndex] {
         let target = versionDirectory(database: database, version: version)
         var result: [Int: PartitionIndex] = [:]
+        guard manifest.format == StoredVersionManifest.currentFormat else {
+            throw StoreError("the stored version has format \(manifest.format), this kv writes \(StoredVersionManifest.currentFormat)")
+        }
         for partition in manifest.selectedPartitions {
             let path = target + "/" + Self.partitionFileName(partition)
-            guard let data = FileManager.default.contents(atPath: path) else {
+            guard let bytes = Self.readFile(path) else {
                 throw StoreError("\(path) is missing although the manifest lists partition \(partition)")
             }
-            result[partition] = try PartitionIndex(records: [UInt8](data))
+            result[partition] = try PartitionIndex(stored: bytes)
         }
         return result
+    }
+
+    /// A whole file, read straight into one array (no intermediate copy).
+    static func readFile(_ path: String) -> [UInt8]? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return nil }
+        let size = Int(info.st_size)
+        var complete = true
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            var done = 0
+            while done < size {
+                let count = read(descriptor, buffer.baseAddress! + done, size - done)
+                if count <= 0 {
+                    complete = false
+                    break
+                }
+                done += count
+            }
+            initialized = done
+        }
+        return complete ? bytes : nil
     }
 
     /// Deletes a version's files.
@@ -147,7 +175,10 @@ public final class LocalStore: Sendable {
 
 /// What a stored version holds: written last, so its presence means the version is complete.
 public struct StoredVersionManifest: Codable, Sendable, Hashable {
-    public var format: Int = 1
+    /// 2: partitions in ``PartitionIndex``'s stored format (1 had plain records; such versions
+    /// are loaded again from the source).
+    public static let currentFormat = 2
+    public var format: Int = currentFormat
     public var numPartitions: Int
     public var selectedPartitions: [Int]
     /// When the version was first built here (sequins' `Last-Modified`), seconds since 1970.

@@ -1,85 +1,243 @@
-/// The records of one partition in one contiguous buffer, with an open-addressing hash index
-/// over it: lookups hash and compare the key in place, without allocating.
+import NIOCore
+
+/// The records of one partition in one contiguous buffer, compact, with an open-addressing hash
+/// index over it: lookups hash and compare the key in place, and decode only the value found.
 ///
-/// The buffer is the on-disk format too: repeated `[key length: u32 BE][value length: u32 BE]
-/// [key][value]`. A key stored twice keeps its last value (as a Sparkey log does).
+/// Two formats:
+/// - **build records** (``append(key:value:to:)``), what loading a version produces: repeated
+///   `[key length: u32 BE][value length: u32 BE][key][value]`; a key stored twice keeps its last
+///   value (as a Sparkey log does).
+/// - **stored** (``stored``, the partition file in the local store): `"KVP2"`, a coding byte
+///   (0: values as they are; 1: values Huffman-coded with the 256 code lengths that follow, used
+///   when that saves a tenth or more), then repeated `[key length][value length][coded length,
+///   Huffman only]` (LEB128 varints), the key, the value.
 public final class PartitionIndex: Sendable {
-    public let records: [UInt8]
-    /// Record offset + 1 per slot; 0 is empty. Capacity is a power of two.
-    private let slots: [Int]
+    /// The stored format (what the partition file holds).
+    public let stored: [UInt8]
+    /// Where the records start in ``stored``.
+    private let recordsStart: Int
+    private let code: HuffmanCode?
+    /// Record offset + 1 per slot (0 is empty); a power-of-two count.
+    private let slots: Slots
+    /// Distinct keys.
     public let count: Int
 
-    /// Indexes `records`.
-    /// - Throws: ``StoreError`` if the buffer is not a sequence of whole records.
-    public init(records: [UInt8]) throws(StoreError) {
-        self.records = records
-        // Size the table from a quick count of the records, then insert in one pass.
-        var recordCount = 0
-        var cursor = 0
-        while cursor + 8 <= records.count {
-            recordCount += 1
-            cursor += 8 + Self.readUInt32(records, at: cursor) + Self.readUInt32(records, at: cursor + 4)
+    private enum Slots: Sendable {
+        case narrow([UInt32])
+        case wide([Int])
+
+        var count: Int {
+            switch self {
+            case .narrow(let slots): return slots.count
+            case .wide(let slots): return slots.count
+            }
         }
-        guard cursor == records.count else { throw StoreError("a partition file ends inside a record") }
+
+        @inline(__always)
+        subscript(index: Int) -> Int {
+            switch self {
+            case .narrow(let slots): return Int(slots[index])
+            case .wide(let slots): return slots[index]
+            }
+        }
+    }
+
+    static let magic = Array("KVP2".utf8)
+
+    /// Encodes build records into the stored format and indexes them.
+    /// - Throws: ``StoreError`` if the buffer is not a sequence of whole records.
+    public convenience init(records: [UInt8]) throws(StoreError) {
+        try self.init(stored: Self.encode(records))
+    }
+
+    /// Indexes a stored partition (a partition file).
+    /// - Throws: ``StoreError`` naming what is wrong with it.
+    public init(stored: [UInt8]) throws(StoreError) {
+        guard stored.count >= 5, Array(stored[0..<4]) == Self.magic else {
+            throw StoreError("a partition file does not start with KVP2 (written by an older kv: it is loaded again)")
+        }
+        var cursor = 5
+        switch stored[4] {
+        case 0:
+            code = nil
+        case 1:
+            guard stored.count >= cursor + 256, let code = HuffmanCode(lengths: Array(stored[cursor..<(cursor + 256)])) else {
+                throw StoreError("a partition file's value code is malformed")
+            }
+            self.code = code
+            cursor += 256
+        default:
+            throw StoreError("a partition file names an unknown value coding \(stored[4])")
+        }
+        recordsStart = cursor
+        self.stored = stored
+        let coded = code != nil
+        // Size the table from a count of the records, then insert in one pass.
+        var offsets: [Int] = []
+        let valid = stored.withUnsafeBytes { buffer -> Bool in
+            while cursor < buffer.count {
+                offsets.append(cursor)
+                guard let record = Self.record(in: buffer, at: cursor, coded: coded) else { return false }
+                cursor = record.end
+            }
+            return true
+        }
+        guard valid else { throw StoreError("a partition file ends inside a record") }
         var capacity = 16
-        while capacity < recordCount * 2 { capacity <<= 1 }
-        var slots = [Int](repeating: 0, count: capacity)
+        while capacity < offsets.count * 2 { capacity <<= 1 }
+        let mask = capacity - 1
+        var table = [Int](repeating: 0, count: capacity)
         var distinct = 0
-        records.withUnsafeBytes { buffer in
-            let mask = capacity - 1
-            var offset = 0
-            while offset < buffer.count {
-                let key = Self.key(in: buffer, at: offset)
-                let next = offset + 8 + key.count + Self.readUInt32(buffer, at: offset + 4)
+        stored.withUnsafeBytes { buffer in
+            for offset in offsets {
+                let key = Self.record(in: buffer, at: offset, coded: coded)!.key
                 var slot = Int(truncatingIfNeeded: Self.hash(key)) & mask
                 while true {
-                    let occupant = slots[slot]
+                    let occupant = table[slot]
                     if occupant == 0 {
-                        slots[slot] = offset + 1
+                        table[slot] = offset + 1
                         distinct += 1
                         break
                     }
-                    let stored = Self.key(in: buffer, at: occupant - 1)
-                    if stored.count == key.count && (key.count == 0 || memcmp(stored.baseAddress!, key.baseAddress!, key.count) == 0) {
-                        slots[slot] = offset + 1
+                    if Self.equal(Self.record(in: buffer, at: occupant - 1, coded: coded)!.key, key) {
+                        table[slot] = offset + 1
                         break
                     }
                     slot = (slot + 1) & mask
                 }
-                offset = next
             }
         }
-        self.slots = slots
+        slots = stored.count < Int(UInt32.max) ? .narrow(table.map { UInt32(truncatingIfNeeded: $0) }) : .wide(table)
         count = distinct
     }
 
-    /// Calls `body` with the value of `key` if it is stored, else returns nil.
-    public func withValue<R>(for key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
-        try records.withUnsafeBytes { buffer -> R? in
+    /// One record's parts within the stored buffer.
+    private struct Record {
+        var key: UnsafeRawBufferPointer
+        var valueLength: Int
+        var value: UnsafeRawBufferPointer
+        var end: Int
+    }
+
+    @inline(__always)
+    private static func record(in buffer: UnsafeRawBufferPointer, at offset: Int, coded: Bool) -> Record? {
+        var cursor = offset
+        guard let keyLength = readVarint(buffer, at: &cursor), let valueLength = readVarint(buffer, at: &cursor) else { return nil }
+        var storedValueLength = valueLength
+        if coded {
+            guard let codedLength = readVarint(buffer, at: &cursor) else { return nil }
+            storedValueLength = codedLength
+        }
+        guard keyLength <= buffer.count - cursor, storedValueLength <= buffer.count - cursor - keyLength else { return nil }
+        let key = UnsafeRawBufferPointer(rebasing: buffer[cursor..<(cursor + keyLength)])
+        let value = UnsafeRawBufferPointer(rebasing: buffer[(cursor + keyLength)..<(cursor + keyLength + storedValueLength)])
+        return Record(key: key, valueLength: valueLength, value: value, end: cursor + keyLength + storedValueLength)
+    }
+
+    /// The record of `key`, if stored.
+    @inline(__always)
+    private func find<R>(_ key: UnsafeRawBufferPointer, _ body: (Record) throws -> R) rethrows -> R? {
+        try stored.withUnsafeBytes { buffer -> R? in
+            let coded = code != nil
             let mask = slots.count - 1
             var slot = Int(truncatingIfNeeded: Self.hash(key)) & mask
             while true {
                 let occupant = slots[slot]
                 if occupant == 0 { return nil }
-                let offset = occupant - 1
-                let storedKey = Self.key(in: buffer, at: offset)
-                if storedKey.count == key.count && (key.count == 0 || memcmp(storedKey.baseAddress!, key.baseAddress!, key.count) == 0) {
-                    let keyLength = storedKey.count
-                    let valueLength = Self.readUInt32(buffer, at: offset + 4)
-                    let start = offset + 8 + keyLength
-                    return try body(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + valueLength)]))
-                }
+                let record = Self.record(in: buffer, at: occupant - 1, coded: coded)!
+                if Self.equal(record.key, key) { return try body(record) }
                 slot = (slot + 1) & mask
             }
         }
     }
 
-    /// Appends one record in the buffer format.
+    /// Calls `body` with the value of `key` if it is stored, else returns nil.
+    public func withValue<R>(for key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        try find(key) { record -> R in
+            guard let code else { return try body(record.value) }
+            let decoded = [UInt8](unsafeUninitializedCapacity: record.valueLength) { output, initialized in
+                _ = code.decode(record.value, count: record.valueLength, into: UnsafeMutableRawBufferPointer(output))
+                initialized = record.valueLength
+            }
+            return try decoded.withUnsafeBytes(body)
+        }
+    }
+
+    /// The value of `key` in a new buffer (decoded straight into it), or nil when it is not stored.
+    public func value(for key: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        find(key) { record -> ByteBuffer in
+            var buffer = allocator.buffer(capacity: record.valueLength)
+            if let code {
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: record.valueLength) { output in
+                    _ = code.decode(record.value, count: record.valueLength, into: output)
+                    return record.valueLength
+                }
+            } else {
+                buffer.writeBytes(record.value)
+            }
+            return buffer
+        }
+    }
+
+    /// Appends one record in the build format.
     public static func append(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, to records: inout [UInt8]) {
         appendUInt32(key.count, to: &records)
         appendUInt32(value.count, to: &records)
         records.append(contentsOf: key)
         records.append(contentsOf: value)
+    }
+
+    /// The stored format of build records: values Huffman-coded when that saves a tenth or more.
+    static func encode(_ records: [UInt8]) throws(StoreError) -> [UInt8] {
+        let encoded = records.withUnsafeBytes { (buffer) -> [UInt8]? in
+            var frequencies = [Int](repeating: 0, count: 256)
+            var valueBytes = 0
+            var cursor = 0
+            while cursor + 8 <= buffer.count {
+                let keyLength = readUInt32(buffer, at: cursor)
+                let valueLength = readUInt32(buffer, at: cursor + 4)
+                let start = cursor + 8 + keyLength
+                guard start + valueLength <= buffer.count else { break }
+                for byte in UnsafeRawBufferPointer(rebasing: buffer[start..<(start + valueLength)]) { frequencies[Int(byte)] += 1 }
+                valueBytes += valueLength
+                cursor = start + valueLength
+            }
+            guard cursor == buffer.count else { return nil }
+            let code = HuffmanCode(frequencies: frequencies)
+            let worthIt = valueBytes > 0 && code.encodedSize(frequencies) * 10 <= valueBytes * 9
+            var output = magic + [worthIt ? 1 : 0]
+            output.reserveCapacity(records.count)
+            if worthIt { output += code.lengths }
+            var coded: [UInt8] = []
+            cursor = 0
+            while cursor < buffer.count {
+                let keyLength = readUInt32(buffer, at: cursor)
+                let valueLength = readUInt32(buffer, at: cursor + 4)
+                let key = UnsafeRawBufferPointer(rebasing: buffer[(cursor + 8)..<(cursor + 8 + keyLength)])
+                let value = UnsafeRawBufferPointer(rebasing: buffer[(cursor + 8 + keyLength)..<(cursor + 8 + keyLength + valueLength)])
+                appendVarint(keyLength, to: &output)
+                appendVarint(valueLength, to: &output)
+                if worthIt {
+                    coded.removeAll(keepingCapacity: true)
+                    code.encode(value, appendingTo: &coded)
+                    appendVarint(coded.count, to: &output)
+                    output.append(contentsOf: key)
+                    output += coded
+                } else {
+                    output.append(contentsOf: key)
+                    output.append(contentsOf: value)
+                }
+                cursor += 8 + keyLength + valueLength
+            }
+            return output
+        }
+        guard let encoded else { throw StoreError("a partition's records end inside a record") }
+        return encoded
+    }
+
+    @inline(__always)
+    private static func equal(_ stored: UnsafeRawBufferPointer, _ key: UnsafeRawBufferPointer) -> Bool {
+        stored.count == key.count && (key.count == 0 || memcmp(stored.baseAddress!, key.baseAddress!, key.count) == 0)
     }
 
     @inline(__always)
@@ -88,17 +246,31 @@ public final class PartitionIndex: Sendable {
     }
 
     @inline(__always)
-    private static func readUInt32(_ bytes: some RandomAccessCollection<UInt8>, at offset: Int) -> Int {
-        let start = bytes.index(bytes.startIndex, offsetBy: offset)
-        var value = 0
-        for index in 0..<4 { value = value << 8 | Int(bytes[bytes.index(start, offsetBy: index)]) }
-        return value
+    private static func readUInt32(_ buffer: UnsafeRawBufferPointer, at offset: Int) -> Int {
+        Int(buffer[offset]) << 24 | Int(buffer[offset + 1]) << 16 | Int(buffer[offset + 2]) << 8 | Int(buffer[offset + 3])
+    }
+
+    static func appendVarint(_ value: Int, to output: inout [UInt8]) {
+        var value = value
+        while value >= 0x80 {
+            output.append(UInt8(value & 0x7F) | 0x80)
+            value >>= 7
+        }
+        output.append(UInt8(value))
     }
 
     @inline(__always)
-    private static func key(in buffer: UnsafeRawBufferPointer, at offset: Int) -> UnsafeRawBufferPointer {
-        let length = readUInt32(buffer, at: offset)
-        return UnsafeRawBufferPointer(rebasing: buffer[(offset + 8)..<(offset + 8 + length)])
+    private static func readVarint(_ buffer: UnsafeRawBufferPointer, at cursor: inout Int) -> Int? {
+        var value = 0
+        var shift = 0
+        while cursor < buffer.count, shift < 63 {
+            let byte = buffer[cursor]
+            cursor += 1
+            value |= Int(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+        return nil
     }
 
     /// FNV-1a, 64-bit, with a final mix so the low bits used for the slot are well spread.

@@ -111,8 +111,9 @@ extension VersionBuilder {
         DispatchQueue.concurrentPerform(iterations: entries.count) { index in
             let (partition, records) = entries[index]
             results.set(index) {
-                try store?.savePartition(partition, records: records, database: database, version: version)
-                return try PartitionIndex(records: records)
+                let index = try PartitionIndex(records: records)
+                try store?.savePartition(partition, stored: index.stored, database: database, version: version)
+                return index
             }
         }
         try store?.saveManifest(manifest, database: database, version: version)

@@ -1,15 +1,19 @@
 import Foundation
+import NIOCore
 
 /// The partitions of one version that this node holds, indexed in memory (immutable once built).
 public final class VersionData: Sendable {
     public let partitionCount: Int
     public let partitions: [Int: PartitionIndex]
     public let createdAt: Date
+    /// `createdAt` as the `Last-Modified` header says it (formatted once, not per request).
+    public let lastModified: String
 
     public init(partitionCount: Int, partitions: [Int: PartitionIndex], createdAt: Date) {
         self.partitionCount = partitionCount
         self.partitions = partitions
         self.createdAt = createdAt
+        lastModified = HTTPDate.format(createdAt)
     }
 
     /// Whether this node holds `partition`.
@@ -21,6 +25,15 @@ public final class VersionData: Sendable {
         if let index = partitions[location.partition], let result = try index.withValue(for: key, body) { return result }
         if location.alternate != location.partition, let index = partitions[location.alternate] {
             return try index.withValue(for: key, body)
+        }
+        return nil
+    }
+
+    /// The value of `key` (in its partition, then its alternate) in a new buffer, or nil.
+    public func value(for key: UnsafeRawBufferPointer, in location: KeyPartition, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        if let index = partitions[location.partition], let value = index.value(for: key, allocator: allocator) { return value }
+        if location.alternate != location.partition, let index = partitions[location.alternate] {
+            return index.value(for: key, allocator: allocator)
         }
         return nil
     }
