@@ -48,8 +48,8 @@ import ZooKeeperTesting
     }
 
     @Test(arguments: [
-        SequenceFileWriter.Compression.none, .record(.zlib), .record(.gzip), .block(.zlib, blockSize: 4096),
-        .block(.gzip, blockSize: 4096), .block(.zlib),
+        SequenceFileWriter.Compression.none, .record(.zlib), .record(.gzip), .record(.snappy), .block(.zlib, blockSize: 4096),
+        .block(.gzip, blockSize: 4096), .block(.snappy, blockSize: 4096), .block(.zlib), .block(.snappy),
     ])
     func roundTripsEveryCompression(_ compression: SequenceFileWriter.Compression) throws {
         let directory = try temporaryDirectory()
@@ -74,10 +74,10 @@ import ZooKeeperTesting
     @Test func anUnsupportedCodecIsAClearError() throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let path = directory + "/snappy"
+        let path = directory + "/lz4"
         var bytes = Array("SEQ".utf8) + [6]
-        for text in ["org.apache.hadoop.io.BytesWritable", "org.apache.hadoop.io.BytesWritable", "org.apache.hadoop.io.compress.SnappyCodec"] {
-            if text.contains("Snappy") { bytes += [1, 1] }
+        for text in ["org.apache.hadoop.io.BytesWritable", "org.apache.hadoop.io.BytesWritable", "org.apache.hadoop.io.compress.Lz4Codec"] {
+            if text.contains("Lz4") { bytes += [1, 1] }
             var encoded: [UInt8] = []
             HadoopVInt.encode(text.utf8.count, into: &encoded)
             bytes += encoded + Array(text.utf8)
@@ -86,7 +86,8 @@ import ZooKeeperTesting
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let error = #expect(throws: SequenceFileError.self) { _ = try SequenceFileReader(path: path) }
         #expect(error?.code == .unsupportedCodec)
-        #expect(error?.description.contains("SnappyCodec") == true)
+        #expect(error?.description.contains("Lz4Codec") == true)
+        #expect(error?.description.contains("supported: org.apache.hadoop.io.compress.DefaultCodec, org.apache.hadoop.io.compress.GzipCodec, org.apache.hadoop.io.compress.SnappyCodec") == true)
     }
 
     @Test func aTruncatedFileIsAnError() throws {

@@ -2,14 +2,15 @@ import Foundation
 
 /// Generated sample versions (for the demo, the tests and the benchmarks): `files` Hadoop
 /// SequenceFiles of `BytesWritable` records `key-<n>` → `<value prefix><n>@<version>`, padded to
-/// `valueSize` bytes, plus `_SUCCESS`.
+/// `valueSize` bytes, plus `_SUCCESS`. Block-compressed with `GzipCodec` by default, which
+/// sequins reads too (it refuses zlib's `DefaultCodec`), so the same files serve on both.
 public enum SampleData {
     /// Writes `<root>/<database>/<version>/part-0000N` and `_SUCCESS`.
     /// - Returns: the version's directory.
     @discardableResult
     public static func writeVersion(
         root: String, database: String, version: String, files: Int = 5, records: Int = 1000, valueSize: Int = 0,
-        compression: SequenceFileWriter.Compression = .block(.zlib)
+        compression: SequenceFileWriter.Compression = .block(.gzip)
     ) throws -> String {
         let directory = root + "/" + database + "/" + version
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

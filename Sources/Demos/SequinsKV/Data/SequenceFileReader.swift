@@ -3,7 +3,7 @@ import Foundation
 import NIOCore
 
 /// Reads Hadoop SequenceFiles as Hadoop writes them (versions 4 to 6): uncompressed,
-/// record-compressed and block-compressed, with `DefaultCodec` (zlib) or `GzipCodec`.
+/// record-compressed and block-compressed, with `DefaultCodec` (zlib), `GzipCodec` or `SnappyCodec`.
 ///
 /// `BytesWritable` and `Text` keys and values are unwrapped to their raw bytes (sequins'
 /// `unwrapKeyValue`); any other `Writable` is passed on as its serialised bytes.
@@ -33,7 +33,8 @@ public struct SequenceFileReader {
 
     /// Opens `path` and reads its header.
     /// - Throws: ``SequenceFileError`` for a file that is not a SequenceFile, a version this
-    ///   reader does not know, or a codec other than zlib (`DefaultCodec`) or gzip (`GzipCodec`).
+    ///   reader does not know, or a codec other than zlib (`DefaultCodec`), gzip (`GzipCodec`) or
+    ///   Snappy (`SnappyCodec`).
     public init(path: String) throws(SequenceFileError) {
         self.path = path
         let input = try ChunkedFileInput(path: path)
@@ -228,28 +229,40 @@ public struct SequenceFileError: Error, Sendable, Hashable, CustomStringConverti
     public var description: String { "\(path): \(code.rawValue): \(detail)" }
 }
 
-/// The zlib or gzip decompressor of a compressed SequenceFile.
+/// The decompressor of a compressed SequenceFile: zlib (`DefaultCodec`), gzip (`GzipCodec`) or
+/// Snappy (`SnappyCodec`, in Hadoop's block framing).
 struct SequenceFileDecompressor {
-    let algorithm: CompressionAlgorithm
-    let decompressor: NIODecompressor
+    /// nil for Snappy.
+    let decompressor: NIODecompressor?
     let allocator = ByteBufferAllocator()
+
+    static let supported = [
+        "org.apache.hadoop.io.compress.DefaultCodec", "org.apache.hadoop.io.compress.GzipCodec", "org.apache.hadoop.io.compress.SnappyCodec",
+    ]
 
     init(codecClass: String, path: String) throws(SequenceFileError) {
         switch codecClass {
         case "org.apache.hadoop.io.compress.DefaultCodec", "org.apache.hadoop.io.compress.DeflateCodec":
-            algorithm = .zlib()
+            decompressor = CompressionAlgorithm.zlib().decompressor
         case "org.apache.hadoop.io.compress.GzipCodec":
-            algorithm = .gzip()
+            decompressor = CompressionAlgorithm.gzip().decompressor
+        case "org.apache.hadoop.io.compress.SnappyCodec":
+            decompressor = nil
         default:
             throw SequenceFileError(
                 .unsupportedCodec, path: path,
-                "compression codec \(codecClass) is not supported (supported: org.apache.hadoop.io.compress.DefaultCodec, org.apache.hadoop.io.compress.GzipCodec)"
-            )
+                "compression codec \(codecClass) is not supported (supported: \(Self.supported.joined(separator: ", ")))")
         }
-        decompressor = algorithm.decompressor
     }
 
     func decompress(_ bytes: UnsafeRawBufferPointer, path: String) throws -> ByteBuffer {
+        guard let decompressor else {
+            do {
+                return ByteBuffer(bytes: try Snappy.decompressHadoopBlocks(bytes))
+            } catch {
+                throw SequenceFileError(.corrupt, path: path, "cannot decompress Snappy: \(error)")
+            }
+        }
         var input = allocator.buffer(bytes: bytes)
         do {
             try decompressor.startStream()

@@ -4,8 +4,9 @@ import NIOCore
 
 /// Writes Hadoop SequenceFiles (version 6) the way Hadoop's `SequenceFile.Writer` does, so the
 /// demo and the tests can make data that Hadoop could have written: `BytesWritable` or `Text`
-/// keys and values; uncompressed, record- or block-compressed with zlib (`DefaultCodec`) or gzip
-/// (`GzipCodec`); a sync marker every 2,000 bytes of records, or one per block.
+/// keys and values; uncompressed, record- or block-compressed with zlib (`DefaultCodec`), gzip
+/// (`GzipCodec`) or Snappy (`SnappyCodec`); a sync marker every 2,000 bytes of records, or one per
+/// block. sequins reads gzip and Snappy, not zlib.
 public final class SequenceFileWriter {
     public enum WritableClass: String, Sendable {
         case bytesWritable = "org.apache.hadoop.io.BytesWritable"
@@ -15,8 +16,7 @@ public final class SequenceFileWriter {
     public enum Codec: String, Sendable {
         case zlib = "org.apache.hadoop.io.compress.DefaultCodec"
         case gzip = "org.apache.hadoop.io.compress.GzipCodec"
-
-        var algorithm: CompressionAlgorithm { self == .zlib ? .zlib() : .gzip() }
+        case snappy = "org.apache.hadoop.io.compress.SnappyCodec"
     }
 
     public enum Compression: Sendable {
@@ -139,8 +139,14 @@ public final class SequenceFileWriter {
     }
 
     static func compress(_ bytes: [UInt8], _ codec: Codec) throws -> [UInt8] {
+        let algorithm: CompressionAlgorithm
+        switch codec {
+        case .zlib: algorithm = .zlib()
+        case .gzip: algorithm = .gzip()
+        case .snappy: return Snappy.compressHadoopBlock(bytes)
+        }
         var input = ByteBufferAllocator().buffer(bytes: bytes)
-        let compressed = try input.compress(with: codec.algorithm)
+        let compressed = try input.compress(with: algorithm)
         return Array(compressed.readableBytesView)
     }
 
