@@ -21,6 +21,31 @@ import ZooKeeperTesting
             let unknown = try #require(await node.get("/nodb/key"))
             #expect(unknown.status == 404)
             #expect(unknown.version == nil)
+            // Headers as sequins' Go server sends them: a sniffed type for a value, none for an empty body.
+            let hit = try #require(await node.get("/db/" + SampleData.key(7)))
+            #expect(hit.status == 200 && hit.contentType == "text/plain; charset=utf-8" && hit.lastModified?.hasSuffix(" GMT") == true)
+            #expect(missing.contentType == nil)
+            // A normal SIGTERM: exit 0, and nothing logged as an error on the way.
+            await node.stop()
+            #expect(await node.waitForExit() == 0)
+            let errors = node.log.split(separator: "\n").filter { $0.contains(" error ") || $0.contains(" critical ") }
+            #expect(errors.isEmpty, "\(errors)")
+            #expect(node.log.contains("stopped"))
+        }
+    }
+
+    /// sequins' `WaitToConverge`: a node waits one `time_to_converge` of quiet after registering,
+    /// not two (the node reports how long it waited; a second period would show as ≥ 2T).
+    @Test func aNodeWaitsOneTimeToConvergeWhenTheMembersAreQuiet() async throws {
+        try await withKVCluster { cluster in
+            let node = try cluster.addNode(minReplication: 1)
+            node.sharding["time_to_converge"] = "\"2s\""
+            try node.makeVersionAvailable("v1")
+            try node.start()
+            try await node.waitForVersion("v1")
+            let line = try #require(node.log.split(separator: "\n").first { $0.contains("the member list converged") })
+            let waited = try #require(line.split(separator: " ").first { $0.hasPrefix("kv.waited_ms=") }.flatMap { Int($0.dropFirst("kv.waited_ms=".count)) })
+            #expect(waited >= 2000 && waited < 4000, "\(line)")
         }
     }
 
@@ -97,6 +122,56 @@ import ZooKeeperTesting
             for node in cluster.nodes { try await node.hupAndWaitForRefresh() }
             try await Task.sleep(for: .seconds(1))  // were it wrong, the time to switch
             for node in cluster.nodes { #expect(await node.observe() == "v3") }
+        }
+    }
+
+    /// sequins' `TestRestartingNodeWhileRemoteRefreshDisabled` and
+    /// `TestNonInitialRefreshAllWhileRemoteDisabled`: with `sequins.prevent_download.<cluster>` on
+    /// in the goforit file, a refresh downloads nothing, a restart serves only what the store has,
+    /// a fresh node serves nothing; once the flag is off, the next refresh downloads.
+    @Test func preventDownloadKeepsANodeOnWhatItHasUntilTheFlagClears() async throws {
+        try await withKVCluster { cluster in
+            let node = try cluster.addNode(minReplication: 1)
+            let flags = node.directory + "/flags.json"
+            node.settings["goforit_flag_json_path"] = "\"\(flags)\""
+            let flag = "sequins.prevent_download.\(cluster.clusterName)"
+            func setFlag(rate: Int) async throws {
+                let before = node.logLines(containing: "read the feature flags")
+                try #"{"flags": [{"Name": "\#(flag)", "Rate": \#(rate)}], "updated": 1700000000}"#.write(toFile: flags, atomically: true, encoding: .utf8)
+                try await eventually("the node reads the flag file") { node.logLines(containing: "read the feature flags") > before }
+            }
+            try node.makeVersionAvailable("v1")
+            try node.start()
+            try await node.waitForVersion("v1")
+
+            try await setFlag(rate: 1)
+            try node.makeVersionAvailable("v2")
+            try await node.hupAndWaitForRefresh()
+            #expect(node.logLines(containing: "Not allowing remote refresh") == 1)
+            try await Task.sleep(for: .seconds(1))  // were it wrong, the time to switch
+            #expect(await node.observe() == "v1")
+
+            // Restarted with the flag on: what the store holds, nothing new.
+            await node.stop()
+            try node.start()
+            try await node.waitForVersion("v1")
+            #expect(node.logLines(containing: "Kicking off initial local-only refresh") == 1)
+            try await Task.sleep(for: .seconds(1))
+            #expect(await node.observe() == "v1")
+
+            // A fresh node with the flag on serves nothing, without a version header.
+            let fresh = try cluster.addNode(minReplication: 1)
+            fresh.settings["goforit_flag_json_path"] = "\"\(flags)\""
+            try fresh.makeVersionAvailable("v2")
+            try fresh.start()
+            try await eventually("the fresh node serves HTTP") { await fresh.get("/healthz") != nil }
+            let miss = try #require(await fresh.get("/db/" + SampleData.key(1)))
+            #expect(miss.status == 404 && miss.version == nil)
+
+            // The flag off: the next refresh downloads v2.
+            try await setFlag(rate: 0)
+            node.hup()
+            try await node.waitForVersion("v2")
         }
     }
 

@@ -1,3 +1,4 @@
+import Glibc
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -47,7 +48,20 @@ import ZooKeeperTesting
     @Test func aRefusedConnectionFails() async throws {
         let client = PeerClient(group: Self.group)
         defer { client.shutdown() }
-        let port = try freeLoopbackPort()
+        // A port held by a socket that does not listen: connecting is refused, and no other
+        // process of the test run can take the port meanwhile (a free port could be taken by a
+        // server that then never answers an HTTP request, such as a ZooKeeper server).
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
         await #expect(throws: (any Error).self) { try await client.get(peer: "127.0.0.1:\(port)", path: "/") }
     }
 

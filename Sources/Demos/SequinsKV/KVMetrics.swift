@@ -5,12 +5,16 @@ import Synchronization
 /// The metrics a `kv` node reports, named in one place (swift-metrics; the process chooses the
 /// backend).
 final class KVMetrics: Sendable {
+    /// The statuses a key request usually ends with, counted without a lock (every request counts).
+    private let commonCounters: [Int: Counter] = Dictionary(
+        uniqueKeysWithValues: [200, 404, 499, 500, 501, 502, 504].map { ($0, Counter(label: "kv_requests_total", dimensions: [("status", String($0))])) })
     private let requestCounters = Mutex<[Int: Counter]>([:])
 
     /// Key requests answered, by HTTP status (`kv_requests_total{status="200"}`); one counter per
     /// status, made once (asking the metrics factory on every request costs a lock and a lookup).
     func requests(status: Int) -> Counter {
-        requestCounters.withLock { counters in
+        if let counter = commonCounters[status] { return counter }
+        return requestCounters.withLock { counters in
             if let counter = counters[status] { return counter }
             let counter = Counter(label: "kv_requests_total", dimensions: [("status", String(status))])
             counters[status] = counter

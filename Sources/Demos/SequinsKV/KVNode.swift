@@ -19,6 +19,8 @@ public final class KVNode: Service, Sendable {
     public let configuration: SequinsConfiguration
     let logger: Logger
     let source: SourceRoot
+    /// The goforit flag file, when `goforit_flag_json_path` is set.
+    let flagFile: FlagFile?
     /// Called once the node serves HTTP, with the bound port.
     let onServing: @Sendable (Int) -> Void
 
@@ -38,6 +40,7 @@ public final class KVNode: Service, Sendable {
         self.logger = logger
         self.onServing = onServing
         source = try SourceRoot(configuration.source, requireSuccessFile: configuration.requireSuccessFile)
+        flagFile = configuration.goforitFlagJSONPath.isEmpty ? nil : FlagFile(path: configuration.goforitFlagJSONPath, logger: logger)
     }
 
     var cluster: ClusterMembership? { runtime.withLock { $0.cluster } }
@@ -110,8 +113,10 @@ public final class KVNode: Service, Sendable {
         var failure: (any Error)?
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                await refreshAll()
+                flagFile?.reload()
+                await refreshAll(initialStartup: true)
                 await cleanUpStore()
+                if let flagFile { group.addTask { try await flagFile.watch() } }
                 let server = HTTPFrontEnd(node: self, proxyClient: proxyClient, peerClient: peerClient)
                 group.addTask { try await server.run() }
                 group.addTask { try await self.refreshLoop() }
@@ -164,7 +169,8 @@ public final class KVNode: Service, Sendable {
             group.addTask {
                 for await _ in triggers {
                     self.logger.info("refreshing from the source")
-                    await self.refreshAll()
+                    self.flagFile?.reload()
+                    await self.refreshAll(initialStartup: false)
                     self.logger.info("refreshed from the source")
                 }
             }
@@ -183,7 +189,20 @@ public final class KVNode: Service, Sendable {
     /// sequins' `refreshAll`: new databases are backfilled, existing ones refreshed, databases gone
     /// from the source removed here. Runs one at a time: at start-up before the refresh loop, then
     /// only from that loop.
-    func refreshAll() async {
+    ///
+    /// While the `sequins.prevent_download` flag is on, a refresh does nothing at all, and the one
+    /// at start-up takes versions from the local store only (a fresh node serves nothing).
+    func refreshAll(initialStartup: Bool) async {
+        var localOnly = false
+        let preventDownload = FeatureFlags.name(FeatureFlags.preventDownload, clusterName: configuration.sharding.clusterName)
+        if let flags = flagFile?.flags, flags.isEnabled(preventDownload) {
+            guard initialStartup else {
+                logger.notice("Not allowing remote refresh", metadata: ["kv.flag": "\(preventDownload)"])
+                return
+            }
+            logger.notice("Kicking off initial local-only refresh", metadata: ["kv.flag": "\(preventDownload)"])
+            localOnly = true
+        }
         let names: [String]
         let source = self.source
         do { names = try await runOffPool { try source.databases() } } catch {
@@ -196,7 +215,7 @@ public final class KVNode: Service, Sendable {
             } else {
                 let database = Database(name: name)
                 runtime.withLock { $0.databases[name] = database }
-                await backfill(database)
+                await backfill(database, localOnly: localOnly)
             }
         }
         let gone = runtime.withLock { state -> [Database] in
@@ -208,16 +227,24 @@ public final class KVNode: Service, Sendable {
             for version in database.removeAll() { await drop(version) }
         }
         metrics.databases.record(runtime.withLock { $0.databases.count })
-        if let cluster {
+        if let cluster, !localOnly {
             Task { try? await VersionGate.removeEmptyVersions(client: cluster.client, root: cluster.root) }
         }
     }
 
     /// A new database: the newest of the last three versions that is ready is switched to at
-    /// once; older ones are prepared too, in case their holders come back.
-    private func backfill(_ database: Database) async {
+    /// once; older ones are prepared too, in case their holders come back. `localOnly`: only
+    /// versions the local store holds are considered.
+    private func backfill(_ database: Database, localOnly: Bool) async {
         let versions: [String]
-        do { versions = try await listVersions(database.name) } catch {
+        do {
+            if localOnly {
+                let store = self.store
+                versions = try await runOffPool { store?.storedVersions().filter { $0.database == database.name }.map(\.version) ?? [] }
+            } else {
+                versions = try await listVersions(database.name)
+            }
+        } catch {
             logger.error("cannot list versions", metadata: ["kv.db": "\(database.name)", "kv.error": "\(error)"])
             return
         }
@@ -300,6 +327,7 @@ public final class KVNode: Service, Sendable {
             do {
                 let partitions = try await runOffPool { try store.loadPartitions(database: databaseName, version: name, manifest: stored) }
                 version.install(VersionData(partitionCount: partitionCount, partitions: partitions, createdAt: Date(timeIntervalSince1970: stored.createdAt)))
+                _ = try? await runOffPool { releaseFreedMemory() }  // the indexing's buffers
                 logger.info("read the version back from the local store", metadata: metadata)
             } catch {
                 logger.warning("the stored version is unreadable; loading it again", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
@@ -380,6 +408,7 @@ public final class KVNode: Service, Sendable {
             try Task.checkCancellation()
             let data = VersionData(partitionCount: version.partitionCount, partitions: partitions, createdAt: createdAt)
             version.install(data)
+            _ = try? await runOffPool { releaseFreedMemory() }  // the build's buffers
             let elapsed = ContinuousClock.now - started
             metrics.loadDuration.record(elapsed)
             logger.info(
@@ -432,7 +461,7 @@ public final class KVNode: Service, Sendable {
         // The version's own task: closing the version (shutdown, removal) cancels it.
         version.adopt(Task {
             while !Task.isCancelled {
-                let idle = ContinuousClock.now - version.lastUse
+                let idle = version.idleTime
                 if idle < timeout {
                     try? await Task.sleep(for: timeout - idle)
                     continue

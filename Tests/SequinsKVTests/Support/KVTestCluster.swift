@@ -101,6 +101,8 @@ final class KVTestNode: @unchecked Sendable {
         var version: String?
         var proxiedTo: String?
         var shardID: String?
+        var contentType: String?
+        var lastModified: String?
         var body: String
     }
 
@@ -114,6 +116,7 @@ final class KVTestNode: @unchecked Sendable {
             return Reply(
                 status: Int(response.status.code), version: response.headers.first(name: "X-Sequins-Version"),
                 proxiedTo: response.headers.first(name: "X-Sequins-Proxied-To"), shardID: response.headers.first(name: "X-Sequins-Shard-ID"),
+                contentType: response.headers.first(name: "Content-Type"), lastModified: response.headers.first(name: "Last-Modified"),
                 body: String(buffer: body))
         } catch {
             return nil

@@ -111,9 +111,10 @@ public struct SequinsConfiguration: Sendable, Hashable {
     public init() {}
 
     /// Keys that are read and checked but have no effect in this demo (S3, Datadog, the debug
-    /// server, sequins' block format, goforit flags, bandwidth limits).
+    /// server, sequins' block format, bandwidth limits, and `content_type`, which sequins' code
+    /// never reads: its answers carry the type Go sniffs from the value, as kv's do).
     public static let ignoredKeys: Set<String> = [
-        "write_buffer_size", "max_download_bandwidth_mb_per_second", "goforit_flag_json_path",
+        "write_buffer_size", "max_download_bandwidth_mb_per_second", "content_type",
         "storage.compression", "storage.block_size", "s3.region", "s3.access_key_id", "s3.secret_access_key",
         "s3.max_retries", "datadog.url", "debug.bind", "debug.expvars", "debug.pprof", "debug.request_log_enable",
         "debug.request_log_file", "zk.connect_timeout", "test.s3",

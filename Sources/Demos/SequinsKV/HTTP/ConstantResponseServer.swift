@@ -1,16 +1,12 @@
-import Hummingbird
+import Logging
 import NIOCore
 
-/// The same HTTP stack as ``KVNode`` answering every request with a constant body and no work:
-/// the baseline the benchmarks compare key lookups against.
+/// The same HTTP stack as ``KVNode`` (``HTTPServer``) answering every request with a constant
+/// body and no work: the baseline the benchmarks compare key lookups against.
 public enum ConstantResponseServer {
     /// Serves until the task is cancelled.
     public static func run(host: String, port: Int, body: String) async throws {
-        let buffer = ByteBuffer(string: body)
-        let responder = CallbackResponder<BasicRequestContext> { _, _ in
-            Response(status: .ok, body: .init(byteBuffer: buffer))
-        }
-        let application = Application(responder: responder, configuration: .init(address: .hostname(host, port: port), serverName: "kv"))
-        try await application.runService(gracefulShutdownSignals: [])
+        let reply = HTTPReply(status: .ok, headers: ["Content-Type": "text/plain; charset=utf-8"], body: ByteBuffer(string: body))
+        try await HTTPServer.run(host: host, port: port, logger: Logger(label: "constant")) { _, _ in .now(reply) }
     }
 }

@@ -1,14 +1,17 @@
-import DemoSupport
 import AsyncHTTPClient
+import DemoSupport
 import Foundation
-import HTTPTypes
-import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// The node's HTTP interface, exactly as sequins': `GET /<db>/<key>` (proxied to a peer when
 /// another node holds the key), `GET /` and `GET /<db>` status (JSON with
 /// `Accept: application/json`, HTML otherwise), `GET /healthz`; any other method is a 400.
+///
+/// A key this node holds, and a miss, are answered on the event loop that read the request
+/// (``HTTPServer``); a proxied key is answered when the staged proxy, driven on that same loop,
+/// completes; status pages run as a task.
 struct HTTPFrontEnd: Sendable {
     let node: KVNode
     /// For status requests to peers.
@@ -16,96 +19,88 @@ struct HTTPFrontEnd: Sendable {
     /// For proxied key lookups.
     let peerClient: PeerClient
 
-    static let versionHeader = HTTPField.Name("X-Sequins-Version")!
-    static let proxiedToHeader = HTTPField.Name("X-Sequins-Proxied-To")!
-    static let shardIDHeader = HTTPField.Name("X-Sequins-Shard-ID")!
+    static let versionHeader = "X-Sequins-Version"
+    static let proxiedToHeader = "X-Sequins-Proxied-To"
+    static let shardIDHeader = "X-Sequins-Shard-ID"
+    static let allocator = ByteBufferAllocator()
 
     func run() async throws {
         guard let (host, port) = SequinsConfiguration.splitHostPort(node.configuration.bind) else {
             throw ConfigurationError("bind must be host:port, got \(node.configuration.bind)")
         }
-        let responder = CallbackResponder<BasicRequestContext> { request, _ in await self.respond(to: request) }
-        let onServing = node.onServing
-        let logger = node.logger
-        let application = Application(
-            responder: responder,
-            configuration: .init(address: .hostname(host, port: port), serverName: "kv"),
-            onServerRunning: { channel in
-                let boundPort = channel.localAddress?.port ?? port
-                logger.info("serving HTTP", metadata: ["kv.bind": "\(host):\(boundPort)"])
-                onServing(boundPort)
-            },
-            logger: logger)
-        try await application.runService(gracefulShutdownSignals: [])
+        let (onServing, logger) = (node.onServing, node.logger)
+        try await HTTPServer.run(host: host, port: port, logger: logger, onBound: { boundPort in
+            logger.info("serving HTTP", metadata: ["kv.bind": "\(host):\(boundPort)"])
+            onServing(boundPort)
+        }) { head, eventLoop in
+            respond(to: head, on: eventLoop)
+        }
     }
 
-    func respond(to request: Request) async -> Response {
-        guard request.method == .get else {
-            return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: "only GET is supported\n")))
+    func respond(to request: HTTPRequestHead, on eventLoop: any EventLoop) -> HTTPAnswer {
+        guard request.method == .GET else { return .now(HTTPReply(status: .badRequest, text: "only GET is supported\n")) }
+        let target = RequestTarget(request.uri)
+        let forPeer = target.proxy != nil
+        switch target.route {
+        case .clusterStatus: return status(database: nil, request: request, forPeer: forPeer, on: eventLoop)
+        case .health: return .now(health())
+        case .noDatabase: return .now(HTTPReply(status: .badRequest, text: "no database in the path\n"))
+        case .databaseStatus(let databaseName):
+            guard node.database(databaseName) != nil else { return .now(HTTPReply(status: .notFound)) }
+            return status(database: databaseName, request: request, forPeer: forPeer, on: eventLoop)
+        case .key:
+            break
         }
-        let path = request.uri.path
-        let proxyParameter = request.uri.queryParameters["proxy"].map(String.init)
-        if path == "/" || path.isEmpty {
-            return await status(database: nil, request: request, forPeer: proxyParameter != nil)
+        let started = NIODeadline.now()
+        let answer = serveKey(database: target.database, key: target.key, rawPath: target.path, proxyVersion: target.proxy, on: eventLoop)
+        let metrics = node.metrics
+        switch answer {
+        case .now(let reply):
+            metrics.requests(status: Int(reply.status.code)).increment()
+            metrics.requestDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+        case .later(let future):
+            future.whenSuccess { reply in
+                metrics.requests(status: Int(reply.status.code)).increment()
+                metrics.requestDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+            }
         }
-        if path == "/healthz" { return health() }
-        let rest = path.dropFirst()
-        let databaseName: String
-        var rawKey: Substring = ""
-        if let slash = rest.firstIndex(of: "/") {
-            databaseName = String(decoding: PercentDecoding.decode(rest[..<slash]), as: UTF8.self)
-            rawKey = rest[rest.index(after: slash)...]
-        } else {
-            databaseName = String(decoding: PercentDecoding.decode(rest), as: UTF8.self)
-        }
-        if databaseName.isEmpty {
-            return Response(status: .badRequest, body: .init(byteBuffer: ByteBuffer(string: "no database in the path\n")))
-        }
-        if rawKey.isEmpty {
-            guard node.database(databaseName) != nil else { return Response(status: .notFound) }
-            return await status(database: databaseName, request: request, forPeer: proxyParameter != nil)
-        }
-        let started = ContinuousClock.now
-        let response = await serveKey(database: databaseName, key: PercentDecoding.decode(rawKey), rawPath: path, proxyVersion: proxyParameter)
-        let elapsed = ContinuousClock.now - started
-        node.metrics.requests(status: Int(response.status.code)).increment()
-        node.metrics.requestDuration.record(elapsed)
-        return response
+        return answer
     }
 
     // MARK: Keys
 
-    func serveKey(database databaseName: String, key: [UInt8], rawPath: String, proxyVersion: String?) async -> Response {
+    func serveKey(database databaseName: String, key: [UInt8], rawPath: Substring, proxyVersion: Substring?, on eventLoop: any EventLoop) -> HTTPAnswer {
         guard let database = node.database(databaseName) else {
-            return Response(status: proxyVersion != nil ? .notImplemented : .notFound)
+            return .now(HTTPReply(status: proxyVersion != nil ? .notImplemented : .notFound))
         }
-        let version = proxyVersion.map { database.versionForPeer(asking: $0) } ?? database.current
-        guard let version else { return Response(status: proxyVersion != nil ? .notImplemented : .notFound) }
+        let version = proxyVersion.map { database.versionForPeer(asking: String($0)) } ?? database.current
+        guard let version else { return .now(HTTPReply(status: proxyVersion != nil ? .notImplemented : .notFound)) }
         version.touch()
-        var headers = HTTPFields()
-        headers[Self.versionHeader] = version.name
-        if version.partitionCount == 0 { return Response(status: .notFound, headers: headers) }
+        if version.partitionCount == 0 { return .now(HTTPReply(status: .notFound, headers: [Self.versionHeader: version.name])) }
         let location = KeyPartition(key: key, partitionCount: version.partitionCount)
         if let data = version.data, data.holds(location.partition) || data.holds(location.alternate) {
-            headers[.lastModified] = HTTPDate.format(data.createdAt)
-            if !node.configuration.contentType.isEmpty { headers[.contentType] = node.configuration.contentType }
-            let value = key.withUnsafeBytes { key in data.withValue(for: key, in: location) { ByteBuffer(bytes: $0) } }
-            guard let value else { return Response(status: .notFound, headers: headers) }
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: value))
+            var headers: HTTPHeaders = [Self.versionHeader: version.name]
+            let value = key.withUnsafeBytes { data.value(for: $0, in: location, allocator: Self.allocator) }
+            guard let value else { return .now(HTTPReply(status: .notFound, headers: headers)) }
+            headers.add(name: "Last-Modified", value: data.lastModified)
+            // Go's net/http sniffs a type for a non-empty body that has none (sequins sets none).
+            if value.readableBytes > 0 {
+                value.withUnsafeReadableBytes { headers.add(name: "Content-Type", value: "\(ContentSniffing.contentType(of: $0))") }
+            }
+            return .now(HTTPReply(status: .ok, headers: headers, body: value))
         }
         if proxyVersion != nil {
-            return Response(status: .internalServerError, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "proxied to a node that does not hold the partition\n")))
+            return .now(
+                HTTPReply(status: .internalServerError, headers: [Self.versionHeader: version.name], body: ByteBuffer(string: "proxied to a node that does not hold the partition\n")))
         }
-        return await serveProxied(version: version, location: location, rawPath: rawPath)
+        return serveProxied(version: version, location: location, rawPath: rawPath, on: eventLoop)
     }
 
-    func serveProxied(version: Version, location: KeyPartition, rawPath: String) async -> Response {
+    func serveProxied(version: Version, location: KeyPartition, rawPath: Substring, on eventLoop: any EventLoop) -> HTTPAnswer {
         var peers = version.peers(holding: location.partition)
         if peers.isEmpty && location.alternate != location.partition { peers = version.peers(holding: location.alternate) }
-        var headers = HTTPFields()
-        headers[Self.versionHeader] = version.name
         guard !peers.isEmpty else {
-            return Response(status: .badGateway, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "no peer holds the partition\n")))
+            return .now(HTTPReply(status: .badGateway, headers: [Self.versionHeader: version.name], body: ByteBuffer(string: "no peer holds the partition\n")))
         }
         let sharding = node.configuration.sharding
         let proxy = StagedProxy(totalTimeout: sharding.proxyTimeout, stageTimeout: sharding.effectiveProxyStageTimeout)
@@ -115,26 +110,39 @@ struct HTTPFrontEnd: Sendable {
             client.request(peer: peer, path: peerPath)
         }
         let isGood: @Sendable (PeerClient.Answer) -> Bool = { $0.status == 200 || $0.status == 404 }
-        var result = await proxy.run(peers: peers, start: attempt, isGood: isGood)
-        if case .success(let (_, answer)) = result, answer.status == 404, location.alternate != location.partition {
+        let first = proxy.begin(peers: peers, on: eventLoop, start: attempt, isGood: isGood).outcome
+        let outcome = first.flatMap { result -> EventLoopFuture<StagedProxy.Outcome<PeerClient.Answer>> in
+            // A 404 from the partition's holders: the key may be in the alternate partition.
+            guard case .success(let (_, answer)) = result, answer.status == 404, location.alternate != location.partition else {
+                return eventLoop.makeSucceededFuture(result)
+            }
             let alternatePeers = version.peers(holding: location.alternate)
-            if !alternatePeers.isEmpty { result = await proxy.run(peers: alternatePeers, start: attempt, isGood: isGood) }
+            if alternatePeers.isEmpty { return eventLoop.makeSucceededFuture(result) }
+            return proxy.begin(peers: alternatePeers, on: eventLoop, start: attempt, isGood: isGood).outcome
         }
-        switch result {
-        case .success(let (peer, answer)):
-            node.metrics.proxied.increment()
-            headers[Self.versionHeader] = answer.headers.first(name: "X-Sequins-Version") ?? version.name
-            headers[Self.proxiedToHeader] = peer
-            headers[.lastModified] = HTTPDate.format(version.createdAt)
-            if !node.configuration.contentType.isEmpty, answer.status == 200 { headers[.contentType] = node.configuration.contentType }
-            return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
-        case .failure(.noAvailablePeers):
-            return Response(status: .badGateway, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "no peer could answer\n")))
-        case .failure(.timeout):
-            return Response(status: .gatewayTimeout, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "the peers did not answer in time\n")))
-        case .failure(.cancelled):
-            return Response(status: .init(code: 499, reasonPhrase: "Client Closed Request"), headers: headers)
-        }
+        let metrics = node.metrics
+        return .later(
+            outcome.map { result in
+                var headers: HTTPHeaders = [Self.versionHeader: version.name]
+                switch result {
+                case .success(let (peer, answer)):
+                    metrics.proxied.increment()
+                    headers.replaceOrAdd(name: Self.versionHeader, value: answer.headers.first(name: Self.versionHeader) ?? version.name)
+                    headers.add(name: Self.proxiedToHeader, value: peer)
+                    headers.add(name: "Last-Modified", value: version.lastModified)
+                    // Sniffed here, as sequins' net/http does for what it copies from the peer.
+                    if answer.body.readableBytes > 0 {
+                        answer.body.withUnsafeReadableBytes { headers.add(name: "Content-Type", value: "\(ContentSniffing.contentType(of: $0))") }
+                    }
+                    return HTTPReply(status: HTTPResponseStatus(statusCode: answer.status), headers: headers, body: answer.body)
+                case .failure(.noAvailablePeers):
+                    return HTTPReply(status: .badGateway, headers: headers, body: ByteBuffer(string: "no peer could answer\n"))
+                case .failure(.timeout):
+                    return HTTPReply(status: .gatewayTimeout, headers: headers, body: ByteBuffer(string: "the peers did not answer in time\n"))
+                case .failure(.cancelled):
+                    return HTTPReply(status: .custom(code: 499, reasonPhrase: "Client Closed Request"), headers: headers)
+                }
+            })
     }
 
     // MARK: Status and health
@@ -164,7 +172,14 @@ struct HTTPFrontEnd: Sendable {
     }
 
     /// The cluster's status: this node's, merged with every peer's (asked with `?proxy=status`).
-    func status(database: String?, request: Request, forPeer: Bool) async -> Response {
+    func status(database: String?, request: HTTPRequestHead, forPeer: Bool, on eventLoop: any EventLoop) -> HTTPAnswer {
+        let wantsJSON = request.headers.first(name: "Accept") == "application/json" || forPeer
+        let promise = eventLoop.makePromise(of: HTTPReply.self)
+        promise.completeWithTask { await status(database: database, json: wantsJSON, forPeer: forPeer) }
+        return .later(promise.futureResult)
+    }
+
+    private func status(database: String?, json wantsJSON: Bool, forPeer: Bool) async -> HTTPReply {
         var status = localStatus(database: database)
         if !forPeer, let cluster = node.cluster {
             // Every peer at once (one down costs its timeout once, not once per peer).
@@ -178,7 +193,7 @@ struct HTTPFrontEnd: Sendable {
                             peerRequest.headers.add(name: "Accept", value: "application/json")
                             let response = try await client.execute(peerRequest, timeout: .seconds(5))
                             let body = try await response.body.collect(upTo: 64 << 20)
-                            return try JSONDecoder().decode(ClusterStatus.self, from: Data(buffer: body))
+                            return try JSONDecoder().decode(ClusterStatus.self, from: Data(body.readableBytesView))
                         } catch {
                             logger.debug("a peer's status is unavailable", metadata: ["kv.peer": "\(peer)", "kv.error": "\(error)"])
                             return nil
@@ -194,7 +209,6 @@ struct HTTPFrontEnd: Sendable {
                 status.merge(peerStatus)
             }
         }
-        let wantsJSON = request.headers[.accept] == "application/json" || forPeer
         if wantsJSON {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -204,17 +218,13 @@ struct HTTPFrontEnd: Sendable {
             } else {
                 body = (try? encoder.encode(status)) ?? Data()
             }
-            var headers = HTTPFields()
-            headers[.contentType] = "application/json"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            return HTTPReply(status: .ok, headers: ["Content-Type": "application/json"], body: ByteBuffer(bytes: body))
         }
-        var headers = HTTPFields()
-        headers[.contentType] = "text/html; charset=utf-8"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: StatusPage.html(status))))
+        return HTTPReply(status: .ok, headers: ["Content-Type": "text/html; charset=utf-8"], body: ByteBuffer(string: StatusPage.html(status)))
     }
 
     /// `GET /healthz`: this node's versions; 200 if any is ACTIVE or BUILDING, else 404.
-    func health() -> Response {
+    func health() -> HTTPReply {
         var body: [String: [String: ClusterStatus.NodeVersionStatus]] = [:]
         var healthy = false
         for (name, database) in localStatus(database: nil).dbs {
@@ -224,15 +234,67 @@ struct HTTPFrontEnd: Sendable {
                 if nodeStatus.state == .active || nodeStatus.state == .building { healthy = true }
             }
         }
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        if node.configuration.sharding.enabled, let shardID = node.shardID { headers[Self.shardIDHeader] = shardID }
+        var headers: HTTPHeaders = ["Content-Type": "application/json"]
+        if node.configuration.sharding.enabled, let shardID = node.shardID { headers.add(name: Self.shardIDHeader, value: shardID) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = (try? encoder.encode(body)) ?? Data()
-        return Response(status: healthy ? .ok : .notFound, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return HTTPReply(status: healthy ? .ok : .notFound, headers: headers, body: ByteBuffer(bytes: data))
     }
 
+}
+
+/// A request target (`/db/key?proxy=v1`) taken apart in one pass over its bytes: the route, the
+/// database and key (percent-decoded; keys are bytes), and the `proxy` query parameter, with
+/// which sequins' peers ask (`?proxy=<version>`, `?proxy=status` for status pages).
+struct RequestTarget {
+    enum Route: Equatable {
+        case clusterStatus, health, noDatabase
+        case databaseStatus(String)
+        case key
+    }
+
+    var route: Route = .clusterStatus
+    /// The path without the query.
+    var path: Substring
+    var proxy: Substring?
+    var database = ""
+    var key: [UInt8] = []
+
+    init(_ uri: String) {
+        let question = uri.utf8.firstIndex(of: UInt8(ascii: "?"))
+        path = uri[..<(question ?? uri.endIndex)]
+        if let question {
+            for pair in uri[uri.index(after: question)...].split(separator: "&") where pair == "proxy" || pair.hasPrefix("proxy=") {
+                proxy = pair.dropFirst("proxy=".count)
+                break
+            }
+        }
+        let bytes = path.utf8
+        guard bytes.count > 1 else { return }  // "" or "/"
+        if path == "/healthz" {
+            route = .health
+            return
+        }
+        let afterFirst = bytes.index(after: bytes.startIndex)
+        let slash = bytes[afterFirst...].firstIndex(of: UInt8(ascii: "/"))
+        database = Self.decodedString(bytes[afterFirst..<(slash ?? bytes.endIndex)])
+        if database.isEmpty {
+            route = .noDatabase
+            return
+        }
+        if let slash, bytes.index(after: slash) < bytes.endIndex {
+            route = .key
+            key = PercentDecoding.decode(bytes[bytes.index(after: slash)...])
+        } else {
+            route = .databaseStatus(database)
+        }
+    }
+
+    /// A database name: taken as is unless it has an escape.
+    private static func decodedString(_ bytes: Substring.UTF8View.SubSequence) -> String {
+        bytes.contains(UInt8(ascii: "%")) ? String(decoding: PercentDecoding.decode(bytes), as: UTF8.self) : String(Substring(bytes))
+    }
 }
 
 /// The readable status page.

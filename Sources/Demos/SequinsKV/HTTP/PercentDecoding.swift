@@ -2,7 +2,13 @@
 enum PercentDecoding {
     /// Decodes `%XX` escapes; a malformed escape is kept as is.
     static func decode(_ text: some StringProtocol) -> [UInt8] {
-        let bytes = Array(text.utf8)
+        decode(Array(text.utf8))
+    }
+
+    /// Decodes `%XX` escapes in UTF-8 bytes; a malformed escape is kept as is.
+    static func decode<Bytes: Collection<UInt8>>(_ input: Bytes) -> [UInt8] {
+        guard input.contains(UInt8(ascii: "%")) else { return Array(input) }
+        let bytes = Array(input)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var index = 0

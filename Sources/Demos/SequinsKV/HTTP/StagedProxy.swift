@@ -51,16 +51,28 @@ public struct StagedProxy: Sendable {
         start: @escaping @Sendable (String) -> Attempt<Answer>,
         isGood: @escaping @Sendable (Answer) -> Bool
     ) async -> Outcome<Answer> {
+        let (outcome, cancel) = begin(peers: peers, on: eventLoop, start: start, isGood: isGood)
+        return await withTaskCancellationHandler {
+            // The future only ever succeeds (failures are in the Result).
+            (try? await outcome.get()) ?? .failure(.cancelled)
+        } onCancel: {
+            cancel()
+        }
+    }
+
+    /// The same without a task, for callers on `eventLoop`: the outcome (the future only ever
+    /// succeeds) and how to cancel the run (it then ends with ``Failure/cancelled``).
+    public func begin<Answer: Sendable>(
+        peers: [String],
+        on eventLoop: any EventLoop,
+        start: @escaping @Sendable (String) -> Attempt<Answer>,
+        isGood: @escaping @Sendable (Answer) -> Bool
+    ) -> (outcome: EventLoopFuture<Outcome<Answer>>, cancel: @Sendable () -> Void) {
         let run = StagedProxyRun(
             peers: peers, eventLoop: eventLoop, totalTimeout: TimeAmount(totalTimeout), stageTimeout: TimeAmount(stageTimeout),
             start: start, isGood: isGood)
-        eventLoop.execute { run.begin() }
-        return await withTaskCancellationHandler {
-            // The promise is only ever succeeded (failures are in the Result).
-            (try? await run.outcome.futureResult.get()) ?? .failure(.cancelled)
-        } onCancel: {
-            eventLoop.execute { run.finish(.failure(.cancelled)) }
-        }
+        if eventLoop.inEventLoop { run.begin() } else { eventLoop.execute { run.begin() } }
+        return (run.outcome.futureResult, { eventLoop.execute { run.finish(.failure(.cancelled)) } })
     }
 
     /// The same with `attempt` as an async function (run as a task per peer asked).

@@ -1,6 +1,7 @@
 import Coordination
 import Foundation
 import Logging
+import NIOCore
 import Synchronization
 import ZooKeeper
 
@@ -30,7 +31,6 @@ public final class Version: Sendable {
         var holders: [Int: [String]] = [:]
         var tasks: [Task<Void, Never>] = []
         var building = false
-        var lastUse = ContinuousClock.now
         var closed = false
     }
     private let mutable: Mutex<Mutable>
@@ -51,6 +51,8 @@ public final class Version: Sendable {
     public var state: State { mutable.withLock { $0.state } }
     public var data: VersionData? { mutable.withLock { $0.data } }
     public var createdAt: Date { mutable.withLock { $0.data?.createdAt ?? $0.createdAt } }
+    /// ``createdAt`` as the `Last-Modified` header says it.
+    public var lastModified: String { data?.lastModified ?? HTTPDate.format(createdAt) }
     public var activeAt: Date? { mutable.withLock { $0.activeAt } }
     public var isReady: Bool { readiness.value == true }
 
@@ -60,8 +62,11 @@ public final class Version: Sendable {
     }
 
     /// Marks the version as used now (resets its removal timer).
-    func touch() { mutable.withLock { $0.lastUse = .now } }
-    var lastUse: ContinuousClock.Instant { mutable.withLock { $0.lastUse } }
+    func touch() { lastUse.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed) }
+    /// How long since the version was last used (``touch()``).
+    var idleTime: Duration { .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds &- lastUse.load(ordering: .relaxed))) }
+    /// When it was last used, in `NIODeadline` uptime nanoseconds (an atomic: every request touches it).
+    private let lastUse = Atomic<UInt64>(NIODeadline.now().uptimeNanoseconds)
 
     func setState(_ state: State) {
         mutable.withLock { mutable in
