@@ -10,7 +10,7 @@ import ZooKeeperTesting
 struct KVBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kv-bench", abstract: "Measurements of the kv (sequins) demo.",
-        subcommands: [Load.self, Servers.self])
+        subcommands: [Load.self, Servers.self, WriteData.self, RunZooKeeper.self])
 
     static func main() async {
         ProcessSetup.runConcurrencyOnEventLoops()
@@ -75,6 +75,39 @@ struct Load: AsyncParsableCommand {
         print(String(format: "kv load (decode + partition + index + store): %@ = %.0f records/s", "\(load)", rate(load)))
         print(String(format: "ratio load/decode speed: %.2f", rate(load) / rate(decode)))
         try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Writes one version of sample SequenceFiles (gzip block-compressed, which sequins reads too)
+/// and the key lists wrk draws from: keys that exist, and as many that do not.
+struct WriteData: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "data", abstract: "Write sample SequenceFiles and key lists for a comparison.")
+    @Option var records = 1_000_000
+    @Option var valueSize = 100
+    @Option var files = 8
+    @Option(help: "Where: <directory>/source/bench/1/part-*, keys.txt, missing.txt") var directory: String
+
+    func run() async throws {
+        try? FileManager.default.removeItem(atPath: directory + "/source")
+        try SampleData.writeVersion(
+            root: directory + "/source", database: "bench", version: "1", files: files, records: records, valueSize: valueSize)
+        try (0..<records).map { "/bench/" + SampleData.key($0) }.joined(separator: "\n")
+            .write(toFile: directory + "/keys.txt", atomically: true, encoding: .utf8)
+        try (0..<records).map { "/bench/missing-\($0)" }.joined(separator: "\n")
+            .write(toFile: directory + "/missing.txt", atomically: true, encoding: .utf8)
+        print("wrote \(records) records in \(files) files under \(directory)/source/bench/1")
+    }
+}
+
+/// Runs a standalone ZooKeeper server (Debian's package) until stdin closes; prints `connect=<host:port>`.
+struct RunZooKeeper: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "zookeeper", abstract: "Run a ZooKeeper server until stdin closes.")
+
+    func run() async throws {
+        let server = try await ZooKeeperServer.start()
+        FileHandle.standardOutput.write(Data("connect=\(server.connectString)\n".utf8))
+        _ = try await runOffPool { FileHandle.standardInput.readDataToEndOfFile() }
+        _ = try await runOffPool { server.destroy() }
     }
 }
 
