@@ -124,6 +124,11 @@ import ZooKeeperTesting
         #expect(try QueryString.parse("color:red AND contents:\"leather seats\"") == .and([.term(field: "color", text: "red"), .phrase(field: "contents", text: "leather seats")]))
         #expect(try QueryString.parse("(a OR b) AND NOT c") == .and([.or([.term(field: nil, text: "a"), .term(field: nil, text: "b")]), .not(.term(field: nil, text: "c"))]))
         #expect(try QueryString.parse("1993-1994") == .term(field: nil, text: "1993-1994"))
+        // default_operator: and — side-by-side clauses are AND'ed, an explicit OR stays.
+        #expect(try QueryString.parse("a b OR c", defaultOperator: .and) == .or([.and([.term(field: nil, text: "a"), .term(field: nil, text: "b")]), .term(field: nil, text: "c")]))
+        // A term without a field searches the default field(s).
+        #expect(try QueryString.parse("a title:b").resolvingDefaultFields(["contents"]) == .or([.term(field: "contents", text: "a"), .term(field: "title", text: "b")]))
+        #expect(QueryNode.term(field: nil, text: "a").resolvingDefaultFields(["x", "y"]) == .or([.term(field: "x", text: "a"), .term(field: "y", text: "a")]))
         for bad in ["(a", "a AND", "\"open", "a )", "color:", "AND a"] {
             #expect(throws: QueryParseError.self, "\(bad)") { try QueryString.parse(bad) }
         }
@@ -153,7 +158,12 @@ import ZooKeeperTesting
         #expect(request.selections.count == 2)
         #expect(request.selections.contains(SearchRequest.Selection(field: "color", values: ["red", "blue"], excludes: ["green"])))
         #expect(request.selections.contains(SearchRequest.Selection(field: "year", range: SearchRequest.NumericRange(low: 1993, high: 1994, includeLow: true, includeHigh: false))))
-        #expect(request.facets["color"] == .init(max: 10, minCount: 1, order: .val))
+        #expect(request.facets["color"] == .init(max: 10, minCount: 1, order: .val, expand: false))
+        #expect(request.defaultFields == ["contents"] && request.defaultOperator == .or)
+        let expanded = try SearchRequest(senseiJSON: Data(#"{"facets": {"color": {"expand": true}, "year": {}}}"#.utf8))
+        #expect(expanded.facets["color"]?.expand == true && expanded.facets["year"]?.expand == false, "Sensei's default is expand: false")
+        let fields = try SearchRequest(senseiJSON: Data(#"{"query": {"query_string": {"query": "a b", "default_field": "title", "fields": ["contents"], "default_operator": "AND"}}}"#.utf8))
+        #expect(fields.defaultFields == ["title", "contents"] && fields.defaultOperator == .and)
         #expect(request.sort == [.init(field: "year", descending: true), .relevance])
         #expect(request.routeParam == "user-1")
         #expect(request.fetchStored)
@@ -166,21 +176,58 @@ import ZooKeeperTesting
         #expect(error(#"{"query": {"match": {}}}"#).contains("unsupported query type match"))
         #expect(error(#"{"selections": [{"fuzzy": {"x": {}}}]}"#).contains("unsupported selection type fuzzy"))
         #expect(error(#"{"from": -1}"#) == "from and size must not be negative")
+        #expect(error(#"{"facets": {"color": {"expand": "yes"}}}"#) == "facets.color.expand must be true or false")
+        #expect(error(#"{"query": {"query_string": {"query": "a", "default_operator": "xor"}}}"#).contains("default_operator must be and or or"))
     }
 
     @Test func senseiURLParameters() throws {
         let request = try SearchRequest(parameters: [
             ("q", "ipad"), ("start", "10"), ("rows", "5"), ("sort", "year:desc,relevance"), ("routeparam", "12345"),
             ("select.color.val", "red,blue"), ("select.color.not", "green"), ("select.color.op", "or"),
-            ("facet.color.max", "3"), ("facet.color.order", "val"), ("facet.color.minhit", "2"),
+            ("facet.color.max", "3"), ("facet.color.order", "val"), ("facet.color.minhit", "2"), ("facet.color.expand", "true"),
         ])
         #expect(request.query == "ipad")
         #expect(request.from == 10 && request.size == 5)
         #expect(request.sort == [.init(field: "year", descending: true), .relevance])
         #expect(request.routeParam == "12345")
         #expect(request.selections == [.init(field: "color", values: ["red", "blue"], excludes: ["green"])])
-        #expect(request.facets["color"] == .init(max: 3, minCount: 2, order: .val))
+        #expect(request.facets["color"] == .init(max: 3, minCount: 2, order: .val, expand: true))
+        #expect(throws: RequestError.self) { try SearchRequest(parameters: [("facet.color.expand", "maybe")]) }
         #expect(throws: RequestError.self) { try SearchRequest(parameters: [("rows", "many")]) }
         #expect(throws: RequestError.self) { try SearchRequest(parameters: [("select.color.bogus", "x")]) }
+    }
+
+    @Test func formEncodingAsJettyReadsIt() {
+        #expect(FormEncoding.decode("q=foo+AND+bar&json=%7B%22size%22%3A+5%7D&empty&x=a%2Bb").map { "\($0.name)=\($0.value)" }
+            == ["q=foo AND bar", "json={\"size\": 5}", "empty=", "x=a+b"])
+        #expect(FormEncoding.decodeComponent("caf%C3%A9+%zz") == "café %zz")
+        #expect(FormEncoding.decode("select.year.val=%5B1995+TO+1996%5D&select.year.val=2000").map(\.value) == ["[1995 TO 1996]", "2000"])
+    }
+
+    @Test func aBareTermSearchesTheDefaultFieldAndAMissingOneIsNamed() throws {
+        let schema = try SearchSchema(json: Data(#"{"table": {"uid": "id", "columns": [{"name": "title", "type": "text"}]}, "facets": []}"#.utf8))
+        var request = SearchRequest()
+        request.query = "word"
+        #expect(throws: RequestError.self) { try request.validated(against: schema) }
+        request.defaultFields = ["title"]
+        #expect(try request.validated(against: schema) == .term(field: "title", text: "word"))
+        request.query = "title:word"
+        request.defaultFields = ["contents"]
+        #expect(try request.validated(against: schema) == .term(field: "title", text: "word"), "a named field needs no default field")
+
+        // With Sensei's default field, a word only in another text column is found by naming it.
+        let both = try SearchSchema(
+            json: Data(#"{"table": {"uid": "id", "columns": [{"name": "title", "type": "text"}, {"name": "contents", "type": "text"}]}, "facets": []}"#.utf8))
+        let index = PartitionIndex(schema: both)
+        index.add(try SearchDocument(jsonLine: #"{"id": 1, "title": "red car", "contents": "fast"}"#, schema: both))
+        index.add(try SearchDocument(jsonLine: #"{"id": 2, "title": "blue", "contents": "red paint"}"#, schema: both))
+        func hits(_ query: String) throws -> [String] {
+            var search = SearchRequest()
+            search.query = query
+            return try index.search(search).hits.map(\.uid).sorted()
+        }
+        #expect(try hits("red") == ["2"])
+        #expect(try hits("title:red") == ["1"])
+        #expect(try hits("red OR title:red") == ["1", "2"])
     }
 }

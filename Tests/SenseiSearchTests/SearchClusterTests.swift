@@ -78,9 +78,32 @@ import ZooKeeperTesting
         let oldReply = try SearchReply(old.body)
         #expect(oldReply.numhits == cars.filter { $0.contents.contains("turbo") && $0.color == "blue" }.count)
         #expect(oldReply.hitUIDs.count == 3)
-        // sysinfo, get, a bad request.
+        // Parameters are form-encoded, as Jetty reads them: '+' is a space in every GET route and
+        // in a form POST.
+        func reply(_ path: String, form: String? = nil) async throws -> SearchReply {
+            let answer = try #require(await broker.broker(path, form: form))
+            try #require(answer.status == 200, "\(path): \(answer.body)")
+            return try SearchReply(answer.body)
+        }
+        #expect(try await reply("/sensei?json=%7B%22size%22%3A+5%7D").hitUIDs.count == 5)
+        #expect(try await reply("/sensei?q=turbo+AND+leather").numhits == cars.filter { $0.contents.contains("turbo") && $0.contents.contains("leather") }.count)
+        #expect(try await reply("/sensei?select.year.val=%5B1993+TO+1994%5D").numhits == cars.filter { (1993...1994).contains($0.year) }.count)
+        #expect(try await reply("/sensei", form: "json=%7B%22size%22%3A+3%7D").hitUIDs.count == 3)
+        #expect(try await reply("/sensei", form: "q=turbo&rows=2").hitUIDs.count == 2)
+        let getReply = try #require(await broker.broker("/sensei/get?json=%5B1%2C+2%5D"))
+        #expect(getReply.status == 200 && getReply.body.contains("\"1\"") && getReply.body.contains("\"2\""), "\(getReply.body)")
+        // expand: off (Sensei's default) a facet's own selection narrows its counts; on, it does not.
+        let narrow = try await reply("/sensei?select.color.val=red&facet.color.max=20")
+        #expect(narrow.facets["color"] == ["red": cars.filter { $0.color == "red" }.count])
+        let wide = try await reply("/sensei?select.color.val=red&facet.color.max=20&facet.color.expand=true")
+        #expect(wide.facets["color"] == colors)
+        // sysinfo, get, a bad request. numdocs counts partition 1 on both nodes, as Sensei's does;
+        // distinctdocs counts it once.
         let sysinfo = try #require(await broker.broker("/sensei/sysinfo"))
         #expect(sysinfo.body.contains("\"clusterinfo\""))
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(sysinfo.body.utf8)) as? [String: Any])
+        let partitionOne = cars.filter { $0.id % 3 == 1 }.count
+        #expect(info["numdocs"] as? Int == Self.documents + partitionOne && info["distinctdocs"] as? Int == Self.documents, "\(info)")
         #expect(try await broker.documentUIDs(get: [1, 2]) == ["1", "2"])
         let bad = try #require(await broker.broker("/sensei", json: #"{"sort": [{"year": "sideways"}]}"#))
         #expect(bad.status == 400)

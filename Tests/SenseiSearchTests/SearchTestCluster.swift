@@ -112,13 +112,15 @@ final class SearchTestNode: @unchecked Sendable {
 
     func stop() async { await child.stop() }
 
-    /// A request to this node's broker; the status and the body.
-    func broker(_ path: String, json: String? = nil) async -> (status: Int, body: String)? {
+    /// A request to this node's broker; the status and the body. With `json`, a POST of it; with
+    /// `form`, a POST of that `application/x-www-form-urlencoded` body.
+    func broker(_ path: String, json: String? = nil, form: String? = nil) async -> (status: Int, body: String)? {
         var request = HTTPClientRequest(url: "http://\(broker)\(path)")
-        if let json {
+        if let body = json ?? form {
             request.method = .POST
-            request.body = .bytes(ByteBuffer(string: json))
+            request.body = .bytes(ByteBuffer(string: body))
         }
+        if form != nil { request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded") }
         guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(15)),
             let body = try? await response.body.collect(upTo: 64 << 20)
         else { return nil }

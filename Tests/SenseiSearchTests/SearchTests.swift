@@ -61,14 +61,19 @@ import ZooKeeperTesting
             test.request.selections.append(.init(field: "category", values: [path]))
             test.selections.append(("category", { $0.category == path || $0.category.hasPrefix(path + "/") }))
         }
-        test.request.facets = ["color": .init(max: 100, minCount: 1), "year": .init(max: 100, minCount: 1), "tags": .init(max: 100, minCount: 1)]
+        test.request.facets = [
+            "color": .init(max: 100, minCount: 1, expand: Bool.random(using: &generator)),
+            "year": .init(max: 100, minCount: 1, expand: Bool.random(using: &generator)),
+            "tags": .init(max: 100, minCount: 1, expand: Bool.random(using: &generator)),
+        ]
         test.request.sort = [.init(field: "year", descending: Bool.random(using: &generator)), .init(field: "price", descending: true)]
         test.request.from = Int.random(in: 0...20, using: &generator)
         test.request.size = Int.random(in: 0...30, using: &generator)
         return test
     }
 
-    /// Direct answers: hit uids in order, the hit count, and facet counts (each facet without its own selections).
+    /// Direct answers: hit uids in order, the hit count, and facet counts (over the documents that
+    /// pass every selection; with `expand`, every selection but the facet's own, as Bobo counts).
     func expected(_ test: Case, corpus: Corpus) -> (hits: [String], count: Int, facets: [String: [String: Int]]) {
         let matching = corpus.cars.filter { car in test.query(car) && test.selections.allSatisfy { $0.test(car) } }
         let descending = test.request.sort[0].descending
@@ -79,7 +84,8 @@ import ZooKeeperTesting
         }
         var facets: [String: [String: Int]] = [:]
         for facet in ["color", "year", "tags"] {
-            for car in corpus.cars where test.query(car) && test.selections.allSatisfy({ $0.field == facet || $0.test(car) }) {
+            let expand = test.request.facets[facet]!.expand
+            for car in corpus.cars where test.query(car) && test.selections.allSatisfy({ (expand && $0.field == facet) || $0.test(car) }) {
                 switch facet {
                 case "color": facets[facet, default: [:]][car.color, default: 0] += 1
                 case "tags": for tag in car.tags { facets[facet, default: [:]][tag, default: 0] += 1 }

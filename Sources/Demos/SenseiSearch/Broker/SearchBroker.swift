@@ -137,6 +137,16 @@ public final class SearchBroker: Sendable {
         return (infos.reduce(0) { $0 + $1.numdocs }, infos)
     }
 
+    /// How many distinct documents the answering nodes hold: each partition counted once (its
+    /// largest replica), where `numdocs` counts every replica, as Sensei's does.
+    public static func distinctDocuments(_ nodes: [NodeInfo]) -> Int {
+        var byPartition: [Int: Int] = [:]
+        for node in nodes {
+            for (partition, count) in node.numdocsByPartition { byPartition[partition] = max(byPartition[partition] ?? 0, count) }
+        }
+        return byPartition.values.reduce(0, +)
+    }
+
     /// `/sensei/get`: the sources of `uids`, asked of one replica per partition.
     public func documents(uids: [String]) async -> [String: String] {
         let routing = routing()
@@ -159,6 +169,8 @@ public final class SearchBroker: Sendable {
         public var id: Int
         public var partitions: [Int]
         public var numdocs: Int
+        /// Partition → documents.
+        public var numdocsByPartition: [Int: Int]
         public var address: String
         public var malformedLines: Int
         /// Partition → searches answered (to see which replica brokers pick).

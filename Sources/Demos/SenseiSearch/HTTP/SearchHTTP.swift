@@ -24,6 +24,11 @@ public enum SearchHTTP {
 
     static let maxBody = 16 << 20
 
+    /// Whether a POST body is a form (`json=…` or the URL parameters) rather than JSON itself.
+    static func isForm(_ request: Request) -> Bool {
+        request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true
+    }
+
     /// The node's search port.
     public static func nodeRouter(index: NodeIndex, nodeID: Int, address: String, partitionTimeout: Duration) -> Router<BasicRequestContext> {
         let router = Router()
@@ -42,7 +47,8 @@ public enum SearchHTTP {
         }
         router.get("/node/sysinfo") { _, _ -> Response in
             let info = SearchBroker.NodeInfo(
-                id: nodeID, partitions: index.partitions, numdocs: index.documentCount, address: address, malformedLines: index.report.malformed,
+                id: nodeID, partitions: index.partitions, numdocs: index.documentCount, numdocsByPartition: index.documentsByPartition,
+                address: address, malformedLines: index.report.malformed,
                 searchesByPartition: index.searchesByPartition)
             return json(try JSONEncoder().encode(info))
         }
@@ -64,12 +70,16 @@ public enum SearchHTTP {
             return json(SenseiResponse.data(SenseiResponse.object(result, request: request, milliseconds: milliseconds)))
         }
         @Sendable func parse(_ request: Request) async throws -> SearchRequest {
+            let parameters: [(name: String, value: String)]
             if request.method == .post {
                 let body = try await request.body.collect(upTo: maxBody)
-                return try SearchRequest(senseiJSON: Data(buffer: body))
+                guard isForm(request) else { return try SearchRequest(senseiJSON: Data(buffer: body)) }
+                parameters = FormEncoding.decode(String(buffer: body))
+            } else {
+                parameters = FormEncoding.decode(request.uri.query ?? "")
             }
-            if let json = request.uri.queryParameters["json"] { return try SearchRequest(senseiJSON: Data(json.utf8)) }
-            return try SearchRequest(parameters: request.uri.queryParameters.map { (String($0.key), String($0.value)) })
+            if let json = parameters.first(where: { $0.name == "json" })?.value { return try SearchRequest(senseiJSON: Data(json.utf8)) }
+            return try SearchRequest(parameters: parameters)
         }
         let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
             do {
@@ -88,14 +98,19 @@ public enum SearchHTTP {
             let (numdocs, nodes) = await broker.systemInfo()
             let facets = schema.facets.map { ["name": $0.name, "runtime": false, "props": ["type": $0.type.rawValue, "column": $0.column]] as [String: Any] }
             let clusterinfo = nodes.map { ["id": $0.id, "partitions": $0.partitions, "nodelink": "http://\($0.address)/node/sysinfo", "adminlink": ""] as [String: Any] }
+            // numdocs counts every replica (Sensei's sys broker asks every node); distinctdocs
+            // counts each partition once.
             return json(SenseiResponse.data([
-                "numdocs": numdocs, "lastmodified": Int(Date().timeIntervalSince1970 * 1000), "version": "swift-zookeeper-coordination",
+                "numdocs": numdocs, "distinctdocs": SearchBroker.distinctDocuments(nodes), "lastmodified": Int(Date().timeIntervalSince1970 * 1000), "version": "swift-zookeeper-coordination",
                 "facets": facets, "clusterinfo": clusterinfo,
             ] as [String: Any]))
         }
         let get: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
-            var text = request.uri.queryParameters["json"].map(String.init)
-            if request.method == .post { text = String(buffer: try await request.body.collect(upTo: maxBody)) }
+            var text = FormEncoding.decode(request.uri.query ?? "").first { $0.name == "json" }?.value
+            if request.method == .post {
+                let body = String(buffer: try await request.body.collect(upTo: maxBody))
+                text = isForm(request) ? FormEncoding.decode(body).first { $0.name == "json" }?.value : body
+            }
             guard let text, let list = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else {
                 return badRequest("get needs json=[uid,...]")
             }

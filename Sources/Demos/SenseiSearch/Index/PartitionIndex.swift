@@ -124,8 +124,9 @@ public final class PartitionIndex {
                 if wanted > 0 { best.add(hit(document, score: score, request: request, withStoredFields: false)) }
             }
             for facet in requestedFacets {
-                // A facet counts the documents that pass every selection but its own.
-                let counts = selected || passes(document, skipping: facet.name)
+                // A facet counts the documents that pass every selection, or with `expand` every
+                // selection but its own (Bobo's expandSelection).
+                let counts = selected || (request.facets[facet.name]?.expand == true && passes(document, skipping: facet.name))
                 if counts {
                     for value in facetValues(document, facet: facet, selection: request.selections.first { $0.field == facet.name }) {
                         facetCounts[facet.name, default: [:]][value, default: 0] += 1

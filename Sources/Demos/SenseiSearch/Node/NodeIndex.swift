@@ -20,8 +20,8 @@ public final class NodeIndex: Sendable {
     struct State {
         var report = IngestReport()
         var searchesByPartition: [Int: Int] = [:]
-        /// Live documents over all partitions, kept so that asking never waits for a search.
-        var documentCount = 0
+        /// Live documents per partition, kept so that asking never waits for a search.
+        var documentsByPartition: [Int: Int] = [:]
         /// The gateway position consumed (the store's, kept in memory).
         var gatewayPosition = FileGateway.Position()
     }
@@ -66,9 +66,9 @@ public final class NodeIndex: Sendable {
             indexes[partition] = LockedPartition(index)
         }
         self.indexes = indexes
-        let (count, position) = (indexes.values.reduce(0) { count, partition in count + partition.withIndex(\.liveCount) }, store.position())
+        let (counts, position) = (indexes.mapValues { $0.withIndex(\.liveCount) }, store.position())
         state.withLock { state in
-            state.documentCount = count
+            state.documentsByPartition = counts
             state.gatewayPosition = position
         }
     }
@@ -79,7 +79,10 @@ public final class NodeIndex: Sendable {
     public var report: IngestReport { state.withLock { $0.report } }
 
     /// The number of documents this node holds (all its partitions).
-    public var documentCount: Int { state.withLock { $0.documentCount } }
+    public var documentCount: Int { state.withLock { $0.documentsByPartition.values.reduce(0, +) } }
+
+    /// The number of documents per partition.
+    public var documentsByPartition: [Int: Int] { state.withLock { $0.documentsByPartition } }
 
     /// Reads the next lines (at most `maxLines`) of `gateway` from this index's position and
     /// ingests them; how many lines it read (0 at the end). Blocking: file I/O and indexing.
@@ -113,9 +116,9 @@ public final class NodeIndex: Sendable {
         try store.append(lines, consumedUpTo: next)
         batch.indexed = accepted.count
         for (partition, document) in accepted { indexes[partition]!.withIndex { $0.add(document) } }
-        let count = indexes.values.reduce(0) { count, partition in count + partition.withIndex(\.liveCount) }
+        let counts = indexes.mapValues { $0.withIndex(\.liveCount) }
         state.withLock { state in
-            state.documentCount = count
+            state.documentsByPartition = counts
             state.gatewayPosition = next
             state.report.indexed += batch.indexed
             state.report.skipped += batch.skipped

@@ -1,16 +1,33 @@
 /// Sensei's `query.query_string.query` (Lucene's syntax, the parts Sensei's examples use): terms,
 /// `AND`, `OR`, `NOT` (and `+term`, `-term`), parentheses, quoted phrases, `field:term` and
-/// `field:"a phrase"`. Adjacent clauses without an operator are OR'ed (Lucene's default).
-/// Precedence: NOT binds tightest, then AND, then OR.
+/// `field:"a phrase"`. Adjacent clauses without an operator are OR'ed (Lucene's default), or AND'ed
+/// with `default_operator: and`. Precedence: NOT binds tightest, then AND, then OR. A term without
+/// a field searches the request's default fields (``resolvingDefaultFields(_:)``).
 public indirect enum QueryNode: Sendable, Hashable {
     /// Every document.
     case all
-    /// A word (several words become a phrase after analysis); `field` nil means every full-text column.
+    /// A word (several words become a phrase after analysis); `field` nil means the default field.
     case term(field: String?, text: String)
     case phrase(field: String?, text: String)
     case and([QueryNode])
     case or([QueryNode])
     case not(QueryNode)
+}
+
+extension QueryNode {
+    /// The query with every term without a field searching `fields` instead (one of them, when
+    /// there are several).
+    public func resolvingDefaultFields(_ fields: [String]) -> QueryNode {
+        switch self {
+        case .all: return .all
+        case .term(nil, let text): return fields.count == 1 ? .term(field: fields[0], text: text) : .or(fields.map { .term(field: $0, text: text) })
+        case .phrase(nil, let text): return fields.count == 1 ? .phrase(field: fields[0], text: text) : .or(fields.map { .phrase(field: $0, text: text) })
+        case .term, .phrase: return self
+        case .and(let clauses): return .and(clauses.map { $0.resolvingDefaultFields(fields) })
+        case .or(let clauses): return .or(clauses.map { $0.resolvingDefaultFields(fields) })
+        case .not(let inner): return .not(inner.resolvingDefaultFields(fields))
+        }
+    }
 }
 
 public struct QueryParseError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -19,8 +36,8 @@ public struct QueryParseError: Error, Sendable, Hashable, CustomStringConvertibl
 }
 
 public enum QueryString {
-    public static func parse(_ text: String) throws -> QueryNode {
-        var parser = Parser(tokens: try lex(text), source: text)
+    public static func parse(_ text: String, defaultOperator: SearchRequest.Selection.Operator = .or) throws -> QueryNode {
+        var parser = Parser(tokens: try lex(text), source: text, implicitAnd: defaultOperator == .and)
         if parser.tokens.isEmpty { return .all }
         let node = try parser.parseOr()
         if parser.position < parser.tokens.count { throw QueryParseError("unexpected \(parser.tokens[parser.position])", in: text) }
@@ -108,6 +125,8 @@ public enum QueryString {
         var tokens: [Token]
         var position = 0
         let source: String
+        /// Clauses side by side without an operator are AND'ed (`default_operator: and`).
+        var implicitAnd = false
 
         var current: Token? { position < tokens.count ? tokens[position] : nil }
 
@@ -117,8 +136,18 @@ public enum QueryString {
         mutating func parseOr() throws -> QueryNode {
             var clauses = [try parseAnd()]
             while let token = current, token != .close {
-                if token == .or { position += 1 }
-                clauses.append(try parseAnd())
+                if token == .or {
+                    position += 1
+                    clauses.append(try parseAnd())
+                } else if implicitAnd {
+                    let next = try parseAnd()
+                    switch clauses.removeLast() {
+                    case .and(let parts): clauses.append(.and(parts + [next]))
+                    case let last: clauses.append(.and([last, next]))
+                    }
+                } else {
+                    clauses.append(try parseAnd())
+                }
             }
             if clauses.count == 1 { return clauses[0] }
             let prohibited = clauses.filter { if case .not = $0 { true } else { false } }

@@ -5,10 +5,16 @@ import Foundation
 public struct SearchRequest: Sendable, Hashable, Codable {
     /// `query.query_string.query`; empty matches every document.
     public var query: String = ""
+    /// `query.query_string.default_field` and `.fields`: what a term without `field:` searches
+    /// (Sensei's query parser: `contents`).
+    public var defaultFields: [String] = ["contents"]
+    /// `query.query_string.default_operator`: how clauses without an operator between them
+    /// combine (Lucene's default: or).
+    public var defaultOperator: Selection.Operator = .or
     public var from: Int = 0
     public var size: Int = 10
-    /// Selections narrow the hits, and every facet except their own (so a facet still shows the
-    /// alternatives to what is selected in it).
+    /// Selections narrow the hits and the facets' counts (a facet with `expand` ignores its own
+    /// selection, so it still shows the alternatives to what is selected in it).
     public var selections: [Selection] = []
     /// Filters narrow the hits and every facet.
     public var filters: [Selection] = []
@@ -64,11 +70,16 @@ public struct SearchRequest: Sendable, Hashable, Codable {
         public var max: Int = 10
         public var minCount: Int = 1
         public var order: Order = .hits
+        /// Bobo's `expandSelection` (Sensei's `expand`, default false): count the documents that
+        /// pass every selection but this facet's own, so its other values show too. Off, a
+        /// facet's own selection narrows its counts like any other.
+        public var expand: Bool = false
 
-        public init(max: Int = 10, minCount: Int = 1, order: Order = .hits) {
+        public init(max: Int = 10, minCount: Int = 1, order: Order = .hits, expand: Bool = false) {
             self.max = max
             self.minCount = minCount
             self.order = order
+            self.expand = expand
         }
     }
 
@@ -113,10 +124,23 @@ extension SearchRequest {
         if let query = root["query"] {
             guard let query = query as? [String: Any] else { throw RequestError("query must be an object like {\"query_string\": {\"query\": \"...\"}}") }
             if let queryString = query["query_string"] {
-                guard let text = (queryString as? [String: Any])?["query"] as? String else {
+                guard let queryString = queryString as? [String: Any], let text = queryString["query"] as? String else {
                     throw RequestError("query.query_string.query must be a string")
                 }
                 self.query = text
+                var fields: [String] = []
+                if let field = queryString["default_field"], !(field is NSNull) {
+                    guard let name = field as? String else { throw RequestError("query.query_string.default_field must be a string") }
+                    if !name.isEmpty { fields.append(name) }
+                }
+                fields += try Self.strings(queryString["fields"], name: "query.query_string.fields").filter { !$0.isEmpty }
+                if !fields.isEmpty { defaultFields = fields }
+                if let op = queryString["default_operator"], !(op is NSNull) {
+                    guard let text = op as? String, let parsed = Selection.Operator(rawValue: text.lowercased()) else {
+                        throw RequestError("query.query_string.default_operator must be and or or")
+                    }
+                    defaultOperator = parsed
+                }
             } else if !query.isEmpty {
                 throw RequestError("unsupported query type \(query.keys.sorted().joined(separator: ", ")) (query_string is supported)")
             }
@@ -145,6 +169,10 @@ extension SearchRequest {
                         throw RequestError("facets.\(name).order must be hits or val")
                     }
                     facet.order = parsed
+                }
+                if let expand = spec["expand"], !(expand is NSNull) {
+                    guard JSONScalar.isBool(expand), let flag = expand as? Bool else { throw RequestError("facets.\(name).expand must be true or false") }
+                    facet.expand = flag
                 }
                 self.facets[name] = facet
             }
@@ -237,7 +265,7 @@ extension SearchRequest {
 
     /// Sensei's older URL parameters: `q`, `start`, `rows`, `sort=relevance|<field>:asc|desc,...`,
     /// `routeparam`, `fetchstored`, `select.<f>.val`, `select.<f>.not`, `select.<f>.op`,
-    /// `facet.<f>.max`, `facet.<f>.minhit`, `facet.<f>.order`. Values may repeat or be comma lists.
+    /// `facet.<f>.max`, `facet.<f>.minhit`, `facet.<f>.order`, `facet.<f>.expand`. Values may repeat or be comma lists.
     public init(parameters: [(name: String, value: String)]) throws {
         self.init()
         var selections: [String: Selection] = [:]
@@ -282,8 +310,10 @@ extension SearchRequest {
                     case "order":
                         guard let order = FacetSpec.Order(rawValue: value.lowercased()) else { throw RequestError("\(name) must be hits or val") }
                         facet.order = order
-                    case "expand": break
-                    default: throw RequestError("unknown parameter \(name) (facet.<facet>.max, .minhit, .order)")
+                    case "expand":
+                        guard let flag = Bool(value.lowercased()) else { throw RequestError("\(name) must be true or false") }
+                        facet.expand = flag
+                    default: throw RequestError("unknown parameter \(name) (facet.<facet>.max, .minhit, .order, .expand)")
                     }
                     facets[field] = facet
                 }
@@ -301,13 +331,29 @@ extension SearchRequest {
     /// - Throws: ``QueryParseError`` or ``RequestError`` naming the problem.
     @discardableResult
     public func validated(against schema: SearchSchema) throws -> QueryNode {
-        let query = try QueryString.parse(self.query)
+        let parsed = try QueryString.parse(self.query, defaultOperator: defaultOperator)
         func known(_ field: String) -> Bool { schema.column(named: field) != nil || schema.facet(named: field) != nil }
+        if Self.hasBareTerms(parsed) {
+            for field in defaultFields where !known(field) {
+                throw RequestError(
+                    "a term without field: searches the default field \(field), which the schema does not have (name a field as title:word, or set query.query_string.default_field)")
+            }
+        }
+        let query = parsed.resolvingDefaultFields(defaultFields)
         for field in Self.fields(of: query) where !known(field) { throw RequestError("unknown field \(field) in the query") }
         for selection in selections + filters where !known(selection.field) { throw RequestError("unknown field \(selection.field)") }
         for sort in sort where sort.field != "_score" && !known(sort.field) { throw RequestError("unknown field \(sort.field) in sort") }
         for name in facets.keys.sorted() where schema.facet(named: name) == nil { throw RequestError("unknown facet \(name)") }
         return query
+    }
+
+    static func hasBareTerms(_ node: QueryNode) -> Bool {
+        switch node {
+        case .all: false
+        case .term(let field, _), .phrase(let field, _): field == nil
+        case .and(let clauses), .or(let clauses): clauses.contains(where: hasBareTerms)
+        case .not(let inner): hasBareTerms(inner)
+        }
     }
 
     static func fields(of node: QueryNode) -> [String] {
