@@ -106,8 +106,8 @@ let package = Package(
             ],
             path: "Sources/Demos/SequinsKV"
         ),
-        // What the demo servers share: running Swift concurrency on NIO's event loops, Java
-        // properties files (Sensei's and Stardog's configuration).
+        // What the demo servers share: running Swift concurrency on NIO's event loops, the HTTP
+        // server and client between nodes, Java properties files (Sensei's and Stardog's configuration).
         .target(
             name: "DemoSupport",
             dependencies: [
@@ -117,6 +117,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/Demos/DemoSupport"
         ),
@@ -162,9 +164,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Sources/Demos/SenseiSearch"
         ),

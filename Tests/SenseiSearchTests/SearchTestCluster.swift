@@ -145,7 +145,7 @@ final class SearchTestNode: @unchecked Sendable {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(serverPort)/node/sysinfo")
         request.method = .GET
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        return try JSONDecoder().decode(SearchBroker.NodeInfo.self, from: Data(buffer: try await response.body.collect(upTo: 1 << 20)))
+        return try JSONDecoder().decode(SearchBroker.NodeInfo.self, from: Data(try await response.body.collect(upTo: 1 << 20).readableBytesView))
     }
 }
 

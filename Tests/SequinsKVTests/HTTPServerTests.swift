@@ -17,7 +17,8 @@ import ZooKeeperTesting
     func withServer(_ body: (Int) async throws -> Void) async throws {
         let port = try freeLoopbackPort()
         let server = Task {
-            try await HTTPServer.run(host: "127.0.0.1", port: port, logger: Logger(label: "test")) { head, eventLoop in
+            try await HTTPServer.run(host: "127.0.0.1", port: port, logger: Logger(label: "test")) { head, body, eventLoop in
+                if let body { return .now(HTTPReply(status: .ok, body: ByteBuffer(string: "got \(body.readableBytes) bytes"))) }
                 let reply = HTTPReply(status: .ok, headers: ["X-Path": head.uri], body: ByteBuffer(string: "answer for \(head.uri)"))
                 guard head.uri.hasPrefix("/slow/") else { return .now(reply) }
                 return .later(eventLoop.scheduleTask(in: .milliseconds(50)) { reply }.futureResult)
@@ -75,6 +76,16 @@ import ZooKeeperTesting
             #expect(closing.hasPrefix("HTTP/1.0 200 OK\r\n") && closing.contains("Connection: close"), "\(closing)")
             let kept = try await exchange(port: port, "GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", until: "answer for /b")
             #expect(kept.contains("Connection: keep-alive"), "\(kept)")
+        }
+    }
+
+    @Test func aBodyIsCollectedWholeAndATooLargeOneIs413() async throws {
+        try await withServer { port in
+            let chunked = try await exchange(port: port, "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+            #expect(chunked.hasSuffix("got 11 bytes"), "\(chunked)")
+            let size = HTTPServer.maxBody + 1
+            let large = try await exchange(port: port, "POST /x HTTP/1.1\r\nContent-Length: \(size)\r\n\r\n" + String(repeating: "a", count: size))
+            #expect(large.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n") && large.contains("Connection: close"), "\(large.prefix(200))")
         }
     }
 

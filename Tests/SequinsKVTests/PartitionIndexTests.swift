@@ -1,3 +1,4 @@
+import DemoSupport
 import Coordination
 import Foundation
 import NIOCore

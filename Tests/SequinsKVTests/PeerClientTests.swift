@@ -1,3 +1,4 @@
+import DemoSupport
 import Glibc
 import NIOConcurrencyHelpers
 import NIOCore

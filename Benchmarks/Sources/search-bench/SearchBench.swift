@@ -21,9 +21,10 @@ struct SearchBench: AsyncParsableCommand {
     }
 }
 
-/// A Zipf-distributed synthetic corpus: titles and bodies over a 20,000-word vocabulary, written as
-/// JSON lines with a schema and query lists (words drawn from random documents, so common words are
-/// asked as often as they occur).
+/// A Zipf-distributed synthetic corpus: titles and contents over a 20,000-word vocabulary, written
+/// as JSON lines with a schema and query lists (words drawn from random documents' contents, so
+/// common words are asked as often as they occur; `contents` is what a bare term searches in
+/// Sensei, and what FTS5 is asked to search too).
 struct Corpus: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write docs.jsonl, schema.json, queries-1.txt and queries-2.txt.")
     @Option var documents = 50_000
@@ -57,22 +58,22 @@ struct Corpus: ParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var lines: [String] = []
-        var bodies: [[String]] = []
+        var contents: [[String]] = []
         let categories = ["news", "sports", "science", "arts", "travel", "food"]
         for id in 0..<documents {
             let title = (0..<Int.random(in: 3...8, using: &generator)).map { _ in word() }
             let body = (0..<Int.random(in: 30...120, using: &generator)).map { _ in word() }
-            bodies.append(title + body)
+            contents.append(body)
             let category = categories.randomElement(using: &generator)!
             let year = Int.random(in: 1990...2025, using: &generator)
-            lines.append(#"{"id":\#(id),"title":"\#(title.joined(separator: " "))","body":"\#(body.joined(separator: " "))","category":"\#(category)","year":\#(year)}"#)
+            lines.append(#"{"id":\#(id),"title":"\#(title.joined(separator: " "))","contents":"\#(body.joined(separator: " "))","category":"\#(category)","year":\#(year)}"#)
         }
         try (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/docs.jsonl", atomically: true, encoding: .utf8)
         try Self.schema.write(toFile: directory + "/schema.json", atomically: true, encoding: .utf8)
-        func sample() -> String { bodies.randomElement(using: &generator)!.randomElement(using: &generator)! }
+        func sample() -> String { contents.randomElement(using: &generator)!.randomElement(using: &generator)! }
         try (0..<queries).map { _ in sample() }.joined(separator: "\n").write(toFile: directory + "/queries-1.txt", atomically: true, encoding: .utf8)
         try (0..<queries).map { _ in
-            let document = bodies.randomElement(using: &generator)!
+            let document = contents.randomElement(using: &generator)!
             return document.randomElement(using: &generator)! + " " + document.randomElement(using: &generator)!
         }.joined(separator: "\n").write(toFile: directory + "/queries-2.txt", atomically: true, encoding: .utf8)
         print("wrote \(documents) documents to \(directory)")
@@ -81,7 +82,7 @@ struct Corpus: ParsableCommand {
     static let schema = """
         { "table": { "uid": "id", "columns": [
             {"name": "title", "type": "text", "store": "YES"},
-            {"name": "body", "type": "text", "store": "NO"},
+            {"name": "contents", "type": "text", "store": "NO"},
             {"name": "category", "type": "string"},
             {"name": "year", "type": "int"} ] },
           "facets": [ {"name": "category", "type": "simple"} ] }
@@ -114,10 +115,7 @@ struct Index: AsyncParsableCommand {
             lastNode = node
         }
         // The same queries as the cluster, in process on the one node (no HTTP), for comparison.
-        for (name, file) in [("single-term", "queries-1.txt"), ("two-term", "queries-2.txt")] {
-            let queries = try String(contentsOfFile: directory + "/" + file, encoding: .utf8).split(separator: "\n").map {
-                $0.split(separator: " ").joined(separator: " AND ")
-            }
+        for (name, queries) in try QueryKinds.load(directory) {
             var latencies: [Double] = []
             for query in queries {
                 var request = SearchRequest()
@@ -136,10 +134,12 @@ struct Index: AsyncParsableCommand {
 }
 
 /// Queries through the broker of a three-node cluster (one partition each, in this process, one
-/// ZooKeeper): p50 and p90 of single-term and two-term (AND) queries, top 10 by relevance.
+/// ZooKeeper): p50, p90 and p99 of single-term, two-term AND and two-term OR queries, top 10 by
+/// relevance, one at a time.
 struct Cluster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Query latency through a 3-node cluster's broker.")
     @Option var directory = NSTemporaryDirectory() + "search-bench"
+    @Option(help: "How many times each query list is run (more for profiling).") var rounds = 1
 
     func run() async throws {
         _ = ProcessSetup.bootstrapLogging(levelName: "warning", label: "bench")
@@ -167,36 +167,44 @@ struct Cluster: AsyncParsableCommand {
                 let service = SearchNode(configuration: configuration, schema: schema, logger: Logger(label: "search"))
                 group.addTask { try await service.run() }
             }
-            let broker = "http://127.0.0.1:\(brokerPort)/sensei"
+            // A kept-alive HTTP/1.1 client with little overhead of its own (the one nodes use).
+            let client = PeerClient()
+            defer { client.shutdown() }
             func ask(_ query: String) async throws -> (Duration, Int) {
-                var request = HTTPClientRequest(url: broker)
-                request.method = .POST
                 let body = try JSONSerialization.data(withJSONObject: ["query": ["query_string": ["query": query]], "size": 10])
-                request.body = .bytes(ByteBuffer(bytes: body))
                 let started = ContinuousClock.now
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-                let bytes = try await response.body.collect(upTo: 64 << 20)
+                let answer = try await client.send(peer: "127.0.0.1:\(brokerPort)", method: .POST, path: "/sensei", body: ByteBuffer(bytes: body))
                 let elapsed = ContinuousClock.now - started
-                let object = try JSONSerialization.jsonObject(with: Data(buffer: bytes)) as? [String: Any]
+                let object = try JSONSerialization.jsonObject(with: Data(answer.body.readableBytesView)) as? [String: Any]
                 return (elapsed, object?["numhits"] as? Int ?? -1)
             }
             try await eventually("the cluster indexed everything", timeout: .seconds(600)) {
                 (try? await ask(""))?.1 == documents
             }
-            for (name, file) in [("single-term", "queries-1.txt"), ("two-term", "queries-2.txt")] {
-                let queries = try String(contentsOfFile: directory + "/" + file, encoding: .utf8).split(separator: "\n").map {
-                    $0.split(separator: " ").joined(separator: " AND ")
-                }
+            for (name, queries) in try QueryKinds.load(directory) {
                 for query in queries.prefix(20) { _ = try await ask(query) }
                 var latencies: [Double] = []
-                for query in queries {
+                for query in Array(repeating: queries, count: rounds).joined() {
                     let (elapsed, _) = try await ask(query)
                     latencies.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
                 }
                 latencies.sort()
-                print("query \(name) p50_ms=\(String(format: "%.3f", latencies[latencies.count / 2])) p90_ms=\(String(format: "%.3f", latencies[latencies.count * 9 / 10]))")
+                print(
+                    "query \(name) p50_ms=\(String(format: "%.3f", latencies[latencies.count / 2])) p90_ms=\(String(format: "%.3f", latencies[latencies.count * 9 / 10])) p99_ms=\(String(format: "%.3f", latencies[latencies.count * 99 / 100]))")
             }
             group.cancelAll()
         }
+    }
+}
+
+/// The query lists: single terms, and pairs of terms joined by AND and by OR.
+enum QueryKinds {
+    static func load(_ directory: String) throws -> [(name: String, queries: [String])] {
+        let singles = try String(contentsOfFile: directory + "/queries-1.txt", encoding: .utf8).split(separator: "\n").map(String.init)
+        let pairs = try String(contentsOfFile: directory + "/queries-2.txt", encoding: .utf8).split(separator: "\n")
+        return [
+            ("single-term", singles), ("two-term-and", pairs.map { $0.split(separator: " ").joined(separator: " AND ") }),
+            ("two-term-or", pairs.map { $0.split(separator: " ").joined(separator: " OR ") }),
+        ]
     }
 }

@@ -1,4 +1,4 @@
-import AsyncHTTPClient
+import DemoSupport
 import Foundation
 import Logging
 import NIOCore
@@ -11,7 +11,8 @@ import Synchronization
 /// never fails. No live node at all: an empty result with an error.
 public final class SearchBroker: Sendable {
     public let cluster: SearchCluster
-    let client: HTTPClient
+    /// Kept-alive connections to the nodes, on the event loop of the request being answered.
+    let client: PeerClient
     let timeout: Duration
     /// The cluster's partition count, when known: partitions with no live node are reported.
     let partitionCount: Int
@@ -25,7 +26,7 @@ public final class SearchBroker: Sendable {
         var addresses: [Int: String]
     }
 
-    public init(cluster: SearchCluster, client: HTTPClient, timeout: Duration, partitionCount: Int, logger: Logger) {
+    public init(cluster: SearchCluster, client: PeerClient, timeout: Duration, partitionCount: Int, logger: Logger) {
         self.cluster = cluster
         self.client = client
         self.timeout = timeout
@@ -106,20 +107,22 @@ public final class SearchBroker: Sendable {
         var failure: String?
     }
 
-    /// One request to a node's search port, decoded as `T`.
+    /// One request to a node's search port, decoded as `T`; abandoned (its connection closed) at
+    /// `deadline`.
     func ask<T: Decodable>(address: String, path: String, body: Data?, deadline: NIODeadline) async throws -> T {
-        var request = HTTPClientRequest(url: "http://\(address)\(path)")
-        if let body {
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body))
+        let attempt = client.request(peer: address, method: body == nil ? .GET : .POST, path: path, body: body.map { ByteBuffer(bytes: $0) })
+        let timer = attempt.answer.eventLoop.scheduleTask(deadline: deadline) { attempt.cancel() }
+        defer { timer.cancel() }
+        let answer: PeerClient.Answer
+        do {
+            answer = try await withTaskCancellationHandler { try await attempt.answer.get() } onCancel: { attempt.cancel() }
+        } catch where NIODeadline.now() >= deadline {
+            throw RequestError("no answer within sensei.broker.timeout (\(timeout))")
         }
-        let response = try await client.execute(request, deadline: deadline)
-        let bytes = try await response.body.collect(upTo: 256 << 20)
-        guard response.status == .ok else {
-            throw RequestError("HTTP \(response.status.code): \(String(buffer: bytes))")
+        guard answer.status == 200 else {
+            throw RequestError("HTTP \(answer.status): \(String(buffer: answer.body))")
         }
-        return try JSONDecoder().decode(T.self, from: Data(buffer: bytes))
+        return try JSONDecoder().decode(T.self, from: Data(answer.body.readableBytesView))
     }
 
     /// `/sensei/sysinfo` merged over every live node: documents summed, cluster info listed.

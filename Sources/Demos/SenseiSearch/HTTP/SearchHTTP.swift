@@ -1,127 +1,152 @@
 import DemoSupport
 import Foundation
-import HTTPTypes
-import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import ZooKeeper
 
-/// The HTTP interfaces: a node's search port (`/node/search`, `/node/sysinfo`, `/node/get`, used
-/// by brokers) and the broker's (`/sensei`, `/sensei/sysinfo`, `/sensei/get`, Sensei's API).
+/// The HTTP interfaces, on the demos' NIO server (``HTTPServer``): a node's search port
+/// (`/node/search`, `/node/sysinfo`, `/node/get`, used by brokers) and the broker's (`/sensei`,
+/// `/sensei/sysinfo`, `/sensei/get`, Sensei's API). Searches run as tasks on the event loop that
+/// read the request (the search process runs Swift concurrency on NIO's loops).
 public enum SearchHTTP {
-    static func json(_ data: Data, status: HTTPResponse.Status = .ok) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        headers[HTTPField.Name("Access-Control-Allow-Origin")!] = "*"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    static func json(_ data: Data, status: HTTPResponseStatus = .ok) -> HTTPReply {
+        HTTPReply(
+            status: status, headers: ["Content-Type": "application/json; charset=utf-8", "Access-Control-Allow-Origin": "*"],
+            body: ByteBuffer(bytes: data))
     }
 
-    static func badRequest(_ message: String) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "text/plain; charset=utf-8"
-        return Response(status: .badRequest, headers: headers, body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
+    static func badRequest(_ message: String) -> HTTPReply {
+        HTTPReply(status: .badRequest, headers: ["Content-Type": "text/plain; charset=utf-8"], body: ByteBuffer(string: message + "\n"))
     }
 
-    static let maxBody = 16 << 20
+    static let notFound = HTTPReply(status: .notFound, headers: ["Content-Type": "text/plain; charset=utf-8"], body: ByteBuffer(string: "no such route\n"))
+
+    /// The answer of `work`, run as a task (it may wait for other nodes or search threads).
+    static func later(on eventLoop: any EventLoop, _ work: @escaping @Sendable () async throws -> HTTPReply) -> HTTPAnswer {
+        let promise = eventLoop.makePromise(of: HTTPReply.self)
+        promise.completeWithTask {
+            do { return try await work() } catch let error as RequestError {
+                return badRequest(error.description)
+            } catch let error as QueryParseError {
+                return badRequest(error.description)
+            }
+        }
+        return .later(promise.futureResult)
+    }
+
+    /// The path and the raw query of a request target.
+    static func split(_ uri: String) -> (path: Substring, query: Substring) {
+        guard let question = uri.firstIndex(of: "?") else { return (uri[...], "") }
+        return (uri[..<question], uri[uri.index(after: question)...])
+    }
 
     /// Whether a POST body is a form (`json=…` or the URL parameters) rather than JSON itself.
-    static func isForm(_ request: Request) -> Bool {
-        request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true
+    static func isForm(_ head: HTTPRequestHead) -> Bool {
+        head.headers.first(name: "Content-Type")?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true
     }
 
-    /// The node's search port.
-    public static func nodeRouter(index: NodeIndex, nodeID: Int, address: String, partitionTimeout: Duration) -> Router<BasicRequestContext> {
-        let router = Router()
-        router.post("/node/search") { request, _ -> Response in
-            let body = try await request.body.collect(upTo: maxBody)
-            guard let searchRequest = try? JSONDecoder().decode(SearchRequest.self, from: Data(buffer: body)) else {
-                return badRequest("the body is not a search request")
+    // MARK: The node's search port
+
+    /// Serves the node's search port until the task is cancelled.
+    public static func runNode(
+        index: NodeIndex, nodeID: Int, host: String, port: Int, address: String, partitionTimeout: Duration, logger: Logger
+    ) async throws {
+        try await HTTPServer.run(host: host, port: port, logger: logger) { head, body, eventLoop in
+            switch (head.method, split(head.uri).path) {
+            case (.POST, "/node/search"):
+                return later(on: eventLoop) {
+                    guard let body, let request = try? JSONDecoder().decode(SearchRequest.self, from: Data(body.readableBytesView)) else {
+                        return badRequest("the body is not a search request")
+                    }
+                    return json(try JSONEncoder().encode(try await index.search(request, timeout: partitionTimeout)))
+                }
+            case (.GET, "/node/sysinfo"):
+                let info = SearchBroker.NodeInfo(
+                    id: nodeID, partitions: index.partitions, numdocs: index.documentCount, numdocsByPartition: index.documentsByPartition,
+                    address: address, malformedLines: index.report.malformed, searchesByPartition: index.searchesByPartition)
+                return .now((try? JSONEncoder().encode(info)).map { json($0) } ?? HTTPReply(status: .internalServerError))
+            case (.POST, "/node/get"):
+                guard let body, let uids = try? JSONDecoder().decode([String].self, from: Data(body.readableBytesView)) else {
+                    return .now(badRequest("the body must be a JSON array of uids"))
+                }
+                return later(on: eventLoop) { json(try JSONEncoder().encode(try await runOffPool { index.documents(uids: uids) })) }
+            default:
+                return .now(notFound)
             }
-            do {
-                return json(try JSONEncoder().encode(try await index.search(searchRequest, timeout: partitionTimeout)))
-            } catch let error as RequestError {
-                return badRequest(error.description)
-            } catch let error as QueryParseError {
-                return badRequest(error.description)
-            }
         }
-        router.get("/node/sysinfo") { _, _ -> Response in
-            let info = SearchBroker.NodeInfo(
-                id: nodeID, partitions: index.partitions, numdocs: index.documentCount, numdocsByPartition: index.documentsByPartition,
-                address: address, malformedLines: index.report.malformed,
-                searchesByPartition: index.searchesByPartition)
-            return json(try JSONEncoder().encode(info))
-        }
-        router.post("/node/get") { request, _ -> Response in
-            let body = try await request.body.collect(upTo: maxBody)
-            guard let uids = try? JSONDecoder().decode([String].self, from: Data(buffer: body)) else { return badRequest("the body must be a JSON array of uids") }
-            return json(try JSONEncoder().encode(try await runOffPool { index.documents(uids: uids) }))
-        }
-        return router
     }
 
-    /// The broker's port: Sensei's `/sensei` API.
-    public static func brokerRouter(broker: SearchBroker, schema: SearchSchema) -> Router<BasicRequestContext> {
-        let router = Router()
-        @Sendable func search(_ request: SearchRequest) async -> Response {
-            let started = ContinuousClock.now
-            let result = await broker.search(request)
-            let milliseconds = Int((ContinuousClock.now - started).milliseconds)
-            return json(SenseiResponse.data(SenseiResponse.object(result, request: request, milliseconds: milliseconds)))
-        }
-        @Sendable func parse(_ request: Request) async throws -> SearchRequest {
-            let parameters: [(name: String, value: String)]
-            if request.method == .post {
-                let body = try await request.body.collect(upTo: maxBody)
-                guard isForm(request) else { return try SearchRequest(senseiJSON: Data(buffer: body)) }
-                parameters = FormEncoding.decode(String(buffer: body))
-            } else {
-                parameters = FormEncoding.decode(request.uri.query ?? "")
-            }
-            if let json = parameters.first(where: { $0.name == "json" })?.value { return try SearchRequest(senseiJSON: Data(json.utf8)) }
-            return try SearchRequest(parameters: parameters)
-        }
-        let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
-            do {
-                let searchRequest = try await parse(request)
-                try searchRequest.validated(against: schema)
-                return await search(searchRequest)
-            } catch let error as RequestError {
-                return badRequest(error.description)
-            } catch let error as QueryParseError {
-                return badRequest(error.description)
+    // MARK: The broker's port (Sensei's API)
+
+    /// Serves Sensei's API until the task is cancelled; `onBound` is called once it listens.
+    public static func runBroker(
+        broker: SearchBroker, schema: SearchSchema, host: String, port: Int, logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        try await HTTPServer.run(host: host, port: port, logger: logger, onBound: onBound) { head, body, eventLoop in
+            guard head.method == .GET || head.method == .POST else { return .now(badRequest("only GET and POST are supported")) }
+            let (path, query) = split(head.uri)
+            switch path {
+            case "/sensei/sysinfo":
+                return later(on: eventLoop) { try await systemInfo(broker: broker, schema: schema) }
+            case "/sensei/get":
+                return later(on: eventLoop) { try await documents(broker: broker, head: head, query: query, body: body) }
+            case "/sensei", "/sensei/":
+                return later(on: eventLoop) {
+                    let request = try searchRequest(head: head, query: query, body: body)
+                    try request.validated(against: schema)
+                    let started = ContinuousClock.now
+                    let result = await broker.search(request)
+                    let milliseconds = Int((ContinuousClock.now - started).milliseconds)
+                    return json(SenseiResponse.data(SenseiResponse.object(result, request: request, milliseconds: milliseconds)))
+                }
+            default:
+                return .now(notFound)
             }
         }
-        router.get("/sensei", use: handler)
-        router.post("/sensei", use: handler)
-        router.get("/sensei/sysinfo") { _, _ -> Response in
-            let (numdocs, nodes) = await broker.systemInfo()
-            let facets = schema.facets.map { ["name": $0.name, "runtime": false, "props": ["type": $0.type.rawValue, "column": $0.column]] as [String: Any] }
-            let clusterinfo = nodes.map { ["id": $0.id, "partitions": $0.partitions, "nodelink": "http://\($0.address)/node/sysinfo", "adminlink": ""] as [String: Any] }
-            // numdocs counts every replica (Sensei's sys broker asks every node); distinctdocs
-            // counts each partition once.
-            return json(SenseiResponse.data([
-                "numdocs": numdocs, "distinctdocs": SearchBroker.distinctDocuments(nodes), "lastmodified": Int(Date().timeIntervalSince1970 * 1000), "version": "swift-zookeeper-coordination",
-                "facets": facets, "clusterinfo": clusterinfo,
-            ] as [String: Any]))
+    }
+
+    /// The search a request describes: the JSON body of a POST, or `json=` or Sensei's older
+    /// parameters in the query string or in a form body (form-decoded, as Jetty does).
+    static func searchRequest(head: HTTPRequestHead, query: Substring, body: ByteBuffer?) throws -> SearchRequest {
+        let parameters: [(name: String, value: String)]
+        if head.method == .POST {
+            let text = body.map { String(buffer: $0) } ?? ""
+            guard isForm(head) else { return try SearchRequest(senseiJSON: Data(text.utf8)) }
+            parameters = FormEncoding.decode(text)
+        } else {
+            parameters = FormEncoding.decode(query)
         }
-        let get: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
-            var text = FormEncoding.decode(request.uri.query ?? "").first { $0.name == "json" }?.value
-            if request.method == .post {
-                let body = String(buffer: try await request.body.collect(upTo: maxBody))
-                text = isForm(request) ? FormEncoding.decode(body).first { $0.name == "json" }?.value : body
-            }
-            guard let text, let list = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else {
-                return badRequest("get needs json=[uid,...]")
-            }
-            let uids = list.map { ($0 as? String) ?? "\($0)" }
-            let found = await broker.documents(uids: uids)
-            var object: [String: Any] = [:]
-            for (uid, source) in found { object[uid] = (try? JSONSerialization.jsonObject(with: Data(source.utf8))) ?? source }
-            return json(SenseiResponse.data(object))
+        if let json = parameters.first(where: { $0.name == "json" })?.value { return try SearchRequest(senseiJSON: Data(json.utf8)) }
+        return try SearchRequest(parameters: parameters)
+    }
+
+    static func systemInfo(broker: SearchBroker, schema: SearchSchema) async throws -> HTTPReply {
+        let (numdocs, nodes) = await broker.systemInfo()
+        let facets = schema.facets.map { ["name": $0.name, "runtime": false, "props": ["type": $0.type.rawValue, "column": $0.column]] as [String: Any] }
+        let clusterinfo = nodes.map { ["id": $0.id, "partitions": $0.partitions, "nodelink": "http://\($0.address)/node/sysinfo", "adminlink": ""] as [String: Any] }
+        // numdocs counts every replica (Sensei's sys broker asks every node); distinctdocs
+        // counts each partition once.
+        return json(SenseiResponse.data([
+            "numdocs": numdocs, "distinctdocs": SearchBroker.distinctDocuments(nodes), "lastmodified": Int(Date().timeIntervalSince1970 * 1000),
+            "version": "swift-zookeeper-coordination", "facets": facets, "clusterinfo": clusterinfo,
+        ] as [String: Any]))
+    }
+
+    /// `/sensei/get?json=[uids]`, or a POST of the JSON array (or of a form with `json=`).
+    static func documents(broker: SearchBroker, head: HTTPRequestHead, query: Substring, body: ByteBuffer?) async throws -> HTTPReply {
+        var text = FormEncoding.decode(query).first { $0.name == "json" }?.value
+        if head.method == .POST {
+            let content = body.map { String(buffer: $0) } ?? ""
+            text = isForm(head) ? FormEncoding.decode(content).first { $0.name == "json" }?.value : content
         }
-        router.get("/sensei/get", use: get)
-        router.post("/sensei/get", use: get)
-        return router
+        guard let text, let list = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else {
+            return badRequest("get needs json=[uid,...]")
+        }
+        let uids = list.map { ($0 as? String) ?? "\($0)" }
+        let found = await broker.documents(uids: uids)
+        var object: [String: Any] = [:]
+        for (uid, source) in found { object[uid] = (try? JSONSerialization.jsonObject(with: Data(source.utf8))) ?? source }
+        return json(SenseiResponse.data(object))
     }
 }

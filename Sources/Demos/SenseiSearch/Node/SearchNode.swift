@@ -1,7 +1,5 @@
-import AsyncHTTPClient
 import DemoSupport
 import Foundation
-import Hummingbird
 import Logging
 import ServiceLifecycle
 import ZooKeeper
@@ -38,13 +36,13 @@ public final class SearchNode: Service, Sendable {
             throw ConfigurationError("cannot connect to ZooKeeper at \(configuration.clusterURL) (sensei.cluster.url): \(error)")
         }
         let cluster = SearchCluster(client: client, clusterName: configuration.clusterName, logger: logger)
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let peerClient = PeerClient()
         var failure: (any Error)?
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 cluster.watch()
                 let broker = SearchBroker(
-                    cluster: cluster, client: httpClient, timeout: configuration.brokerTimeout, partitionCount: configuration.partitionCount, logger: logger)
+                    cluster: cluster, client: peerClient, timeout: configuration.brokerTimeout, partitionCount: configuration.partitionCount, logger: logger)
                 if !brokerOnly {
                     let (schema, configuration, logger) = (schema, configuration, logger)
                     let index = try await runOffPool {  // reads and indexes every stored document
@@ -54,11 +52,11 @@ public final class SearchNode: Service, Sendable {
                     }
                     logger.info("opened the index", metadata: ["search.documents": "\(index.documentCount)", "search.partitions": "\(configuration.partitions)"])
                     let address = "\(configuration.serverHost):\(configuration.serverPort)"
-                    let nodeApp = Application(
-                        router: SearchHTTP.nodeRouter(index: index, nodeID: configuration.nodeID, address: address, partitionTimeout: configuration.partitionTimeout),
-                        configuration: .init(address: .hostname(configuration.serverHost, port: configuration.serverPort), serverName: "search-node"),
-                        logger: logger)
-                    group.addTask { try await nodeApp.runService(gracefulShutdownSignals: []) }
+                    let (nodeID, host, port, partitionTimeout) = (configuration.nodeID, configuration.serverHost, configuration.serverPort, configuration.partitionTimeout)
+                    group.addTask {
+                        try await SearchHTTP.runNode(
+                            index: index, nodeID: nodeID, host: host, port: port, address: address, partitionTimeout: partitionTimeout, logger: logger)
+                    }
                     if let path = configuration.gatewayFilePath {
                         let gateway = FileGateway(path: path)
                         try await catchUp(index, gateway: gateway)
@@ -68,14 +66,12 @@ public final class SearchNode: Service, Sendable {
                         nodeID: configuration.nodeID, host: configuration.serverHost, port: configuration.serverPort, partitions: configuration.partitions)
                     logger.info("joined the cluster", metadata: ["search.node": "\(configuration.nodeID)", "search.group": "\(cluster.group)"])
                 }
-                let brokerApp = Application(
-                    router: SearchHTTP.brokerRouter(broker: broker, schema: schema),
-                    configuration: .init(address: .hostname(configuration.serverHost, port: configuration.brokerPort), serverName: "search-broker"),
-                    onServerRunning: { [logger, configuration] _ in
-                        logger.info("serving Sensei's API", metadata: ["search.broker": "\(configuration.serverHost):\(configuration.brokerPort)"])
-                    },
-                    logger: logger)
-                group.addTask { try await brokerApp.runService(gracefulShutdownSignals: []) }
+                let (schema, host, brokerPort, logger) = (schema, configuration.serverHost, configuration.brokerPort, logger)
+                group.addTask {
+                    try await SearchHTTP.runBroker(broker: broker, schema: schema, host: host, port: brokerPort, logger: logger) { bound in
+                        logger.info("serving Sensei's API", metadata: ["search.broker": "\(host):\(bound)"])
+                    }
+                }
                 group.addTask { try await gracefulShutdown() }
                 // Whichever ends first ends the node: a shutdown, or a part that failed (a port
                 // that cannot be bound, the gateway unreadable).
@@ -88,7 +84,7 @@ public final class SearchNode: Service, Sendable {
         }
         cluster.stopWatching()
         await cluster.leave()
-        try? await httpClient.shutdown()
+        peerClient.shutdown()
         await client.close()
         logger.info("stopped")
         if let failure { throw failure }

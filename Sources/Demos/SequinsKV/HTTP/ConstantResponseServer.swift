@@ -1,3 +1,4 @@
+import DemoSupport
 import Logging
 import NIOCore
 
@@ -7,6 +8,6 @@ public enum ConstantResponseServer {
     /// Serves until the task is cancelled.
     public static func run(host: String, port: Int, body: String) async throws {
         let reply = HTTPReply(status: .ok, headers: ["Content-Type": "text/plain; charset=utf-8"], body: ByteBuffer(string: body))
-        try await HTTPServer.run(host: host, port: port, logger: Logger(label: "constant")) { _, _ in .now(reply) }
+        try await HTTPServer.run(host: host, port: port, logger: Logger(label: "constant")) { _, _, _ in .now(reply) }
     }
 }

@@ -32,7 +32,7 @@ struct HTTPFrontEnd: Sendable {
         try await HTTPServer.run(host: host, port: port, logger: logger, onBound: { boundPort in
             logger.info("serving HTTP", metadata: ["kv.bind": "\(host):\(boundPort)"])
             onServing(boundPort)
-        }) { head, eventLoop in
+        }) { head, _, eventLoop in
             respond(to: head, on: eventLoop)
         }
     }

@@ -1,3 +1,4 @@
+import DemoSupport
 import NIOCore
 import NIOPosix
 
@@ -29,15 +30,7 @@ public struct StagedProxy: Sendable {
     }
 
     /// One request under way: its answer, and how to abandon it.
-    public struct Attempt<Answer: Sendable>: Sendable {
-        public var answer: EventLoopFuture<Answer>
-        public var cancel: @Sendable () -> Void
-
-        public init(answer: EventLoopFuture<Answer>, cancel: @escaping @Sendable () -> Void) {
-            self.answer = answer
-            self.cancel = cancel
-        }
-    }
+    public typealias Attempt<Answer: Sendable> = PendingAnswer<Answer>
 
     public typealias Outcome<Answer> = Result<(peer: String, answer: Answer), Failure>
 

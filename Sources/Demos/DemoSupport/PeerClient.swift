@@ -3,14 +3,26 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The client for proxied key lookups: `GET` to a peer over kept-alive HTTP/1.1 connections, one
-/// request at a time per connection, on the caller's own event loop (each loop keeps its own idle
-/// connections per peer, so a proxied request never leaves the thread that received it).
+/// One request under way: its answer, and how to abandon it.
+public struct PendingAnswer<Answer: Sendable>: Sendable {
+    public var answer: EventLoopFuture<Answer>
+    public var cancel: @Sendable () -> Void
+
+    public init(answer: EventLoopFuture<Answer>, cancel: @escaping @Sendable () -> Void) {
+        self.answer = answer
+        self.cancel = cancel
+    }
+}
+
+/// The client the demo servers use between their own nodes (kv's proxied key lookups, search's
+/// broker asking its nodes): requests to a peer over kept-alive HTTP/1.1 connections, one request
+/// at a time per connection, on the caller's own event loop (each loop keeps its own idle
+/// connections per peer, so a request never leaves the thread that made it).
 ///
-/// Why not AsyncHTTPClient (which the node still uses for status requests): measured with wrk, a
+/// Why not AsyncHTTPClient (which the nodes still use for status requests): measured with wrk, a
 /// proxied GET cost about 1.6× more CPU through it (its connection pool state machine, request
 /// tracing, URL parsing and hops between loops), which kept proxied GETs at a quarter of the
-/// constant-body baseline; this client does only what proxying needs.
+/// constant-body baseline; this client does only what a node-to-node request needs.
 public final class PeerClient: Sendable {
     public struct Answer: Sendable {
         public var status: Int
@@ -50,13 +62,18 @@ public final class PeerClient: Sendable {
         self.maxIdlePerPeer = maxIdlePerPeer
     }
 
-    /// `GET path` on `peer` (`host:port`), answered on the caller's event loop. `cancel` closes
-    /// the connection. A kept-alive connection that the peer closed meanwhile is replaced once
-    /// (a GET is idempotent).
-    public func request(peer: String, path: String) -> StagedProxy.Attempt<Answer> {
+    /// `method path` on `peer` (`host:port`), with `body` (JSON) if given, answered on the caller's
+    /// event loop. `cancel` closes the connection. A kept-alive connection that the peer closed
+    /// meanwhile is replaced once (the requests between nodes are all safe to repeat).
+    public func request(peer: String, method: HTTPMethod = .GET, path: String, body: ByteBuffer? = nil) -> PendingAnswer<Answer> {
         let eventLoop = group.any()
         let key = PoolKey(eventLoop: ObjectIdentifier(eventLoop), peer: peer)
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: ["Host": peer])
+        var headers: HTTPHeaders = ["Host": peer]
+        if let body {
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Length", value: String(body.readableBytes))
+        }
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
         let inUse = NIOLockedValueBox<(channel: Channel?, cancelled: Bool)>((nil, false))
         @Sendable func send(on channel: Channel) -> EventLoopFuture<Answer> {
             let cancelled = inUse.withLockedValue { inUse in
@@ -70,7 +87,7 @@ public final class PeerClient: Sendable {
             let promise = eventLoop.makePromise(of: PeerResponse.self)
             // A connection that closed before the request went out never reaches the handler:
             // the failed write fails the answer (a second completion is ignored).
-            channel.writeAndFlush(PeerRequest(head: head, promise: promise)).whenFailure { _ in
+            channel.writeAndFlush(PeerRequest(head: head, body: body, promise: promise)).whenFailure { _ in
                 promise.fail(Failure.connectionClosed)
             }
             return promise.futureResult.map { response in
@@ -94,7 +111,7 @@ public final class PeerClient: Sendable {
         } catch {
             answer = eventLoop.makeFailedFuture(error)
         }
-        return StagedProxy.Attempt(answer: answer, cancel: {
+        return PendingAnswer(answer: answer, cancel: {
             let channel = inUse.withLockedValue { inUse in
                 inUse.cancelled = true
                 return inUse.channel
@@ -105,7 +122,12 @@ public final class PeerClient: Sendable {
 
     /// ``request(peer:path:)`` awaited; cancelling the task closes the connection.
     public func get(peer: String, path: String) async throws -> Answer {
-        let attempt = request(peer: peer, path: path)
+        try await send(peer: peer, path: path)
+    }
+
+    /// ``request(peer:method:path:body:)`` awaited; cancelling the task closes the connection.
+    public func send(peer: String, method: HTTPMethod = .GET, path: String, body: ByteBuffer? = nil) async throws -> Answer {
+        let attempt = request(peer: peer, method: method, path: path, body: body)
         return try await withTaskCancellationHandler {
             try await attempt.answer.get()
         } onCancel: {
@@ -167,6 +189,7 @@ public final class PeerClient: Sendable {
 /// One request on a connection and where its answer goes.
 struct PeerRequest: Sendable {
     var head: HTTPRequestHead
+    var body: ByteBuffer?
     var promise: EventLoopPromise<PeerResponse>
 }
 
@@ -192,6 +215,7 @@ final class PeerResponseHandler: ChannelDuplexHandler {
         head = nil
         body = nil
         context.write(wrapOutboundOut(.head(request.head)), promise: nil)
+        if let body = request.body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         context.write(wrapOutboundOut(.end(nil)), promise: promise)
     }
 

@@ -5,7 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// One answer of the kv HTTP server.
+/// One answer of the demo HTTP server.
 public struct HTTPReply: Sendable {
     public var status: HTTPResponseStatus
     public var headers: HTTPHeaders
@@ -29,10 +29,11 @@ public enum HTTPAnswer: Sendable {
     case later(EventLoopFuture<HTTPReply>)
 }
 
-/// The kv HTTP/1.1 server on SwiftNIO (`NIOHTTP1`'s request decoder): each request is
-/// answered on the event loop that read it, with no task or thread hop when the key is local —
-/// sequins' Go server answers a local key for about 20 µs of CPU, and a general-purpose
-/// framework's per-request task and type conversions cost more than the lookup itself.
+/// The demo servers' HTTP/1.1 server on SwiftNIO (`NIOHTTP1`'s request decoder): each request is
+/// answered on the event loop that read it, with no task or thread hop when the answer is at hand
+/// (a local key in kv) — sequins' Go server answers a local key for about 20 µs of CPU, and a
+/// general-purpose framework's per-request task and type conversions cost more than the lookup.
+/// A request body is collected whole (at most ``maxBody``, else 413).
 ///
 /// Every answer carries `Date` and `Content-Length`; connections are kept alive unless the client
 /// asks otherwise. ``run(host:port:onBound:respond:)`` serves until the calling task is cancelled,
@@ -41,11 +42,16 @@ public enum HTTPAnswer: Sendable {
 public enum HTTPServer {
     /// How long requests under way may finish after a shutdown begins.
     public static let shutdownGrace: TimeAmount = .seconds(1)
+    /// The largest request body accepted.
+    public static let maxBody = 16 << 20
+
+    /// A request: its head, and its body if it had one.
+    public typealias Respond = @Sendable (HTTPRequestHead, ByteBuffer?, any EventLoop) -> HTTPAnswer
 
     public static func run(
         host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
         onBound: @escaping @Sendable (Int) -> Void = { _ in },
-        respond: @escaping @Sendable (HTTPRequestHead, any EventLoop) -> HTTPAnswer
+        respond: @escaping Respond
     ) async throws {
         let connections = Connections()
         let serverChannel = try await ServerBootstrap(group: group)
@@ -114,20 +120,23 @@ public enum HTTPServer {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = ByteBuffer
 
-        private let respond: @Sendable (HTTPRequestHead, any EventLoop) -> HTTPAnswer
+        private let respond: Respond
         private let connections: Connections
         // Only ever touched on the channel's event loop: no dynamic exclusivity checks per request.
-        /// The request being received.
+        /// The request being received, and its body so far.
         @exclusivity(unchecked) private var receiving: HTTPRequestHead?
+        @exclusivity(unchecked) private var body: ByteBuffer?
+        /// The body is too large: answered 413 at its end, then the connection closes.
+        @exclusivity(unchecked) private var tooLarge = false
         /// Whole requests waiting for the one being answered.
-        @exclusivity(unchecked) private var waiting = CircularBuffer<HTTPRequestHead>(initialCapacity: 2)
+        @exclusivity(unchecked) private var waiting = CircularBuffer<(HTTPRequestHead, ByteBuffer?)>(initialCapacity: 2)
         @exclusivity(unchecked) private var answering = false
         /// Close once idle (the server is shutting down).
         @exclusivity(unchecked) private var quiescing = false
         /// The `Date` header value, made once per second.
         @exclusivity(unchecked) private var date: (second: Int, text: String) = (0, "")
 
-        init(respond: @escaping @Sendable (HTTPRequestHead, any EventLoop) -> HTTPAnswer, connections: Connections) {
+        init(respond: @escaping Respond, connections: Connections) {
             self.respond = respond
             self.connections = connections
         }
@@ -146,12 +155,30 @@ public enum HTTPServer {
             switch unwrapInboundIn(data) {
             case .head(let head):
                 receiving = head
-            case .body:
-                break
+                body = nil
+                tooLarge = false
+            case .body(var part):
+                guard !tooLarge else { return }
+                if (body?.readableBytes ?? 0) + part.readableBytes > HTTPServer.maxBody {
+                    tooLarge = true
+                    body = nil
+                } else if body == nil {
+                    body = part
+                } else {
+                    body!.writeBuffer(&part)
+                }
             case .end:
                 guard let head = receiving else { return }
                 receiving = nil
-                if answering { waiting.append(head) } else { answer(head, context: context) }
+                let request = (head, body)
+                body = nil
+                if tooLarge {
+                    let reply = HTTPReply(status: .payloadTooLarge, text: "the body is larger than \(HTTPServer.maxBody) bytes\n")
+                    quiescing = true  // then the connection closes
+                    if answering { waiting.append(request) } else { write(reply, for: head, context: context) }
+                    return
+                }
+                if answering { waiting.append(request) } else { answer(request.0, body: request.1, context: context) }
             }
         }
 
@@ -172,9 +199,9 @@ public enum HTTPServer {
             }
         }
 
-        private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        private func answer(_ head: HTTPRequestHead, body: ByteBuffer?, context: ChannelHandlerContext) {
             answering = true
-            switch respond(head, context.eventLoop) {
+            switch respond(head, body, context.eventLoop) {
             case .now(let reply):
                 write(reply, for: head, context: context)
             case .later(let future):
@@ -232,7 +259,7 @@ public enum HTTPServer {
             }
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             if let next = waiting.popFirst() {
-                answer(next, context: context)
+                answer(next.0, body: next.1, context: context)
             } else if quiescing && receiving == nil {
                 context.close(promise: nil)
             }
