@@ -168,6 +168,9 @@ import ZooKeeperTesting
         let read1 = try await DistributedLock(client: a, path: path, kind: .read).acquire()
         let read2 = try #require(try await DistributedLock(client: b, path: path, kind: .read).tryAcquire())
         #expect(try await DistributedLock(client: b, path: path, kind: .write).tryAcquire() == nil)
+        // The failed attempt's node is deleted in the background: gone before the writer
+        // queues, or client a could count it as the writer's.
+        try await eventually("the failed attempt's node is gone") { try await children(a, path).count == 2 }
         let writer = Task { try await DistributedLock(client: b, path: path, kind: .write).acquire() }
         try await eventually("the writer queues") { try await children(a, path).count == 3 }
         // A reader arriving after a waiting writer waits behind it.

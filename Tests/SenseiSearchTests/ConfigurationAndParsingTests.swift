@@ -142,6 +142,12 @@ import ZooKeeperTesting
             #expect(Tokenizer.asciiTokens(text) == Tokenizer.unicodeTokens(text), "\(text)")
         }
         #expect(Tokenizer.asciiTokens("café") == nil)
+        // Streaming the words gives the same list, ASCII or not.
+        for text in ["Leather-Seats, V8 Ünïcode!", "a  b\tc", "", "ÉTÉ été", "x1 Y2"] {
+            var words: [String] = []
+            Tokenizer.forEachToken(text) { words.append($0) }
+            #expect(words == Tokenizer.tokens(text), "\(text)")
+        }
     }
 
     @Test func senseiRequestJSON() throws {

@@ -180,6 +180,33 @@ import ZooKeeperTesting
         }
     }
 
+    /// kill -9 while a node indexes its gateway: it restarts from the position its store
+    /// committed (its segments read back, not re-indexed) and ends with every document once.
+    @Test func aNodeKilledWhileIndexingKeepsWhatItCommittedAndReadsTheRest() async throws {
+        let total = 60_000
+        try await withSearchCluster(count: total) { cluster in
+            try cluster.writeGateway()
+            let node = try cluster.addNode(id: 1, partitions: "0,1,2")
+            try node.start()
+            var seen = 0
+            try await eventually("the node has indexed part of the gateway", timeout: .seconds(120)) {
+                seen = (try? await node.sysinfo().numdocs) ?? 0
+                return seen > 0
+            }
+            await node.kill9()
+            try #require(seen < total, "the node finished before it could be killed; nothing was tested")
+            try node.start()
+            try await eventually("every document is there once", timeout: .seconds(120)) {
+                let reply = try? await node.search("{}")
+                return reply?.numhits == total && reply?.errors.isEmpty == true
+            }
+            let catchUps = node.log.split(separator: "\n").filter { $0.contains("caught up with the gateway") }
+            let resumed = try #require(catchUps.last)
+            #expect(!resumed.contains("search.from_line=0 "), "the restart resumed where the store left off: \(resumed)")
+            #expect(try await node.sysinfo().numdocs == total)
+        }
+    }
+
     /// A node whose ZooKeeper session expires (its connection silenced through a fault proxy
     /// for longer than the session timeout) registers its partitions again on the new session.
     @Test func aNodeWhoseSessionExpiredRegistersItsPartitionsAgain() async throws {

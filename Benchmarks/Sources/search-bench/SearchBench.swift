@@ -13,7 +13,7 @@ import ZooKeeperTesting
 struct SearchBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "search-bench", abstract: "Measurements of the search (Sensei) demo.",
-        subcommands: [Corpus.self, Index.self, Cluster.self])
+        subcommands: [Corpus.self, Index.self, Restart.self, Cluster.self])
 
     static func main() async {
         ProcessSetup.runConcurrencyOnEventLoops()  // as the search executable does
@@ -90,29 +90,42 @@ struct Corpus: ParsableCommand {
 }
 
 /// Indexing: the gateway file into one node holding all three partitions (parse, shard, index,
-/// store with fsync per batch), documents per second, median of `repeats`.
+/// write segments with fsync per batch, merge in the background until the merges are done),
+/// documents per second, median of `repeats`; and
+/// a restart: the time to open the same directory again (segments read back) until it can search.
 struct Index: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Time indexing docs.jsonl.")
     @Option var directory = NSTemporaryDirectory() + "search-bench"
     @Option var repeats = 3
+    @Option(help: "Index into this directory and keep it (to profile a restart with `restart`); implies one repeat.") var keep: String?
 
     func run() async throws {
         let schema = try SearchSchema(json: Data(contentsOf: URL(fileURLWithPath: directory + "/schema.json")))
         var rates: [Double] = []
         var count = 0
         var lastNode: NodeIndex?
-        for _ in 0..<repeats {
-            let indexDirectory = directory + "/index-\(UUID().uuidString)"
-            defer { try? FileManager.default.removeItem(atPath: indexDirectory) }  // the open files stay readable
-            let started = ContinuousClock.now
-            let node = try NodeIndex(
+        var restartSeconds: [Double] = []
+        for _ in 0..<(keep == nil ? repeats : 1) {
+            let indexDirectory = keep ?? directory + "/index-\(UUID().uuidString)"
+            defer { if keep == nil { try? FileManager.default.removeItem(atPath: indexDirectory) } }
+            lastNode = nil
+            do {  // the indexing node is released before the restart, as a restarted process would be
+                let started = ContinuousClock.now
+                let node = try NodeIndex(
+                    schema: schema, partitions: [0, 1, 2], partitionCount: 3, sharding: .uidModulo, directory: indexDirectory, logger: Logger(label: "bench"))
+                let gateway = FileGateway(path: directory + "/docs.jsonl")
+                while try node.ingestNextBatch(from: gateway) > 0 {}
+                node.finishMerges()  // merges run in the background; counted until they are done
+                count = node.documentCount
+                rates.append(Double(count) / Self.seconds(ContinuousClock.now - started))
+            }
+            // A restart: the same directory opened again (segments read back), until it can search.
+            let reopening = ContinuousClock.now
+            let reopened = try NodeIndex(
                 schema: schema, partitions: [0, 1, 2], partitionCount: 3, sharding: .uidModulo, directory: indexDirectory, logger: Logger(label: "bench"))
-            let gateway = FileGateway(path: directory + "/docs.jsonl")
-            while try node.ingestNextBatch(from: gateway) > 0 {}
-            let elapsed = ContinuousClock.now - started
-            count = node.documentCount
-            rates.append(Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
-            lastNode = node
+            restartSeconds.append(Self.seconds(ContinuousClock.now - reopening))
+            precondition(reopened.documentCount == count)
+            lastNode = reopened
         }
         // The same queries as the cluster, in process on the one node (no HTTP), for comparison.
         for (name, queries) in try QueryKinds.load(directory) {
@@ -129,7 +142,28 @@ struct Index: AsyncParsableCommand {
             print("in-process \(name) p50_ms=\(String(format: "%.3f", latencies[latencies.count / 2]))")
         }
         rates.sort()
+        restartSeconds.sort()
         print("index documents=\(count) docs_per_second=\(Int(rates[rates.count / 2]))")
+        print("restart documents=\(count) seconds=\(String(format: "%.2f", restartSeconds[restartSeconds.count / 2]))")
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// A restart alone: opens an index directory kept by `index --keep` until it can search.
+struct Restart: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Time reopening a kept index directory.")
+    @Option var directory = NSTemporaryDirectory() + "search-bench"
+    @Option var index: String
+
+    func run() throws {
+        let schema = try SearchSchema(json: Data(contentsOf: URL(fileURLWithPath: directory + "/schema.json")))
+        let started = ContinuousClock.now
+        let node = try NodeIndex(
+            schema: schema, partitions: [0, 1, 2], partitionCount: 3, sharding: .uidModulo, directory: index, logger: Logger(label: "bench"))
+        print("restart documents=\(node.documentCount) seconds=\(String(format: "%.2f", Index.seconds(ContinuousClock.now - started)))")
     }
 }
 

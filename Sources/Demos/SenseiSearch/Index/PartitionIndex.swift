@@ -1,37 +1,44 @@
 import Foundation
 
-/// The in-memory index of one partition: an inverted index with positions for the full-text
-/// columns (BM25), the column values for selections, facets and sorting, and each document's
-/// source. Adding a document whose uid is already present replaces it. Not thread-safe: its
-/// owner serialises access.
+/// The index of one partition: an inverted index with positions for the full-text columns
+/// (BM25), the column values for selections, facets and sorting, and each document's source.
+/// Adding a document whose uid is already present replaces it. Not thread-safe: its owner
+/// serialises access (a merge is built from immutable segments outside, then swapped in).
+///
+/// Documents have ids in the order they were added, never renumbered. Their postings live in
+/// ``Segment``s covering consecutive id ranges: documents added since the last ``seal()`` are
+/// collected by a ``SegmentBuilder`` and sealed (before a search, or when the node persists a
+/// batch); adjacent segments are merged into one (``merge(_:)``), which drops the postings of
+/// replaced and deleted documents.
 public final class PartitionIndex {
     public let schema: SearchSchema
     private var documents: [SearchDocument?] = []
     /// Per document: its uid as a number when it is one (ties in relevance order by uid).
     private var numericUIDs: [Int64?] = []
     /// Per document: not replaced or deleted (cheaper to test than the optional document).
-    private var live: [Bool] = []
+    private(set) var live: [Bool] = []
     private var uidToDocument: [String: Int32] = [:]
-    /// Per full-text column: term → postings (document, positions), documents in increasing order.
-    private var postings: [[String: [Posting]]]
+    /// Sealed segments, by increasing ids, adjacent.
+    public private(set) var segments: [Segment] = []
+    private var pending: SegmentBuilder
     /// Per full-text column: each document's length in words.
     private var lengths: [[Int32]]
     private var totalLengths: [Int]
     private let fullTextColumnIndexes: [Int]
     public private(set) var liveCount = 0
-
-    struct Posting {
-        var document: Int32
-        var positions: [Int32]
-    }
+    /// Ids retired (replaced or deleted) since ``takeRetired()`` last gave them out.
+    private var retiredSinceTaken: [Int32] = []
 
     public init(schema: SearchSchema) {
         self.schema = schema
         fullTextColumnIndexes = schema.columns.indices.filter { schema.columns[$0].fullText }
-        postings = Array(repeating: [:], count: fullTextColumnIndexes.count)
         lengths = Array(repeating: [], count: fullTextColumnIndexes.count)
         totalLengths = Array(repeating: 0, count: fullTextColumnIndexes.count)
+        pending = SegmentBuilder(base: 0, columnCount: fullTextColumnIndexes.count)
     }
+
+    /// The number of ids given out (documents added, live or not).
+    public var documentIDCount: Int { documents.count }
 
     /// Adds (or replaces, by uid) a document.
     public func add(_ document: SearchDocument) {
@@ -42,23 +49,18 @@ public final class PartitionIndex {
         live.append(true)
         uidToDocument[document.uid] = id
         liveCount += 1
+        _ = pending.startDocument()
         for (slot, column) in fullTextColumnIndexes.enumerated() {
-            var positionsByTerm: [String: [Int32]] = [:]
-            positionsByTerm.reserveCapacity(64)
             var position: Int32 = 0
+            var length: Int32 = 0
             for value in document.values[column] {
-                for token in Tokenizer.tokens(value) {
-                    positionsByTerm[token, default: []].append(position)
+                Tokenizer.forEachToken(value) { word in
+                    pending.addWord(word, column: slot, position: position)
                     position += 1
+                    length += 1
                 }
-                position += 1  // no phrase across two values
+                position += 1  // a gap: no phrase across two values
             }
-            // Taken out of the array while it is modified, so that appending never copies it.
-            var slotPostings: [String: [Posting]] = [:]
-            swap(&slotPostings, &postings[slot])
-            for (term, positions) in positionsByTerm { slotPostings[term, default: []].append(Posting(document: id, positions: positions)) }
-            swap(&slotPostings, &postings[slot])
-            let length = Int32(positionsByTerm.values.reduce(0) { $0 + $1.count })
             lengths[slot].append(length)
             totalLengths[slot] += Int(length)
         }
@@ -69,9 +71,11 @@ public final class PartitionIndex {
         if let id = uidToDocument.removeValue(forKey: uid) { retire(id) }
     }
 
-    /// Takes a replaced or deleted document out of the counts (its postings stay, skipped as dead).
+    /// Takes a replaced or deleted document out of the counts (its postings stay until a merge,
+    /// skipped as dead).
     private func retire(_ id: Int32) {
         guard live[Int(id)] else { return }
+        retiredSinceTaken.append(id)
         documents[Int(id)] = nil
         live[Int(id)] = false
         liveCount -= 1
@@ -80,6 +84,93 @@ public final class PartitionIndex {
 
     public func document(uid: String) -> SearchDocument? {
         uidToDocument[uid].flatMap { documents[Int($0)] }
+    }
+
+    // MARK: Segments
+
+    /// The ids retired since the last call (what a store appends to its deleted ids).
+    public func takeRetired() -> [Int32] {
+        defer { retiredSinceTaken = [] }
+        return retiredSinceTaken
+    }
+
+    /// Seals the documents added since the last seal into a segment; returns it (nil if there were none).
+    @discardableResult
+    public func seal() -> Segment? {
+        guard !pending.isEmpty else { return nil }
+        let segment = pending.seal()
+        segments.append(segment)
+        pending = SegmentBuilder(base: Int32(documents.count), columnCount: fullTextColumnIndexes.count)
+        return segment
+    }
+
+    /// What a segment file holds besides the postings: each document of its range (nil when gone)
+    /// and its length per full-text column.
+    public func contents(of segment: Segment) -> (documents: [SearchDocument?], lengths: [[Int32]]) {
+        let range = Int(segment.base)..<Int(segment.end)
+        return (Array(documents[range]), lengths.map { Array($0[range]) })
+    }
+
+    /// Reopens a partition from its segments (as ``contents(of:)`` gave them, adjacent from 0) and
+    /// the ids deleted since they were written.
+    public convenience init(schema: SearchSchema, segments: [(segment: Segment, documents: [SearchDocument?], lengths: [[Int32]])], deleted: [Int32]) {
+        self.init(schema: schema)
+        let total = segments.reduce(0) { $0 + $1.documents.count }
+        self.documents.reserveCapacity(total)
+        numericUIDs.reserveCapacity(total)
+        live.reserveCapacity(total)
+        uidToDocument.reserveCapacity(total)
+        for slot in self.lengths.indices { self.lengths[slot].reserveCapacity(total) }
+        for (segment, documents, lengths) in segments {
+            precondition(Int(segment.base) == self.documents.count, "segments must be adjacent from 0")
+            for document in documents {
+                let id = Int32(self.documents.count)
+                self.documents.append(document)
+                numericUIDs.append(document.flatMap { Int64($0.uid) })
+                live.append(document != nil)
+                if let document {
+                    if let old = uidToDocument[document.uid], live[Int(old)] {
+                        self.documents[Int(old)] = nil
+                        live[Int(old)] = false
+                        liveCount -= 1
+                    }
+                    uidToDocument[document.uid] = id
+                    liveCount += 1
+                }
+            }
+            for slot in self.lengths.indices { self.lengths[slot] += lengths[slot] }
+            self.segments.append(segment)
+        }
+        for slot in fullTextColumnIndexes.indices {
+            totalLengths[slot] = self.lengths[slot].indices.reduce(0) { $0 + (live[$1] ? Int(self.lengths[slot][$1]) : 0) }
+        }
+        for id in deleted where Int(id) < live.count {
+            if let document = self.documents[Int(id)], uidToDocument[document.uid] == id { uidToDocument.removeValue(forKey: document.uid) }
+            retire(id)
+        }
+        retiredSinceTaken = []
+        pending = SegmentBuilder(base: Int32(self.documents.count), columnCount: fullTextColumnIndexes.count)
+    }
+
+    /// The adjacent segments `policy` would merge next among the first `among` (all when nil),
+    /// oldest first; nil when none.
+    public func mergeCandidates(policy: MergePolicy = MergePolicy(), among: Int? = nil) -> [Segment]? {
+        let considered = segments.prefix(among ?? segments.count)
+        return policy.nextMerge(counts: considered.map { Int($0.count) }).map { Array(considered[$0]) }
+    }
+
+    /// Which documents are live now (a merge built outside the owner's lock reads a copy).
+    public var liveSnapshot: [Bool] { live }
+
+    /// Puts `merged` in place of the adjacent `old` segments it was built from; false (and
+    /// nothing changes) when they are no longer the partition's.
+    @discardableResult
+    public func replace(_ old: [Segment], with merged: Segment) -> Bool {
+        guard let first = segments.firstIndex(where: { $0 === old[0] }), first + old.count <= segments.count,
+            zip(segments[first..<(first + old.count)], old).allSatisfy({ $0 === $1 })
+        else { return false }
+        segments.replaceSubrange(first..<(first + old.count), with: [merged])
+        return true
     }
 
     // MARK: Search
@@ -93,6 +184,7 @@ public final class PartitionIndex {
 
     /// ``search(_:)`` for a request already validated (`query` is its parsed query string).
     func search(_ request: SearchRequest, query: QueryNode) throws -> SearchResult {
+        seal()
         let scores = try evaluate(query)
         let selections = request.selections.map { selection in matcher(selection) }
         let filters = (request.filters).map { matcher($0) }
@@ -351,33 +443,56 @@ public final class PartitionIndex {
 
     /// BM25 of a word (or a phrase: its frequency, with the words' summed idf) in one column.
     private func phraseScores(slot: Int, words: [String]) -> Scored {
-        let lists = words.map { postings[slot][$0] ?? [] }
-        guard !lists.contains(where: \.isEmpty), liveCount > 0 else { return [] }
+        guard liveCount > 0 else { return [] }
+        // Statistics over the whole partition: document frequency summed over the segments.
+        let frequencies = words.map { word in segments.reduce(0) { $0 + $1.documentFrequency(slot: slot, term: word) } }
+        guard !frequencies.contains(0) else { return [] }
         let count = Float(liveCount)
         let averageLength = max(Float(totalLengths[slot]) / count, 1)
-        let idf = lists.reduce(Float(0)) { sum, list in
-            let frequency = Float(list.count)
-            return sum + log(1 + (count - frequency + 0.5) / (frequency + 0.5))
+        let idf = frequencies.reduce(Float(0)) { sum, frequency in
+            sum + log(1 + (count - Float(frequency) + 0.5) / (Float(frequency) + 0.5))
         }
+        let lengths = self.lengths[slot]
         var result = Scored()
-        if lists.count == 1 {
-            result.reserveCapacity(lists[0].count)
-            let lengths = self.lengths[slot]
-            for posting in lists[0] where live[Int(posting.document)] {
-                result.append((posting.document, bm25(idf: idf, frequency: Float(posting.positions.count), length: Float(lengths[Int(posting.document)]), average: averageLength)))
+        for segment in segments {
+            let column = segment.columns[slot]
+            let ranges = words.map { column.range(of: $0) }
+            if ranges.contains(where: \.isEmpty) { continue }
+            if words.count == 1 {
+                result.reserveCapacity(result.count + ranges[0].count)
+                column.documents.withUnsafeBufferPointer { documents in
+                    column.frequencies.withUnsafeBufferPointer { termFrequencies in
+                        live.withUnsafeBufferPointer { live in
+                            for posting in ranges[0] {
+                                let document = documents[posting]
+                                guard live[Int(document)] else { continue }
+                                let score = bm25(
+                                    idf: idf, frequency: Float(termFrequencies[posting]), length: Float(lengths[Int(document)]), average: averageLength)
+                                result.append((document, score))
+                            }
+                        }
+                    }
+                }
+                continue
             }
-            return result
-        }
-        // Phrases: documents holding every word, counting the positions where they follow each other.
-        let others = lists.dropFirst().map { list in Dictionary(uniqueKeysWithValues: list.map { ($0.document, Set($0.positions)) }) }
-        for posting in lists[0] where live[Int(posting.document)] {
-            let following = others.map { $0[posting.document] }
-            guard !following.contains(where: { $0 == nil }) else { continue }
-            let frequency = posting.positions.filter { start in
-                following.enumerated().allSatisfy { offset, positions in positions!.contains(start + Int32(offset + 1)) }
-            }.count
-            if frequency > 0 {
-                result.append((posting.document, bm25(idf: idf, frequency: Float(frequency), length: Float(lengths[slot][Int(posting.document)]), average: averageLength)))
+            // Phrases: documents holding every word, counting the positions where they follow each other.
+            let others = ranges.dropFirst().map { range in
+                Dictionary(uniqueKeysWithValues: range.map { posting in
+                    let start = Int(column.positionStarts[posting])
+                    return (column.documents[posting], Set(column.positions[start..<(start + Int(column.frequencies[posting]))]))
+                })
+            }
+            for posting in ranges[0] where live[Int(column.documents[posting])] {
+                let document = column.documents[posting]
+                let following = others.map { $0[document] }
+                guard !following.contains(where: { $0 == nil }) else { continue }
+                let start = Int(column.positionStarts[posting])
+                let frequency = column.positions[start..<(start + Int(column.frequencies[posting]))].filter { first in
+                    following.enumerated().allSatisfy { offset, positions in positions!.contains(first + Int32(offset + 1)) }
+                }.count
+                if frequency > 0 {
+                    result.append((document, bm25(idf: idf, frequency: Float(frequency), length: Float(lengths[Int(document)]), average: averageLength)))
+                }
             }
         }
         return result

@@ -14,6 +14,14 @@ public struct SearchDocument: Sendable, Hashable {
         public var description: String
     }
 
+    /// A document as a segment file kept it.
+    init(uid: String, values: [[String]], numbers: [Double?], source: String) {
+        self.uid = uid
+        self.values = values
+        self.numbers = numbers
+        self.source = source
+    }
+
     /// Parses one JSON line against `schema`.
     /// - Throws: ``Error`` saying why the line is not a document.
     public init(jsonLine line: String, schema: SearchSchema) throws {

@@ -16,6 +16,10 @@ public final class NodeIndex: Sendable {
     /// Each partition under its own lock, so that a node searches its partitions in parallel.
     private let indexes: [Int: LockedPartition]
     private let state = Mutex(State())
+    /// When segments are merged.
+    let mergePolicy: MergePolicy
+    /// Each partition's merges run on its queue, one at a time (partitions merge in parallel).
+    private let merges: [Int: DispatchQueue]
 
     struct State {
         var report = IngestReport()
@@ -24,6 +28,8 @@ public final class NodeIndex: Sendable {
         var documentsByPartition: [Int: Int] = [:]
         /// The gateway position consumed (the store's, kept in memory).
         var gatewayPosition = FileGateway.Position()
+        /// Partitions with a merge check queued and not started.
+        var mergesQueued: Set<Int> = []
     }
 
     final class LockedPartition: @unchecked Sendable {  // the index is only touched under the lock
@@ -48,22 +54,46 @@ public final class NodeIndex: Sendable {
         public var malformed = 0
     }
 
-    /// Opens (or creates) the store under `directory` and loads every partition from it.
-    public init(schema: SearchSchema, partitions: [Int], partitionCount: Int, sharding: ShardingStrategy, directory: String, logger: Logger) throws {
+    /// Opens (or creates) the store under `directory` and reopens every partition from its
+    /// segments (no JSON parsed, nothing tokenized). A store of the earlier format (documents as
+    /// JSON lines) is indexed once and written as segments.
+    /// - Throws: ``SegmentFile/Corrupt`` or ``StoreFailure`` naming a file that cannot be used.
+    public init(
+        schema: SearchSchema, partitions: [Int], partitionCount: Int, sharding: ShardingStrategy, directory: String, mergePolicy: MergePolicy = MergePolicy(),
+        logger: Logger
+    ) throws {
         self.schema = schema
+        self.mergePolicy = mergePolicy
+        merges = Dictionary(uniqueKeysWithValues: partitions.map { ($0, DispatchQueue(label: "search.merges.partition-\($0)", qos: .utility)) })
         self.partitions = partitions
         self.partitionCount = partitionCount
         self.sharding = sharding
         self.logger = logger
         store = try PartitionStore(directory: directory, partitions: partitions)
         var indexes: [Int: LockedPartition] = [:]
-        for partition in partitions {
+        var imported: [PartitionStore.Change] = []
+        var legacy: [Int: [String]] = [:]
+        for partition in partitions { legacy[partition] = store.legacyDocuments(partition: partition) }
+        let stored = partitions.filter { legacy[$0] == nil }
+        let loaded = try store.load(partitions: stored)
+        for (partition, index) in zip(stored, Parallel.map(stored) { LockedPartition(PartitionIndex(schema: schema, segments: loaded[$0]!.segments, deleted: loaded[$0]!.deleted)) }) {
+            indexes[partition] = index
+        }
+        for (partition, lines) in legacy.sorted(by: { $0.key < $1.key }) {
             let index = PartitionIndex(schema: schema)
-            for line in try store.documents(partition: partition) {
-                // Stored lines were valid when indexed; a schema change can make one invalid.
-                if let document = try? SearchDocument(jsonLine: line, schema: schema) { index.add(document) }
+            // Stored lines were valid when indexed; a schema change can make one invalid.
+            for line in lines { if let document = try? SearchDocument(jsonLine: line, schema: schema) { index.add(document) } }
+            if let segment = index.seal() {
+                let (documents, lengths) = index.contents(of: segment)
+                imported.append(.init(partition: partition, segment: SegmentFile.encode(segment, documents: documents, lengths: lengths, schemaColumns: schema.columns.count)))
             }
+            _ = index.takeRetired()
             indexes[partition] = LockedPartition(index)
+        }
+        if !imported.isEmpty {
+            try store.commit(imported, position: store.legacyPosition() ?? store.position())
+            store.removeLegacyFiles()
+            logger.notice("indexed the earlier store format once and wrote it as segments", metadata: ["search.partitions": "\(imported.map(\.partition))"])
         }
         self.indexes = indexes
         let (counts, position) = (indexes.mapValues { $0.withIndex(\.liveCount) }, store.position())
@@ -98,24 +128,50 @@ public final class NodeIndex: Sendable {
     @discardableResult
     public func ingest(_ lines: [FileGateway.Line], next: FileGateway.Position) throws -> IngestReport {
         var batch = IngestReport()
-        var accepted: [(partition: Int, document: SearchDocument)] = []
-        for line in lines where !line.text.allSatisfy(\.isWhitespace) {
-            do {
+        // Parsed on every core (in order: each chunk fills its own slots).
+        let parsed = Parallel.map(lines) { line -> Result<(partition: Int, document: SearchDocument)?, any Error> in
+            guard !line.text.allSatisfy(\.isWhitespace) else { return .success(nil) }
+            return Result {
                 let document = try SearchDocument(jsonLine: line.text, schema: schema)
                 guard let partition = sharding.partition(uid: document.uid, partitionCount: partitionCount) else {
                     throw SearchDocument.Error(description: "uid \(document.uid) is not an integer (sensei.sharding.strategy=hash shards any uid)")
                 }
-                if partitions.contains(partition) { accepted.append((partition, document)) } else { batch.skipped += 1 }
-            } catch {
+                return (partition, document)
+            }
+        }
+        var byPartition: [Int: [SearchDocument]] = [:]
+        for (line, outcome) in zip(lines, parsed) {
+            switch outcome {
+            case .success(nil): continue
+            case .success(let (partition, document)?):
+                if partitions.contains(partition) {
+                    byPartition[partition, default: []].append(document)
+                    batch.indexed += 1
+                } else {
+                    batch.skipped += 1
+                }
+            case .failure(let error):
                 batch.malformed += 1
                 logger.warning("skipped a malformed gateway line", metadata: ["search.line": "\(line.number)", "search.error": "\(error)"])
             }
         }
-        var lines: [Int: [String]] = [:]
-        for (partition, document) in accepted { lines[partition, default: []].append(document.source) }
-        try store.append(lines, consumedUpTo: next)
-        batch.indexed = accepted.count
-        for (partition, document) in accepted { indexes[partition]!.withIndex { $0.add(document) } }
+        // Each partition (in parallel) indexes its documents and seals them as one segment,
+        // written with the ids they replaced; then the manifest commits the batch with the
+        // position after it.
+        let work = byPartition.sorted { $0.key < $1.key }
+        let changes = Parallel.map(work) { partition, documents in
+            indexes[partition]!.withIndex { index -> PartitionStore.Change in
+                for document in documents { index.add(document) }
+                var change = PartitionStore.Change(partition: partition, deleted: index.takeRetired())
+                if let segment = index.seal() {
+                    let (documents, lengths) = index.contents(of: segment)
+                    change.segment = SegmentFile.encode(segment, documents: documents, lengths: lengths, schemaColumns: schema.columns.count)
+                }
+                return change
+            }
+        }
+        try store.commit(changes, position: next)
+        scheduleMerges(partitions: byPartition.keys.sorted())
         let counts = indexes.mapValues { $0.withIndex(\.liveCount) }
         state.withLock { state in
             state.documentsByPartition = counts
@@ -125,6 +181,58 @@ public final class NodeIndex: Sendable {
             state.report.malformed += batch.malformed
         }
         return batch
+    }
+
+    /// Queues a merge check of each partition on its merge queue (off the ingestion path; searches
+    /// go on), unless one is queued already.
+    private func scheduleMerges(partitions: [Int]) {
+        for partition in partitions {
+            guard state.withLock({ $0.mergesQueued.insert(partition).inserted }) else { continue }
+            merges[partition]!.async { [self] in
+                state.withLock { _ = $0.mergesQueued.remove(partition) }  // a commit from now on queues another check
+                do {
+                    while try mergeOnce(partition: partition) {}
+                } catch {
+                    // The segments stay as they were (still searched, still committed); the next
+                    // commit tries again.
+                    logger.error("a merge failed", metadata: ["search.partition": "\(partition)", "search.error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Waits until the merges queued so far are done (before closing, or to measure).
+    public func finishMerges() { for queue in merges.values { queue.sync {} } }
+
+    /// Merges the adjacent segments of `partition` that ``MergePolicy`` picks, if any: built from
+    /// the immutable segments without holding the partition, written, committed, then swapped in.
+    /// Whether it merged.
+    func mergeOnce(partition: Int) throws -> Bool {
+        let slot = indexes[partition]!
+        // Only committed segments: ingestion seals a segment before committing it, so the
+        // manifest's segments are the index's first ones.
+        let committed = store.segmentFiles(partition: partition).count
+        guard let (old, live, documents, lengths) = slot.withIndex({ index -> ([Segment], [Bool], [SearchDocument?], [[Int32]])? in
+            guard let candidates = index.mergeCandidates(policy: mergePolicy, among: committed) else { return nil }
+            var documents: [SearchDocument?] = []
+            var lengths: [[Int32]] = []
+            for segment in candidates {
+                let contents = index.contents(of: segment)
+                documents += contents.documents
+                lengths = lengths.isEmpty ? contents.lengths : zip(lengths, contents.lengths).map { $0 + $1 }
+            }
+            return (candidates, index.liveSnapshot, documents, lengths)
+        }) else { return false }
+        let merged = Segment.merged(old, isLive: { live[Int($0)] })
+        let bytes = SegmentFile.encode(merged, documents: documents, lengths: lengths, schemaColumns: schema.columns.count)
+        // Only this queue replaces segments; ingestion only appends, so the run's place stays.
+        let first = slot.withIndex { index in index.segments.firstIndex { $0 === old[0] } }
+        guard let first else { return false }
+        try store.commitMerge(partition: partition, replacing: first..<(first + old.count), with: bytes)
+        slot.withIndex { _ = $0.replace(old, with: merged) }
+        logger.debug(
+            "merged segments", metadata: ["search.partition": "\(partition)", "search.segments": "\(old.count)", "search.documents": "\(merged.count)"])
+        return true
     }
 
     /// Searches `request.partitions` (those this node holds; all of them when nil) in parallel,
@@ -180,9 +288,13 @@ public final class NodeIndex: Sendable {
         return combined
     }
 
-    /// Runs `body` holding `partition`'s lock (tests stall a partition with it).
+    /// Runs `body` holding `partition`'s lock (tests stall a partition with it, and read it).
     func withPartitionHeld<T>(_ partition: Int, _ body: () throws -> T) rethrows -> T {
         try indexes[partition]!.withIndex { _ in try body() }
+    }
+
+    func withPartitionIndex<T>(_ partition: Int, _ body: (PartitionIndex) throws -> T) rethrows -> T {
+        try indexes[partition]!.withIndex(body)
     }
 
     /// One partition's part of a search (a struct, not a tuple: see ``SearchBroker/NodeOutcome``).

@@ -1,60 +1,241 @@
+import DemoSupport
 import Foundation
 
-/// A node's indexes on disk under `sensei.index.directory`: per partition, the documents it
-/// indexed (`partition-<n>/documents.jsonl`, appended in order; a later line with the same uid
-/// replaces an earlier one), and the gateway position the node has consumed (`gateway.position`,
-/// written after the documents, atomically). A restarted node loads its partitions from here and
-/// resumes the gateway after the last line it consumed: nothing is read from the gateway twice.
+/// A node's indexes on disk under `sensei.index.directory`: per partition, its segments (postings
+/// and documents, ``SegmentFile``) and the ids of documents deleted or replaced since they were
+/// written; for the node, `manifest.json`, the commit point: which segment files make up each
+/// partition, how many deleted ids count, and the gateway position they cover. A restarted node
+/// reopens its segments without parsing or tokenizing anything and resumes the gateway there.
+///
+/// ```
+/// <directory>/manifest.json                  written last, atomically (temporary file, fsync, rename)
+/// <directory>/partition-<n>/segment-<k>.seg   written (fsync, rename) before the manifest names it
+/// <directory>/partition-<n>/deleted.log      ids appended (fsync) before the manifest counts them
+/// ```
+///
+/// What the manifest does not name (a segment written by a batch or a merge that did not reach
+/// its commit) is deleted when the store opens, and ids past its count are cut off: on kill -9,
+/// a node keeps exactly what it acknowledged by advancing its gateway position. A directory of
+/// the earlier format (`partition-<n>/documents.jsonl` and `gateway.position`) is read once and
+/// written as segments.
 public final class PartitionStore: @unchecked Sendable {
     public let directory: String
-    private var writers: [Int: FileHandle] = [:]
+    let partitions: [Int]
     private let lock = NSLock()
+    private var manifest: Manifest
+
+    struct Manifest: Codable, Equatable {
+        var position = FileGateway.Position()
+        var partitions: [String: PartitionState] = [:]
+    }
+
+    struct PartitionState: Codable, Equatable {
+        /// Segment file names, by increasing document ids.
+        var segments: [String] = []
+        /// How many ids of `deleted.log` count.
+        var deletedCount = 0
+        var nextSegment = 0
+    }
 
     public init(directory: String, partitions: [Int]) throws {
         self.directory = directory
+        self.partitions = partitions
         for partition in partitions {
-            let folder = directory + "/partition-\(partition)"
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            let file = folder + "/documents.jsonl"
-            if !FileManager.default.fileExists(atPath: file) { _ = FileManager.default.createFile(atPath: file, contents: nil) }
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
-            try handle.seekToEnd()
-            writers[partition] = handle
+            try FileManager.default.createDirectory(atPath: Self.folder(directory, partition), withIntermediateDirectories: true)
         }
-    }
-
-    deinit {
-        for handle in writers.values { try? handle.close() }
-    }
-
-    public var positionFile: String { directory + "/gateway.position" }
-
-    /// The gateway position consumed so far (the start for a new store).
-    public func position() -> FileGateway.Position {
-        guard let data = FileManager.default.contents(atPath: positionFile),
-            let position = try? JSONDecoder().decode(FileGateway.Position.self, from: data)
-        else { return FileGateway.Position() }
-        return position
-    }
-
-    /// Appends a batch of accepted documents (partition → source lines), flushes them, then
-    /// records `position` as consumed.
-    public func append(_ documents: [Int: [String]], consumedUpTo position: FileGateway.Position) throws {
-        try lock.withLock {
-            for (partition, lines) in documents where !lines.isEmpty {
-                guard let writer = writers[partition] else { continue }
-                try writer.write(contentsOf: Data(lines.map { $0 + "\n" }.joined().utf8))
-                try writer.synchronize()
+        if let data = FileManager.default.contents(atPath: directory + "/manifest.json") {
+            do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch {
+                throw SegmentFile.Corrupt(description: "\(directory)/manifest.json is not a manifest: \(error)")
             }
-            let data = try JSONEncoder().encode(position)
-            try data.write(to: URL(fileURLWithPath: positionFile), options: .atomic)
+        } else {
+            manifest = Manifest()
+        }
+        for partition in partitions where manifest.partitions[String(partition)] == nil { manifest.partitions[String(partition)] = PartitionState() }
+        try removeUncommitted()
+    }
+
+    static func folder(_ directory: String, _ partition: Int) -> String { directory + "/partition-\(partition)" }
+
+    private func folder(_ partition: Int) -> String { Self.folder(directory, partition) }
+
+    /// Deletes segment files the manifest does not name, and cuts deleted ids past its count.
+    private func removeUncommitted() throws {
+        for partition in partitions {
+            let state = manifest.partitions[String(partition)]!
+            let names = Set(state.segments)
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: folder(partition))) ?? []
+            where (file.hasPrefix("segment-") && !names.contains(file)) || file.hasSuffix(".tmp") {
+                try FileManager.default.removeItem(atPath: folder(partition) + "/" + file)
+            }
+            let log = folder(partition) + "/deleted.log"
+            if let attributes = try? FileManager.default.attributesOfItem(atPath: log), let size = attributes[.size] as? Int, size > state.deletedCount * 4 {
+                guard truncate(log, off_t(state.deletedCount * 4)) == 0 else { throw StoreFailure("cannot cut \(log) back to what the manifest counts") }
+            }
         }
     }
 
-    /// Every stored document line of `partition`, in the order they were indexed.
-    public func documents(partition: Int) throws -> [String] {
-        let file = directory + "/partition-\(partition)/documents.jsonl"
-        guard let data = FileManager.default.contents(atPath: file) else { return [] }
+    /// The gateway position the store covers (the start for a new store).
+    public func position() -> FileGateway.Position { lock.withLock { manifest.position } }
+
+    /// Whether a partition has the earlier format's documents to import.
+    func legacyDocuments(partition: Int) -> [String]? {
+        guard manifest.partitions[String(partition)]!.segments.isEmpty,
+            let data = FileManager.default.contents(atPath: folder(partition) + "/documents.jsonl"), !data.isEmpty
+        else { return nil }
         return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
     }
+
+    /// The earlier format's gateway position (used once, when its documents are imported).
+    func legacyPosition() -> FileGateway.Position? {
+        guard let data = FileManager.default.contents(atPath: directory + "/gateway.position") else { return nil }
+        return try? JSONDecoder().decode(FileGateway.Position.self, from: data)
+    }
+
+    /// A partition as committed: its segments (with their documents and lengths) and deleted ids.
+    struct Loaded: Sendable {
+        var segments: [(segment: Segment, documents: [SearchDocument?], lengths: [[Int32]])]
+        var deleted: [Int32]
+    }
+
+    /// The partitions as committed, their segment files read (mapped, not copied) on every core,
+    /// largest first.
+    /// - Throws: ``SegmentFile/Corrupt`` naming a file that is missing or cannot be read back.
+    func load(partitions: [Int]) throws -> [Int: Loaded] {
+        let states = lock.withLock { partitions.map { (partition: $0, state: manifest.partitions[String($0)]!) } }
+        let paths = states.flatMap { entry in entry.state.segments.map { folder(entry.partition) + "/" + $0 } }
+        func size(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
+        let largestFirst = paths.indices.sorted { size(paths[$0]) > size(paths[$1]) }
+        let decoded = Parallel.map(largestFirst.map { paths[$0] }) { path -> Result<(segment: Segment, documents: [SearchDocument?], lengths: [[Int32]]), SegmentFile.Corrupt> in
+            let read = WholeFile.withMapped(path) { bytes in Result { () throws(SegmentFile.Corrupt) in try SegmentFile.decode(bytes) } }
+            guard let read else { return .failure(SegmentFile.Corrupt(description: "\(path) is missing although the manifest names it")) }
+            return read.mapError { SegmentFile.Corrupt(description: "\(path): \($0.description)") }
+        }
+        var byPath: [String: (segment: Segment, documents: [SearchDocument?], lengths: [[Int32]])] = [:]
+        for (position, index) in largestFirst.enumerated() { byPath[paths[index]] = try decoded[position].get() }
+        var result: [Int: Loaded] = [:]
+        for (partition, state) in states {
+            var deleted: [Int32] = []
+            if state.deletedCount > 0, let bytes = WholeFile.read(folder(partition) + "/deleted.log") {
+                deleted = (0..<min(state.deletedCount, bytes.count / 4)).map { index in
+                    bytes.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(fromByteOffset: index * 4, as: Int32.self)) }
+                }
+            }
+            result[partition] = Loaded(segments: state.segments.map { byPath[folder(partition) + "/" + $0]! }, deleted: deleted)
+        }
+        return result
+    }
+
+    /// One partition's changes in a commit: a new segment file's bytes and the ids deleted since the last commit.
+    struct Change {
+        var partition: Int
+        var segment: [UInt8]?
+        var deleted: [Int32] = []
+    }
+
+    /// Writes the changes (segments, then deleted ids, each synced), then the manifest with
+    /// `position`: the commit point of a batch.
+    func commit(_ changes: [Change], position: FileGateway.Position) throws {
+        try lock.withLock {
+            var next = manifest
+            for change in changes {
+                var state = next.partitions[String(change.partition)]!
+                if let bytes = change.segment {
+                    let name = "segment-\(state.nextSegment).seg"
+                    state.nextSegment += 1
+                    try Self.writeDurably(bytes, to: folder(change.partition) + "/" + name)
+                    state.segments.append(name)
+                }
+                if !change.deleted.isEmpty {
+                    try appendDeleted(change.deleted, partition: change.partition)
+                    state.deletedCount += change.deleted.count
+                }
+                next.partitions[String(change.partition)] = state
+            }
+            next.position = position
+            try writeManifest(next)
+            manifest = next
+        }
+    }
+
+    /// Replaces the adjacent segment files at `replaced` (indices in the partition's list) by one
+    /// merged segment; the old files are deleted once the manifest no longer names them.
+    func commitMerge(partition: Int, replacing replaced: Range<Int>, with bytes: [UInt8]) throws {
+        try lock.withLock {
+            var next = manifest
+            var state = next.partitions[String(partition)]!
+            let name = "segment-\(state.nextSegment).seg"
+            state.nextSegment += 1
+            try Self.writeDurably(bytes, to: folder(partition) + "/" + name)
+            let old = Array(state.segments[replaced])
+            state.segments.replaceSubrange(replaced, with: [name])
+            next.partitions[String(partition)] = state
+            try writeManifest(next)
+            manifest = next
+            for file in old { try? FileManager.default.removeItem(atPath: folder(partition) + "/" + file) }
+        }
+    }
+
+    /// The names of a partition's segment files, in order (for tests and merges).
+    func segmentFiles(partition: Int) -> [String] { lock.withLock { manifest.partitions[String(partition)]!.segments } }
+
+    /// Forgets the earlier format's files once their documents are committed as segments.
+    func removeLegacyFiles() {
+        for partition in partitions { try? FileManager.default.removeItem(atPath: folder(partition) + "/documents.jsonl") }
+        try? FileManager.default.removeItem(atPath: directory + "/gateway.position")
+    }
+
+    private func appendDeleted(_ ids: [Int32], partition: Int) throws {
+        let path = folder(partition) + "/deleted.log"
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw StoreFailure("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        let bytes = ids.flatMap { id in withUnsafeBytes(of: id.littleEndian) { Array($0) } }
+        try Self.writeAll(bytes, to: descriptor, path: path)
+        guard fsync(descriptor) == 0 else { throw StoreFailure("cannot sync \(path)") }
+    }
+
+    private func writeManifest(_ manifest: Manifest) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try Self.writeDurably(Array(try encoder.encode(manifest)), to: directory + "/manifest.json")
+    }
+
+    /// Writes `bytes` to a temporary file, syncs it, renames it to `path` and syncs the directory.
+    static func writeDurably(_ bytes: [UInt8], to path: String) throws {
+        let temporary = path + ".tmp"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw StoreFailure("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        do {
+            try writeAll(bytes, to: descriptor, path: temporary)
+            guard fsync(descriptor) == 0 else { throw StoreFailure("cannot sync \(temporary)") }
+        } catch {
+            close(descriptor)
+            throw error
+        }
+        close(descriptor)
+        guard rename(temporary, path) == 0 else { throw StoreFailure("cannot rename \(temporary): \(String(cString: strerror(errno)))") }
+        let folder = (path as NSString).deletingLastPathComponent
+        let directory = open(folder, O_RDONLY | O_CLOEXEC)
+        if directory >= 0 {
+            _ = fsync(directory)
+            close(directory)
+        }
+    }
+
+    static func writeAll(_ bytes: [UInt8], to descriptor: Int32, path: String) throws {
+        var written = 0
+        try bytes.withUnsafeBytes { raw in
+            while written < raw.count {
+                let count = write(descriptor, raw.baseAddress! + written, raw.count - written)
+                guard count > 0 else { throw StoreFailure("cannot write \(path): \(String(cString: strerror(errno)))") }
+                written += count
+            }
+        }
+    }
+}
+
+/// The store cannot be written or read.
+public struct StoreFailure: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -38,6 +38,7 @@ public final class SearchNode: Service, Sendable {
         let cluster = SearchCluster(client: client, clusterName: configuration.clusterName, logger: logger)
         let peerClient = PeerClient()
         var failure: (any Error)?
+        var openedIndex: NodeIndex?
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 cluster.watch()
@@ -50,6 +51,7 @@ public final class SearchNode: Service, Sendable {
                             schema: schema, partitions: configuration.partitions, partitionCount: configuration.partitionCount,
                             sharding: configuration.shardingStrategy, directory: configuration.indexDirectory, logger: logger)
                     }
+                    openedIndex = index
                     logger.info("opened the index", metadata: ["search.documents": "\(index.documentCount)", "search.partitions": "\(configuration.partitions)"])
                     let address = "\(configuration.serverHost):\(configuration.serverPort)"
                     let (nodeID, host, port, partitionTimeout) = (configuration.nodeID, configuration.serverHost, configuration.serverPort, configuration.partitionTimeout)
@@ -84,6 +86,7 @@ public final class SearchNode: Service, Sendable {
         }
         cluster.stopWatching()
         await cluster.leave()
+        if let openedIndex { _ = try? await runOffPool { openedIndex.finishMerges() } }  // a merge under way ends committed
         peerClient.shutdown()
         await client.close()
         logger.info("stopped")

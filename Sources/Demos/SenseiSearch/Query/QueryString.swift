@@ -218,6 +218,30 @@ public enum Tokenizer {
 }
 
 extension Tokenizer {
+    /// Calls `body` with each word of `text` in order, as ``tokens(_:)`` would list them, without
+    /// building the list (ASCII text byte by byte).
+    static func forEachToken(_ text: String, _ body: (String) -> Void) {
+        var text = text
+        let isASCII = text.withUTF8 { bytes -> Bool in
+            var word: [UInt8] = []
+            word.reserveCapacity(16)
+            for byte in bytes where byte >= 0x80 { return false }
+            for byte in bytes {
+                if byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") || byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                    word.append(byte)
+                } else if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") {
+                    word.append(byte + 32)
+                } else if !word.isEmpty {
+                    body(String(decoding: word, as: UTF8.self))
+                    word.removeAll(keepingCapacity: true)
+                }
+            }
+            if !word.isEmpty { body(String(decoding: word, as: UTF8.self)) }
+            return true
+        }
+        if !isASCII { for token in unicodeTokens(text) { body(token) } }
+    }
+
     /// The same for ASCII text, byte by byte (the Unicode property lookups dominated indexing);
     /// nil when the text has a non-ASCII byte.
     static func asciiTokens(_ text: String) -> [String]? {

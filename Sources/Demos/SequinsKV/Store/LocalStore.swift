@@ -1,3 +1,4 @@
+import DemoSupport
 import Foundation
 
 /// A node's on-disk store (`local_store`): the versions it has built, its self-assigned shard id,
@@ -131,36 +132,12 @@ public final class LocalStore: Sendable {
         }
         for partition in manifest.selectedPartitions {
             let path = target + "/" + Self.partitionFileName(partition)
-            guard let bytes = Self.readFile(path) else {
+            guard let bytes = WholeFile.read(path) else {
                 throw StoreError("\(path) is missing although the manifest lists partition \(partition)")
             }
             result[partition] = try PartitionIndex(stored: bytes)
         }
         return result
-    }
-
-    /// A whole file, read straight into one array (no intermediate copy).
-    static func readFile(_ path: String) -> [UInt8]? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { return nil }
-        let size = Int(info.st_size)
-        var complete = true
-        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-            var done = 0
-            while done < size {
-                let count = read(descriptor, buffer.baseAddress! + done, size - done)
-                if count <= 0 {
-                    complete = false
-                    break
-                }
-                done += count
-            }
-            initialized = done
-        }
-        return complete ? bytes : nil
     }
 
     /// Deletes a version's files.
