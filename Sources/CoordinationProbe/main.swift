@@ -7,7 +7,7 @@
 //   coordination-probe <connect string> <group> <member id> <election> <session timeout ms>
 //
 // Lines: `session <state>`, `members <id,id,...>`, `leader <participant id> <payload>` or
-// `leader none`.
+// `leader none`, and `stopping: <step>` after SIGTERM.
 import Coordination
 import Foundation
 import Logging
@@ -67,8 +67,15 @@ let streams = [
     },
 ]
 
+// Each step of the shutdown says when it is done, so that a test whose probe does not exit shows
+// where it stopped.
 for await _ in terminations { break }
 try? await membership.leave()
+say("stopping: left")
 await client.close()
-for stream in streams { await stream.value }
+say("stopping: closed")
+for (name, stream) in zip(["session", "members", "observe"], streams) {
+    await stream.value
+    say("stopping: \(name) stream done")
+}
 exit(0)

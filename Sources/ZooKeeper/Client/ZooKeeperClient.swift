@@ -38,6 +38,9 @@ public final class ZooKeeperClient: Sendable {
     private let slot = Mutex<HandleSlot>(.notStarted)
     /// The session state machine, the event subscribers and the credentials to re-apply.
     private let session: Mutex<SessionBook>
+    /// Subscribers whose streams ended, removed from the book at the next step under the session
+    /// lock (see ``unsubscribe(_:)``). A leaf lock: nothing else is taken while it is held.
+    private let endedSubscribers = Mutex<[Int]>([])
     let watches = WatchRegistry()
     let callbackContexts = CallbackCounter()
     let inFlight = InFlightRequests()
@@ -73,9 +76,11 @@ public final class ZooKeeperClient: Sendable {
         var toFinish: [AsyncStream<SessionState>.Continuation] = []
     }
 
-    /// Runs `body` under the session lock, then finishes the subscribers it ended, unlocked.
+    /// Runs `body` under the session lock (after forgetting the subscribers whose streams ended),
+    /// then finishes the subscribers it ended, unlocked.
     private func withSession<R>(_ body: (inout SessionBook) -> R) -> R {
         let (result, finished) = session.withLock { book -> (R, [AsyncStream<SessionState>.Continuation]) in
+            for id in endedSubscribers.withLock({ ids in defer { ids.removeAll() }; return ids }) { book.subscribers.removeValue(forKey: id) }
             let result = body(&book)
             defer { book.toFinish.removeAll() }
             return (result, book.toFinish)
@@ -194,6 +199,9 @@ public final class ZooKeeperClient: Sendable {
     /// The current session state.
     public var state: SessionState { session.withLock { $0.machine.publicState } }
 
+    /// How many session event streams the client is publishing to (for tests).
+    var subscriberCount: Int { session.withLock { $0.subscribers.count } }
+
     /// The id and password of the connected session (`nil` when not connected).
     public var sessionCredentials: SessionCredentials? { session.withLock { $0.credentials } }
 
@@ -218,8 +226,13 @@ public final class ZooKeeperClient: Sendable {
         }
     }
 
+    /// Forgets a subscriber whose stream ended. It runs in the stream's termination handler, which
+    /// the runtime may call while it holds the cancelled task's status lock; a publish resumes that
+    /// same task (taking that lock) while it holds the session lock. Taking the session lock here
+    /// could therefore deadlock (it did: a `close()` racing the cancellation of a `waitUntilConnected`),
+    /// so the id is only noted under a leaf lock and removed at the next step of the session.
     func unsubscribe(_ id: Int) {
-        _ = session.withLock { $0.subscribers.removeValue(forKey: id) }
+        endedSubscribers.withLock { $0.append(id) }
     }
 
     // MARK: - Carrying out the state machine's actions (under the session lock; nothing blocks)
