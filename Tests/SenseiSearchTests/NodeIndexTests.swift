@@ -86,7 +86,7 @@ import ZooKeeperTesting
         // Partition 1 is held by another thread until the search has come back.
         let (held, release) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
         Thread.detachNewThread {
-            node.withPartitionHeld(1) {
+            node.withPartitionIndex(1) { _ in
                 held.signal()
                 release.wait()
             }

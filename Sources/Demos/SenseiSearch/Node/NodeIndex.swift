@@ -288,11 +288,7 @@ public final class NodeIndex: Sendable {
         return combined
     }
 
-    /// Runs `body` holding `partition`'s lock (tests stall a partition with it, and read it).
-    func withPartitionHeld<T>(_ partition: Int, _ body: () throws -> T) rethrows -> T {
-        try indexes[partition]!.withIndex { _ in try body() }
-    }
-
+    /// Runs `body` with `partition`'s index, holding its lock (tests read a partition, or stall it).
     func withPartitionIndex<T>(_ partition: Int, _ body: (PartitionIndex) throws -> T) rethrows -> T {
         try indexes[partition]!.withIndex(body)
     }
