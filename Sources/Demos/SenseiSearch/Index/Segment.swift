@@ -26,11 +26,6 @@ public final class Segment: Sendable {
             guard let id = terms[term] else { return 0..<0 }
             return Int(starts[Int(id)])..<Int(starts[Int(id) + 1])
         }
-
-        /// Every term with its postings range.
-        var allTerms: [(term: String, range: Range<Int>)] {
-            terms.map { ($0.key, Int(starts[Int($0.value)])..<Int(starts[Int($0.value) + 1])) }
-        }
     }
 
     init(base: Int32, count: Int32, columns: [ColumnPostings]) {
