@@ -8,8 +8,8 @@ import Foundation
 /// Documents have ids in the order they were added, never renumbered. Their postings live in
 /// ``Segment``s covering consecutive id ranges: documents added since the last ``seal()`` are
 /// collected by a ``SegmentBuilder`` and sealed (before a search, or when the node persists a
-/// batch); adjacent segments are merged into one (``merge(_:)``), which drops the postings of
-/// replaced and deleted documents.
+/// batch); adjacent segments are merged into one (``Segment/merged(_:isLive:)``, swapped in with
+/// ``replace(_:with:)``), which drops the postings of replaced and deleted documents.
 public final class PartitionIndex {
     public let schema: SearchSchema
     private var documents: [SearchDocument?] = []
