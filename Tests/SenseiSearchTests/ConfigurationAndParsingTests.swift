@@ -139,15 +139,13 @@ import ZooKeeperTesting
         let alphabet = Array("abcXYZ019 -,.!_\t")
         for _ in 0..<500 {
             let text = String((0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
-            #expect(Tokenizer.asciiTokens(text) == Tokenizer.unicodeTokens(text), "\(text)")
-        }
-        #expect(Tokenizer.asciiTokens("café") == nil)
-        // Streaming the words gives the same list, ASCII or not.
-        for text in ["Leather-Seats, V8 Ünïcode!", "a  b\tc", "", "ÉTÉ été", "x1 Y2"] {
             var words: [String] = []
-            Tokenizer.forEachToken(text) { words.append($0) }
-            #expect(words == Tokenizer.tokens(text), "\(text)")
+            #expect(Tokenizer.forEachASCIIToken(text) { words.append($0) })
+            #expect(words == Tokenizer.unicodeTokens(text), "\(text)")
         }
+        var none: [String] = []
+        #expect(!Tokenizer.forEachASCIIToken("ab café") { none.append($0) } && none.isEmpty, "non-ASCII text is left to the Unicode path, untouched")
+        #expect(Tokenizer.tokens("ÉTÉ été x1") == ["été", "été", "x1"])
     }
 
     @Test func senseiRequestJSON() throws {

@@ -198,7 +198,9 @@ public enum QueryString {
 /// and for query terms).
 public enum Tokenizer {
     public static func tokens(_ text: String) -> [String] {
-        asciiTokens(text) ?? unicodeTokens(text)
+        var result: [String] = []
+        forEachToken(text) { result.append($0) }
+        return result
     }
 
     static func unicodeTokens(_ text: String) -> [String] {
@@ -218,14 +220,20 @@ public enum Tokenizer {
 }
 
 extension Tokenizer {
-    /// Calls `body` with each word of `text` in order, as ``tokens(_:)`` would list them, without
-    /// building the list (ASCII text byte by byte).
+    /// Calls `body` with each word of `text` in order, as ``tokens(_:)`` lists them, without
+    /// building the list.
     static func forEachToken(_ text: String, _ body: (String) -> Void) {
+        if !forEachASCIIToken(text, body) { for token in unicodeTokens(text) { body(token) } }
+    }
+
+    /// The same for ASCII text, byte by byte (the Unicode property lookups dominated indexing);
+    /// false, having called `body` for nothing, when the text has a non-ASCII byte.
+    static func forEachASCIIToken(_ text: String, _ body: (String) -> Void) -> Bool {
         var text = text
-        let isASCII = text.withUTF8 { bytes -> Bool in
+        return text.withUTF8 { bytes -> Bool in
+            for byte in bytes where byte >= 0x80 { return false }
             var word: [UInt8] = []
             word.reserveCapacity(16)
-            for byte in bytes where byte >= 0x80 { return false }
             for byte in bytes {
                 if byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") || byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
                     word.append(byte)
@@ -238,31 +246,6 @@ extension Tokenizer {
             }
             if !word.isEmpty { body(String(decoding: word, as: UTF8.self)) }
             return true
-        }
-        if !isASCII { for token in unicodeTokens(text) { body(token) } }
-    }
-
-    /// The same for ASCII text, byte by byte (the Unicode property lookups dominated indexing);
-    /// nil when the text has a non-ASCII byte.
-    static func asciiTokens(_ text: String) -> [String]? {
-        var text = text
-        return text.withUTF8 { bytes -> [String]? in
-            var result: [String] = []
-            var word: [UInt8] = []
-            word.reserveCapacity(16)
-            for byte in bytes {
-                if byte >= 0x80 { return nil }
-                if byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") || byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
-                    word.append(byte)
-                } else if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") {
-                    word.append(byte + 32)
-                } else if !word.isEmpty {
-                    result.append(String(decoding: word, as: UTF8.self))
-                    word.removeAll(keepingCapacity: true)
-                }
-            }
-            if !word.isEmpty { result.append(String(decoding: word, as: UTF8.self)) }
-            return result
         }
     }
 }
