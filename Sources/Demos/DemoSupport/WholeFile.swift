@@ -1,9 +1,12 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Reading a whole file at once: into one array (no intermediate copy), or mapped read-only for
-/// the time of a closure (no copy at all, for files read once, such as index segments at start).
+/// A whole file at once: read into one array (no intermediate copy), mapped read-only for the
+/// time of a closure (no copy at all, for files read once, such as index segments at start), or
+/// written from one buffer.
 public enum WholeFile {
     /// The file's bytes, or nil when it cannot be opened or read to the end.
     public static func read(_ path: String) -> [UInt8]? {
@@ -35,6 +38,16 @@ public enum WholeFile {
             _ = madvise(address, size, MADV_SEQUENTIAL)
             return try body(UnsafeRawBufferPointer(start: address, count: size))
         } ?? nil
+    }
+
+    /// Creates (or truncates) the file at `path` with `bytes`, unsynced: for files that can be
+    /// rebuilt (``DurableFile`` is for those that must survive a crash).
+    /// - Throws: ``DurableFile/Failure`` naming the file and the system's reason.
+    public static func write(_ bytes: some ContiguousBytes, to path: String) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw DurableFile.Failure("create \(path)") }
+        defer { close(descriptor) }
+        try DurableFile.writeAll(bytes, to: descriptor, path: path)
     }
 
     /// `body` with the file open for reading and its size; nil when it cannot be opened.

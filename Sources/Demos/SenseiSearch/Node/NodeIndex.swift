@@ -57,7 +57,7 @@ public final class NodeIndex: Sendable {
     /// Opens (or creates) the store under `directory` and reopens every partition from its
     /// segments (no JSON parsed, nothing tokenized). A store of the earlier format (documents as
     /// JSON lines) is indexed once and written as segments.
-    /// - Throws: ``SegmentFile/Corrupt`` or ``StoreFailure`` naming a file that cannot be used.
+    /// - Throws: ``SegmentFile/Corrupt`` or `DurableFile.Failure` naming a file that cannot be used.
     public init(
         schema: SearchSchema, partitions: [Int], partitionCount: Int, sharding: ShardingStrategy, directory: String, mergePolicy: MergePolicy = MergePolicy(),
         logger: Logger

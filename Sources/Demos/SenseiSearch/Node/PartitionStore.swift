@@ -69,7 +69,7 @@ public final class PartitionStore: @unchecked Sendable {
             }
             let log = folder(partition) + "/deleted.log"
             if let attributes = try? FileManager.default.attributesOfItem(atPath: log), let size = attributes[.size] as? Int, size > state.deletedCount * 4 {
-                guard truncate(log, off_t(state.deletedCount * 4)) == 0 else { throw StoreFailure("cannot cut \(log) back to what the manifest counts") }
+                guard truncate(log, off_t(state.deletedCount * 4)) == 0 else { throw DurableFile.Failure("truncate \(log) to what the manifest counts") }
             }
         }
     }
@@ -103,8 +103,8 @@ public final class PartitionStore: @unchecked Sendable {
     func load(partitions: [Int]) throws -> [Int: Loaded] {
         let states = lock.withLock { partitions.map { (partition: $0, state: manifest.partitions[String($0)]!) } }
         let paths = states.flatMap { entry in entry.state.segments.map { folder(entry.partition) + "/" + $0 } }
-        func size(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
-        let largestFirst = paths.indices.sorted { size(paths[$0]) > size(paths[$1]) }
+        let sizes = paths.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
+        let largestFirst = paths.indices.sorted { sizes[$0] > sizes[$1] }
         let decoded = Parallel.map(largestFirst.map { paths[$0] }) { path -> Result<(segment: Segment, documents: [SearchDocument?], lengths: [[Int32]]), SegmentFile.Corrupt> in
             let read = WholeFile.withMapped(path) { bytes in Result { () throws(SegmentFile.Corrupt) in try SegmentFile.decode(bytes) } }
             guard let read else { return .failure(SegmentFile.Corrupt(description: "\(path) is missing although the manifest names it")) }
@@ -142,11 +142,12 @@ public final class PartitionStore: @unchecked Sendable {
                 if let bytes = change.segment {
                     let name = "segment-\(state.nextSegment).seg"
                     state.nextSegment += 1
-                    try Self.writeDurably(bytes, to: folder(change.partition) + "/" + name)
+                    try DurableFile.replace(folder(change.partition) + "/" + name, with: bytes)
                     state.segments.append(name)
                 }
                 if !change.deleted.isEmpty {
-                    try appendDeleted(change.deleted, partition: change.partition)
+                    let bytes = change.deleted.flatMap { id in withUnsafeBytes(of: id.littleEndian) { Array($0) } }
+                    try DurableFile.append(bytes, to: folder(change.partition) + "/deleted.log")
                     state.deletedCount += change.deleted.count
                 }
                 next.partitions[String(change.partition)] = state
@@ -165,7 +166,7 @@ public final class PartitionStore: @unchecked Sendable {
             var state = next.partitions[String(partition)]!
             let name = "segment-\(state.nextSegment).seg"
             state.nextSegment += 1
-            try Self.writeDurably(bytes, to: folder(partition) + "/" + name)
+            try DurableFile.replace(folder(partition) + "/" + name, with: bytes)
             let old = Array(state.segments[replaced])
             state.segments.replaceSubrange(replaced, with: [name])
             next.partitions[String(partition)] = state
@@ -184,58 +185,9 @@ public final class PartitionStore: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory + "/gateway.position")
     }
 
-    private func appendDeleted(_ ids: [Int32], partition: Int) throws {
-        let path = folder(partition) + "/deleted.log"
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw StoreFailure("cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        let bytes = ids.flatMap { id in withUnsafeBytes(of: id.littleEndian) { Array($0) } }
-        try Self.writeAll(bytes, to: descriptor, path: path)
-        guard fsync(descriptor) == 0 else { throw StoreFailure("cannot sync \(path)") }
-    }
-
     private func writeManifest(_ manifest: Manifest) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        try Self.writeDurably(Array(try encoder.encode(manifest)), to: directory + "/manifest.json")
+        try DurableFile.replace(directory + "/manifest.json", with: try encoder.encode(manifest))
     }
-
-    /// Writes `bytes` to a temporary file, syncs it, renames it to `path` and syncs the directory.
-    static func writeDurably(_ bytes: [UInt8], to path: String) throws {
-        let temporary = path + ".tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw StoreFailure("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        do {
-            try writeAll(bytes, to: descriptor, path: temporary)
-            guard fsync(descriptor) == 0 else { throw StoreFailure("cannot sync \(temporary)") }
-        } catch {
-            close(descriptor)
-            throw error
-        }
-        close(descriptor)
-        guard rename(temporary, path) == 0 else { throw StoreFailure("cannot rename \(temporary): \(String(cString: strerror(errno)))") }
-        let folder = (path as NSString).deletingLastPathComponent
-        let directory = open(folder, O_RDONLY | O_CLOEXEC)
-        if directory >= 0 {
-            _ = fsync(directory)
-            close(directory)
-        }
-    }
-
-    static func writeAll(_ bytes: [UInt8], to descriptor: Int32, path: String) throws {
-        var written = 0
-        try bytes.withUnsafeBytes { raw in
-            while written < raw.count {
-                let count = write(descriptor, raw.baseAddress! + written, raw.count - written)
-                guard count > 0 else { throw StoreFailure("cannot write \(path): \(String(cString: strerror(errno)))") }
-                written += count
-            }
-        }
-    }
-}
-
-/// The store cannot be written or read.
-public struct StoreFailure: Error, Sendable, CustomStringConvertible {
-    public var description: String
-    init(_ description: String) { self.description = description }
 }

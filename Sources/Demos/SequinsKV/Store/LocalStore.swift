@@ -88,30 +88,14 @@ public final class LocalStore: Sendable {
         return try? JSONDecoder().decode(StoredVersionManifest.self, from: data)
     }
 
-    /// Writes `bytes` to a new file without copying them first.
-    static func writeFile(_ bytes: [UInt8], to path: String) throws {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw StoreError("cannot create \(path): \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        try bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Foundation.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw StoreError("cannot write \(path): \(String(cString: strerror(errno)))")
-                }
-                offset += written
-            }
-        }
-    }
-
     /// Writes one partition of a version being built, in ``PartitionIndex``'s stored format (the
     /// manifest comes last, in ``saveManifest``).
     public func savePartition(_ partition: Int, stored: [UInt8], database: String, version: String) throws {
         let target = versionDirectory(database: database, version: version)
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        try Self.writeFile(stored, to: target + "/" + Self.partitionFileName(partition))
+        do { try WholeFile.write(stored, to: target + "/" + Self.partitionFileName(partition)) } catch {
+            throw StoreError("cannot write partition \(partition): \(error)")
+        }
     }
 
     /// Completes a version on disk.

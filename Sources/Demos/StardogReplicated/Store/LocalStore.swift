@@ -1,3 +1,4 @@
+import DemoSupport
 import Foundation
 import Synchronization
 
@@ -128,7 +129,7 @@ public final class LocalStore: Sendable {
                 _ = try Self.parse(prepared.operation.add)
                 _ = try Self.parse(prepared.operation.remove)
             }
-            try Self.writeDurably(JSONEncoder().encode(prepared), to: preparedFile)
+            try Self.durably { try DurableFile.replace(preparedFile.path, with: JSONEncoder().encode(prepared)) }
             state.withLock { $0.prepared = prepared }
         }
     }
@@ -140,7 +141,7 @@ public final class LocalStore: Sendable {
                 throw ReplicatedError(.outOfSync, "no prepared operation for round \(round)")
             }
             try apply(prepared)
-            try Self.remove(preparedFile)
+            try Self.durably { try DurableFile.remove(preparedFile.path) }
             state.withLock { $0.prepared = nil }
         }
     }
@@ -150,7 +151,7 @@ public final class LocalStore: Sendable {
     public func abortPrepared(round: String) throws {
         try changing.withLock { _ in
             guard state.withLock({ $0.prepared?.round == round }) else { return }
-            try Self.remove(preparedFile)
+            try Self.durably { try DurableFile.remove(preparedFile.path) }
             state.withLock { $0.prepared = nil }
         }
     }
@@ -217,13 +218,13 @@ public final class LocalStore: Sendable {
             let entry = LogEntry(seq: next.seq, txId: next.txId, add: operation.add, remove: operation.remove)
             var line = try JSONEncoder().encode(entry)
             line.append(UInt8(ascii: "\n"))
-            try Self.appendDurably(line, to: directory.appendingPathComponent("tx.log"))
+            try Self.durably { try DurableFile.append(line, to: directory.appendingPathComponent("tx.log").path) }
             db.triples.apply(add: add, remove: remove)
             db.version = next
             db.logEntries += 1
             if db.logEntries > Self.compactionThreshold {
                 try Self.writeSnapshot(version: next, triples: NTriples.serialize(Array(db.triples.all)), in: directory)
-                try Self.writeDurably(Data(), to: directory.appendingPathComponent("tx.log"))
+                try Self.durably { try DurableFile.replace(directory.appendingPathComponent("tx.log").path, with: Data()) }
                 db.logEntries = 0
             }
             let updated = db
@@ -237,7 +238,7 @@ public final class LocalStore: Sendable {
         let trash = databasesDirectory.appendingPathComponent(".removed-\(database)-\(UUID().uuidString)")
         if FileManager.default.fileExists(atPath: target.path) { try FileManager.default.moveItem(at: target, to: trash) }
         if let staging { try FileManager.default.moveItem(at: staging, to: target) }
-        try Self.syncDirectory(databasesDirectory)
+        try Self.durably { try DurableFile.syncDirectory(databasesDirectory.path) }
         try? FileManager.default.removeItem(at: trash)
     }
 
@@ -258,7 +259,7 @@ public final class LocalStore: Sendable {
         data.append(try JSONEncoder().encode(version))
         data.append(UInt8(ascii: "\n"))
         data.append(Data(triples.utf8))
-        try writeDurably(data, to: directory.appendingPathComponent("snapshot.nt"))
+        try durably { try DurableFile.replace(directory.appendingPathComponent("snapshot.nt").path, with: data) }
     }
 
     /// Reads a database directory: its snapshot, then its log (cutting off a torn last line).
@@ -294,47 +295,8 @@ public final class LocalStore: Sendable {
         return Database(version: version, triples: triples, logEntries: entries)
     }
 
-    /// Writes a file through a temporary one, fsyncs it, renames it, fsyncs the directory.
-    static func writeDurably(_ data: Data, to url: URL) throws {
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
-        try write(data, to: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
-        guard rename(temporary.path, url.path) == 0 else { throw posixError("rename \(temporary.path)") }
-        try syncDirectory(url.deletingLastPathComponent())
-    }
-
-    static func appendDurably(_ data: Data, to url: URL) throws {
-        try write(data, to: url, flags: O_WRONLY | O_CREAT | O_APPEND)
-    }
-
-    private static func write(_ data: Data, to url: URL, flags: Int32) throws {
-        let fd = Glibc.open(url.path, flags, 0o644)
-        guard fd >= 0 else { throw posixError("open \(url.path)") }
-        defer { close(fd) }
-        try data.withUnsafeBytes { buffer in
-            var written = 0
-            while written < buffer.count {
-                let n = Glibc.write(fd, buffer.baseAddress! + written, buffer.count - written)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw posixError("write \(url.path)") }
-                written += n
-            }
-        }
-        guard fsync(fd) == 0 else { throw posixError("fsync \(url.path)") }
-    }
-
-    static func remove(_ url: URL) throws {
-        guard unlink(url.path) == 0 || errno == ENOENT else { throw posixError("unlink \(url.path)") }
-        try syncDirectory(url.deletingLastPathComponent())
-    }
-
-    static func syncDirectory(_ url: URL) throws {
-        let fd = Glibc.open(url.path, O_RDONLY | O_DIRECTORY)
-        guard fd >= 0 else { throw posixError("open \(url.path)") }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw posixError("fsync \(url.path)") }
-    }
-
-    static func posixError(_ what: String) -> ReplicatedError {
-        ReplicatedError(.storage, "\(what): \(String(cString: strerror(errno)))")
+    /// Runs a ``DurableFile`` write, its failure a storage error.
+    static func durably(_ body: () throws -> Void) throws {
+        do { try body() } catch let failure as DurableFile.Failure { throw ReplicatedError(.storage, failure.description) }
     }
 }

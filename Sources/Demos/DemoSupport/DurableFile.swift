@@ -1,0 +1,82 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writing files so that what a call returned from survives kill -9 and power loss: every write
+/// is synced before the call returns, a replaced file is either wholly old or wholly new, and a
+/// directory whose entries changed is synced too. What the demos' stores (search's segments and
+/// manifest, replicated's snapshots, logs and votes) are written with.
+public enum DurableFile {
+    /// A system call failed: what was being done to which file, and the system's reason.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var description: String
+
+        /// `what` (an operation and its file) with the reason in `errno`.
+        public init(_ what: String) { description = "\(what): \(String(cString: strerror(errno)))" }
+    }
+
+    /// Where ``replace(_:with:)`` writes before renaming: `.<name>.tmp` beside the file (a store
+    /// removes such leftovers of a crash when it opens).
+    public static func temporaryPath(for path: String) -> String {
+        let slash = path.lastIndex(of: "/")
+        let folder = slash.map { String(path[...$0]) } ?? ""
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        return folder + "." + name + ".tmp"
+    }
+
+    /// Replaces the file at `path` with `bytes`: written to ``temporaryPath(for:)``, synced,
+    /// renamed over `path`, and the directory synced.
+    public static func replace(_ path: String, with bytes: some ContiguousBytes) throws {
+        let temporary = temporaryPath(for: path)
+        try write(bytes, to: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC)
+        guard rename(temporary, path) == 0 else { throw Failure("rename \(temporary)") }
+        try syncDirectory(folder(of: path))
+    }
+
+    /// Appends `bytes` to the file at `path` (created if missing) and syncs it.
+    public static func append(_ bytes: some ContiguousBytes, to path: String) throws {
+        try write(bytes, to: path, flags: O_WRONLY | O_CREAT | O_APPEND)
+    }
+
+    /// Deletes the file at `path` (nothing to do if it is missing) and syncs the directory.
+    public static func remove(_ path: String) throws {
+        guard unlink(path) == 0 || errno == ENOENT else { throw Failure("unlink \(path)") }
+        try syncDirectory(folder(of: path))
+    }
+
+    /// Syncs a directory, so that the files created, renamed or deleted in it stay so.
+    public static func syncDirectory(_ path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw Failure("open \(path)") }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else { throw Failure("fsync \(path)") }
+    }
+
+    private static func write(_ bytes: some ContiguousBytes, to path: String, flags: Int32) throws {
+        let descriptor = open(path, flags | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw Failure("open \(path)") }
+        defer { close(descriptor) }
+        try writeAll(bytes, to: descriptor, path: path)
+        guard fsync(descriptor) == 0 else { throw Failure("fsync \(path)") }
+    }
+
+    /// Writes all of `bytes` to an open file (retrying short and interrupted writes).
+    static func writeAll(_ bytes: some ContiguousBytes, to descriptor: Int32, path: String) throws {
+        try bytes.withUnsafeBytes { buffer in
+            var written = 0
+            while written < buffer.count {
+                let count = Glibc.write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { throw Failure("write \(path)") }
+                written += count
+            }
+        }
+    }
+
+    private static func folder(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+}
