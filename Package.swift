@@ -1,34 +1,28 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// The library: the ZooKeeper client, the coordination recipes, and the test kit that runs real
+// ZooKeeper servers. Only what a user of the library needs is declared here: the demo systems
+// (Demos/) and the benchmarks (Benchmarks/) are packages of their own that depend on this one by
+// path, so a package that depends on this one never resolves their dependencies.
 let package = Package(
     name: "swift-zookeeper-coordination",
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "ZooKeeper", targets: ["ZooKeeper"]),
-        .library(name: "ZooKeeperTesting", targets: ["ZooKeeperTesting"]),
         .library(name: "Coordination", targets: ["Coordination"]),
-        .library(name: "SequinsKV", targets: ["SequinsKV"]),
-        .library(name: "SenseiSearch", targets: ["SenseiSearch"]),
-        .library(name: "DemoSupport", targets: ["DemoSupport"]),
-        .library(name: "StardogReplicated", targets: ["StardogReplicated"]),
-        .executable(name: "kv", targets: ["kv"]),
-        .executable(name: "kv-demo", targets: ["kv-demo"]),
-        .executable(name: "search", targets: ["search"]),
-        .executable(name: "replicated", targets: ["replicated"]),
+        // Real ZooKeeper servers, fault proxies and child processes for tests (of this package,
+        // of the demos, and of applications that want the same).
+        .library(name: "ZooKeeperTesting", targets: ["ZooKeeperTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // SHA-1 for digest ACLs.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // The test kit's fault proxy.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        // The demos: HTTP server and client, configuration files, command lines, zlib.
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
     ],
     targets: [
         // The ZooKeeper C client (Debian: libzookeeper-mt-dev). Only the ZooKeeper target imports it.
@@ -46,7 +40,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        // Recipes on top of the client: membership, distributed lock, leader election.
+        // Recipes on top of the client: locks, elections, membership, partitions, version gates.
         .target(
             name: "Coordination",
             dependencies: [
@@ -64,6 +58,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // A runnable tour of the client against a server it starts (not a product).
         .executableTarget(
             name: "zk-example",
             dependencies: [
@@ -85,159 +80,26 @@ let package = Package(
             ],
             path: "Sources/CoordinationProbe"
         ),
-        // Demo 1: sequins (a statically sharded, replicated key-value server) on the library.
-        .target(
-            name: "SequinsKV",
-            dependencies: [
-                "ZooKeeper",
-                "Coordination",
-                "DemoSupport",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
-                .product(name: "CompressNIO", package: "compress-nio"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
-            path: "Sources/Demos/SequinsKV"
-        ),
-        // What the demo servers share: running Swift concurrency on NIO's event loops, the HTTP
-        // server and client between nodes, Java properties files (Sensei's and Stardog's configuration).
-        .target(
-            name: "DemoSupport",
-            dependencies: [
-                "Coordination",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
-            path: "Sources/Demos/DemoSupport"
-        ),
-        // The replicated (Stardog) demo's library: RDF, the local store, the cluster protocol, HTTP.
-        .target(
-            name: "StardogReplicated",
-            dependencies: [
-                "ZooKeeper",
-                "Coordination",
-                "DemoSupport",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            path: "Sources/Demos/StardogReplicated"
-        ),
-        .executableTarget(
-            name: "replicated",
-            dependencies: [
-                "StardogReplicated",
-                "DemoSupport",
-                "ZooKeeper",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Sources/Demos/replicated"
-        ),
-        // The search (Sensei) demo's library: configuration, schema, index, queries, merging, routing.
-        .target(
-            name: "SenseiSearch",
-            dependencies: [
-                "ZooKeeper",
-                "Coordination",
-                "DemoSupport",
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            path: "Sources/Demos/SenseiSearch"
-        ),
-        .executableTarget(
-            name: "search",
-            dependencies: [
-                "SenseiSearch",
-                "DemoSupport",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Sources/Demos/search"
-        ),
-        .executableTarget(
-            name: "kv",
-            dependencies: [
-                "SequinsKV",
-                "DemoSupport",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            path: "Sources/Demos/kv"
-        ),
-        // The README's main job: an embedded ZooKeeper, sample data and three kv nodes.
-        .executableTarget(
-            name: "kv-demo",
-            dependencies: [
-                "SequinsKV",
-                "ZooKeeperTesting",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            path: "Sources/Demos/kv-demo"
-        ),
+        // Every Swift block of the README, Documentation/ and the DocC articles, compiled as
+        // written (a snippet may use a connected `client` and defines everything else it uses).
         .testTarget(
-            name: "SequinsKVTests",
+            name: "DocumentationSnippetTests",
             dependencies: [
-                "SequinsKV",
-                "DemoSupport",
+                "ZooKeeper",
                 "Coordination",
-                "ZooKeeper",
-                "ZooKeeperTesting",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ]
-        ),
-        .testTarget(
-            name: "StardogReplicatedTests",
-            dependencies: [
-                "StardogReplicated",
-                "DemoSupport",
-                "ZooKeeper",
-                "ZooKeeperTesting",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
-        ),
-        .testTarget(
-            name: "SenseiSearchTests",
-            dependencies: [
-                "SenseiSearch",
-                "DemoSupport",
-                "ZooKeeper",
                 "ZooKeeperTesting",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ]
+            ],
+            plugins: ["DocumentationSnippetsPlugin"]
+        ),
+        .plugin(
+            name: "DocumentationSnippetsPlugin",
+            capability: .buildTool(),
+            dependencies: ["documentation-snippet-extractor"]
+        ),
+        .executableTarget(
+            name: "documentation-snippet-extractor",
+            path: "Plugins/DocumentationSnippetExtractor"
         ),
         .testTarget(
             name: "CoordinationTests",

@@ -1,12 +1,14 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// The benchmarks are their own package so that the library's users never resolve their dependencies.
+// The benchmarks are their own package so that the library's users never resolve their
+// dependencies; they measure the library (zk-bench, the pure cores) and the demos.
 let package = Package(
     name: "Benchmarks",
     platforms: [.macOS(.v15)],
     dependencies: [
         .package(name: "swift-zookeeper-coordination", path: "../"),
+        .package(name: "Demos", path: "../Demos"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
@@ -27,8 +29,8 @@ let package = Package(
         .executableTarget(
             name: "kv-bench",
             dependencies: [
-                .product(name: "SequinsKV", package: "swift-zookeeper-coordination"),
-                .product(name: "DemoSupport", package: "swift-zookeeper-coordination"),
+                .product(name: "SequinsKV", package: "Demos"),
+                .product(name: "DemoSupport", package: "Demos"),
                 .product(name: "ZooKeeperTesting", package: "swift-zookeeper-coordination"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -38,8 +40,8 @@ let package = Package(
         .executableTarget(
             name: "search-bench",
             dependencies: [
-                .product(name: "SenseiSearch", package: "swift-zookeeper-coordination"),
-                .product(name: "DemoSupport", package: "swift-zookeeper-coordination"),
+                .product(name: "SenseiSearch", package: "Demos"),
+                .product(name: "DemoSupport", package: "Demos"),
                 .product(name: "ZooKeeperTesting", package: "swift-zookeeper-coordination"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

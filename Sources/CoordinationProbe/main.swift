@@ -62,7 +62,10 @@ let streams = [
     },
     follow("observe") {
         for try await leader in election.observe() {
-            say(leader.map { "leader \($0.participantID) \(String(decoding: $0.payload, as: UTF8.self))" } ?? "leader none")
+            switch leader {
+            case .leader(let info): say("leader \(info.participantID) \(String(decoding: info.payload, as: UTF8.self))")
+            case .vacant: say("leader none")
+            }
         }
     },
 ]

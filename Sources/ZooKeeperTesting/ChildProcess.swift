@@ -15,6 +15,7 @@ public final class ChildProcess: @unchecked Sendable {
     private var process: Process?
     private var exit: ExitLatch?
 
+    /// A process (not started yet) whose output goes to `logPath`.
     public init(logPath: String) {
         self.logPath = logPath
     }
@@ -57,6 +58,7 @@ public final class ChildProcess: @unchecked Sendable {
         try? watchdog.run()
     }
 
+    /// Whether the process is running.
     public var isRunning: Bool { lock.withLock { process?.isRunning ?? false } }
 
     /// The running process's id.

@@ -31,7 +31,9 @@ public final class FaultProxy: Sendable {
 
     /// The port clients connect to (127.0.0.1).
     public let port: Int
+    /// Where the proxy forwards connections to.
     public let targetHost: String
+    /// The port it forwards to.
     public let targetPort: Int
     let state: NIOLockedValueBox<State>
     private let group: MultiThreadedEventLoopGroup

@@ -1,8 +1,9 @@
 /// A small deterministic random number generator (SplitMix64), so that a randomized test can be
 /// replayed from its seed.
 public struct SeededRandomNumberGenerator: RandomNumberGenerator, Sendable {
-    public var state: UInt64
+    private var state: UInt64
 
+    /// A generator that always produces the same numbers from `seed`.
     public init(seed: UInt64) {
         state = seed
     }

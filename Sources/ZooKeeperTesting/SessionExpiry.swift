@@ -41,7 +41,10 @@ extension ChildProcess {
     /// owns, is deleted by the server when the session expires. Returns the expired session's id,
     /// so the caller can check that the node comes back from a new session.
     ///
-    /// - Parameter observer: a connected client of the test (another session).
+    /// - Parameters:
+    ///   - ephemeral: the path of a node the process's session owns.
+    ///   - observer: a connected client of the test (another session).
+    ///   - timeout: how long to wait for the server to expire the session.
     /// - Throws: ``ZooKeeperTestingError`` when `ephemeral` is not an ephemeral node, or was not
     ///   deleted within `timeout` (the process is continued in every case).
     @discardableResult

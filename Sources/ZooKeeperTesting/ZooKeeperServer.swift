@@ -32,6 +32,7 @@ public final class ZooKeeperServer: @unchecked Sendable {
         public var extraSettings: [String: String] = [:]
         /// Extra JVM system properties (`-Dkey=value`), for example `readonlymode.enabled`.
         public var systemProperties: [String: String] = [:]
+        /// The defaults, as documented on each field.
         public init() {}
     }
 
@@ -41,6 +42,7 @@ public final class ZooKeeperServer: @unchecked Sendable {
         var servers: [(peerPort: Int, electionPort: Int, clientPort: Int)]
     }
 
+    /// What the server was started with.
     public let configuration: Configuration
     /// The client port on 127.0.0.1.
     public let port: Int
@@ -244,6 +246,7 @@ public final class ZooKeeperServer: @unchecked Sendable {
 /// A problem of the test support itself (what to install, a server that does not start).
 public struct ZooKeeperTestingError: Error, CustomStringConvertible, Sendable {
     public var description: String
+    /// An error that says `description`.
     public init(_ description: String) { self.description = description }
 }
 
@@ -304,6 +307,18 @@ extension ZooKeeperServer {
     public static func shared() async throws -> ZooKeeperServer {
         try await sharedServer.value
     }
+}
+
+/// A client connected to `connectString` with settings that suit tests: a short session timeout
+/// (so that expiry tests are quick) and a generous connection timeout (so that a loaded machine
+/// does not fail a connect).
+public func connectedTestClient(_ connectString: String, sessionTimeout: Duration = .seconds(4)) async throws -> ZooKeeperClient {
+    var configuration = ZooKeeperClient.Configuration()
+    configuration.sessionTimeout = sessionTimeout
+    configuration.connectionTimeout = .seconds(20)
+    let client = try ZooKeeperClient(connectString: connectString, configuration: configuration)
+    try await client.connect()
+    return client
 }
 
 /// A fresh node path no other test uses: `/test-<name>-<random>`.

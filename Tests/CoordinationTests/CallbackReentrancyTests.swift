@@ -10,7 +10,7 @@ import ZooKeeperTesting
     @Test func zooKeeperCallsFromInsideEventHandlersDoNotDeadlock() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
         // Inside a session-event loop.
         for await state in client.sessionEvents {
             if case .connected = state {
@@ -46,7 +46,7 @@ import ZooKeeperTesting
         defer { server.destroy() }
         let proxy = try await FaultProxy.start(targetPort: server.port)
         let path = uniqueTestPath()
-        let holder = try await connectedClient(proxy.connectString, sessionTimeout: .seconds(10))
+        let holder = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
         let lease = try await DistributedLock(client: holder, path: path).acquire()
         let session = holder.sessionCredentials?.sessionID
         proxy.cut()
@@ -56,7 +56,7 @@ import ZooKeeperTesting
         try await eventually("reconnected") { holder.state.isConnected }
         #expect(holder.sessionCredentials?.sessionID == session)
         #expect(lease.isHeld)
-        let other = try await connectedClient(server.connectString)
+        let other = try await connectedTestClient(server.connectString)
         #expect(try await DistributedLock(client: other, path: path).tryAcquire() == nil)
         await lease.release()
         let next = try await DistributedLock(client: other, path: path).acquire(timeout: .seconds(10))

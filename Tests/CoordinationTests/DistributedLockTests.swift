@@ -13,13 +13,13 @@ import ZooKeeperTesting
         configuration.digestCredentials = [.init(user: "ops", password: "secret")]
         let owner = try ZooKeeperClient(connectString: server.connectString, configuration: configuration)
         _ = try await owner.connect()
-        let stranger = try await connectedClient(server.connectString)
+        let stranger = try await connectedTestClient(server.connectString)
         var lockConfiguration = DistributedLock.Configuration()
         lockConfiguration.acl = [ACL.digest(user: "ops", password: "secret"), ACL(permissions: .read, scheme: "world", id: "anyone")]
         let lease = try await DistributedLock(client: owner, path: path, configuration: lockConfiguration).acquire(timeout: .seconds(10))
         #expect(try await owner.getACL(path).acl == lockConfiguration.acl)
         #expect(try await owner.getACL(lease.node.path).acl == lockConfiguration.acl)
-        #expect(try await children(stranger, path) == [lease.node.name])
+        #expect(try await stranger.childrenIfExists(path) == [lease.node.name])
         await #expect(throws: ZooKeeperError.self) { try await stranger.delete(lease.node.path) }
         await #expect(throws: ZooKeeperError.self) { _ = try await DistributedLock(client: stranger, path: path).tryAcquire() }
         #expect(lease.isHeld)
@@ -36,7 +36,7 @@ import ZooKeeperTesting
         let violations = Shared(0)
         let acquisitions = Shared(0)
         let clients = try await withThrowingTaskGroup(of: ZooKeeperClient.self) { group in
-            for _ in 0..<8 { group.addTask { try await connectedClient(server.connectString) } }
+            for _ in 0..<8 { group.addTask { try await connectedTestClient(server.connectString) } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -59,15 +59,15 @@ import ZooKeeperTesting
         #expect(violations.value == 0)
         #expect(acquisitions.value == 96)
         // Releases send their deletes before returning; other sessions see them a moment later.
-        try await eventually("no node is left behind") { try await children(clients[0], path).isEmpty }
+        try await eventually("no node is left behind") { try await clients[0].childrenIfExists(path).isEmpty }
         for client in clients { await client.close() }
     }
 
     @Test func tryAcquireAndTimeoutLeaveNoNodes() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let a = try await connectedClient(server.connectString)
-        let b = try await connectedClient(server.connectString)
+        let a = try await connectedTestClient(server.connectString)
+        let b = try await connectedTestClient(server.connectString)
         let lease = try await DistributedLock(client: a, path: path).acquire()
         #expect(try await DistributedLock(client: b, path: path).tryAcquire() == nil)
         do {
@@ -76,14 +76,14 @@ import ZooKeeperTesting
         } catch let error as CoordinationError {
             #expect(error.code == .timedOut)
         }
-        try await eventually("b's nodes are gone") { try await children(a, path) == [lease.node.name] }
+        try await eventually("b's nodes are gone") { try await a.childrenIfExists(path) == [lease.node.name] }
         await lease.release()
         // The release's delete reaches other sessions a moment later.
-        try await eventually("a's node is gone for b too") { try await children(b, path).isEmpty }
+        try await eventually("a's node is gone for b too") { try await b.childrenIfExists(path).isEmpty }
         let second = try #require(try await DistributedLock(client: b, path: path).tryAcquire())
         #expect(second.fencingToken > lease.fencingToken, "fencing tokens grow")
         await second.release()
-        try await eventually("released") { try await children(a, path).isEmpty }
+        try await eventually("released") { try await a.childrenIfExists(path).isEmpty }
         await a.close()
         await b.close()
     }
@@ -93,7 +93,7 @@ import ZooKeeperTesting
         let server = try await ZooKeeperServer.start()
         defer { server.destroy() }
         let proxy = try await FaultProxy.start(targetPort: server.port)
-        let client = try await connectedClient(proxy.connectString, sessionTimeout: .seconds(10))
+        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
         proxy.cut()
         try await eventually("suspended") { !client.state.isConnected }
         do {
@@ -111,17 +111,17 @@ import ZooKeeperTesting
     @Test func cancellingAWaiterLeavesNoOrphan() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let a = try await connectedClient(server.connectString)
-        let b = try await connectedClient(server.connectString)
-        let c = try await connectedClient(server.connectString)
+        let a = try await connectedTestClient(server.connectString)
+        let b = try await connectedTestClient(server.connectString)
+        let c = try await connectedTestClient(server.connectString)
         let lease = try await DistributedLock(client: a, path: path).acquire()
         let waitingB = Task { try await DistributedLock(client: b, path: path).acquire() }
-        try await eventually("b queues") { try await children(a, path).count == 2 }
+        try await eventually("b queues") { try await a.childrenIfExists(path).count == 2 }
         let waitingC = Task { try await DistributedLock(client: c, path: path).acquire() }
-        try await eventually("c queues") { try await children(a, path).count == 3 }
+        try await eventually("c queues") { try await a.childrenIfExists(path).count == 3 }
         waitingB.cancel()
         await #expect(throws: CancellationError.self) { try await waitingB.value }
-        try await eventually("b's node is gone") { try await children(a, path).count == 2 }
+        try await eventually("b's node is gone") { try await a.childrenIfExists(path).count == 2 }
         await lease.release()
         let leaseC = try await waitingC.value
         #expect(leaseC.isHeld)
@@ -133,13 +133,13 @@ import ZooKeeperTesting
     @Test func semaphoreAdmitsExactlyItsLeases() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
         let inside = Shared(0)
         let peak = Shared(0)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<6 {
                 group.addTask {
-                    let own = try await connectedClient(server.connectString)
+                    let own = try await connectedTestClient(server.connectString)
                     let semaphore = DistributedLock.semaphore(client: own, path: path, leases: 3)
                     for _ in 0..<3 {
                         try await semaphore.withLock { _ in
@@ -163,16 +163,16 @@ import ZooKeeperTesting
     @Test func readWriteLock() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let a = try await connectedClient(server.connectString)
-        let b = try await connectedClient(server.connectString)
+        let a = try await connectedTestClient(server.connectString)
+        let b = try await connectedTestClient(server.connectString)
         let read1 = try await DistributedLock(client: a, path: path, kind: .read).acquire()
         let read2 = try #require(try await DistributedLock(client: b, path: path, kind: .read).tryAcquire())
         #expect(try await DistributedLock(client: b, path: path, kind: .write).tryAcquire() == nil)
         // The failed attempt's node is deleted in the background: gone before the writer
         // queues, or client a could count it as the writer's.
-        try await eventually("the failed attempt's node is gone") { try await children(a, path).count == 2 }
+        try await eventually("the failed attempt's node is gone") { try await a.childrenIfExists(path).count == 2 }
         let writer = Task { try await DistributedLock(client: b, path: path, kind: .write).acquire() }
-        try await eventually("the writer queues") { try await children(a, path).count == 3 }
+        try await eventually("the writer queues") { try await a.childrenIfExists(path).count == 3 }
         // A reader arriving after a waiting writer waits behind it.
         #expect(try await DistributedLock(client: a, path: path, kind: .read).tryAcquire() == nil)
         await read1.release()
@@ -188,7 +188,7 @@ import ZooKeeperTesting
     @Test func fencedWritesFailForAStaleHolder() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
         try await client.create("\(path)-data", data: Array("0".utf8))
         let lease = try await DistributedLock(client: client, path: path).acquire()
         _ = try await lease.fencedMulti([.setData(path: "\(path)-data", data: Array("1".utf8))])
@@ -217,8 +217,8 @@ import ZooKeeperTesting
         defer { server.destroy() }
         let proxy = try await FaultProxy.start(targetPort: server.port)
         let path = uniqueTestPath()
-        let holder = try await connectedClient(proxy.connectString, sessionTimeout: .seconds(3))
-        let contender = try await connectedClient(server.connectString, sessionTimeout: .seconds(3))
+        let holder = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(3))
+        let contender = try await connectedTestClient(server.connectString, sessionTimeout: .seconds(3))
         var configuration = DistributedLock.Configuration()
         configuration.lossPolicy = policy
         let lease = try await DistributedLock(client: holder, path: path, configuration: configuration).acquire()
@@ -247,7 +247,7 @@ import ZooKeeperTesting
     @Test func expiryEndsTheLeaseAndTheLockCanBeRetaken() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
         let lock = DistributedLock(client: client, path: path)
         let lease = try await lock.acquire()
         try await client.expireSessionForTesting()
@@ -264,7 +264,7 @@ import ZooKeeperTesting
     @Test func withLockCancelsTheBodyOnLoss() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
         let bodyCancelled = Shared(false)
         do {
             try await DistributedLock(client: client, path: path).withLock { lease in
@@ -291,20 +291,20 @@ import ZooKeeperTesting
         defer { server.destroy() }
         let proxy = try await FaultProxy.start(targetPort: server.port)
         let path = uniqueTestPath()
-        let client = try await connectedClient(proxy.connectString, sessionTimeout: .seconds(6))
-        let observer = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(6))
+        let observer = try await connectedTestClient(server.connectString)
         try await client.createPath(path, mode: .container)
         proxy.delay(.milliseconds(400))
         let acquiring = Task { try await DistributedLock(client: client, path: path).acquire(timeout: .seconds(30)) }
         // The request reaches the server after 400 ms; its reply would arrive 400 ms later.
-        try await eventually("the server created the node", timeout: .seconds(5)) { try await children(observer, path).count == 1 }
+        try await eventually("the server created the node", timeout: .seconds(5)) { try await observer.childrenIfExists(path).count == 1 }
         proxy.cut()
         try await Task.sleep(for: .milliseconds(100))
         proxy.restore()
         let lease = try await acquiring.value
-        #expect(try await children(observer, path) == [lease.node.name], "exactly our node, adopted")
+        #expect(try await observer.childrenIfExists(path) == [lease.node.name], "exactly our node, adopted")
         await lease.release()
-        try await eventually("released") { try await children(observer, path).isEmpty }
+        try await eventually("released") { try await observer.childrenIfExists(path).isEmpty }
         await client.close()
         await observer.close()
         await proxy.shutdown()
@@ -315,8 +315,8 @@ import ZooKeeperTesting
     @Test func aNodeOfAnotherSessionIsNeverAdopted() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
-        let other = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
+        let other = try await connectedTestClient(server.connectString)
         try await client.createPath(path, mode: .container)
         // A node shaped like ours but created by another session (as a node of our previous
         // session would be, before the server deletes it).

@@ -9,9 +9,9 @@ import ZooKeeperTesting
     @Test func oneLeaderAtATimeAndObserversFollow() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let observerClient = try await connectedClient(server.connectString)
+        let observerClient = try await connectedTestClient(server.connectString)
         var observed = LeaderElection(client: observerClient, path: path, participantID: "observer").observe().makeAsyncIterator()
-        #expect(try await observed.next() == .some(nil))
+        #expect(try await observed.next() == .vacant)
 
         let leaders = Shared(0)
         let violations = Shared(0)
@@ -19,7 +19,7 @@ import ZooKeeperTesting
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<3 {
                 group.addTask {
-                    let client = try await connectedClient(server.connectString)
+                    let client = try await connectedTestClient(server.connectString)
                     let election = LeaderElection(client: client, path: path, participantID: "p\(index)")
                     try await election.whileLeader(payload: Array("payload-\(index)".utf8)) { term in
                         if leaders.withLock({ $0 += 1; return $0 }) != 1 { violations.withLock { $0 += 1 } }
@@ -38,7 +38,7 @@ import ZooKeeperTesting
         // The observer saw each leader; the last state is "no leader".
         var seen: [String] = []
         while let update = try await observed.next() {
-            guard let leader = update else { if seen.count >= 3 { break } else { continue } }
+            guard case .leader(let leader) = update else { if seen.count >= 3 { break } else { continue } }
             if seen.last != leader.participantID { seen.append(leader.participantID) }
         }
         #expect(seen == order.value)
@@ -48,7 +48,7 @@ import ZooKeeperTesting
     @Test func proclaimUpdatesThePayloadOnlyWhileLeading() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
         let election = LeaderElection(client: client, path: path, participantID: "solo")
         let term = try await election.campaign(payload: Array("v1".utf8))
         #expect(try await election.currentLeader()?.payload == Array("v1".utf8))
@@ -77,8 +77,8 @@ import ZooKeeperTesting
         defer { server.destroy() }
         let proxy = try await FaultProxy.start(targetPort: server.port)
         let path = uniqueTestPath()
-        let leaderClient = try await connectedClient(proxy.connectString, sessionTimeout: .seconds(3))
-        let otherClient = try await connectedClient(server.connectString, sessionTimeout: .seconds(3))
+        let leaderClient = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(3))
+        let otherClient = try await connectedTestClient(server.connectString, sessionTimeout: .seconds(3))
         let term = try await LeaderElection(client: leaderClient, path: path, participantID: "a").campaign()
         let lostAt = Shared<ContinuousClock.Instant?>(nil)
         let watcher = Task {
@@ -107,8 +107,8 @@ import ZooKeeperTesting
     @Test func aStaleNodeAfterExpiryNeverMakesASecondLeader() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let a = try await connectedClient(server.connectString)
-        let b = try await connectedClient(server.connectString)
+        let a = try await connectedTestClient(server.connectString)
+        let b = try await connectedTestClient(server.connectString)
         let electionA = LeaderElection(client: a, path: path, participantID: "a")
         let first = try await electionA.campaign()
         try await a.expireSessionForTesting()
@@ -132,14 +132,14 @@ import ZooKeeperTesting
     @Test func cancellingACampaignRemovesTheCandidate() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath()
-        let a = try await connectedClient(server.connectString)
-        let b = try await connectedClient(server.connectString)
+        let a = try await connectedTestClient(server.connectString)
+        let b = try await connectedTestClient(server.connectString)
         let term = try await LeaderElection(client: a, path: path, participantID: "a").campaign()
         let waiting = Task { try await LeaderElection(client: b, path: path, participantID: "b").campaign() }
-        try await eventually("b is a candidate") { try await children(a, path).count == 2 }
+        try await eventually("b is a candidate") { try await a.childrenIfExists(path).count == 2 }
         waiting.cancel()
         await #expect(throws: CancellationError.self) { try await waiting.value }
-        try await eventually("b's node is gone") { try await children(a, path).count == 1 }
+        try await eventually("b's node is gone") { try await a.childrenIfExists(path).count == 1 }
         await term.resign()
         await a.close()
         await b.close()

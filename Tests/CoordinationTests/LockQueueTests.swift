@@ -17,7 +17,7 @@ import ZooKeeperTesting
     }
 
     static func name(_ index: Int, _ kind: LockQueue.Kind, sequence: Int) -> String {
-        "_c_guid\(index)-\(kind.rawValue)-" + String(repeating: "0", count: 10 - String(sequence).count) + String(sequence)
+        "_c_guid\(index)-\(kind.nodeName)-" + String(repeating: "0", count: 10 - String(sequence).count) + String(sequence)
     }
 
     /// Thousands of random queues: for each contender the decision is what the rules say, every

@@ -7,13 +7,13 @@ import ZooKeeperTesting
     @Test func watchersSeeJoinsAndLeavesInOrder() async throws {
         let server = try await ZooKeeperServer.shared()
         let group = uniqueTestPath()
-        let watcherClient = try await connectedClient(server.connectString)
+        let watcherClient = try await connectedTestClient(server.connectString)
         var snapshots = MembershipWatcher(client: watcherClient, group: group).members().makeAsyncIterator()
         #expect(try await snapshots.next() == [:])
         var members: [MembershipWatcher] = []
         var clients: [ZooKeeperClient] = []
         for index in 0..<3 {
-            let client = try await connectedClient(server.connectString)
+            let client = try await connectedTestClient(server.connectString)
             let member = MembershipWatcher(client: client, group: group)
             try await member.join(memberID: "m\(index)", payload: Array("addr-\(index)".utf8))
             members.append(member)
@@ -34,8 +34,8 @@ import ZooKeeperTesting
     @Test func aDuplicateMemberIDHeldByAnotherSessionIsAnError() async throws {
         let server = try await ZooKeeperServer.shared()
         let group = uniqueTestPath()
-        let a = try await connectedClient(server.connectString)
-        let b = try await connectedClient(server.connectString)
+        let a = try await connectedTestClient(server.connectString)
+        let b = try await connectedTestClient(server.connectString)
         try await MembershipWatcher(client: a, group: group).join(memberID: "same")
         do {
             try await MembershipWatcher(client: b, group: group).join(memberID: "same")
@@ -56,8 +56,8 @@ import ZooKeeperTesting
     @Test func aJoinCanWaitForAnotherSessionsNodeToGo() async throws {
         let server = try await ZooKeeperServer.shared()
         let group = uniqueTestPath()
-        let old = try await connectedClient(server.connectString)
-        let new = try await connectedClient(server.connectString)
+        let old = try await connectedTestClient(server.connectString)
+        let new = try await connectedTestClient(server.connectString)
         try await MembershipWatcher(client: old, group: group).join(memberID: "same")
         let joining = Task { try await MembershipWatcher(client: new, group: group).join(memberID: "same", waitingForOtherSession: .seconds(60)) }
         try await Task.sleep(for: .milliseconds(300))  // let the join find the node (it waits either way)
@@ -65,7 +65,7 @@ import ZooKeeperTesting
         try await joining.value
         #expect(try await new.exists(group + "/same")?.ephemeralOwner == new.sessionCredentials?.sessionID)
         // A deadline that passes while the other session lives is still a duplicate.
-        let third = try await connectedClient(server.connectString)
+        let third = try await connectedTestClient(server.connectString)
         await #expect(throws: CoordinationError.self) {
             try await MembershipWatcher(client: third, group: group).join(memberID: "same", waitingForOtherSession: .milliseconds(300))
         }
@@ -76,8 +76,8 @@ import ZooKeeperTesting
     @Test func republishedAfterExpiryWithTheLatestPayloadButNeverAfterLeave() async throws {
         let server = try await ZooKeeperServer.shared()
         let group = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
-        let observer = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
+        let observer = try await connectedTestClient(server.connectString)
         let member = MembershipWatcher(client: client, group: group)
         try await member.join(memberID: "node-1", payload: Array("v1".utf8))
         try await member.updatePayload(Array("v2".utf8))
@@ -101,8 +101,8 @@ import ZooKeeperTesting
     @Test func sequentialMembersAreNamedByTheServerAndRepublishedUnderANewNameAfterExpiry() async throws {
         let server = try await ZooKeeperServer.shared()
         let group = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
-        let observer = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
+        let observer = try await connectedTestClient(server.connectString)
         // Two members of one session in one group, as a Sensei node publishes one per partition.
         let first = MembershipWatcher(client: client, group: group)
         let second = MembershipWatcher(client: client, group: group)
@@ -142,7 +142,7 @@ import ZooKeeperTesting
     @Test func awaitStableReturnsOnceTheGroupIsQuiet() async throws {
         let server = try await ZooKeeperServer.shared()
         let group = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
         let member = MembershipWatcher(client: client, group: group)
         try await member.join(memberID: "a")
         let joiner = Task {
@@ -160,4 +160,28 @@ import ZooKeeperTesting
         #expect(ContinuousClock.now - start >= .seconds(2))
         await client.close()
     }
+
+    /// A member id is one node name: anything else is refused before a node is written (a
+    /// member "a/b" used to leave a persistent "a" that later showed up as a phantom member).
+    @Test func aMemberIDThatIsNotOneNodeNameIsRefused() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let group = uniqueTestPath()
+        let client = try await connectedTestClient(server.connectString)
+        let watcher = MembershipWatcher(client: client, group: group)
+        for bad in ["a/b", "", "..", ".", "/a", "x\u{0}y"] {
+            await #expect {
+                try await watcher.join(memberID: bad)
+            } throws: { error in
+                guard let error = error as? CoordinationError else { return false }
+                return error.code == .invalidArgument && error.message.contains("member id")
+            }
+        }
+        await #expect(throws: CoordinationError.self) { try await watcher.join(sequentialPrefix: "member/") }
+        #expect(try await client.exists(group) == nil, "nothing was written")
+        try await watcher.join(memberID: "a.b-c_1")
+        #expect(try await client.childrenIfExists(group) == ["a.b-c_1"])
+        try await watcher.leave()
+        await client.close()
+    }
 }
+

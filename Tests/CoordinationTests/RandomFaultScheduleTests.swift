@@ -21,9 +21,9 @@ import ZooKeeperTesting
         for _ in 0..<3 {
             let proxy = try await FaultProxy.start(targetPort: server.port)
             proxies.append(proxy)
-            clients.append(try await connectedClient(proxy.connectString, sessionTimeout: .seconds(1)))
+            clients.append(try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(1)))
         }
-        let observer = try await connectedClient(server.connectString)
+        let observer = try await connectedTestClient(server.connectString)
         let path = uniqueTestPath()
         let counter = "\(path)-counter"
         try await observer.create(counter, data: Array("0".utf8))
@@ -100,7 +100,7 @@ import ZooKeeperTesting
         #expect(final >= fencedWrites.value && final <= fencedWrites.value + uncertainWrites.value, "seed \(seed)")
         #expect(fencedWrites.value > 0)
         for client in clients { await client.close() }
-        try await eventually("no lock node is left") { try await children(observer, path).isEmpty }
+        try await eventually("no lock node is left") { try await observer.childrenIfExists(path).isEmpty }
         await observer.close()
         for proxy in proxies { await proxy.shutdown() }
     }

@@ -40,7 +40,7 @@ import ZooKeeperTesting
         let ids = ["2", "10", "1"]
         let lexicographic = StaticPartitionAssigner(partitionCount: 3, replication: 1)
         #expect(lexicographic.assignment(members: ids) == ["1": [0], "10": [1], "2": [2]])  // "10" < "2", as sequins
-        let numeric = StaticPartitionAssigner(partitionCount: 3, replication: 1, strategy: .sequins(.numeric))
+        let numeric = StaticPartitionAssigner(partitionCount: 3, replication: 1, strategy: .roundRobin(.numeric))
         #expect(numeric.assignment(members: ids) == ["1": [0], "2": [1], "10": [2]])
     }
 
@@ -50,8 +50,8 @@ import ZooKeeperTesting
     }
 
     /// Thousands of random inputs: determinism regardless of input order, every partition held by
-    /// min(R, distinct ids) distinct ids, and (sequins) slot counts balanced within one.
-    @Test(arguments: [StaticPartitionAssigner.Strategy.sequins(.lexicographic), .sequins(.numeric), .rendezvous])
+    /// min(R, distinct ids) distinct ids, and (round-robin) slot counts balanced within one.
+    @Test(arguments: [StaticPartitionAssigner.Strategy.roundRobin(.lexicographic), .roundRobin(.numeric), .rendezvous])
     func randomInputsKeepTheProperties(_ strategy: StaticPartitionAssigner.Strategy) {
         var generator = SeededRandomNumberGenerator(seed: 0x97fe3f91)
         for _ in 0..<1000 {
@@ -66,7 +66,7 @@ import ZooKeeperTesting
                 let holders = table.filter { $0.value.contains(partition) }.count
                 #expect(holders == min(assigner.replication, distinct), "partition \(partition): \(holders) holders")
             }
-            if case .sequins = strategy, distinct >= assigner.replication {
+            if case .roundRobin = strategy, distinct >= assigner.replication {
                 // Partitions per id differ by at most one (with at least R ids, an id's slots are
                 // distinct partitions, so its partition count is its slot count).
                 let counts = Set(members).map { table[$0]?.count ?? 0 }
@@ -112,19 +112,12 @@ import ZooKeeperTesting
         }
     }
 
-    @Test func smallestFreeShardIDMatchesSequinsWithoutItsDuplicateBug() throws {
-        #expect(try ShardID.smallestFree(in: ["2", "4"]) == "1")
-        #expect(try ShardID.smallestFree(in: ["1", "3"]) == "2")
-        #expect(try ShardID.smallestFree(in: ["1", "2"]) == "3")
-        #expect(try ShardID.smallestFree(in: ["1", "4", "5"]) == "2")
-        #expect(try ShardID.smallestFree(in: []) == "1")
-        #expect(try ShardID.smallestFree(in: ["1", "1", "2"]) == "3")  // sequins says "2", which is taken
-        #expect(throws: ShardIDError.self) { try ShardID.smallestFree(in: ["1", "node-a"]) }
-    }
-
     @Test func replicationTallyAndAdvertisementNames() {
-        #expect(PartitionReplication.advertisementName(partition: 3, address: "10.0.0.5:9599") == "00003@10.0.0.5:9599")
-        #expect(PartitionReplication.parse("00012@h:1")! == (12, "h:1"))
+        #expect(PartitionAdvertisement(partition: 3, holder: "10.0.0.5:9599").name == "00003@10.0.0.5:9599")
+        #expect(PartitionAdvertisement(partition: 123_456, holder: "h").name == "123456@h")
+        #expect(PartitionAdvertisement(name: "00012@h:1") == PartitionAdvertisement(partition: 12, holder: "h:1"))
+        #expect(PartitionAdvertisement(name: "junk") == nil)
+        #expect(PartitionAdvertisement(name: "-1@h") == nil)
         let tally = PartitionReplication(advertisements: ["00000@a:1", "00000@b:1", "00002@a:1", "junk", "00009@a:1"], partitionCount: 3)
         #expect(tally.counts == [2, 0, 1])
         #expect(tally.missing(minReplication: 1) == [1])

@@ -12,7 +12,7 @@ import ZooKeeperTesting
 
     @Test func aClientFollowingMembersAndALeaderKeepsGoingAcrossTwentyExpiries() async throws {
         let server = try await ZooKeeperServer.shared()
-        let observer = try await connectedClient(server.connectString)
+        let observer = try await connectedTestClient(server.connectString)
         let base = uniqueTestPath()
         let group = base + "/group"
         let election = LeaderElection(client: observer, path: base + "/election", participantID: "test")

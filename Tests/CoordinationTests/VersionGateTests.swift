@@ -4,8 +4,9 @@ import ZooKeeperTesting
 @testable import Coordination
 
 @Suite struct VersionGateTests {
+    /// A gate with sequins' layout under `root`.
     static func gate(_ client: ZooKeeperClient, _ root: String, _ address: String, partitions: Int = 4) -> VersionGate {
-        VersionGate(client: client, root: root, database: "db", version: "20261121", partitionCount: partitions, address: address)
+        VersionGate(client: client, versionPath: "\(root)/partitions/db/20261121", partitionCount: partitions, holder: address)
     }
 
     /// Returns whether `awaitReady` finished within `limit` (it is cancelled otherwise); an error
@@ -28,8 +29,8 @@ import ZooKeeperTesting
     @Test func opensWhenEveryPartitionHasEnoughHoldersAndLatches() async throws {
         let server = try await ZooKeeperServer.shared()
         let root = uniqueTestPath()
-        let a = try await connectedClient(server.connectString)
-        let b = try await connectedClient(server.connectString)
+        let a = try await connectedTestClient(server.connectString)
+        let b = try await connectedTestClient(server.connectString)
         let gateA = Self.gate(a, root, "a:1")
         let gateB = Self.gate(b, root, "b:1")
         let waiting = Task { try await gateA.awaitReady(minReplication: 2) }
@@ -52,8 +53,8 @@ import ZooKeeperTesting
     @Test func aNodeKilledBeforeTheGateKeepsItClosed() async throws {
         let server = try await ZooKeeperServer.shared()
         let root = uniqueTestPath()
-        let a = try await connectedClient(server.connectString)
-        let doomed = try await connectedClient(server.connectString)
+        let a = try await connectedTestClient(server.connectString)
+        let doomed = try await connectedTestClient(server.connectString)
         try await Self.gate(a, root, "a:1").advertise([0, 1])
         try await Self.gate(doomed, root, "d:1").advertise([2])
         await doomed.close()  // dies before partition 3 is loaded anywhere, and takes 2 with it
@@ -73,7 +74,7 @@ import ZooKeeperTesting
         let ids = ["1", "2", "3"]
         var clients: [ZooKeeperClient] = []
         for id in ids.dropLast() {  // node "3" is down
-            let client = try await connectedClient(server.connectString)
+            let client = try await connectedTestClient(server.connectString)
             clients.append(client)
             try await Self.gate(client, root, "node\(id):1").advertise(assigner.partitions(for: id, members: ids))
         }
@@ -86,8 +87,8 @@ import ZooKeeperTesting
     @Test func advertisementsAreRepublishedAfterSessionExpiry() async throws {
         let server = try await ZooKeeperServer.shared()
         let root = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
-        let observer = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
+        let observer = try await connectedTestClient(server.connectString)
         let gate = Self.gate(client, root, "a:1")
         try await gate.advertise([0, 1, 2, 3])
         try await client.expireSessionForTesting()
@@ -110,7 +111,7 @@ import ZooKeeperTesting
         let assigner = StaticPartitionAssigner(partitionCount: 50, replication: 3)
         let ids = (1...30).map(String.init)
         var clients: [ZooKeeperClient] = []
-        for _ in 0..<3 { clients.append(try await connectedClient(server.connectString)) }
+        for _ in 0..<3 { clients.append(try await connectedTestClient(server.connectString)) }
         let watcher = Self.gate(clients[0], root, "watcher:0", partitions: 50)
         let waiting = Task { try await watcher.awaitReady(minReplication: 3) }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -130,60 +131,18 @@ import ZooKeeperTesting
     @Test func cleanupRemovesOnlyOldEmptyPersistentVersions() async throws {
         let server = try await ZooKeeperServer.shared()
         let root = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
         let held = Self.gate(client, root, "a:1")
         try await held.advertise([0])
         try await client.createPath("\(root)/partitions/db/old-empty")
         try await client.createPath("\(root)/partitions/other/old-empty")
         // Nothing is old enough under the default one-hour guard.
-        #expect(try await VersionGate.removeEmptyVersions(client: client, root: root).isEmpty)
+        #expect(try await VersionGate.removeEmptyVersions(client: client, under: "\(root)/partitions").isEmpty)
         try await Task.sleep(for: .milliseconds(50))
-        let removed = try await VersionGate.removeEmptyVersions(client: client, root: root, olderThan: .milliseconds(1))
+        let removed = try await VersionGate.removeEmptyVersions(client: client, under: "\(root)/partitions", olderThan: .milliseconds(1))
         #expect(Set(removed) == ["\(root)/partitions/db/old-empty", "\(root)/partitions/other/old-empty", "\(root)/partitions/other"])
         #expect(try await client.exists(held.versionPath) != nil, "a version with advertisements stays")
         #expect(try await client.getChildren(held.versionPath).names.count == 1, "ephemerals are never touched")
-        await client.close()
-    }
-
-    /// Nodes starting together get distinct shard ids under the id-assignment lock.
-    @Test func nodesStartingTogetherClaimDistinctShardIDs() async throws {
-        let server = try await ZooKeeperServer.shared()
-        let root = uniqueTestPath()
-        // The nodes stay up (their member nodes with them) until all have chosen.
-        let claimed = try await withThrowingTaskGroup(of: (String, ZooKeeperClient).self) { group in
-            for index in 0..<5 {
-                group.addTask {
-                    let client = try await connectedClient(server.connectString)
-                    let (id, chosen) = try await ShardID.claim(
-                        client: client, lockPath: "\(root)/id_assignment_lock", membersPath: "\(root)/nodes",
-                        quietPeriod: index.isMultiple(of: 2) ? .milliseconds(100) : nil
-                    ) { id in
-                        try await client.create("\(root)/nodes/\(id)@host\(index):9599", mode: .ephemeral, parents: .persistent)
-                    }
-                    #expect(chosen)
-                    return (id, client)
-                }
-            }
-            return try await group.reduce(into: []) { $0.append($1) }
-        }
-        #expect(claimed.map(\.0).sorted() == ["1", "2", "3", "4", "5"])
-        for (_, client) in claimed { await client.close() }
-    }
-
-    @Test func anExistingShardIDIsRegisteredWithoutChoosing() async throws {
-        let server = try await ZooKeeperServer.shared()
-        let root = uniqueTestPath()
-        let client = try await connectedClient(server.connectString)
-        try await client.create("\(root)/nodes/1@other:9599", mode: .ephemeral, parents: .persistent)
-        // "1" is taken, but a configured id is used as given (sequins' replacement nodes share ids).
-        let (id, chosen) = try await ShardID.claim(
-            client: client, lockPath: "\(root)/id_assignment_lock", membersPath: "\(root)/nodes", existing: "1"
-        ) { id in
-            try await client.create("\(root)/nodes/\(id)@replacement:9599", mode: .ephemeral)
-        }
-        #expect(id == "1")
-        #expect(!chosen)
-        #expect(try await client.getChildren("\(root)/nodes").names.sorted() == ["1@other:9599", "1@replacement:9599"])
         await client.close()
     }
 }

@@ -288,4 +288,74 @@ import ZooKeeperTesting
         await expectError(.closed) { try await client.exists("/") }
         #expect(client.outstandingCallbackContexts == 0)
     }
+
+    /// A host name that does not resolve is named in the error, not left as a plain timeout.
+    @Test(.timeLimit(.minutes(1))) func anUnresolvableHostIsNamedInTheError() async throws {
+        let client = try ZooKeeperClient(connectString: "no-such-zookeeper-host.invalid:2181", configuration: configuration {
+            $0.connectionTimeout = .seconds(2)
+        })
+        let error = await expectError(.connectionTimeout) { try await client.connect() }
+        #expect(error?.message.contains("not resolved: no-such-zookeeper-host.invalid") == true, "\(String(describing: error))")
+        #expect(client.outstandingCallbackContexts == 0)
+    }
+
+    /// A reply awaited twice at once used to leave the first waiter hanging (the second
+    /// continuation replaced it): now one gets the reply and the other a clear error.
+    @Test(.timeLimit(.minutes(1))) func aReplyAwaitedTwiceAnswersBothAwaiters() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            let path = uniquePath()
+            try await client.create(path, data: Array("x".utf8))
+            for _ in 0..<50 {
+                let reply = client.submitGetData(path)
+                @Sendable func awaitReply() async -> Result<NodeData, any Error> {
+                    do { return .success(try await reply.value()) } catch { return .failure(error) }
+                }
+                async let first = awaitReply()
+                async let second = awaitReply()
+                let results = await [first, second]
+                let values = results.compactMap { try? $0.get() }
+                let errors = results.compactMap { result -> ZooKeeperError? in
+                    if case .failure(let error as ZooKeeperError) = result { return error }
+                    return nil
+                }
+                #expect(values.map(\.bytes) == [Array("x".utf8)])
+                #expect(errors.map(\.code) == [.invalidState])
+                #expect(errors.first?.message.contains("already awaited") == true)
+            }
+            try await client.delete(path)
+        }
+    }
+
+    @Test func missingNodesAreToleratedWhereAsked() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            let path = uniquePath()
+            #expect(try await client.childrenIfExists(path) == [])
+            #expect(try await client.deleteIfExists(path) == false)
+            try await client.create(path)
+            #expect(try await client.deleteIfExists(path) == true)
+            await expectError(.invalidPath) { try await client.childrenIfExists("no-slash") }
+        }
+    }
+
+    /// A tree several levels deep and wide goes in one call; a missing tree is no error; the
+    /// server's own subtree is left alone.
+    @Test func deleteRecursivelyRemovesATree() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            let root = uniquePath()
+            for a in 0..<5 {
+                for b in 0..<4 {
+                    try await client.create("\(root)/a\(a)/b\(b)/leaf", parents: .persistent)
+                }
+            }
+            try await client.create("\(root)/a0/eph", mode: .ephemeral)
+            try await client.deleteRecursively(root)
+            #expect(try await client.exists(root) == nil)
+            try await client.deleteRecursively(root)  // already gone
+            await expectError(.invalidPath) { try await client.deleteRecursively("relative") }
+        }
+    }
 }
+

@@ -10,7 +10,7 @@ let benchmarks: @Sendable () -> Void = {
 
     let members = (1...1000).map(String.init)
     let sequins = StaticPartitionAssigner(partitionCount: 10_000, replication: 3)
-    let numeric = StaticPartitionAssigner(partitionCount: 10_000, replication: 3, strategy: .sequins(.numeric))
+    let numeric = StaticPartitionAssigner(partitionCount: 10_000, replication: 3, strategy: .roundRobin(.numeric))
     let rendezvous = StaticPartitionAssigner(partitionCount: 10_000, replication: 3, strategy: .rendezvous)
 
     Benchmark("assigner sequins: one member's partitions (10k partitions × 1k members, R=3)") { benchmark in
@@ -39,7 +39,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    let advertisements = (0..<100_000).map { PartitionReplication.advertisementName(partition: $0 % 10_000, address: "10.0.\($0 / 10_000).1:9599") }
+    let advertisements = (0..<100_000).map { PartitionAdvertisement(partition: $0 % 10_000, holder: "10.0.\($0 / 10_000).1:9599").name }
 
     Benchmark("gate: tally 100k advertisements over 10k partitions, then the ready check") { benchmark in
         for _ in benchmark.scaledIterations {

@@ -64,16 +64,9 @@ enum RecipeWorkload: String {
 
     private func cleanUp(_ admin: ZooKeeperClient, base: String, removeRoot: Bool, sessions: [ZooKeeperClient]) async {
         for session in sessions.dropFirst() { await session.close() }
-        await deleteTree(admin, base)
+        try? await admin.deleteRecursively(base)
         if removeRoot { try? await admin.delete("/bench") }
         await admin.close()
-    }
-
-    private func deleteTree(_ client: ZooKeeperClient, _ path: String) async {
-        if let children = try? await client.getChildren(path).names {
-            for child in children { await deleteTree(client, "\(path)/\(child)") }
-        }
-        try? await client.delete(path)
     }
 
     private func lockUncontended(_ client: ZooKeeperClient, base: String, count: Int) async throws -> Measurement {

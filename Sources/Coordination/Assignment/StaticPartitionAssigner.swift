@@ -1,33 +1,45 @@
-/// Decides which partitions a member holds, from a converged member list: a pure function, no
-/// ZooKeeper. Every member computes the same answer from the same list.
+/// Decides which partitions a member holds, from a converged list of member ids: a pure
+/// function, no ZooKeeper. Every member computes the same answer from the same list, so a
+/// cluster agrees on its assignment without storing it anywhere.
 ///
-/// The default strategy reproduces sequins' `pickLocal` exactly: each partition is repeated
-/// `replication` times, and slot `i` goes to the `i`-th of the sorted, de-duplicated shard ids
-/// modulo their count. Members that share a shard id share a slot (that is how a replacement node
-/// takes over a dead node's partitions); members beyond `partitions × replication` get nothing.
-/// ``Strategy/rendezvous`` trades that perfect balance for minimal movement when members change.
+/// Each partition is held by `replication` distinct ids. Members that share an id share its
+/// partitions (that is how a replacement takes over a dead member's share: it starts with the
+/// dead member's id). Two strategies:
+/// - ``Strategy/roundRobin(_:)`` (the default): each partition is repeated `replication` times
+///   and slot `i` goes to the `i`-th of the sorted, distinct ids, modulo their count; balanced
+///   within one slot, and ids beyond `partitions × replication` get nothing. With
+///   ``IDOrder/lexicographic`` this is sequins' `pickLocal` exactly.
+/// - ``Strategy/rendezvous``: highest-random-weight hashing, which trades that perfect balance
+///   for minimal movement when members come and go.
 public struct StaticPartitionAssigner: Sendable, Hashable {
-    /// How shard ids are put in order for the sequins strategy.
-    public enum ShardOrder: Sendable, Hashable {
-        /// As strings ("10" < "2"): what sequins does, so mixed clusters agree.
+    /// How member ids are put in order for ``Strategy/roundRobin(_:)``.
+    public enum IDOrder: Sendable, Hashable {
+        /// As strings ("10" < "2"), so that every implementation agrees without parsing ids
+        /// (sequins orders its shard ids this way).
         case lexicographic
         /// As integers where both ids are integers, as strings otherwise.
         case numeric
     }
 
+    /// How partitions are spread over the ids.
     public enum Strategy: Sendable, Hashable {
-        /// sequins' round-robin over the sorted shard ids: balanced within one slot.
-        case sequins(ShardOrder)
+        /// Round-robin over the sorted ids: balanced within one slot.
+        case roundRobin(IDOrder)
         /// Highest-random-weight hashing: each partition goes to the `replication` ids that hash
         /// highest with it, so adding or removing an id moves only the partitions it gains or loses.
         case rendezvous
     }
 
+    /// How many partitions there are (numbered from 0).
     public var partitionCount: Int
+    /// How many distinct ids hold each partition (fewer when there are fewer ids).
     public var replication: Int
+    /// How partitions are spread over the ids.
     public var strategy: Strategy
 
-    public init(partitionCount: Int, replication: Int, strategy: Strategy = .sequins(.lexicographic)) {
+    /// An assigner of `partitionCount` partitions, each held by `replication` ids.
+    /// - Precondition: `partitionCount >= 0` and `replication >= 1`.
+    public init(partitionCount: Int, replication: Int, strategy: Strategy = .roundRobin(.lexicographic)) {
         precondition(partitionCount >= 0, "partitionCount must not be negative")
         precondition(replication >= 1, "replication must be at least 1")
         self.partitionCount = partitionCount
@@ -35,22 +47,26 @@ public struct StaticPartitionAssigner: Sendable, Hashable {
         self.strategy = strategy
     }
 
-    /// The partitions `shardID` holds among `members` (shard ids, repeats allowed; `shardID` is
-    /// counted as a member even if absent), sorted.
+    /// The partitions `memberID` holds among `members` (member ids, repeats allowed; `memberID`
+    /// is counted as a member even if absent), sorted.
     ///
     /// - Parameters:
-    ///   - maxReplication: sequins' `max_replication`: when at least `replication`, a partition
-    ///     that `remoteHolders` says is already held that many times elsewhere is dropped. `nil`,
-    ///     0 or less than `replication` disables the check.
-    ///   - remoteHolders: for each partition, how many *other* nodes advertise it now.
+    ///   - memberID: the member asking.
+    ///   - members: the ids of every member (a converged membership).
+    ///   - maxReplication: an upper bound on copies: when at least `replication`, a partition that
+    ///     `remoteHolders` says is already held that many times elsewhere is dropped (a member
+    ///     that joins late does not add a copy nobody needs). `nil`, 0 or less than `replication`
+    ///     disables the check.
+    ///   - remoteHolders: for each partition, how many *other* members hold it now (for example
+    ///     ``VersionGate/remoteHolders()``).
     public func partitions(
-        for shardID: String, members: some Sequence<String>, maxReplication: Int? = nil, remoteHolders: [Int: Int] = [:]
+        for memberID: String, members: some Sequence<String>, maxReplication: Int? = nil, remoteHolders: [Int: Int] = [:]
     ) -> [Int] {
-        let ids = orderedIDs(Array(members) + [shardID])
+        let ids = orderedIDs(Array(members) + [memberID])
         var selected: [Int]
         switch strategy {
-        case .sequins:
-            guard let mine = ids.firstIndex(of: shardID) else { return [] }
+        case .roundRobin:
+            guard let mine = ids.firstIndex(of: memberID) else { return [] }
             var chosen = Set<Int>()
             // Slot i = partition i / R goes to ids[i % n]; ours are i ≡ mine (mod n).
             var slot = mine
@@ -61,14 +77,14 @@ public struct StaticPartitionAssigner: Sendable, Hashable {
             selected = chosen.sorted()
         case .rendezvous:
             // Ours when fewer than `replication` ids rank above us (weight, then id, descending).
-            let mine = Self.idHash(shardID)
-            let others = ids.filter { $0 != shardID }.map { (id: $0, hash: Self.idHash($0)) }
+            let mine = Self.idHash(memberID)
+            let others = ids.filter { $0 != memberID }.map { (id: $0, hash: Self.idHash($0)) }
             selected = (0..<partitionCount).filter { partition in
                 let myWeight = Self.weight(idHash: mine, partition: partition)
                 var above = 0
                 for other in others {
                     let weight = Self.weight(idHash: other.hash, partition: partition)
-                    if weight > myWeight || (weight == myWeight && other.id > shardID) {
+                    if weight > myWeight || (weight == myWeight && other.id > memberID) {
                         above += 1
                         if above >= replication { return false }
                     }
@@ -82,7 +98,7 @@ public struct StaticPartitionAssigner: Sendable, Hashable {
         return selected
     }
 
-    /// Every distinct shard id's partitions (without the max-replication check, which depends on
+    /// Every distinct member id's partitions (without the max-replication check, which depends on
     /// each node's view of the remote holders).
     public func assignment(members: some Sequence<String>) -> [String: [Int]] {
         let ids = orderedIDs(Array(members))
@@ -95,9 +111,9 @@ public struct StaticPartitionAssigner: Sendable, Hashable {
     func orderedIDs(_ members: [String]) -> [String] {
         let unique = Set(members)
         switch strategy {
-        case .sequins(.lexicographic), .rendezvous:
+        case .roundRobin(.lexicographic), .rendezvous:
             return unique.sorted()
-        case .sequins(.numeric):
+        case .roundRobin(.numeric):
             return unique.sorted { left, right in
                 if let l = Int(left), let r = Int(right), l != r { return l < r }
                 return left < right
@@ -140,30 +156,5 @@ public struct StaticPartitionAssigner: Sendable, Hashable {
         hash = (hash ^ (hash >> 30)) &* 0xbf58_476d_1ce4_e5b9
         hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
         return hash ^ (hash >> 31)
-    }
-}
-
-/// Shard ids: the smallest free one, as sequins chooses a node's id when none is configured.
-public enum ShardID {
-    /// The smallest positive integer not used by `members` (sequins' `SmallestAvailableShardID`,
-    /// without its duplicate-id bug: {1, 1, 2} gives "3").
-    /// - Throws: a ``ShardIDError`` naming the first non-numeric id (sequins refuses to start then).
-    public static func smallestFree(in members: some Sequence<String>) throws(ShardIDError) -> String {
-        var used = Set<Int>()
-        for member in members {
-            guard let number = Int(member) else { throw ShardIDError(nonNumericID: member) }
-            used.insert(number)
-        }
-        var candidate = 1
-        while used.contains(candidate) { candidate += 1 }
-        return String(candidate)
-    }
-}
-
-/// A shard id that is not a number, where the smallest free number must be chosen.
-public struct ShardIDError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var nonNumericID: String
-    public var description: String {
-        "shard id \"\(nonNumericID)\" is not a number: the smallest free shard id cannot be chosen (configure shard_id on every node, or only numeric ones)"
     }
 }

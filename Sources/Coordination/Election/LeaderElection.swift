@@ -17,20 +17,27 @@ import ZooKeeper
 /// }
 /// ```
 public final class LeaderElection: Sendable {
+    /// How a participant behaves.
     public struct Configuration: Sendable {
         /// When a leader must step down. Default: ``LossPolicy/onPresumedExpired``
         /// (``LossPolicy/onSuspended`` steps down at the first disconnect).
         public var lossPolicy: LossPolicy = .onPresumedExpired
         /// The ACL of the election's node and of the candidates' nodes. Default: open to anyone.
         public var acl: [ACL] = ACL.openUnsafe
+        /// The defaults: step down when the session is presumed expired; open ACL.
         public init() {}
     }
 
+    /// The client the election uses.
     public let client: ZooKeeperClient
+    /// The election's node; candidates are its children.
     public let path: String
+    /// This participant's id, as observers see it in ``LeaderInfo/participantID``.
     public let participantID: String
+    /// How this participant behaves.
     public let configuration: Configuration
 
+    /// A participant in the election at `path` (nothing is written until it campaigns).
     public init(client: ZooKeeperClient, path: String, participantID: String, configuration: Configuration = Configuration()) {
         self.client = client
         self.path = path
@@ -43,7 +50,7 @@ public final class LeaderElection: Sendable {
     }
 
     /// Joins the election and waits until this participant leads.
-    /// - Throws: ``CoordinationError/Code/timedOut``, `CancellationError`, ``ZooKeeperError``; our
+    /// - Throws: ``CoordinationError/Code/timedOut``, `CancellationError`, `ZooKeeperError`; our
     ///   candidate node is deleted in every such case.
     public func campaign(payload: [UInt8] = [], timeout: Duration? = nil) async throws -> Leadership {
         let data = LeaderInfo.encode(participantID: participantID, payload: payload)
@@ -53,6 +60,7 @@ public final class LeaderElection: Sendable {
 
     /// Campaigns, runs `body` while leading, cancels it when leadership is lost, then resigns.
     /// - Throws: ``CoordinationError/Code/lost`` if the body was cancelled by a loss; what `body` throws.
+    @discardableResult
     public func whileLeader<R: Sendable>(
         payload: [UInt8] = [], timeout: Duration? = nil, _ body: @escaping @Sendable (Leadership) async throws -> R
     ) async throws -> R {
@@ -60,7 +68,7 @@ public final class LeaderElection: Sendable {
         return try await term.hold.run({ try await body(term) }, endingWith: contender, lostError: term.lostError)
     }
 
-    /// The current leader as a stream: the leader now (or `nil` when there is none), then every
+    /// The current leader as a stream: the leader now (or ``LeaderState/vacant``), then every
     /// change of leader or of its payload. Works for participants and pure observers; resyncs after
     /// reconnects and new sessions; throws `.closed` when the client closes.
     public func observe() -> LeaderUpdates {
@@ -75,7 +83,9 @@ public final class LeaderElection: Sendable {
 
 /// Who leads: the participant id, its payload, and its term's epoch.
 public struct LeaderInfo: Sendable, Hashable {
+    /// The leader's participant id.
     public var participantID: String
+    /// What the leader published with it (for example its address).
     public var payload: [UInt8]
     /// Grows with every new term (the czxid of the leader's node).
     public var epoch: Int64
@@ -96,6 +106,7 @@ public struct LeaderInfo: Sendable, Hashable {
 
 /// One term of leadership. Resign it exactly once (``resign()``); ``LeaderElection/whileLeader(payload:timeout:_:)`` does.
 public final class Leadership: Sendable {
+    /// The election this term belongs to.
     public let election: LeaderElection
     let hold: Hold
 
@@ -144,48 +155,73 @@ public final class Leadership: Sendable {
     }
 }
 
-/// The leader of an election over time (see ``LeaderElection/observe()``).
+/// Who leads an election at one moment.
+public enum LeaderState: Sendable, Hashable {
+    /// This participant leads.
+    case leader(LeaderInfo)
+    /// Nobody leads: no participant is in the queue (or the election's node does not exist).
+    case vacant
+
+    /// The leader, or `nil` when vacant.
+    public var leader: LeaderInfo? {
+        if case .leader(let info) = self { return info }
+        return nil
+    }
+}
+
+/// The leader of an election over time (see ``LeaderElection/observe()``): the state now, then
+/// every change of leader or of its payload.
 public struct LeaderUpdates: AsyncSequence, Sendable {
-    public typealias Element = LeaderInfo?
+    public typealias Element = LeaderState
+    public typealias Failure = any Error
     let client: ZooKeeperClient
     let path: String
 
+    /// Iterates the leader states; each iterator follows the election on its own.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncThrowingStream<LeaderInfo?, any Error>.AsyncIterator
-        public mutating func next() async throws -> LeaderInfo?? { try await base.next() }
+        var base: AsyncThrowingStream<LeaderState, any Error>.AsyncIterator
+
+        /// The next state; `nil` when the consuming task is cancelled.
+        public mutating func next() async throws -> LeaderState? { try await base.next() }
+
+        /// The next state, resuming on `actor`'s executor.
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> LeaderState? {
+            try await base.next(isolation: actor)
+        }
     }
 
+    /// Starts following the election: reads the leader and watches for changes.
     public func makeAsyncIterator() -> AsyncIterator {
         let client = self.client
         let path = self.path
-        let (stream, output) = AsyncThrowingStream<LeaderInfo?, any Error>.makeStream()
+        let (stream, output) = AsyncThrowingStream<LeaderState, any Error>.makeStream()
         let producer = Task {
-            var last: LeaderInfo?? = .none
+            var last: LeaderState?
             do {
                 while true {
                     try Task.checkCancellation()
                     do {
                         // Watch the children (who leads) and the leader's data (its payload).
                         var watches: [NodeWatch] = []
-                        let leader: LeaderInfo?
+                        let state: LeaderState
                         do {
                             let (children, childrenWatch) = try await client.getChildrenAndWatch(path)
                             watches.append(childrenWatch)
                             let (info, dataWatch) = try await Self.readLeader(client: client, path: path, update: .children(children))
-                            leader = info
+                            state = info.map(LeaderState.leader) ?? .vacant
                             if let dataWatch { watches.append(dataWatch) }
                         } catch let error as ZooKeeperError where error.code == .noNode {
                             let (stat, creation) = try await client.existsAndWatch(path)
                             if stat != nil { continue }
                             watches.append(creation)
-                            leader = nil
+                            state = .vacant
                         }
-                        if last == nil || last! != leader {
-                            output.yield(leader)
-                            last = .some(leader)
+                        if last != state {
+                            output.yield(state)
+                            last = state
                         }
                         try await Self.firstEvent(of: watches)
-                    } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
+                    } catch let error as ZooKeeperError where error.isTransient {
                         try await Task.sleep(for: .milliseconds(50))  // back off; the state event may lag the error
                         try await client.waitUntilConnected()
                     }
@@ -216,9 +252,7 @@ public struct LeaderUpdates: AsyncSequence, Sendable {
         case .children(let children)?: names = children.names
         case .noNode?: return (nil, nil)
         case nil:
-            do { names = try await client.getChildren(path).names } catch let error as ZooKeeperError where error.code == .noNode {
-                return (nil, nil)
-            }
+            names = try await client.childrenIfExists(path)
         }
         while let first = LockQueue.queue(names).first {
             do {

@@ -1,8 +1,8 @@
 import Synchronization
 import ZooKeeper
 
-/// A distributed lock on a ZooKeeper path: exclusive (a mutex), or ``LockQueue/Kind/read`` /
-/// ``LockQueue/Kind/write`` for a read/write lock, or with `maxHolders > 1` a counting semaphore.
+/// A distributed lock on a ZooKeeper path: exclusive (a mutex), or ``Kind/read`` /
+/// ``Kind/write`` for a read/write lock, or with `maxHolders > 1` a counting semaphore.
 ///
 /// - No herd effect: each waiter watches only the node ahead of it (with `getData`, so no stray
 ///   creation watch is left).
@@ -28,21 +28,35 @@ public final class DistributedLock: Sendable {
         /// The ACL of the lock's node and of the contenders' nodes. Default: open to anyone
         /// (`world:anyone`); a digest ACL keeps clients without its credentials out.
         public var acl: [ACL] = ACL.openUnsafe
+        /// The defaults: lost when the session is presumed expired; open ACL.
         public init() {}
     }
 
+    /// What a holder shares with other holders.
+    public enum Kind: Sendable, Hashable, CaseIterable {
+        /// Exclusive: one holder (or `maxHolders` of them, for a semaphore).
+        case exclusive
+        /// The read side of a read/write lock: shared with other readers, excluded by writers.
+        case read
+        /// The write side of a read/write lock: excludes readers and writers.
+        case write
+    }
+
+    /// The client the lock uses.
     public let client: ZooKeeperClient
     /// The lock's node; contenders are its children. It is created as a container node.
     public let path: String
-    public let kind: LockQueue.Kind
+    /// What a holder shares with other holders.
+    public let kind: Kind
     /// How many may hold at once (1 for a mutex).
     public let maxHolders: Int
+    /// How the lock behaves.
     public let configuration: Configuration
 
     /// A mutex (`kind: .exclusive`, `maxHolders: 1`), a read or write side of a read/write lock,
     /// or a semaphore (`.exclusive` with `maxHolders` leases).
     public init(
-        client: ZooKeeperClient, path: String, kind: LockQueue.Kind = .exclusive, maxHolders: Int = 1,
+        client: ZooKeeperClient, path: String, kind: Kind = .exclusive, maxHolders: Int = 1,
         configuration: Configuration = Configuration()
     ) {
         precondition(maxHolders >= 1, "maxHolders must be at least 1")
@@ -64,7 +78,7 @@ public final class DistributedLock: Sendable {
 
     /// Waits until the lock is held.
     /// - Parameter timeout: give up after this long (`nil`: wait as long as it takes).
-    /// - Throws: ``CoordinationError/Code/timedOut``, `CancellationError`, ``ZooKeeperError`` (for
+    /// - Throws: ``CoordinationError/Code/timedOut``, `CancellationError`, `ZooKeeperError` (for
     ///   example `.closed`). In every case our node is deleted before this returns.
     public func acquire(timeout: Duration? = nil) async throws -> LockLease {
         let node = try await contender.acquire(data: [], deadline: timeout.map { ContinuousClock.now + $0 })
@@ -93,6 +107,7 @@ public final class DistributedLock: Sendable {
     /// Runs `body` while holding the lock, cancels it if the lock is lost, and releases the lock.
     /// - Throws: what ``acquire(timeout:)`` throws; ``CoordinationError/Code/lost`` when the body
     ///   was cancelled because the lock was lost; what `body` throws.
+    @discardableResult
     public func withLock<R: Sendable>(timeout: Duration? = nil, _ body: @escaping @Sendable (LockLease) async throws -> R) async throws -> R {
         let lease = try await acquire(timeout: timeout)
         return try await lease.hold.run({ try await body(lease) }, endingWith: contender, lostError: lease.lostError)
@@ -113,8 +128,10 @@ public enum LossReason: Sendable, Hashable {
     case released
 }
 
-/// One hold of a ``DistributedLock``. Release it exactly once (``release()``); ``withLock(timeout:_:)`` does.
+/// One hold of a ``DistributedLock``. Release it exactly once (``release()``);
+/// ``DistributedLock/withLock(timeout:_:)`` does.
 public final class LockLease: Sendable {
+    /// The lock this lease holds.
     public let lock: DistributedLock
     let hold: Hold
 
@@ -149,7 +166,8 @@ public final class LockLease: Sendable {
     /// Runs `operations` atomically only if we still hold the lock: the transaction also checks
     /// that our lock node exists, so a holder whose session expired cannot write.
     /// - Throws: ``CoordinationError/Code/lost`` when the lease has ended; the multi's error
-    ///   (`.noNode` with ``ZooKeeperError/failedOperationIndex`` 0 when our node is gone).
+    ///   (`.noNode` with `ZooKeeperError/failedOperationIndex` 0 when our node is gone).
+    @discardableResult
     public func fencedMulti(_ operations: [MultiOperation]) async throws -> [MultiResult] {
         guard isHeld else { throw lostError() }
         let results = try await lock.client.multi([.check(path: node.path)] + operations)

@@ -4,28 +4,20 @@
 /// Contender nodes are named `_c_<guid>-<kind>-<10-digit sequence>` (the GUID makes a create whose
 /// reply was lost findable again; the server appends the sequence). They are ordered by sequence
 /// only, whatever their prefix.
-public enum LockQueue {
-    /// What kind of holder a contender wants to be.
-    public enum Kind: String, Sendable, Hashable, CaseIterable {
-        /// Exclusive, or one of `maxHolders` (mutex, semaphore, election).
-        case exclusive = "lock"
-        /// Shared with other readers, excluded by writers.
-        case read = "read"
-        /// Excludes readers and writers.
-        case write = "write"
-    }
+package enum LockQueue {
+    package typealias Kind = DistributedLock.Kind
 
     /// One node of the queue.
-    public struct Contender: Sendable, Hashable {
-        public var name: String
-        public var sequence: Int64
-        public var kind: Kind
+    package struct Contender: Sendable, Hashable {
+        package var name: String
+        package var sequence: Int64
+        package var kind: Kind
         /// The protection GUID in the name, if it has one.
-        public var guid: String?
+        package var guid: String?
     }
 
     /// What a contender does next.
-    public enum Decision: Sendable, Hashable {
+    package enum Decision: Sendable, Hashable {
         /// It holds the lock (or one of the leases).
         case acquired
         /// It waits for this node (the one that blocks it and was created just before it) to go.
@@ -35,7 +27,7 @@ public enum LockQueue {
     }
 
     /// Parses a contender node name; `nil` for a name that is not a contender of this library.
-    public static func parse(_ name: String) -> Contender? {
+    package static func parse(_ name: String) -> Contender? {
         // …-<kind>-<sequence>, the sequence being the server's 10 digits (negative after a wrap).
         guard let lastDash = name.lastIndex(of: "-") else { return nil }
         var sequenceStart = name.index(after: lastDash)
@@ -51,7 +43,7 @@ public enum LockQueue {
         guard let sequence = Int64(name[sequenceStart...]) else { return nil }
         let head = name[..<kindEnd]
         let kindStart = head.lastIndex(of: "-").map { head.index(after: $0) } ?? head.startIndex
-        guard let kind = Kind(rawValue: String(head[kindStart...])) else { return nil }
+        guard let kind = Kind(nodeName: head[kindStart...]) else { return nil }
         var guid: String?
         if head.hasPrefix("_c_"), kindStart > head.startIndex {
             guid = String(head[head.index(head.startIndex, offsetBy: 3)..<head.index(before: kindStart)])
@@ -60,14 +52,14 @@ public enum LockQueue {
     }
 
     /// The contenders among `children`, in queue order.
-    public static func queue(_ children: [String]) -> [Contender] {
+    package static func queue(_ children: [String]) -> [Contender] {
         children.compactMap(parse).sorted { ($0.sequence, $0.name) < ($1.sequence, $1.name) }
     }
 
     /// Decides for the contender named `ours`.
     /// - Parameter maxHolders: how many exclusive contenders may hold at once (1 for a mutex or an
     ///   election, N for a semaphore). Readers and writers ignore it.
-    public static func decide(children: [String], ours: String, maxHolders: Int = 1) -> Decision {
+    package static func decide(children: [String], ours: String, maxHolders: Int = 1) -> Decision {
         let queue = queue(children)
         guard let index = queue.firstIndex(where: { $0.name == ours }) else { return .missing }
         let me = queue[index]
@@ -87,13 +79,33 @@ public enum LockQueue {
     }
 
     /// The node name prefix for a contender (the server appends the sequence).
-    public static func prefix(guid: String, kind: Kind) -> String {
-        "_c_\(guid)-\(kind.rawValue)-"
+    package static func prefix(guid: String, kind: Kind) -> String {
+        "_c_\(guid)-\(kind.nodeName)-"
     }
 
     /// The contender created with `guid`, if it is among `children` (to recover a create whose
     /// reply was lost).
-    public static func find(guid: String, in children: [String]) -> String? {
+    package static func find(guid: String, in children: [String]) -> String? {
         children.first { parse($0)?.guid == guid }
+    }
+}
+
+extension DistributedLock.Kind {
+    /// The kind's word in a contender node's name.
+    var nodeName: String {
+        switch self {
+        case .exclusive: return "lock"
+        case .read: return "read"
+        case .write: return "write"
+        }
+    }
+
+    init?(nodeName: Substring) {
+        switch nodeName {
+        case "lock": self = .exclusive
+        case "read": self = .read
+        case "write": self = .write
+        default: return nil
+        }
     }
 }

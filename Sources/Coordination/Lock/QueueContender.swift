@@ -1,18 +1,26 @@
 import Foundation
 import ZooKeeper
 
-/// A contender node this process created and owns.
+/// A contender node this process created and owns: the node behind a lock lease or a
+/// leadership term.
 public struct ContenderNode: Sendable, Hashable {
     /// The node's full path.
-    public var path: String
+    public let path: String
     /// The session that owns it (its `ephemeralOwner`).
-    public var sessionID: Int64
+    package let sessionID: Int64
     /// The client's session generation when it was created.
-    public var generation: Int
+    package let generation: Int
     /// The node's creation zxid: increases with every new contender of every path.
-    public var czxid: Int64
+    package let czxid: Int64
     /// The node's name.
     public var name: String { ZooKeeperPath.name(of: path) }
+
+    package init(path: String, sessionID: Int64, generation: Int, czxid: Int64) {
+        self.path = path
+        self.sessionID = sessionID
+        self.generation = generation
+        self.czxid = czxid
+    }
 }
 
 /// The queue algorithm shared by the lock, the semaphore, the read/write lock and the election:
@@ -21,7 +29,7 @@ public struct ContenderNode: Sendable, Hashable {
 struct QueueContender: Sendable {
     let client: ZooKeeperClient
     let parent: String
-    let kind: LockQueue.Kind
+    let kind: DistributedLock.Kind
     let maxHolders: Int
     /// The ACL of the parent (when this contender creates it) and of our node.
     var acl: [ACL] = ACL.openUnsafe
@@ -125,7 +133,7 @@ struct QueueContender: Sendable {
                     return nil
                 }
                 return (ContenderNode(path: path, sessionID: stat.ephemeralOwner, generation: session.generation, czxid: stat.czxid), children)
-            } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
+            } catch let error as ZooKeeperError where error.isTransient {
                 continue
             }
         }
@@ -134,7 +142,7 @@ struct QueueContender: Sendable {
     /// Waits until `node` is first in line (or among the first `maxHolders`), checking that the
     /// current session owns it before saying so.
     /// - Throws: ``CoordinationError/Code/lost`` when our node disappeared (the session expired),
-    ///   ``CoordinationError/Code/timedOut``, `CancellationError`, or a ``ZooKeeperError``.
+    ///   ``CoordinationError/Code/timedOut``, `CancellationError`, or a `ZooKeeperError`.
     func awaitTurn(_ node: ContenderNode, children initial: [String]?, deadline: ContinuousClock.Instant?) async throws {
         var children = initial
         while true {
@@ -223,7 +231,7 @@ struct QueueContender: Sendable {
         }
     }
 
-    /// Waits until the client is connected (``ZooKeeperClient/waitUntilConnected(timeout:)``), or
+    /// Waits until the client is connected (`ZooKeeperClient/waitUntilConnected(timeout:)`), or
     /// throws ``CoordinationError/Code/timedOut`` at the deadline.
     func waitForConnection(deadline: ContinuousClock.Instant?) async throws {
         try checkDeadline(deadline)

@@ -6,12 +6,14 @@
 /// begins); every later snapshot that differs does. A group that changes more often than the
 /// quiet period keeps the wait going, as in sequins.
 public struct ConvergenceWait<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
+    /// How long the members must stay unchanged.
     public let quietPeriod: Duration
     /// When the wait may end (if a snapshot has been read by then).
     public private(set) var deadline: Instant
     /// The members last read, `nil` before the first snapshot.
     public private(set) var members: [String: [UInt8]]?
 
+    /// A wait that started at `start`.
     public init(startedAt start: Instant, quietPeriod: Duration) {
         self.quietPeriod = quietPeriod
         deadline = start.advanced(by: quietPeriod)

@@ -17,6 +17,7 @@ import ZooKeeper
 ///   resynchronised after reconnects and new sessions; ``awaitStable(quietPeriod:)`` returns the
 ///   members once they have not changed for a quiet period.
 public final class MembershipWatcher: Sendable {
+    /// The client the watcher uses.
     public let client: ZooKeeperClient
     /// The group's node; members are its children.
     public let group: String
@@ -57,6 +58,7 @@ public final class MembershipWatcher: Sendable {
     /// The ACL of this member's node (and of the group's node when the join creates it).
     public let acl: [ACL]
 
+    /// A watcher of the group at `group` (nothing is read or written until it is used); `acl` is the ACL of this member's node.
     public init(client: ZooKeeperClient, group: String, acl: [ACL] = ACL.openUnsafe) {
         self.client = client
         self.group = group
@@ -81,11 +83,30 @@ public final class MembershipWatcher: Sendable {
 
     /// Publishes this process as `memberID` with `payload`, and keeps it published across new
     /// sessions until ``leave()``.
-    /// - Throws: ``CoordinationError/Code/duplicateMember`` when another live session holds the id;
-    ///   ``CoordinationError/Code/closed`` after ``leave()``; ``ZooKeeperError``.
+    /// - Throws: ``CoordinationError/Code/invalidArgument`` when `memberID` is not one node name
+    ///   (empty, `.`, `..`, containing `/` or characters ZooKeeper refuses), before anything is
+    ///   written; ``CoordinationError/Code/duplicateMember`` when another live session holds the
+    ///   id; ``CoordinationError/Code/closed`` after ``leave()``; `ZooKeeperError`.
     public func join(memberID: String, payload: [UInt8] = [], waitingForOtherSession: Duration = .zero) async throws {
-        try ZooKeeperPath.validate(ZooKeeperPath.join(group, memberID))
+        try validateNodeName(memberID, what: "member id")
+        try ZooKeeperPath.validate(group)
         try await join(.fixed(memberID), payload: payload, otherSessionDeadline: .now + waitingForOtherSession)
+    }
+
+    /// Throws ``CoordinationError/Code/invalidArgument`` unless `name` is one node name that
+    /// ZooKeeper accepts (a member id must not make the member a node deeper in the tree).
+    private func validateNodeName(_ name: String, what: String, isSequential: Bool = false) throws {
+        let problem: String?
+        if name.isEmpty && !isSequential {
+            problem = "it is empty"
+        } else if name.contains("/") {
+            problem = "it contains \"/\" (it must be one node name)"
+        } else {
+            problem = ZooKeeperPath.problem(in: "/" + name + (isSequential ? "0" : ""))
+        }
+        if let problem {
+            throw CoordinationError(.invalidArgument, path: group, message: "invalid \(what) \"\(name)\": \(problem)")
+        }
     }
 
     /// Publishes this process as the ephemeral sequential node `<group>/<prefix><sequence>` with
@@ -94,10 +115,13 @@ public final class MembershipWatcher: Sendable {
     /// this session with the same payload is adopted, so give each member of one session in one
     /// group its own payload.
     /// - Returns: the node's name in the group (``memberID`` follows it after a new session).
-    /// - Throws: ``CoordinationError/Code/closed`` after ``leave()``; ``ZooKeeperError``.
+    /// - Throws: ``CoordinationError/Code/invalidArgument`` when `prefix` contains `/` or
+    ///   characters ZooKeeper refuses; ``CoordinationError/Code/closed`` after ``leave()``;
+    ///   `ZooKeeperError`.
     @discardableResult
     public func join(sequentialPrefix prefix: String, payload: [UInt8] = []) async throws -> String {
-        try ZooKeeperPath.validate(ZooKeeperPath.join(group, prefix), isSequential: true)
+        try validateNodeName(prefix, what: "member name prefix", isSequential: true)
+        try ZooKeeperPath.validate(group)
         try await join(.sequential(prefix: prefix), payload: payload, otherSessionDeadline: .now)
         guard let name = memberID else { throw CoordinationError(.closed, path: group, message: "this watcher has left the group") }
         return name
@@ -127,7 +151,7 @@ public final class MembershipWatcher: Sendable {
             do {
                 guard let name else { throw ZooKeeperError(.noNode, path: group, message: "not published yet") }
                 try await client.setData(ZooKeeperPath.join(group, name), data: payload)
-            } catch let error as ZooKeeperError where error.code == .noNode || error.isRetryable || error.code == .sessionExpired {
+            } catch let error as ZooKeeperError where error.code == .noNode || error.isTransient {
                 try await publish()  // not published right now: publish with the new payload
             }
         }
@@ -182,7 +206,7 @@ public final class MembershipWatcher: Sendable {
                     try await publish(prefix: prefix, desired: desired, session: session)
                 }
                 return
-            } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
+            } catch let error as ZooKeeperError where error.isTransient {
                 try await Task.sleep(for: .milliseconds(50))
                 try await client.waitUntilConnected()
             } catch is RetryNow {
@@ -253,7 +277,7 @@ public final class MembershipWatcher: Sendable {
             } catch let error as ZooKeeperError where error.code == .noNode {}
         }
         for duplicate in found.dropFirst() {
-            do { try await client.delete(ZooKeeperPath.join(group, duplicate)) } catch let error as ZooKeeperError where error.code == .noNode {}
+            try await client.deleteIfExists(ZooKeeperPath.join(group, duplicate))
         }
         return found.first
     }
@@ -350,17 +374,25 @@ private final class ConvergenceState: Sendable {
 /// ``MembershipWatcher/members()``.
 public struct MembershipChanges: AsyncSequence, Sendable {
     public typealias Element = [String: [UInt8]]
+    public typealias Failure = any Error
     let client: ZooKeeperClient
     let group: String
 
+    /// Iterates the snapshots; each iterator follows the group on its own.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var children: ChildrenUpdates.AsyncIterator
         let client: ZooKeeperClient
         let group: String
         var last: [String: [UInt8]]?
 
+        /// The next snapshot that differs from the last one; `nil` when the consuming task is cancelled.
         public mutating func next() async throws -> [String: [UInt8]]? {
-            while let update = try await children.next() {
+            try await next(isolation: nil)
+        }
+
+        /// The next snapshot, resuming on `actor`'s executor.
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> [String: [UInt8]]? {
+            while let update = try await children.next(isolation: actor) {
                 var snapshot = try await Self.read(update, client: client, group: group)
                 // Cut off while still connected (throttled, or the state not yet updated): read again.
                 while snapshot == nil, client.state.isConnected {
@@ -389,7 +421,7 @@ public struct MembershipChanges: AsyncSequence, Sendable {
                     snapshot[name] = try await reply.value().bytes
                 } catch let error as ZooKeeperError where error.code == .noNode {
                     continue
-                } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
+                } catch let error as ZooKeeperError where error.isTransient {
                     cutOff = true
                 }
             }
@@ -397,6 +429,7 @@ public struct MembershipChanges: AsyncSequence, Sendable {
         }
     }
 
+    /// Starts following the group.
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(children: client.childrenUpdates(group).makeAsyncIterator(), client: client, group: group)
     }

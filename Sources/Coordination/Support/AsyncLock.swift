@@ -1,7 +1,10 @@
 import Synchronization
 
 /// A lock for async code: one holder at a time, waiting in order.
-public final class AsyncLock: Sendable {
+///
+/// Not part of the library's API: the recipes use it, and the demos reach it through
+/// `@_spi(Concurrency) import Coordination`.
+@_spi(Concurrency) public final class AsyncLock: Sendable {
     private struct State {
         var locked = false
         var waiters: [CheckedContinuation<Void, Never>] = []

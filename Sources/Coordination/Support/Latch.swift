@@ -1,7 +1,10 @@
 import Synchronization
 
 /// A value set once and awaited by any number of tasks (cancellable waits).
-public final class Latch<Value: Sendable>: Sendable {
+///
+/// Not part of the library's API: the recipes use it, and the demos reach it through
+/// `@_spi(Concurrency) import Coordination`.
+@_spi(Concurrency) public final class Latch<Value: Sendable>: Sendable {
     private struct State {
         var value: Value?
         var waiters: [Int: CheckedContinuation<Value?, Never>] = [:]

@@ -2,26 +2,38 @@ import Foundation
 import Synchronization
 import ZooKeeper
 
-/// The min-replication gate of one version of one database, with sequins' ZooKeeper layout:
-/// `<root>/partitions/<db>/<version>/<%05d partition>@<host:port>`, one ephemeral node per
-/// partition a node holds.
+/// A min-replication gate for one version of a partitioned dataset: every member advertises the
+/// partitions of the version it has loaded, and nobody serves the version before each partition
+/// has at least `minReplication` holders.
 ///
-/// - ``advertise(_:waitingForOtherSession:)`` publishes what this node holds as it finishes loading; the advertisements
-///   are published again on every new session (owner-checked, like members), and never after
-///   ``unadvertiseAll()``.
+/// The version's node (``versionPath``) holds one ephemeral child per partition and holder,
+/// named as ``PartitionAdvertisement`` says: `<partition, 5 digits>@<holder>`.
+/// - ``advertise(_:waitingForOtherSession:)`` publishes what this member holds as it finishes
+///   loading; the advertisements are published again on every new session (owner-checked, like
+///   members), and never after ``unadvertiseAll()``.
 /// - ``replication()`` streams the holders of every partition; ``awaitReady(minReplication:)``
 ///   returns once every partition has at least `minReplication` holders, and latches.
-/// - ``removeEmptyVersions(client:root:olderThan:)`` deletes empty persistent version nodes old
-///   enough (sequins' one-hour guard), never an ephemeral.
+/// - ``removeEmptyVersions(client:under:olderThan:)`` deletes empty persistent version nodes old
+///   enough (one hour by default), never an ephemeral.
+///
+/// sequins' layout is one configuration of it: the version path is
+/// `/<cluster_name>/v1/partitions/<db>/<version>` and the holder is the node's `host:port`.
+///
+/// ```swift
+/// let gate = VersionGate(client: client, versionPath: "/search/v1/partitions/catalog/20261121",
+///                        partitionCount: 16, holder: "10.0.0.5:9599")
+/// try await gate.advertise([3, 11])               // as soon as they are loaded
+/// try await gate.awaitReady(minReplication: 2)    // then switch to the version
+/// ```
 public final class VersionGate: Sendable {
+    /// The client the gate reads and advertises with.
     public let client: ZooKeeperClient
-    public let database: String
-    public let version: String
-    public let partitionCount: Int
-    /// This node's `host:port`, as in its advertisements.
-    public let address: String
-    /// `<root>/partitions/<db>/<version>`.
+    /// The version's node: advertisements are its children.
     public let versionPath: String
+    /// How many partitions the version has (numbered from 0).
+    public let partitionCount: Int
+    /// This member, as its advertisements name it.
+    public let holder: String
 
     private struct State {
         var advertised: [Int: MembershipWatcher] = [:]
@@ -29,24 +41,27 @@ public final class VersionGate: Sendable {
     }
     private let state = Mutex(State())
 
-    /// - Parameter root: the cluster's root, for sequins `/<cluster_name>/v1`.
-    public init(client: ZooKeeperClient, root: String, database: String, version: String, partitionCount: Int, address: String) {
+    /// A gate on the version at `versionPath`, whose advertisements by this member name `holder`.
+    /// Nothing is read or written until it is used.
+    public init(client: ZooKeeperClient, versionPath: String, partitionCount: Int, holder: String) {
         self.client = client
-        self.database = database
-        self.version = version
+        self.versionPath = versionPath
         self.partitionCount = partitionCount
-        self.address = address
-        versionPath = ZooKeeperPath.join(ZooKeeperPath.join(ZooKeeperPath.join(root, "partitions"), database), version)
+        self.holder = holder
     }
 
-    /// Advertises that this node holds `partitions` of this version (idempotent per partition).
-    /// An advertisement another session still holds (this address's previous process, crashed)
+    /// Advertises that this member holds `partitions` of this version (idempotent per partition).
+    /// An advertisement another session still holds (this holder's previous process, crashed)
     /// is waited out for `waitingForOtherSession` (see ``MembershipWatcher/join(memberID:payload:waitingForOtherSession:)``).
-    /// - Throws: ``CoordinationError/Code/duplicateMember`` when another live session advertises
-    ///   the same partition with the same address; ``ZooKeeperError``.
+    /// - Throws: ``CoordinationError/Code/invalidArgument`` for a partition out of range (nothing
+    ///   is advertised then); ``CoordinationError/Code/duplicateMember`` when another live session
+    ///   advertises the same partition with the same holder; `ZooKeeperError`.
     public func advertise(_ partitions: some Sequence<Int>, waitingForOtherSession: Duration = .zero) async throws {
+        let partitions = Array(partitions)
+        if let wrong = partitions.first(where: { $0 < 0 || $0 >= partitionCount }) {
+            throw CoordinationError(.invalidArgument, path: versionPath, message: "partition \(wrong) is out of range 0..<\(partitionCount)")
+        }
         for partition in partitions {
-            precondition(partition >= 0 && partition < partitionCount, "partition \(partition) is out of range 0..<\(partitionCount)")
             let watcher = state.withLock { state -> MembershipWatcher? in
                 guard state.advertised[partition] == nil else { return nil }
                 let watcher = MembershipWatcher(client: client, group: versionPath)
@@ -56,7 +71,7 @@ public final class VersionGate: Sendable {
             guard let watcher else { continue }
             do {
                 try await watcher.join(
-                    memberID: PartitionReplication.advertisementName(partition: partition, address: address), waitingForOtherSession: waitingForOtherSession)
+                    memberID: PartitionAdvertisement(partition: partition, holder: holder).name, waitingForOtherSession: waitingForOtherSession)
             } catch {
                 _ = state.withLock { $0.advertised.removeValue(forKey: partition) }
                 throw error
@@ -64,10 +79,10 @@ public final class VersionGate: Sendable {
         }
     }
 
-    /// The partitions this node advertises.
+    /// The partitions this member advertises.
     public var advertisedPartitions: [Int] { state.withLock { $0.advertised.keys.sorted() } }
 
-    /// Withdraws this node's advertisements (it no longer serves the version).
+    /// Withdraws this member's advertisements (it no longer serves the version).
     public func unadvertiseAll() async throws {
         let watchers = state.withLock { state -> [MembershipWatcher] in
             defer { state.advertised.removeAll() }
@@ -100,25 +115,24 @@ public final class VersionGate: Sendable {
 
     /// The holders now, read once.
     public func currentReplication() async throws -> PartitionReplication {
-        do {
-            return PartitionReplication(advertisements: try await client.getChildren(versionPath).names, partitionCount: partitionCount)
-        } catch let error as ZooKeeperError where error.code == .noNode {
-            return PartitionReplication(advertisements: [], partitionCount: partitionCount)
-        }
+        PartitionReplication(advertisements: try await client.childrenIfExists(versionPath), partitionCount: partitionCount)
     }
 
-    /// For each partition, how many *other* nodes advertise it now (the `remoteHolders` input of
+    /// For each partition, how many *other* members advertise it now (the `remoteHolders` input of
     /// ``StaticPartitionAssigner/partitions(for:members:maxReplication:remoteHolders:)``).
     public func remoteHolders() async throws -> [Int: Int] {
-        try await currentReplication().remoteCounts(excluding: address)
+        try await currentReplication().remoteCounts(excluding: holder)
     }
 
-    /// Deletes persistent, childless nodes under `<root>/partitions` (version nodes, then database
-    /// nodes) created more than `olderThan` ago; never an ephemeral node, never a node with children.
+    /// Deletes the version nodes under `versionsRoot` that nobody advertises any more, laid out as
+    /// `<versionsRoot>/<dataset>/<version>`: persistent, childless version nodes created more than
+    /// `olderThan` ago, then dataset nodes left empty and old enough; never an ephemeral node,
+    /// never a node with children. (For sequins, `versionsRoot` is `/<cluster_name>/v1/partitions`.)
     /// - Returns: the paths deleted.
     @discardableResult
-    public static func removeEmptyVersions(client: ZooKeeperClient, root: String, olderThan guardTime: Duration = .seconds(3600)) async throws -> [String] {
-        let partitions = ZooKeeperPath.join(root, "partitions")
+    public static func removeEmptyVersions(
+        client: ZooKeeperClient, under versionsRoot: String, olderThan guardTime: Duration = .seconds(3600)
+    ) async throws -> [String] {
         let nowMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
         let cutoff = nowMilliseconds - guardTime.milliseconds
         var removed: [String] = []
@@ -133,17 +147,13 @@ public final class VersionGate: Sendable {
                 return error.code == .noNode
             }
         }
-        let databases: [String]
-        do { databases = try await client.getChildren(partitions).names } catch let error as ZooKeeperError where error.code == .noNode {
-            return []
-        }
-        for database in databases.sorted() {
-            let databasePath = ZooKeeperPath.join(partitions, database)
-            let versions = (try? await client.getChildren(databasePath).names) ?? []
+        for dataset in try await client.childrenIfExists(versionsRoot).sorted() {
+            let datasetPath = ZooKeeperPath.join(versionsRoot, dataset)
+            let versions = try await client.childrenIfExists(datasetPath)
             for version in versions.sorted() {
-                _ = try await removeIfEmptyAndOld(ZooKeeperPath.join(databasePath, version))
+                _ = try await removeIfEmptyAndOld(ZooKeeperPath.join(datasetPath, version))
             }
-            _ = try await removeIfEmptyAndOld(databasePath)
+            _ = try await removeIfEmptyAndOld(datasetPath)
         }
         return removed
     }
@@ -152,15 +162,23 @@ public final class VersionGate: Sendable {
 /// The holders of a version's partitions over time (see ``VersionGate/replication()``).
 public struct ReplicationUpdates: AsyncSequence, Sendable {
     public typealias Element = PartitionReplication
+    public typealias Failure = any Error
     let children: ChildrenUpdates
     let partitionCount: Int
 
+    /// Iterates the replication snapshots; each iterator follows the version on its own.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: ChildrenUpdates.AsyncIterator
         let partitionCount: Int
 
+        /// The next snapshot; `nil` when the consuming task is cancelled.
         public mutating func next() async throws -> PartitionReplication? {
-            guard let update = try await base.next() else { return nil }
+            try await next(isolation: nil)
+        }
+
+        /// The next snapshot, resuming on `actor`'s executor.
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> PartitionReplication? {
+            guard let update = try await base.next(isolation: actor) else { return nil }
             switch update {
             case .children(let children): return PartitionReplication(advertisements: children.names, partitionCount: partitionCount)
             case .noNode: return PartitionReplication(advertisements: [], partitionCount: partitionCount)
@@ -168,6 +186,7 @@ public struct ReplicationUpdates: AsyncSequence, Sendable {
         }
     }
 
+    /// Starts following the version's advertisements.
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(base: children.makeAsyncIterator(), partitionCount: partitionCount)
     }

@@ -109,6 +109,9 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
     let inFlight: InFlightRequests?
     /// The handle generation the request was handed to (0 until it is).
     private let generation = Atomic<Int>(0)
+    /// Whether a ``PendingReply`` of this box is awaited (only one may be: a second continuation
+    /// would replace the first, which would then never resume).
+    private let awaiterClaimed = Atomic<Bool>(false)
 
     init(path: String?, counter: CallbackCounter, inFlight: InFlightRequests?, attachment: AnyObject? = nil) {
         self.path = path
@@ -120,6 +123,11 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
 
     deinit {
         counter.value.subtract(1, ordering: .relaxed)
+    }
+
+    /// Claims the right to await the reply; `false` if it was already claimed.
+    func claimAwaiter() -> Bool {
+        !awaiterClaimed.exchange(true, ordering: .relaxed)
     }
 
     /// Stores the continuation; returns `false` (and resumes it) if the task was already cancelled.

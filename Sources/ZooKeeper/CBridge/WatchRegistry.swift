@@ -83,8 +83,16 @@ let nodeWatcher: watcher_fn = { _, type, state, path, context in
 
 /// What triggered a one-shot watch.
 public struct WatchedEvent: Sendable, Hashable, CustomStringConvertible {
+    /// What happened to the node.
     public enum Kind: Sendable, Hashable {
-        case nodeCreated, nodeDeleted, nodeDataChanged, nodeChildrenChanged
+        /// The node was created (a watch set by `existsAndWatch` on a missing node).
+        case nodeCreated
+        /// The node was deleted.
+        case nodeDeleted
+        /// The node's data changed.
+        case nodeDataChanged
+        /// A child was added or removed.
+        case nodeChildrenChanged
 
         init?(cType: Int32) {
             switch cType {
@@ -97,9 +105,12 @@ public struct WatchedEvent: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// What happened.
     public var kind: Kind
+    /// The node it happened to.
     public var path: String
 
+    /// An event of `kind` on `path`.
     public init(kind: Kind, path: String) {
         self.kind = kind
         self.path = path

@@ -17,7 +17,7 @@ extension ZooKeeperClient {
         /// Credentials applied with `addAuth("digest", "user:password")` on every new session.
         public var digestCredentials: [DigestCredential] = []
         /// Whether the client opens a new session by itself after the server expired the old one.
-        /// Default: `true`. When `false`, the client ends in ``SessionState/expired`` and every request
+        /// Default: `true`. When `false`, the client ends in ``SessionState/expired(_:)`` and every request
         /// fails with `.sessionExpired` until it is closed.
         public var reconnectAfterExpiry: Bool = true
         /// The largest node data the client sends. The server's `jute.maxbuffer` defaults to
@@ -41,16 +41,20 @@ extension ZooKeeperClient {
         /// `nil` resolves them only after a connection loss. Default: 30 seconds.
         public var hostResolutionInterval: Duration? = .seconds(30)
         /// A session to resume instead of creating a new one (the id and password of another
-        /// handle's session). Used by tests to expire a session on demand.
-        public var resumeSession: SessionCredentials?
+        /// handle's session). The test kit uses it to expire a session on demand.
+        package var resumeSession: SessionCredentials?
 
+        /// The defaults, as documented on each field.
         public init() {}
     }
 
     /// A `digest` scheme identity: `user:password`.
     public struct DigestCredential: Sendable, Hashable {
+        /// The user name.
         public var user: String
+        /// The password (sent to the server, which stores only its digest).
         public var password: String
+        /// The identity `user:password`.
         public init(user: String, password: String) {
             self.user = user
             self.password = password
@@ -61,8 +65,11 @@ extension ZooKeeperClient {
 
 /// The id and password that identify a session to the server.
 public struct SessionCredentials: Sendable, Hashable {
+    /// The session's id, as the server assigned it.
     public var sessionID: Int64
+    /// The session's password (16 bytes), which lets a handle resume the session.
     public var password: [UInt8]
+    /// Credentials of the session `sessionID`.
     public init(sessionID: Int64, password: [UInt8]) {
         self.sessionID = sessionID
         self.password = password

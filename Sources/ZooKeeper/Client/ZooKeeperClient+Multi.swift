@@ -13,6 +13,7 @@ extension ZooKeeperClient {
     ///   and its path (for example `.badVersion` for a failed `check`); `.invalidPath`,
     ///   `.dataTooLarge` or `.badArguments` before anything is sent; `.connectionLoss` (the
     ///   transaction may or may not have been applied), `.sessionExpired`, `.closed`, `CancellationError`.
+    @discardableResult
     public func multi(_ operations: [MultiOperation]) async throws -> [MultiResult] {
         if operations.isEmpty { return [] }
         for (index, operation) in operations.enumerated() {

@@ -6,6 +6,11 @@ extension ZooKeeperClient {
     /// Creates a node and returns its path (with the sequence suffix for sequential modes) and ``Stat``.
     ///
     /// - Parameters:
+    ///   - path: the node's path; for sequential modes, the prefix the server appends the
+    ///     sequence number to.
+    ///   - data: the node's data.
+    ///   - mode: persistent, ephemeral, sequential, container or TTL (``CreateMode``).
+    ///   - acl: who may do what with the node. Default: open to anyone.
     ///   - parents: what to do when the parent is missing: fail (`.none`), or create the missing
     ///     ancestors as persistent or container nodes first (with the same `acl`).
     /// - Throws: `.nodeExists`, `.noNode` (missing parent), `.noChildrenForEphemerals`, `.noAuth`,
@@ -125,6 +130,76 @@ extension ZooKeeperClient {
         try await perform(path: path) { handle, box in
             zoo_async(handle, path, syncCompletion, box)
         } as Void
+    }
+
+    // MARK: - Tolerating a missing node
+
+    /// The names of the node's children (unsorted), or none when the node does not exist.
+    /// - Throws: as ``getChildren(_:)``, except `.noNode`.
+    public func childrenIfExists(_ path: String) async throws -> [String] {
+        do {
+            return try await getChildren(path).names
+        } catch let error as ZooKeeperError where error.code == .noNode {
+            return []
+        }
+    }
+
+    /// Deletes the node if it exists; with `version`, only if it is at that version.
+    /// - Returns: `false` when there was no node to delete.
+    /// - Throws: as ``delete(_:version:)``, except `.noNode`.
+    @discardableResult
+    public func deleteIfExists(_ path: String, version: Int32? = nil) async throws -> Bool {
+        do {
+            try await delete(path, version: version)
+            return true
+        } catch let error as ZooKeeperError where error.code == .noNode {
+            return false
+        }
+    }
+
+    /// Deletes `path` and every node under it, deepest first. Succeeds when `path` does not exist.
+    /// For `/`, deletes everything but the root itself and the server's `/zookeeper` subtree.
+    ///
+    /// The tree is read one level at a time and each level's requests are pipelined, so the cost
+    /// is about two round trips per level, not per node. It is not atomic: nodes created under
+    /// `path` while it runs make a delete fail with `.notEmpty`, and the tree is then read again
+    /// (up to `attempts` times).
+    /// - Throws: `.notEmpty` when nodes kept appearing; `.noAuth`, `.invalidPath`, `.connectionLoss`,
+    ///   `.sessionExpired`, `.closed`, `CancellationError` (part of the tree may be gone then).
+    public func deleteRecursively(_ path: String, attempts: Int = 5) async throws {
+        try ZooKeeperPath.validate(path)
+        var attempt = 1
+        while true {
+            do {
+                try await deleteTreeOnce(path)
+                return
+            } catch let error as ZooKeeperError where error.code == .notEmpty && attempt < attempts {
+                attempt += 1
+            }
+        }
+    }
+
+    private func deleteTreeOnce(_ root: String) async throws {
+        var levels: [[String]] = [[root]]
+        while let level = levels.last, !level.isEmpty {
+            let replies = level.map { ($0, submitGetChildren($0)) }
+            var next: [String] = []
+            for (parent, reply) in replies {
+                do {
+                    // The server's own subtree cannot be deleted.
+                    next += try await reply.value().names.map { ZooKeeperPath.join(parent, $0) }.filter { $0 != "/zookeeper" }
+                } catch let error as ZooKeeperError where error.code == .noNode {}
+            }
+            levels.append(next)
+        }
+        for level in levels.reversed() where !level.isEmpty && !(level == ["/"]) {
+            let replies = level.map { submitDelete($0) }
+            for reply in replies {
+                do {
+                    try await reply.value()
+                } catch let error as ZooKeeperError where error.code == .noNode {}
+            }
+        }
     }
 
     // MARK: - ACL

@@ -3,13 +3,20 @@ import CZooKeeper
 /// The reply to a request submitted with one of the `submit…` methods, to be awaited later.
 ///
 /// The server answers one session's requests in the order they were sent, so submitting several
-/// requests before awaiting any costs one round trip instead of several. Await each reply once.
+/// requests before awaiting any costs one round trip instead of several.
+///
+/// A reply is awaited once: copies of a `PendingReply` share it, and only the first ``value()``
+/// call gets it; every other call, concurrent or later, throws `.invalidState` at once.
 public struct PendingReply<Value: Sendable>: Sendable {
     let box: RequestBox<Value>
 
-    /// Waits for the reply. Throws what the corresponding `async` method would throw.
+    /// Waits for the reply. Throws what the corresponding `async` method would throw, or
+    /// `.invalidState` if this reply is (or was) already awaited.
     public func value() async throws -> Value {
         let box = self.box
+        guard box.claimAwaiter() else {
+            throw ZooKeeperError(.invalidState, path: box.path, message: "this reply is already awaited: await each PendingReply once")
+        }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
                 _ = box.install(continuation)

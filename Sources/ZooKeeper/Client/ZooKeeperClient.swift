@@ -30,7 +30,9 @@ import Synchronization
 ///   tears down an expired session's handle, what was cut off by the expiry fails with
 ///   `.sessionExpired`.
 public final class ZooKeeperClient: Sendable {
+    /// The servers (and chroot) the client connects to.
     public let connectString: ConnectString
+    /// What the client was created with.
     public let configuration: Configuration
     let logger: Logger
 
@@ -74,6 +76,9 @@ public final class ZooKeeperClient: Sendable {
         /// Subscribers to finish once the lock is released (finishing runs their termination
         /// handler, which takes the lock again).
         var toFinish: [AsyncStream<SessionState>.Continuation] = []
+        /// Why the C client could not open a handle the last time it tried (for example host names
+        /// that do not resolve), told to whoever times out waiting for a connection.
+        var openFailure: String?
     }
 
     /// Runs `body` under the session lock (after forgetting the subscribers whose streams ended),
@@ -180,9 +185,9 @@ public final class ZooKeeperClient: Sendable {
             if let timeout {
                 group.addTask {
                     try await Task.sleep(for: timeout)
-                    throw ZooKeeperError(
-                        .connectionTimeout,
-                        message: "no ZooKeeper server at \(self.connectString) answered within \(timeout)")
+                    var message = "no ZooKeeper server at \(self.connectString) answered within \(timeout)"
+                    if let failure = self.session.withLock({ $0.openFailure }) { message += ": \(failure)" }
+                    throw ZooKeeperError(.connectionTimeout, message: message)
                 }
             }
             defer { group.cancelAll() }
@@ -205,12 +210,12 @@ public final class ZooKeeperClient: Sendable {
     /// The id and password of the connected session (`nil` when not connected).
     public var sessionCredentials: SessionCredentials? { session.withLock { $0.credentials } }
 
-    /// The number of one-shot watches registered with the C client and not yet resolved.
-    public var registeredWatchCount: Int { watches.count }
+    /// The number of one-shot watches registered with the C client and not yet resolved (for tests).
+    package var registeredWatchCount: Int { watches.count }
 
     /// The number of this client's request and watch contexts that the C client has not given
     /// back. Zero once the client is closed: tests use it to prove nothing leaks.
-    public var outstandingCallbackContexts: Int { callbackContexts.value.load(ordering: .relaxed) }
+    package var outstandingCallbackContexts: Int { callbackContexts.value.load(ordering: .relaxed) }
 
     func subscribe(_ continuation: AsyncStream<SessionState>.Continuation) -> Int {
         withSession { book in
@@ -342,11 +347,19 @@ public final class ZooKeeperClient: Sendable {
                 CLibraryLog.callback)
         }
         guard let handle else {
+            let code = errno
             Unmanaged<HandleContext>.fromOpaque(contextPointer).release()
-            logger.warning("zookeeper_init failed", metadata: ["zk.errno": "\(errno)"])
-            withSession { book in execute(book.machine.handleOpenFailed(generation: generation), in: &book) }
+            let failure = Self.openFailure(connectString, errno: code)
+            let repeated = withSession { book -> Bool in
+                defer { book.openFailure = failure }
+                execute(book.machine.handleOpenFailed(generation: generation), in: &book)
+                return book.openFailure == failure
+            }
+            // Said once per cause; the client keeps trying every second.
+            logger.log(level: repeated ? .debug : .warning, "cannot open a ZooKeeper handle; retrying", metadata: ["zk.problem": "\(failure)"])
             return
         }
+        withSession { $0.openFailure = nil }
         let resolutionDelay = configuration.hostResolutionInterval.map { Int32(clamping: max($0.milliseconds, 1)) } ?? -1
         zoo_set_servers_resolution_delay(handle, resolutionDelay)
         let adopted = slot.withLock { slot -> Bool in
@@ -369,6 +382,28 @@ public final class ZooKeeperClient: Sendable {
         for authentication in authentications {
             submitAuth(handle: handle, generation: generation, scheme: authentication.scheme, credential: authentication.credential, box: nil)
         }
+    }
+
+    /// Why `zookeeper_init` failed: the host names that do not resolve (the usual cause), or the
+    /// C client's errno.
+    static func openFailure(_ connectString: ConnectString, errno code: Int32) -> String {
+        var unresolved: [String] = []
+        for server in connectString.servers {
+            var hints = addrinfo()
+            #if canImport(Glibc)
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            #else
+            hints.ai_socktype = SOCK_STREAM
+            #endif
+            var result: UnsafeMutablePointer<addrinfo>?
+            let rc = getaddrinfo(server.host, String(server.port), &hints, &result)
+            if let result { freeaddrinfo(result) }
+            if rc != 0 { unresolved.append("\(server.host) (\(String(cString: gai_strerror(rc))))") }
+        }
+        if !unresolved.isEmpty {
+            return "host name\(unresolved.count == 1 ? "" : "s") not resolved: \(unresolved.joined(separator: ", "))"
+        }
+        return "zookeeper_init failed: \(String(cString: strerror(code)))"
     }
 
     private func closeHandle(_ handle: OpaquePointer?, generation: Int, failing error: ZooKeeperError) {

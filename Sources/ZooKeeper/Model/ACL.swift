@@ -12,20 +12,28 @@ public struct ACL: Sendable, Hashable, CustomStringConvertible {
         public let rawValue: Int32
         public init(rawValue: Int32) { self.rawValue = rawValue }
 
+        /// Read the data and list the children.
         public static let read = Permissions(rawValue: ZOO_PERM_READ)
+        /// Set the data.
         public static let write = Permissions(rawValue: ZOO_PERM_WRITE)
+        /// Create children.
         public static let create = Permissions(rawValue: ZOO_PERM_CREATE)
+        /// Delete children.
         public static let delete = Permissions(rawValue: ZOO_PERM_DELETE)
+        /// Set the ACL.
         public static let admin = Permissions(rawValue: ZOO_PERM_ADMIN)
+        /// Everything.
         public static let all = Permissions(rawValue: ZOO_PERM_ALL)
     }
 
+    /// What the identity may do.
     public var permissions: Permissions
     /// The scheme: `world`, `auth`, `digest`, `ip`, …
     public var scheme: String
     /// The identity within the scheme.
     public var id: String
 
+    /// An entry giving `permissions` to `id` of `scheme`.
     public init(permissions: Permissions, scheme: String, id: String) {
         self.permissions = permissions
         self.scheme = scheme

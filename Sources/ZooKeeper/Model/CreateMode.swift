@@ -26,8 +26,10 @@ public struct CreateMode: Sendable, Hashable, CustomStringConvertible {
         CreateMode(kind: .persistentSequentialWithTTL(ttl))
     }
 
+    /// Whether the node ends with its session.
     public var isEphemeral: Bool { kind == .ephemeral || kind == .ephemeralSequential }
 
+    /// Whether the server appends a sequence number to the name.
     public var isSequential: Bool {
         switch kind {
         case .persistentSequential, .ephemeralSequential, .persistentSequentialWithTTL: return true

@@ -9,6 +9,7 @@ public enum MultiOperation: Sendable, Hashable {
     /// Fail the whole transaction unless the node exists (at `version`, when given).
     case check(path: String, version: Int32? = nil)
 
+    /// The node the operation is about.
     public var path: String {
         switch self {
         case .create(let path, _, _, _), .delete(let path, _), .setData(let path, _, _), .check(let path, _):
@@ -21,7 +22,10 @@ public enum MultiOperation: Sendable, Hashable {
 public enum MultiResult: Sendable, Hashable {
     /// The node was created at `path` (with the sequence suffix for sequential modes).
     case created(path: String)
+    /// The node was deleted.
     case deleted
+    /// The data was set; the node's new ``Stat``.
     case dataSet(Stat)
+    /// The version check passed.
     case checked
 }

@@ -25,6 +25,7 @@ public struct Stat: Sendable, Hashable {
     /// The zxid of the change that last modified the children.
     public var pzxid: Int64
 
+    /// A stat with these values (zero by default), for tests and for values read elsewhere.
     public init(
         czxid: Int64 = 0, mzxid: Int64 = 0, ctime: Int64 = 0, mtime: Int64 = 0, version: Int32 = 0,
         cversion: Int32 = 0, aversion: Int32 = 0, ephemeralOwner: Int64 = 0, dataLength: Int32 = 0,
@@ -64,8 +65,10 @@ public struct Stat: Sendable, Hashable {
 public struct NodeData: Sendable, Hashable {
     /// The bytes stored in the node (empty for a node created with no data).
     public var bytes: [UInt8]
+    /// The node's metadata when it was read.
     public var stat: Stat
 
+    /// Data and metadata as read.
     public init(bytes: [UInt8], stat: Stat) {
         self.bytes = bytes
         self.stat = stat
@@ -77,9 +80,12 @@ public struct NodeData: Sendable, Hashable {
 
 /// A node's children (names, not paths) and its ``Stat``.
 public struct NodeChildren: Sendable, Hashable {
+    /// The children's names (not paths), unsorted.
     public var names: [String]
+    /// The parent's metadata when it was read.
     public var stat: Stat
 
+    /// Children and metadata as read.
     public init(names: [String], stat: Stat) {
         self.names = names
         self.stat = stat
@@ -90,5 +96,6 @@ public struct NodeChildren: Sendable, Hashable {
 public struct CreatedNode: Sendable, Hashable {
     /// The path of the new node (with the sequence suffix for sequential modes).
     public var path: String
+    /// The new node's metadata.
     public var stat: Stat
 }

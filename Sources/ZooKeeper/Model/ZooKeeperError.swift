@@ -97,6 +97,7 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
     /// For a failed ``ZooKeeperClient/multi(_:)``: the index of the operation that failed.
     public var failedOperationIndex: Int?
 
+    /// An error with `code`; the message defaults to the C client's text for `rawCode`, or the code.
     public init(_ code: Code, path: String? = nil, rawCode: Int32? = nil, message: String? = nil, failedOperationIndex: Int? = nil) {
         self.code = code
         self.path = path
@@ -114,9 +115,24 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
         return text
     }
 
-    /// Whether retrying the same request on the same session may succeed.
+    /// Whether retrying the same request on the same session may succeed: the connection broke
+    /// (`.connectionLoss`), the server did not answer in time (`.operationTimeout`), or it
+    /// throttled the request (`.throttled`).
     public var isRetryable: Bool {
         code == .connectionLoss || code == .operationTimeout || code == .throttled
+    }
+
+    /// Whether the client will be usable again by itself: the request failed because the
+    /// connection or the session was lost (``isRetryable``, or `.sessionExpired`, after which the
+    /// client opens a new session unless
+    /// ``ZooKeeperClient/Configuration/reconnectAfterExpiry`` is off).
+    ///
+    /// This is the test a loop that must keep going (a watcher, a member that republishes
+    /// itself) applies: wait until connected (``ZooKeeperClient/waitUntilConnected(timeout:)``),
+    /// then start over from a fresh read, because after an expiry the session's ephemeral nodes
+    /// and watches are gone. `.closed` is never transient.
+    public var isTransient: Bool {
+        isRetryable || code == .sessionExpired
     }
 
     private static func defaultMessage(_ code: Code, rawCode: Int32?) -> String {

@@ -2,7 +2,9 @@
 /// (`org.apache.zookeeper.common.PathUtils`), so a bad path fails before anything is sent.
 public enum ZooKeeperPath {
     /// Throws `.invalidPath` naming the problem if `path` is not a valid node path.
-    /// - Parameter isSequential: a sequential create may end in `/` (the server appends the suffix).
+    /// - Parameters:
+    ///   - path: the path to check.
+    ///   - isSequential: a sequential create may end in `/` (the server appends the suffix).
     public static func validate(_ path: String, isSequential: Bool = false) throws(ZooKeeperError) {
         if let problem = problem(in: isSequential ? path + "1" : path) {
             throw ZooKeeperError(.invalidPath, path: path, message: "invalid path \"\(path)\": \(problem)")
@@ -95,15 +97,20 @@ public enum ZooKeeperPath {
 
 /// A parsed and validated connect string: `host:port[,host:port…][/chroot]`.
 public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
+    /// One server of the connect string.
     public struct Server: Sendable, Hashable {
+        /// Its host name or IP address (IPv6 without brackets).
         public var host: String
+        /// Its client port.
         public var port: Int
+        /// The server `host:port`.
         public init(host: String, port: Int) {
             self.host = host
             self.port = port
         }
     }
 
+    /// The servers, in the order given.
     public var servers: [Server]
     /// The chroot every path is relative to, or `nil`.
     public var chroot: String?

@@ -1,10 +1,14 @@
 /// A connected session: its server-assigned id, the timeout the server granted, and the
 /// client-side generation (1 for the first session, incremented for each new session after expiry).
 public struct SessionInfo: Sendable, Hashable, CustomStringConvertible {
+    /// The session's id, as the server assigned it.
     public var sessionID: Int64
+    /// The session timeout the server granted.
     public var negotiatedTimeout: Duration
+    /// 1 for the client's first session, then one more for each new session after an expiry.
     public var generation: Int
 
+    /// A session as the client reports it.
     public init(sessionID: Int64, negotiatedTimeout: Duration, generation: Int) {
         self.sessionID = sessionID
         self.negotiatedTimeout = negotiatedTimeout

@@ -77,9 +77,19 @@ public struct DataUpdates: AsyncSequence, Sendable {
     let client: ZooKeeperClient
     let path: String
 
+    public typealias Failure = any Error
+
+    /// Iterates the snapshots; each iterator follows the node on its own.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncThrowingStream<DataUpdate, any Error>.AsyncIterator
+
+        /// The next snapshot; `nil` when the consuming task is cancelled.
         public mutating func next() async throws -> DataUpdate? { try await base.next() }
+
+        /// The next snapshot, resuming on `actor`'s executor.
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> DataUpdate? {
+            try await base.next(isolation: actor)
+        }
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
@@ -104,9 +114,19 @@ public struct ChildrenUpdates: AsyncSequence, Sendable {
     let client: ZooKeeperClient
     let path: String
 
+    public typealias Failure = any Error
+
+    /// Iterates the snapshots; each iterator follows the node on its own.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncThrowingStream<ChildrenUpdate, any Error>.AsyncIterator
+
+        /// The next snapshot; `nil` when the consuming task is cancelled.
         public mutating func next() async throws -> ChildrenUpdate? { try await base.next() }
+
+        /// The next snapshot, resuming on `actor`'s executor.
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> ChildrenUpdate? {
+            try await base.next(isolation: actor)
+        }
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
@@ -222,8 +242,7 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
                         output.yield(snapshot)
                     } catch let error as ZooKeeperError where error.code == .closed {
                         throw error
-                    } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired
-                        || error.code == .invalidState || error.code == .sessionMoved
+                    } catch let error as ZooKeeperError where error.isTransient || error.code == .invalidState || error.code == .sessionMoved
                     {
                         // Not connected: retry when the session changes, or in a second at the latest.
                         scheduleRetry(wake)

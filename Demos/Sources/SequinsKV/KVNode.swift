@@ -1,0 +1,478 @@
+import AsyncHTTPClient
+import Coordination
+import DemoSupport
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import UnixSignals
+import Synchronization
+import ZooKeeper
+
+/// A `kv` node: sequins on the library. Mirrors `source` into `local_store`, shards and
+/// replicates versions across the cluster found in ZooKeeper, and answers any key over HTTP.
+///
+/// ``run()`` owns the node's life: it opens the local store, joins the cluster (when
+/// `sharding.enabled`), loads the versions found in the source, then serves HTTP and refreshes on
+/// SIGHUP and every `refresh_period`, until graceful shutdown; it then leaves the cluster.
+public final class KVNode: Service, Sendable {
+    public let configuration: SequinsConfiguration
+    let logger: Logger
+    let source: SourceRoot
+    /// The goforit flag file, when `goforit_flag_json_path` is set.
+    let flagFile: FlagFile?
+    /// Called once the node serves HTTP, with the bound port.
+    let onServing: @Sendable (Int) -> Void
+
+    let runtime = Mutex(Runtime())
+    struct Runtime {
+        var store: LocalStore?
+        var cluster: ClusterMembership?
+        var databases: [String: Database] = [:]
+        var refreshTrigger: AsyncStream<Void>.Continuation?
+    }
+    let metrics = KVMetrics()
+
+    /// - Throws: ``ConfigurationError`` for an invalid configuration, ``SourceError`` for a bad source.
+    public init(configuration: SequinsConfiguration, logger: Logger, onServing: @escaping @Sendable (Int) -> Void = { _ in }) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        self.onServing = onServing
+        source = try SourceRoot(configuration.source, requireSuccessFile: configuration.requireSuccessFile)
+        flagFile = configuration.goforitFlagJSONPath.isEmpty ? nil : FlagFile(path: configuration.goforitFlagJSONPath, logger: logger)
+    }
+
+    var cluster: ClusterMembership? { runtime.withLock { $0.cluster } }
+    var store: LocalStore? { runtime.withLock { $0.store } }
+    public var shardID: String? { cluster?.shardID }
+    func database(_ name: String) -> Database? { runtime.withLock { $0.databases[name] } }
+    var databases: [Database] { runtime.withLock { state in state.databases.keys.sorted().compactMap { state.databases[$0] } } }
+
+    /// The name other nodes use in the status page (sequins: `hostname:port`).
+    var statusName: String {
+        let port = SequinsConfiguration.splitHostPort(configuration.bind)?.port ?? 9599
+        return Self.hostName(configuration) + ":\(port)"
+    }
+
+    static func hostName(_ configuration: SequinsConfiguration) -> String {
+        configuration.sharding.advertisedHostname.isEmpty ? ProcessInfo.processInfo.hostName : configuration.sharding.advertisedHostname
+    }
+
+    /// The address in ZooKeeper: the advertised host's single IP address, or the host name
+    /// itself if it resolves to none or several (sequins' rule), and the bind port.
+    static func zooKeeperAddress(_ configuration: SequinsConfiguration) -> String {
+        let host = hostName(configuration)
+        let port = SequinsConfiguration.splitHostPort(configuration.bind)?.port ?? 9599
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        var addresses = Set<String>()
+        if getaddrinfo(host, nil, &hints, &result) == 0 {
+            var cursor = result
+            while let info = cursor {
+                var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+                if getnameinfo(info.pointee.ai_addr, info.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
+                    addresses.insert(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                }
+                cursor = info.pointee.ai_next
+            }
+            freeaddrinfo(result)
+        }
+        let ip = addresses.count == 1 ? addresses.first! : host
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        let store = try LocalStore(directory: configuration.localStore)
+        runtime.withLock { $0.store = store }
+        var cluster: ClusterMembership?
+        if configuration.sharding.enabled {
+            let joined = try await ClusterMembership.connect(
+                configuration: configuration, address: Self.zooKeeperAddress(configuration), logger: logger)
+            cluster = joined
+            do {
+                let shardID = try await joined.join(
+                    configuredShardID: configuration.sharding.shardID, store: store, timeToConverge: configuration.sharding.timeToConverge)
+                logger.info("joined the cluster", metadata: ["kv.shard_id": "\(shardID)", "kv.address": "\(joined.address)"])
+            } catch {
+                await joined.shutdown()
+                throw ClusterError("cannot join the cluster at \(joined.root): \(error)")
+            }
+            runtime.withLock { $0.cluster = joined }
+        }
+        let proxyClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(1))))
+        let peerClient = PeerClient()
+        let (flapping, flapSignal) = AsyncStream<Void>.makeStream()
+        if configuration.test.flapThreshold > 0 {
+            cluster?.watchForFlapping(threshold: configuration.test.flapThreshold) { flapSignal.yield() }
+        }
+        try await NodeLifetime(logger: logger).run { group in
+            flagFile?.reload()
+            await refreshAll(initialStartup: true)
+            await cleanUpStore()
+            if let flagFile { group.addTask { try await flagFile.watch() } }
+            let server = HTTPFrontEnd(node: self, proxyClient: proxyClient, peerClient: peerClient)
+            group.addTask { try await server.run() }
+            group.addTask { try await self.refreshLoop() }
+            group.addTask {
+                for await _ in flapping { throw ClusterError("Dying due to ZK flapping") }
+            }
+        } cleanUp: {
+            try? await proxyClient.shutdown()
+            peerClient.shutdown()
+            for database in databases {
+                for version in database.versions { await version.close() }
+            }
+            await cluster?.shutdown()
+        }
+    }
+
+    /// Refreshes on SIGHUP, every `refresh_period`, and when asked (``triggerRefresh()``).
+    private func refreshLoop() async throws {
+        let (triggers, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        runtime.withLock { $0.refreshTrigger = continuation }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    continuation.yield()
+                }
+            }
+            let period = configuration.refreshPeriod
+            if period > .zero {
+                group.addTask {
+                    while true {
+                        try await Task.sleep(for: period)
+                        continuation.yield()
+                    }
+                }
+            }
+            group.addTask {
+                for await _ in triggers {
+                    self.logger.info("refreshing from the source")
+                    self.flagFile?.reload()
+                    await self.refreshAll(initialStartup: false)
+                    self.logger.info("refreshed from the source")
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Asks for a refresh, as SIGHUP does.
+    public func triggerRefresh() {
+        _ = runtime.withLock { $0.refreshTrigger }?.yield()
+    }
+
+    // MARK: Refresh
+
+    /// sequins' `refreshAll`: new databases are backfilled, existing ones refreshed, databases gone
+    /// from the source removed here. Runs one at a time: at start-up before the refresh loop, then
+    /// only from that loop.
+    ///
+    /// While the `sequins.prevent_download` flag is on, a refresh does nothing at all, and the one
+    /// at start-up takes versions from the local store only (a fresh node serves nothing).
+    func refreshAll(initialStartup: Bool) async {
+        var localOnly = false
+        let preventDownload = FeatureFlags.name(FeatureFlags.preventDownload, clusterName: configuration.sharding.clusterName)
+        if let flags = flagFile?.flags, flags.isEnabled(preventDownload) {
+            guard initialStartup else {
+                logger.notice("Not allowing remote refresh", metadata: ["kv.flag": "\(preventDownload)"])
+                return
+            }
+            logger.notice("Kicking off initial local-only refresh", metadata: ["kv.flag": "\(preventDownload)"])
+            localOnly = true
+        }
+        let names: [String]
+        let source = self.source
+        do { names = try await runOffPool { try source.databases() } } catch {
+            logger.error("cannot list the source", metadata: ["kv.error": "\(error)"])
+            return
+        }
+        for name in names {
+            if let database = database(name) {
+                await refresh(database)
+            } else {
+                let database = Database(name: name)
+                runtime.withLock { $0.databases[name] = database }
+                await backfill(database, localOnly: localOnly)
+            }
+        }
+        let gone = runtime.withLock { state -> [Database] in
+            let gone = state.databases.keys.filter { !names.contains($0) }
+            return gone.compactMap { state.databases.removeValue(forKey: $0) }
+        }
+        for database in gone {
+            logger.info("the database left the source; removing it", metadata: ["kv.db": "\(database.name)"])
+            for version in database.removeAll() { await drop(version) }
+        }
+        metrics.databases.record(runtime.withLock { $0.databases.count })
+        if let cluster, !localOnly {
+            Task { try? await VersionGate.removeEmptyVersions(client: cluster.client, under: cluster.versionsRoot) }
+        }
+    }
+
+    /// A new database: the newest of the last three versions that is ready is switched to at
+    /// once; older ones are prepared too, in case their holders come back. `localOnly`: only
+    /// versions the local store holds are considered.
+    private func backfill(_ database: Database, localOnly: Bool) async {
+        let versions: [String]
+        do {
+            if localOnly {
+                let store = self.store
+                versions = try await runOffPool { store?.storedVersions().filter { $0.database == database.name }.map(\.version) ?? [] }
+            } else {
+                versions = try await listVersions(database.name)
+            }
+        } catch {
+            logger.error("cannot list versions", metadata: ["kv.db": "\(database.name)", "kv.error": "\(error)"])
+            return
+        }
+        for name in versions.suffix(3).reversed() {
+            guard let version = await newVersion(database: database, name: name) else { continue }
+            if await switchVersion(database, to: version) { break }
+        }
+    }
+
+    /// An existing database: the greatest source version newer than the current one, if any.
+    private func refresh(_ database: Database) async {
+        let versions: [String]
+        do { versions = try await listVersions(database.name) } catch {
+            logger.error("cannot list versions", metadata: ["kv.db": "\(database.name)", "kv.error": "\(error)"])
+            return
+        }
+        guard let newest = database.candidates(from: versions).first else { return }
+        if let existing = database.version(named: newest) {
+            startBuild(existing)
+            return
+        }
+        if let version = await newVersion(database: database, name: newest) {
+            _ = await switchVersion(database, to: version)
+        }
+    }
+
+    private func listVersions(_ database: String) async throws -> [String] {
+        let source = self.source
+        return try await runOffPool { try source.versions(of: database) }
+    }
+
+    /// Creates a version: lists its files, reads its advertisements, selects partitions, and
+    /// reads back what the local store already has.
+    private func newVersion(database: Database, name: String) async -> Version? {
+        let metadata: Logger.Metadata = ["kv.db": "\(database.name)", "kv.version": "\(name)"]
+        let files: [String]
+        let (source, databaseName) = (self.source, database.name)
+        do {
+            files = try await runOffPool { try source.dataFiles(database: databaseName, version: name) }
+            if let sparkey = files.first(where: { $0.hasSuffix(".spl") || $0.hasSuffix(".spi.sz") }) {
+                throw SourceError("\(sparkey): Sparkey input is not supported by kv (only Hadoop SequenceFiles)")
+            }
+        } catch {
+            logger.error("cannot read the version's files", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
+            return nil
+        }
+        let partitionCount = files.count
+        let store = self.store
+        let stored = try? await runOffPool { store?.manifest(database: databaseName, version: name) }
+        var selected = Set(0..<partitionCount)
+        var gate: VersionGate?
+        var replication = PartitionReplication(counts: Array(repeating: 0, count: partitionCount))
+        if let cluster, let shardID {
+            let versionGate = VersionGate(
+                client: cluster.client, versionPath: cluster.versionPath(database: database.name, version: name),
+                partitionCount: partitionCount, holder: cluster.address)
+            do {
+                try await cluster.client.createPath(versionGate.versionPath)
+                replication = try await versionGate.currentReplication()
+            } catch {
+                logger.error("cannot read the version's partitions in ZooKeeper", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
+                return nil
+            }
+            gate = versionGate
+            if stored == nil {
+                let assigner = StaticPartitionAssigner(partitionCount: partitionCount, replication: configuration.sharding.replication)
+                selected = Set(
+                    assigner.partitions(
+                        for: shardID, members: cluster.memberShardIDs, maxReplication: configuration.sharding.maxReplication,
+                        remoteHolders: replication.remoteCounts(excluding: cluster.address)))
+            }
+        }
+        if let stored, stored.numPartitions == partitionCount {
+            selected = Set(stored.selectedPartitions)
+        }
+        let version = Version(
+            database: database.name, name: name, files: files, selected: selected,
+            sourcePath: source.path(database: database.name, version: name), gate: gate)
+        if let stored, stored.numPartitions == partitionCount, let store {
+            do {
+                let partitions = try await runOffPool { try store.loadPartitions(database: databaseName, version: name, manifest: stored) }
+                version.install(VersionData(partitionCount: partitionCount, partitions: partitions, createdAt: Date(timeIntervalSince1970: stored.createdAt)))
+                _ = try? await runOffPool { releaseFreedMemory() }  // the indexing's buffers
+                logger.info("read the version back from the local store", metadata: metadata)
+            } catch {
+                logger.warning("the stored version is unreadable; loading it again", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
+                _ = try? await runOffPool { store.remove(database: databaseName, version: name) }
+            }
+        }
+        logger.info(
+            "found a version", metadata: metadata.merging(["kv.partitions": "\(partitionCount)", "kv.selected": "\(selected.sorted())"]) { $1 })
+        if let gate {
+            let minReplication = configuration.sharding.minReplication
+            version.apply(replication, minReplication: minReplication)
+            let updates = gate.replication()
+            version.adopt(
+                Task { [weak version] in
+                    do {
+                        for try await replication in updates {
+                            guard let version else { return }
+                            version.apply(replication, minReplication: minReplication)
+                        }
+                    } catch {}
+                })
+        }
+        return version
+    }
+
+    /// Prepares `version`, builds and advertises it, and switches to it once it is ready.
+    /// Returns true if it was ready at once (and is now current).
+    private func switchVersion(_ database: Database, to version: Version) async -> Bool {
+        database.prepare(version)
+        if version.data != nil, let gate = version.gate {
+            await advertise(version, gate: gate)
+            if let replication = try? await gate.currentReplication() {
+                version.apply(replication, minReplication: configuration.sharding.minReplication)
+            }
+        }
+        startBuild(version)
+        if version.isReady {
+            await upgrade(database, to: version)
+            return true
+        }
+        version.adopt(
+            Task {
+                await version.waitUntilReady()
+                guard !Task.isCancelled, version.isReady else { return }
+                await self.upgrade(database, to: version)
+            })
+        return false
+    }
+
+    /// Builds the version's selected partitions in the background (no-op if built or building).
+    private func startBuild(_ version: Version) {
+        guard version.beginBuild() else { return }
+        version.adopt(Task { await self.build(version) })
+    }
+
+    private func build(_ version: Version) async {
+        let metadata: Logger.Metadata = ["kv.db": "\(version.database)", "kv.version": "\(version.name)"]
+        let started = ContinuousClock.now
+        var builder = VersionBuilder(files: version.files, partitionCount: version.partitionCount, selected: version.selected)
+        builder.maxParallelLoads = configuration.maxParallelLoads
+        builder.throttle = configuration.throttleLoads
+        let hang = configuration.test.hang
+        if !hang.file.isEmpty && (hang.version.isEmpty || hang.version == version.name) {
+            builder.afterFile = { file in
+                if file.hasSuffix("/" + hang.file) { while true { sleep(3600) } }
+            }
+        }
+        do {
+            let records = try await builder.build()
+            let createdAt = Date()
+            let manifest = StoredVersionManifest(
+                numPartitions: version.partitionCount, selectedPartitions: version.selected.sorted(),
+                createdAt: createdAt.timeIntervalSince1970, sourcePath: version.sourcePath)
+            let store = self.store
+            let partitions = try await runOffPool {
+                try VersionBuilder.persistAndIndex(records, store: store, database: version.database, version: version.name, manifest: manifest)
+            }
+            try Task.checkCancellation()
+            let data = VersionData(partitionCount: version.partitionCount, partitions: partitions, createdAt: createdAt)
+            version.install(data)
+            _ = try? await runOffPool { releaseFreedMemory() }  // the build's buffers
+            let elapsed = ContinuousClock.now - started
+            metrics.loadDuration.record(elapsed)
+            logger.info(
+                "built the version",
+                metadata: metadata.merging(["kv.records": "\(data.recordCount)", "kv.elapsed": "\(elapsed)"]) { $1 })
+            if let gate = version.gate { await advertise(version, gate: gate) }
+        } catch is CancellationError {
+            return
+        } catch {
+            version.buildFailed()
+            logger.error(
+                "cannot build the version; still serving what this node had", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
+        }
+    }
+
+    /// Advertises the version's partitions. The gate waits for ZooKeeper while it is unreachable,
+    /// and for this address's previous process's advertisements (after a crash) to expire.
+    private func advertise(_ version: Version, gate: VersionGate) async {
+        do {
+            try await gate.advertise(version.selected.sorted(), waitingForOtherSession: gate.client.predecessorExpiryWait)
+        } catch is CancellationError {
+        } catch {
+            logger.error("cannot advertise the version", metadata: ["kv.version": "\(version.name)", "kv.error": "\(error)"])
+        }
+    }
+
+    /// The version is ready: switch clients to it if it is newer (after `test.upgrade_delay`).
+    private func upgrade(_ database: Database, to version: Version) async {
+        if configuration.test.upgradeDelay > .zero { try? await Task.sleep(for: configuration.test.upgradeDelay) }
+        let keepPrevious = cluster != nil
+        for (action, affected) in database.decide({ $0.upgrade(to: version.name, keepPrevious: keepPrevious) }) {
+            switch action {
+            case .activate:
+                affected.setState(.active)
+                metrics.versionSwitches.increment()
+                logger.info("switched to a new version", metadata: ["kv.db": "\(database.name)", "kv.version": "\(affected.name)"])
+            case .removeAfterTimeout:
+                affected.setState(.removing)
+                scheduleRemoval(database, affected)
+            case .removeNow:
+                await drop(affected)
+            }
+        }
+    }
+
+    /// Drops `version` once nobody has used it for the removal timeout.
+    private func scheduleRemoval(_ database: Database, _ version: Version) {
+        let timeout = configuration.test.effectiveVersionRemoveTimeout
+        version.touch()
+        // The version's own task: closing the version (shutdown, removal) cancels it.
+        version.adopt(Task {
+            while !Task.isCancelled {
+                let idle = version.idleTime
+                if idle < timeout {
+                    try? await Task.sleep(for: timeout - idle)
+                    continue
+                }
+                for (_, affected) in database.decide({ $0.removalTimedOut(version.name) }) { await self.drop(affected) }
+                return
+            }
+        })
+    }
+
+    /// Withdraws and deletes a version.
+    private func drop(_ version: Version) async {
+        version.setState(.removing)
+        await version.close()
+        if let store {
+            let (database, name) = (version.database, version.name)
+            _ = try? await runOffPool { store.remove(database: database, version: name) }
+        }
+        logger.info("removed a version", metadata: ["kv.db": "\(version.database)", "kv.version": "\(version.name)"])
+    }
+
+    /// Deletes stored versions that no database references (sequins' `cleanupStore`).
+    private func cleanUpStore() async {
+        guard let store else { return }
+        let stored = (try? await runOffPool { store.storedVersions() }) ?? []
+        for (databaseName, versionName) in stored where database(databaseName)?.version(named: versionName) == nil {
+            logger.info("deleting a stored version that is no longer served", metadata: ["kv.db": "\(databaseName)", "kv.version": "\(versionName)"])
+            _ = try? await runOffPool { store.remove(database: databaseName, version: versionName) }
+        }
+    }
+}
