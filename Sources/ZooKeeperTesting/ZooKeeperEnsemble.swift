@@ -1,38 +1,55 @@
 import Foundation
+import Synchronization
+import ZooKeeper
 
-/// Three (or more) real ZooKeeper servers forming a quorum on loopback, for failover tests.
+/// Three (or more) real ZooKeeper servers forming a quorum on loopback, for failover tests, and
+/// with dynamic reconfiguration for tests of a changing ensemble.
 ///
 /// ```swift
 /// let ensemble = try await ZooKeeperEnsemble.start()
 /// defer { ensemble.destroy() }
 /// await ensemble.servers[0].kill()       // two of three keep the quorum
 /// ```
+///
+/// A dynamic ensemble (`dynamicReconfiguration: true`) keeps its membership in a dynamic
+/// configuration file with client addresses, allows `reconfig` (any client may: ACLs are skipped on
+/// its servers), and can grow: ``addServer()`` starts a server that knows the current members and
+/// itself, ready to be added with `ZooKeeperClient.reconfigure(joining:leaving:ifVersion:)`.
 public final class ZooKeeperEnsemble: Sendable {
-    /// The members; index `i` has server id `i + 1`.
-    public let servers: [ZooKeeperServer]
+    private struct State {
+        var servers: [ZooKeeperServer]
+        /// Every server's ports by id (including servers that have left).
+        var ports: [Int: (peerPort: Int, electionPort: Int, clientPort: Int)]
+        var usedPorts: Set<Int>
+    }
+    private let state: Mutex<State>
+    private let configuration: ZooKeeperServer.Configuration
+    /// Whether servers can be added and removed by reconfiguration.
+    public let dynamicReconfiguration: Bool
 
-    /// All members' client addresses, for a client's connect string.
+    /// The servers started so far, in the order they were started; the first `size` have ids
+    /// `1…size`, added servers the next ids.
+    public var servers: [ZooKeeperServer] { state.withLock { $0.servers } }
+
+    /// All servers' client addresses, for a client's connect string.
     public var connectString: String { servers.map(\.connectString).joined(separator: ",") }
 
     /// Starts `size` servers and waits until they elected a leader and all serve.
-    public static func start(size: Int = 3, configuration: ZooKeeperServer.Configuration = .init()) async throws -> ZooKeeperEnsemble {
-        var ports: Set<Int> = []
-        func port() throws -> Int {
-            while true {
-                let candidate = try freeLoopbackPort()
-                if ports.insert(candidate).inserted { return candidate }
-            }
-        }
-        var members: [(peerPort: Int, electionPort: Int, clientPort: Int)] = []
-        for _ in 0..<size { members.append((try port(), try port(), try port())) }
-        var servers: [ZooKeeperServer] = []
-        for index in 0..<size {
-            servers.append(try ZooKeeperServer(
-                configuration: configuration, port: members[index].clientPort,
-                quorum: .init(id: index + 1, servers: members)))
-        }
-        let ensemble = ZooKeeperEnsemble(servers: servers)
+    public static func start(
+        size: Int = 3, configuration: ZooKeeperServer.Configuration = .init(), dynamicReconfiguration: Bool = false
+    ) async throws -> ZooKeeperEnsemble {
+        let ensemble = ZooKeeperEnsemble(configuration: configuration, dynamicReconfiguration: dynamicReconfiguration)
         do {
+            var members: [Int: (peerPort: Int, electionPort: Int, clientPort: Int)] = [:]
+            for id in 1...size { members[id] = try ensemble.reservePorts(id: id) }
+            var servers: [ZooKeeperServer] = []
+            for id in 1...size {
+                let server = try ZooKeeperServer(
+                    configuration: configuration, port: members[id]!.clientPort,
+                    quorum: .init(id: id, servers: members, dynamic: dynamicReconfiguration))
+                servers.append(server)
+                ensemble.state.withLock { $0.servers.append(server) }
+            }
             for server in servers { try server.launch() }
             for server in servers { try await server.waitUntilServing(timeout: .seconds(90)) }
         } catch {
@@ -42,11 +59,47 @@ public final class ZooKeeperEnsemble: Sendable {
         return ensemble
     }
 
-    init(servers: [ZooKeeperServer]) {
-        self.servers = servers
+    private init(configuration: ZooKeeperServer.Configuration, dynamicReconfiguration: Bool) {
+        self.configuration = configuration
+        self.dynamicReconfiguration = dynamicReconfiguration
+        state = Mutex(State(servers: [], ports: [:], usedPorts: []))
     }
 
-    /// The index of the current leader, if one serves.
+    private func reservePorts(id: Int) throws -> (peerPort: Int, electionPort: Int, clientPort: Int) {
+        func port() throws -> Int {
+            while true {
+                let candidate = try freeLoopbackPort()
+                if state.withLock({ $0.usedPorts.insert(candidate).inserted }) { return candidate }
+            }
+        }
+        let ports = (try port(), try port(), try port())
+        state.withLock { $0.ports[id] = ports }
+        return ports
+    }
+
+    /// Starts one more server, with the next id, that knows the current configuration's members
+    /// and itself, and waits until it serves (as a non-voting member until a reconfiguration adds
+    /// it: pass its ``ZooKeeperServer/ensembleMember`` to `reconfigure(joining:)`).
+    /// - Parameter currentMembers: the ids of the servers in the current configuration (default:
+    ///   every server started so far that is running).
+    /// - Throws: ``ZooKeeperTestingError`` when the ensemble is not dynamic or the server does not start.
+    public func addServer(currentMembers: [Int]? = nil) async throws -> ZooKeeperServer {
+        guard dynamicReconfiguration else {
+            throw ZooKeeperTestingError("servers can only be added to an ensemble started with dynamicReconfiguration: true")
+        }
+        let id = state.withLock { ($0.ports.keys.max() ?? 0) + 1 }
+        let ports = try reservePorts(id: id)
+        let memberIDs = currentMembers ?? servers.filter(\.isRunning).compactMap(\.serverID)
+        var members = state.withLock { state in state.ports.filter { memberIDs.contains($0.key) } }
+        members[id] = ports
+        let server = try ZooKeeperServer(
+            configuration: configuration, port: ports.clientPort, quorum: .init(id: id, servers: members, dynamic: true))
+        state.withLock { $0.servers.append(server) }
+        try await server.start()
+        return server
+    }
+
+    /// The index (in ``servers``) of the current leader, if one serves.
     public func leaderIndex() async -> Int? {
         for (index, server) in servers.enumerated() where await server.mode() == "leader" {
             return index

@@ -39,7 +39,11 @@ public final class ZooKeeperServer: @unchecked Sendable {
     /// The server's place in an ensemble.
     struct QuorumMember {
         var id: Int
-        var servers: [(peerPort: Int, electionPort: Int, clientPort: Int)]
+        /// Every member the server knows at start, by id.
+        var servers: [Int: (peerPort: Int, electionPort: Int, clientPort: Int)]
+        /// Whether the ensemble is configured dynamically (`reconfigEnabled`, a dynamic
+        /// configuration file with client addresses), so that servers can be added and removed.
+        var dynamic: Bool
     }
 
     /// What the server was started with.
@@ -50,6 +54,18 @@ public final class ZooKeeperServer: @unchecked Sendable {
     public let directory: URL
     let quorum: QuorumMember?
     private let child: ChildProcess
+
+    /// The server's id in its ensemble (`nil` for a standalone server).
+    public var serverID: Int? { quorum?.id }
+
+    /// The server as an ensemble's configuration lists it (`nil` for a standalone server): what a
+    /// reconfiguration adds when the server joins.
+    public var ensembleMember: EnsembleConfiguration.Server? {
+        guard let quorum, let own = quorum.servers[quorum.id] else { return nil }
+        return EnsembleConfiguration.Server(
+            id: quorum.id, host: "127.0.0.1", quorumPort: own.peerPort, electionPort: own.electionPort, role: .participant,
+            clientAddress: .init(host: "127.0.0.1", port: own.clientPort))
+    }
 
     /// `127.0.0.1:<port>`.
     public var connectString: String { "127.0.0.1:\(port)" }
@@ -93,6 +109,8 @@ public final class ZooKeeperServer: @unchecked Sendable {
             "-Dznode.container.checkIntervalMs=\(configuration.containerCheckInterval.milliseconds)",
         ]
         if configuration.extendedTypesEnabled { arguments.append("-Dzookeeper.extendedTypesEnabled=true") }
+        // Reconfiguration is for super users only; test ensembles let any client reconfigure.
+        if quorum?.dynamic == true { arguments.append("-Dzookeeper.skipACL=yes") }
         for (key, value) in configuration.systemProperties.sorted(by: { $0.key < $1.key }) {
             arguments.append("-D\(key)=\(value)")
         }
@@ -176,20 +194,32 @@ public final class ZooKeeperServer: @unchecked Sendable {
         var settings = [
             "tickTime=\(configuration.tickTime.milliseconds)",
             "dataDir=\(directory.appendingPathComponent("data").path)",
-            "clientPort=\(port)",
-            "clientPortAddress=127.0.0.1",
             "maxClientCnxns=0",
             "admin.enableServer=false",
             "4lw.commands.whitelist=*",
             "preAllocSize=4096",
             "snapCount=100000",
         ]
-        if let quorum {
-            settings += ["initLimit=5", "syncLimit=2"]
-            for (index, server) in quorum.servers.enumerated() {
-                settings.append("server.\(index + 1)=127.0.0.1:\(server.peerPort):\(server.electionPort)")
+        if let quorum, quorum.dynamic {
+            // The membership (with client addresses) lives in a dynamic file the servers rewrite
+            // on every reconfiguration.
+            settings += ["initLimit=5", "syncLimit=2", "reconfigEnabled=true", "standaloneEnabled=false"]
+            let dynamicFile = directory.appendingPathComponent("zoo.cfg.dynamic")
+            settings.append("dynamicConfigFile=\(dynamicFile.path)")
+            let members = quorum.servers.sorted { $0.key < $1.key }.map { id, server in
+                "server.\(id)=127.0.0.1:\(server.peerPort):\(server.electionPort):participant;127.0.0.1:\(server.clientPort)"
             }
+            try (members.joined(separator: "\n") + "\n").write(to: dynamicFile, atomically: true, encoding: .utf8)
             try "\(quorum.id)\n".write(to: directory.appendingPathComponent("data/myid"), atomically: true, encoding: .utf8)
+        } else {
+            settings += ["clientPort=\(port)", "clientPortAddress=127.0.0.1"]
+            if let quorum {
+                settings += ["initLimit=5", "syncLimit=2"]
+                for (id, server) in quorum.servers.sorted(by: { $0.key < $1.key }) {
+                    settings.append("server.\(id)=127.0.0.1:\(server.peerPort):\(server.electionPort)")
+                }
+                try "\(quorum.id)\n".write(to: directory.appendingPathComponent("data/myid"), atomically: true, encoding: .utf8)
+            }
         }
         for (key, value) in configuration.extraSettings.sorted(by: { $0.key < $1.key }) {
             settings.append("\(key)=\(value)")

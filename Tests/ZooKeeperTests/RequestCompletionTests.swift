@@ -23,7 +23,7 @@ import Testing
         _ code: Int32, inFlight: InFlightRequests, generation: Int, as: Value.Type,
         _ trampoline: (Int32, UnsafeRawPointer) -> Void
     ) async -> Result<Void, ZooKeeperError> {
-        let box = RequestBox<Value>(path: "/cut/off", counter: CallbackCounter(), inFlight: inFlight)
+        let box = RequestBox<Value>(path: "/cut/off", inFlight: inFlight)
         inFlight.insert(box, generation: generation)
         trampoline(code, UnsafeRawPointer(Unmanaged.passRetained(box).toOpaque()))
         do {
@@ -102,7 +102,7 @@ import Testing
 
     @Test func abandonedRequestsFailWithTheReasonAndTheReasonIsForgottenAfterwards() async throws {
         let inFlight = InFlightRequests()
-        let box = RequestBox<Void>(path: "/abandoned", counter: CallbackCounter(), inFlight: inFlight)
+        let box = RequestBox<Void>(path: "/abandoned", inFlight: inFlight)
         inFlight.insert(box, generation: 7)
         _ = Unmanaged.passRetained(box)  // the reference the C client would hold
         let expired = ZooKeeperError(.sessionExpired, message: "the session expired")

@@ -163,4 +163,64 @@ import ZooKeeperTesting
         if case .children(let children) = update { return children.names.sorted() }
         return nil
     }
+
+    /// The server's count of watches (`wchs`: "Total watches:N").
+    static func serverWatchCount(_ server: ZooKeeperServer) async throws -> Int {
+        let answer = try await server.fourLetterWord("wchs")
+        guard let line = answer.split(separator: "\n").first(where: { $0.hasPrefix("Total watches:") }),
+            let count = Int(line.dropFirst("Total watches:".count))
+        else { throw ZooKeeperTestingError("unexpected wchs answer: \(answer)") }
+        return count
+    }
+
+    /// 10,000 streams (data and children streams on 100 nodes, many on the same node at once,
+    /// and existence watches on missing nodes) started and cancelled leave the server's watch
+    /// count where it began; a stream that ends does not take the watch of another stream on
+    /// the same node with it.
+    @Test(.timeLimit(.minutes(3))) func streamsThatEndRemoveTheirWatchesFromTheServer() async throws {
+        let server = try await ZooKeeperServer.start()  // its own, so that every watch is this test's
+        defer { server.destroy() }
+        try await withClient(server.connectString) { client in
+            let root = "/streams"
+            for index in 0..<100 { try await client.create("\(root)/n\(index)", parents: .persistent) }
+            try await eventually("the client's own watches are in place") { client.outstandingCallbackContexts == client.registeredWatchCount + 1 }
+            let baseline = try await Self.serverWatchCount(server)
+
+            let survivor = client.dataUpdates("\(root)/n0")
+            var survivorUpdates = survivor.makeAsyncIterator()
+            _ = try await survivorUpdates.next()
+            let withSurvivor = try await Self.serverWatchCount(server)
+            #expect(withSurvivor == baseline + 1)
+
+            for batch in 0..<20 {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<500 {
+                        let node = "\(root)/n\((batch * 500 + index) % 100)"
+                        group.addTask {
+                            switch index % 3 {
+                            case 0:
+                                var updates = client.dataUpdates(node).makeAsyncIterator()
+                                _ = try await updates.next()
+                            case 1:
+                                var updates = client.childrenUpdates(node).makeAsyncIterator()
+                                _ = try await updates.next()
+                            default:
+                                var updates = client.dataUpdates(node + "-missing").makeAsyncIterator()
+                                _ = try await updates.next()
+                            }
+                        }  // the iterator is dropped here: the stream ends
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            try await eventually("the server's watches are back where they were", timeout: .seconds(60)) {
+                try await Self.serverWatchCount(server) == withSurvivor
+            }
+            #expect(client.registeredWatchCount == 1, "only the surviving stream's watch")
+            try await client.setData("\(root)/n0", data: Array("changed".utf8))
+            #expect(try await survivorUpdates.next().map { if case .data(let node) = $0 { node.string } else { "" } } == "changed")
+            try await client.deleteRecursively(root)
+        }
+    }
 }
+

@@ -1,12 +1,6 @@
 import CZooKeeper
 import Synchronization
 
-/// Counts one client's request and watch contexts that the C client has not given back yet
-/// (tests use it to prove nothing leaks).
-final class CallbackCounter: Sendable {
-    let value = Atomic<Int>(0)
-}
-
 /// The requests handed to the C client whose completion has not run yet, and why each handle
 /// generation is being closed.
 ///
@@ -104,7 +98,6 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
     let path: String?
     /// Memory the C client writes into when the reply arrives (multi), kept alive with the box.
     let attachment: AnyObject?
-    private let counter: CallbackCounter
     /// Where the box is registered while the C client holds it (`nil` for fire-and-forget calls).
     let inFlight: InFlightRequests?
     /// The handle generation the request was handed to (0 until it is).
@@ -113,16 +106,10 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
     /// would replace the first, which would then never resume).
     private let awaiterClaimed = Atomic<Bool>(false)
 
-    init(path: String?, counter: CallbackCounter, inFlight: InFlightRequests?, attachment: AnyObject? = nil) {
+    init(path: String?, inFlight: InFlightRequests?, attachment: AnyObject? = nil) {
         self.path = path
         self.attachment = attachment
-        self.counter = counter
         self.inFlight = inFlight
-        counter.value.add(1, ordering: .relaxed)
-    }
-
-    deinit {
-        counter.value.subtract(1, ordering: .relaxed)
     }
 
     /// Claims the right to await the reply; `false` if it was already claimed.

@@ -7,24 +7,20 @@ import Synchronization
 /// resolves whatever is left).
 final class WatchBox: @unchecked Sendable {
     let path: String
+    /// Which of the server's watches on `path` it is (data and existence watches are one kind).
+    let kind: WatchKind
     let handleGeneration: Int
     let deliver: @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void
     weak var registry: WatchRegistry?
-    private let counter: CallbackCounter
 
     init(
-        path: String, handleGeneration: Int, counter: CallbackCounter,
+        path: String, kind: WatchKind, handleGeneration: Int,
         deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void
     ) {
         self.path = path
+        self.kind = kind
         self.handleGeneration = handleGeneration
         self.deliver = deliver
-        self.counter = counter
-        counter.value.add(1, ordering: .relaxed)
-    }
-
-    deinit {
-        counter.value.subtract(1, ordering: .relaxed)
     }
 
     var context: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
@@ -36,31 +32,78 @@ final class WatchBox: @unchecked Sendable {
     }
 }
 
-/// The watch boxes handed to the C client and not yet resolved.
+/// The two kinds of watch the server keeps per path and session.
+enum WatchKind: Sendable, Hashable {
+    /// Set by a data read or an existence check.
+    case data
+    /// Set by a children read.
+    case children
+
+    var cType: ZooWatcherType { self == .data ? ZWATCHTYPE_DATA : ZWATCHTYPE_CHILD }
+}
+
+/// The watch boxes handed to the C client and not yet resolved, and how many there are per
+/// path, kind and handle (to know when the last one on a path goes).
 final class WatchRegistry: Sendable {
-    private let boxes = Mutex<[ObjectIdentifier: WatchBox]>([:])
+    private struct Key: Hashable {
+        var path: String
+        var kind: WatchKind
+        var generation: Int
+    }
+    private struct State {
+        var boxes: [ObjectIdentifier: WatchBox] = [:]
+        var counts: [Key: Int] = [:]
+
+        mutating func remove(_ box: WatchBox) -> Bool {
+            guard boxes.removeValue(forKey: ObjectIdentifier(box)) != nil else { return false }
+            let key = Key(path: box.path, kind: box.kind, generation: box.handleGeneration)
+            if let count = counts[key], count > 1 { counts[key] = count - 1 } else { counts.removeValue(forKey: key) }
+            return true
+        }
+    }
+    private let state = Mutex(State())
 
     func register(_ box: WatchBox) {
         box.registry = self
-        boxes.withLock { $0[ObjectIdentifier(box)] = box }
+        state.withLock { state in
+            state.boxes[ObjectIdentifier(box)] = box
+            state.counts[Key(path: box.path, kind: box.kind, generation: box.handleGeneration), default: 0] += 1
+        }
     }
 
     /// Removes `box`; `false` if it was already resolved.
     func remove(_ box: WatchBox) -> Bool {
-        boxes.withLock { $0.removeValue(forKey: ObjectIdentifier(box)) != nil }
+        state.withLock { $0.remove(box) }
+    }
+
+    /// Removes `box` if it is still registered and calls `withdraw` (under the registry's lock,
+    /// so that no registration on the same path can slip in between the count and the C call)
+    /// with whether it was the last watch of its kind on its path.
+    func withdraw(_ box: WatchBox, _ withdraw: (_ wasLast: Bool) -> Void) {
+        state.withLock { state in
+            guard state.remove(box) else { return }
+            let key = Key(path: box.path, kind: box.kind, generation: box.handleGeneration)
+            withdraw(state.counts[key] == nil)
+        }
     }
 
     /// Resolves every watch of a closed handle with `error` (call only after `zookeeper_close` returned).
     func failAll(handleGeneration: Int, with error: ZooKeeperError) {
-        let failed = boxes.withLock { boxes -> [WatchBox] in
-            let matching = boxes.values.filter { $0.handleGeneration == handleGeneration }
-            for box in matching { boxes.removeValue(forKey: ObjectIdentifier(box)) }
+        let failed = state.withLock { state -> [WatchBox] in
+            let matching = state.boxes.values.filter { $0.handleGeneration == handleGeneration }
+            for box in matching { _ = state.remove(box) }
             return matching
         }
         for box in failed { box.deliver(.failure(error)) }
     }
 
-    var count: Int { boxes.withLock { $0.count } }
+    /// How many watches the C client holds.
+    var count: Int { state.withLock { $0.boxes.count } }
+
+    /// How many watches the C client holds, leaving out those on `path`.
+    func count(excluding path: String) -> Int {
+        state.withLock { state in state.boxes.values.count { $0.path != path } }
+    }
 }
 
 /// The watcher function for one-shot watches (C completion thread).
@@ -117,4 +160,14 @@ public struct WatchedEvent: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(kind) \(path)" }
+}
+
+/// The watch a stream has armed last, to withdraw when the stream ends.
+final class ArmedWatch: Sendable {
+    private let box = Mutex<WatchBox?>(nil)
+
+    func set(_ watch: WatchBox) { box.withLock { $0 = watch } }
+
+    /// The watch, forgotten here.
+    func take() -> WatchBox? { box.withLock { box in defer { box = nil }; return box } }
 }

@@ -40,6 +40,14 @@ extension ZooKeeperClient {
         /// them before every poll of its socket, which costs a netlink round trip per request;
         /// `nil` resolves them only after a connection loss. Default: 30 seconds.
         public var hostResolutionInterval: Duration? = .seconds(30)
+        /// Whether the client follows the ensemble's configuration (`/zookeeper/config`): when
+        /// servers are added to or removed from the ensemble by a reconfiguration, the client's
+        /// server list becomes the new configuration's client addresses, so that it survives the
+        /// replacement of every server it started with (Curator's `EnsembleTracker`). Needs
+        /// ZooKeeper 3.5+ servers whose configuration gives client addresses
+        /// (`server.N=host:port:port;clientPort`); otherwise the list stays as it is.
+        /// Default: `true`.
+        public var followsEnsembleChanges: Bool = true
         /// A session to resume instead of creating a new one (the id and password of another
         /// handle's session). The test kit uses it to expire a session on demand.
         package var resumeSession: SessionCredentials?

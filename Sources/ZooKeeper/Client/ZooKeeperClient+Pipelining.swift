@@ -78,7 +78,7 @@ extension ZooKeeperClient {
     }
 
     private func failedReply<Value>(_ error: ZooKeeperError) -> PendingReply<Value> {
-        let box = RequestBox<Value>(path: error.path, counter: callbackContexts, inFlight: nil)
+        let box = RequestBox<Value>(path: error.path, inFlight: nil)
         box.resume(.failure(error))
         return PendingReply(box: box)
     }

@@ -32,6 +32,9 @@ import Synchronization
 public final class ZooKeeperClient: Sendable {
     /// The servers (and chroot) the client connects to.
     public let connectString: ConnectString
+    /// The servers the client connects to now: the connect string's at first, then the
+    /// ensemble's as its configuration changes (see ``Configuration/followsEnsembleChanges``).
+    let currentServers: Mutex<[ConnectString.Server]>
     /// What the client was created with.
     public let configuration: Configuration
     let logger: Logger
@@ -44,7 +47,6 @@ public final class ZooKeeperClient: Sendable {
     /// lock (see ``unsubscribe(_:)``). A leaf lock: nothing else is taken while it is held.
     private let endedSubscribers = Mutex<[Int]>([])
     let watches = WatchRegistry()
-    let callbackContexts = CallbackCounter()
     let inFlight = InFlightRequests()
     /// Serial queue for the blocking C calls (`zookeeper_init`, `zookeeper_close`): never the cooperative pool.
     private let handleQueue = DispatchQueue(label: "zookeeper.handle")
@@ -98,6 +100,7 @@ public final class ZooKeeperClient: Sendable {
     /// - Throws: `.invalidConnectString` naming the problem.
     public init(connectString: String, configuration: Configuration = Configuration()) throws {
         self.connectString = try ConnectString(connectString)
+        currentServers = Mutex(self.connectString.servers)
         self.configuration = configuration
         var logger = configuration.logger
         logger[metadataKey: "zk.connect"] = "\(self.connectString)"
@@ -142,6 +145,7 @@ public final class ZooKeeperClient: Sendable {
         }
         if !actions.isEmpty {
             logger.debug("zookeeper client starting")
+            if configuration.followsEnsembleChanges { followEnsemble() }
         }
     }
 
@@ -204,18 +208,23 @@ public final class ZooKeeperClient: Sendable {
     /// The current session state.
     public var state: SessionState { session.withLock { $0.machine.publicState } }
 
+    /// The servers the client connects to now: the connect string's, or the ensemble's after
+    /// a reconfiguration the client followed (``Configuration/followsEnsembleChanges``).
+    public var servers: [ConnectString.Server] { currentServers.withLock { $0 } }
+
     /// How many session event streams the client is publishing to (for tests).
     var subscriberCount: Int { session.withLock { $0.subscribers.count } }
 
     /// The id and password of the connected session (`nil` when not connected).
     public var sessionCredentials: SessionCredentials? { session.withLock { $0.credentials } }
 
-    /// The number of one-shot watches registered with the C client and not yet resolved (for tests).
-    package var registeredWatchCount: Int { watches.count }
+    /// The number of one-shot watches registered with the C client and not yet resolved, leaving
+    /// out the client's own watch on the ensemble's configuration (for tests).
+    package var registeredWatchCount: Int { watches.count(excluding: Self.configurationPath) }
 
-    /// The number of this client's request and watch contexts that the C client has not given
-    /// back. Zero once the client is closed: tests use it to prove nothing leaks.
-    package var outstandingCallbackContexts: Int { callbackContexts.value.load(ordering: .relaxed) }
+    /// The number of this client's request and watch contexts that the C client holds and has
+    /// not given back. Zero once the client is closed: tests use it to prove nothing leaks.
+    package var outstandingCallbackContexts: Int { inFlight.count + watches.count }
 
     func subscribe(_ continuation: AsyncStream<SessionState>.Continuation) -> Int {
         withSession { book in
@@ -333,6 +342,7 @@ public final class ZooKeeperClient: Sendable {
         let timeoutMilliseconds = Int32(clamping: configuration.sessionTimeout.milliseconds)
         var clientID = clientid_t()
         var resume = false
+        let servers = currentServers.withLock { $0 }
         if let resumeSession = configuration.resumeSession, generation == 1 {
             resume = true
             clientID.client_id = resumeSession.sessionID
@@ -342,14 +352,14 @@ public final class ZooKeeperClient: Sendable {
         }
         let handle: OpaquePointer? = withUnsafePointer(to: &clientID) { clientIDPointer in
             zookeeper_init2(
-                connectString.description, sessionWatcher, timeoutMilliseconds,
+                ConnectString(servers: servers, chroot: connectString.chroot).description, sessionWatcher, timeoutMilliseconds,
                 resume ? clientIDPointer : nil, contextPointer, flags,
                 CLibraryLog.callback)
         }
         guard let handle else {
             let code = errno
             Unmanaged<HandleContext>.fromOpaque(contextPointer).release()
-            let failure = Self.openFailure(connectString, errno: code)
+            let failure = Self.openFailure(ConnectString(servers: servers), errno: code)
             let repeated = withSession { book -> Bool in
                 defer { book.openFailure = failure }
                 execute(book.machine.handleOpenFailed(generation: generation), in: &book)
@@ -438,6 +448,19 @@ public final class ZooKeeperClient: Sendable {
 
     // MARK: - Submitting requests
 
+    /// Runs `body` with the open handle on the handle queue (where the handle is also closed, so
+    /// it stays valid), for C calls that may block, such as `zoo_set_servers` (which resolves
+    /// host names). Does nothing when no handle is open.
+    func withOpenHandleOnHandleQueue(_ body: @escaping @Sendable (OpaquePointer) -> Void) {
+        handleQueue.async { [self] in
+            guard let handle = slot.withLock({ slot -> SendableHandle? in
+                if case .open(let handle, _) = slot { return handle }
+                return nil
+            }) else { return }
+            body(handle.pointer)
+        }
+    }
+
     /// Hands `box` to the C client: `call` runs under the slot lock with the open handle, its
     /// generation and the retained box pointer. A non-`ZOK` return means no completion will come,
     /// so the box is taken back and failed at once.
@@ -469,7 +492,7 @@ public final class ZooKeeperClient: Sendable {
         attachment: AnyObject? = nil,
         _ call: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
     ) async throws -> Value {
-        let box = RequestBox<Value>(path: path, counter: callbackContexts, inFlight: inFlight, attachment: attachment)
+        let box = RequestBox<Value>(path: path, inFlight: inFlight, attachment: attachment)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
                 guard box.install(continuation) else { return }
@@ -486,31 +509,42 @@ public final class ZooKeeperClient: Sendable {
         path: String?,
         _ call: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
     ) -> PendingReply<Value> {
-        let box = RequestBox<Value>(path: path, counter: callbackContexts, inFlight: inFlight)
+        let box = RequestBox<Value>(path: path, inFlight: inFlight)
         hand(box, path: path) { handle, _, data in call(handle, data) }
         return PendingReply(box: box)
     }
 
-    /// Like ``perform(path:attachment:_:)``, for calls that also register a one-shot watch: `call`
-    /// gets the watcher context too. The C client registers the watch only when the request succeeds.
+    /// Like ``perform(path:attachment:_:)``, for calls that also register a one-shot watch of
+    /// `kind`: `call` gets the watcher context too. The C client registers the watch only when the
+    /// request succeeds.
+    ///
+    /// With `armed` (the streams), the request is awaited to its end even if the task is
+    /// cancelled, and the watch it registered is kept in `armed`, so that the stream can withdraw
+    /// it from the server when it ends (``withdrawWatch(_:)``); a cancelled wait could not know
+    /// whether the C client registered it.
     func performWatching<Value: Sendable>(
-        path: String,
+        path: String, kind: WatchKind, armed: ArmedWatch? = nil,
         deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void,
         _ call: (OpaquePointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
     ) async throws -> Value {
-        let box = RequestBox<Value>(path: path, counter: callbackContexts, inFlight: inFlight)
+        let box = RequestBox<Value>(path: path, inFlight: inFlight)
         let watch = Mutex<WatchBox?>(nil)
+        func submit(_ continuation: UnsafeContinuation<Value, any Error>) {
+            guard box.install(continuation) else { return }
+            hand(box, path: path) { handle, generation, data in
+                let watchBox = WatchBox(path: path, kind: kind, handleGeneration: generation, deliver: deliver)
+                watches.register(watchBox)
+                watch.withLock { $0 = watchBox }
+                armed?.set(watchBox)
+                return call(handle, watchBox.context, data)
+            }
+        }
         do {
+            if armed != nil {
+                return try await withUnsafeThrowingContinuation { submit($0) }
+            }
             return try await withTaskCancellationHandler {
-                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
-                    guard box.install(continuation) else { return }
-                    hand(box, path: path) { handle, generation, data in
-                        let watchBox = WatchBox(path: path, handleGeneration: generation, counter: callbackContexts, deliver: deliver)
-                        watches.register(watchBox)
-                        watch.withLock { $0 = watchBox }
-                        return call(handle, watchBox.context, data)
-                    }
-                }
+                try await withUnsafeThrowingContinuation { submit($0) }
             } onCancel: {
                 box.cancel()
             }
@@ -519,6 +553,36 @@ public final class ZooKeeperClient: Sendable {
             // still succeed, so then the box stays until the watch resolves or the handle closes.)
             if let watchBox = watch.withLock({ $0 }) { _ = watches.remove(watchBox) }
             throw error
+        }
+    }
+
+    /// Withdraws a watch nobody waits for any more (a stream ended): if it was the last watch of
+    /// its kind on its path, the server's watch is removed too (`zoo_aremove_all_watches`);
+    /// otherwise only this client's registration (`zoo_remove_watches`, locally). A watch that
+    /// already fired, or whose handle is gone, needs nothing.
+    func withdrawWatch(_ box: WatchBox) {
+        slot.withLock { slot in
+            guard case .open(let handle, let generation) = slot, generation == box.handleGeneration else {
+                _ = watches.remove(box)
+                return
+            }
+            watches.withdraw(box) { wasLast in
+                guard wasLast else {
+                    _ = zoo_remove_watches(handle.pointer, box.path, box.kind.cType, nodeWatcher, box.context, 1)
+                    return
+                }
+                let removal = RequestBox<Void>(path: box.path, inFlight: inFlight)
+                let data = Unmanaged.passRetained(removal).toOpaque()
+                inFlight.insert(removal, generation: generation)
+                // The C header types the completion as a pointer to one; the C client uses the
+                // value it is given as the function itself.
+                let completion = unsafeBitCast(voidCompletion, to: UnsafeMutablePointer<void_completion_t?>.self)
+                let rc = zoo_aremove_all_watches(handle.pointer, box.path, box.kind.cType, 0, completion, data)
+                if rc != ZOK.rawValue {
+                    inFlight.remove(removal)
+                    Unmanaged<RequestBox<Void>>.fromOpaque(data).release()
+                }
+            }
         }
     }
 
@@ -555,7 +619,7 @@ public final class ZooKeeperClient: Sendable {
     /// It is applied again on every new session after expiry.
     /// - Throws: `.authFailed` (the session is then unusable), `.connectionLoss`, `.closed`.
     public func addAuth(scheme: String, credential: [UInt8]) async throws {
-        let box = RequestBox<Void>(path: nil, counter: callbackContexts, inFlight: inFlight)
+        let box = RequestBox<Void>(path: nil, inFlight: inFlight)
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
             _ = box.install(continuation)
             let failure: ZooKeeperError? = slot.withLock { slot in

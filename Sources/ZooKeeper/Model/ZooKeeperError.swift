@@ -26,6 +26,7 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
             case invalidACL, badArguments, closed, sessionMoved, notReadOnly, unimplemented
             case marshallingError, systemError, throttled, invalidPath, invalidConnectString
             case dataTooLarge, connectionTimeout, invalidState, unknown
+            case reconfigDisabled, newConfigNoQuorum, reconfigInProgress, noWatcher
         }
         fileprivate let value: Value
 
@@ -80,6 +81,16 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
         public static let connectionTimeout = Code(value: .connectionTimeout)
         /// The handle is in a state that accepts no requests.
         public static let invalidState = Code(value: .invalidState)
+        /// The ensemble does not allow dynamic reconfiguration (`reconfigEnabled=false`), or this
+        /// client may not reconfigure it (only a super user may, unless the servers skip ACLs).
+        public static let reconfigDisabled = Code(value: .reconfigDisabled)
+        /// The new configuration's servers are not (yet) connected and in sync with the leader:
+        /// start the joining servers first, then reconfigure again.
+        public static let newConfigNoQuorum = Code(value: .newConfigNoQuorum)
+        /// Another reconfiguration is in progress; retry once it is done.
+        public static let reconfigInProgress = Code(value: .reconfigInProgress)
+        /// There is no such watch to remove.
+        public static let noWatcher = Code(value: .noWatcher)
         /// A C error code this library does not know.
         public static let unknown = Code(value: .unknown)
 
@@ -170,6 +181,10 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
         case ZSYSTEMERROR.rawValue: code = .systemError
         case ZTHROTTLEDOP.rawValue: code = .throttled
         case ZINVALIDSTATE.rawValue: code = .invalidState
+        case ZRECONFIGDISABLED.rawValue: code = .reconfigDisabled
+        case ZNEWCONFIGNOQUORUM.rawValue: code = .newConfigNoQuorum
+        case ZRECONFIGINPROGRESS.rawValue: code = .reconfigInProgress
+        case ZNOWATCHER.rawValue: code = .noWatcher
         default: code = .unknown
         }
         self.init(code, path: path, rawCode: rawCode)

@@ -115,6 +115,12 @@ public struct ConnectString: Sendable, Hashable, CustomStringConvertible {
     /// The chroot every path is relative to, or `nil`.
     public var chroot: String?
 
+    /// `servers` under `chroot`.
+    public init(servers: [Server], chroot: String? = nil) {
+        self.servers = servers
+        self.chroot = chroot
+    }
+
     /// Parses `text`; throws `.invalidConnectString` naming what is wrong.
     public init(_ text: String) throws(ZooKeeperError) {
         func fail(_ problem: String) -> ZooKeeperError {

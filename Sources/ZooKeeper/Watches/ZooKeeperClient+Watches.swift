@@ -6,7 +6,7 @@ extension ZooKeeperClient {
     public func getDataAndWatch(_ path: String) async throws -> (data: NodeData, watch: NodeWatch) {
         try ZooKeeperPath.validate(path)
         let signal = OneShotSignal<WatchedEvent>()
-        let data: NodeData = try await performWatching(path: path, deliver: { signal.deliver($0) }) { handle, watcher, box in
+        let data: NodeData = try await performWatching(path: path, kind: .data, deliver: { signal.deliver($0) }) { handle, watcher, box in
             zoo_awget(handle, path, nodeWatcher, watcher, dataCompletion, box)
         }
         return (data, NodeWatch(signal: signal))
@@ -17,7 +17,7 @@ extension ZooKeeperClient {
     public func existsAndWatch(_ path: String) async throws -> (stat: Stat?, watch: NodeWatch) {
         try ZooKeeperPath.validate(path)
         let signal = OneShotSignal<WatchedEvent>()
-        let stat: Stat? = try await performWatching(path: path, deliver: { signal.deliver($0) }) { handle, watcher, box in
+        let stat: Stat? = try await performWatching(path: path, kind: .data, deliver: { signal.deliver($0) }) { handle, watcher, box in
             zoo_awexists(handle, path, nodeWatcher, watcher, existsCompletion, box)
         }
         return (stat, NodeWatch(signal: signal))
@@ -28,7 +28,7 @@ extension ZooKeeperClient {
     public func getChildrenAndWatch(_ path: String) async throws -> (children: NodeChildren, watch: NodeWatch) {
         try ZooKeeperPath.validate(path)
         let signal = OneShotSignal<WatchedEvent>()
-        let children: NodeChildren = try await performWatching(path: path, deliver: { signal.deliver($0) }) { handle, watcher, box in
+        let children: NodeChildren = try await performWatching(path: path, kind: .children, deliver: { signal.deliver($0) }) { handle, watcher, box in
             zoo_awget_children2(handle, path, nodeWatcher, watcher, childrenCompletion, box)
         }
         return (children, NodeWatch(signal: signal))
@@ -95,8 +95,8 @@ public struct DataUpdates: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator {
         let client = self.client
         let path = self.path
-        let stream = LevelTriggeredWatch<DataUpdate>.nodeStream(client: client, path: path) { deliver in
-            try await client.performWatching(path: path, deliver: deliver) { handle, watcher, box in
+        let stream = LevelTriggeredWatch<DataUpdate>.nodeStream(client: client, path: path, kind: .data) { armed, deliver in
+            try await client.performWatching(path: path, kind: .data, armed: armed, deliver: deliver) { handle, watcher, box in
                 zoo_awget(handle, path, nodeWatcher, watcher, dataCompletion, box)
             }
         } read: {
@@ -132,8 +132,8 @@ public struct ChildrenUpdates: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator {
         let client = self.client
         let path = self.path
-        let stream = LevelTriggeredWatch<ChildrenUpdate>.nodeStream(client: client, path: path) { deliver in
-            try await client.performWatching(path: path, deliver: deliver) { handle, watcher, box in
+        let stream = LevelTriggeredWatch<ChildrenUpdate>.nodeStream(client: client, path: path, kind: .children) { armed, deliver in
+            try await client.performWatching(path: path, kind: .children, armed: armed, deliver: deliver) { handle, watcher, box in
                 zoo_awget_children2(handle, path, nodeWatcher, watcher, childrenCompletion, box)
             }
         } read: {
@@ -155,19 +155,20 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
         case retry
     }
 
-    /// The stream of one node's state: `readAndWatch` reads it and sets a watch; while the node
-    /// does not exist, an existence watch waits for its creation and `snapshot(nil)` is yielded.
+    /// The stream of one node's state: `readAndWatch` reads it and sets a watch of `kind`; while
+    /// the node does not exist, an existence watch waits for its creation and `snapshot(nil)` is
+    /// yielded.
     static func nodeStream<Value: Sendable>(
-        client: ZooKeeperClient, path: String,
-        readAndWatch: @escaping @Sendable (@escaping Deliver) async throws -> Value,
+        client: ZooKeeperClient, path: String, kind: WatchKind,
+        readAndWatch: @escaping @Sendable (ArmedWatch, @escaping Deliver) async throws -> Value,
         read: @escaping @Sendable () async throws -> Value,
         snapshot: @escaping @Sendable (Value?) -> Snapshot
     ) -> AsyncThrowingStream<Snapshot, any Error> {
-        stream(client: client, path: path) { deliver in
+        stream(client: client, path: path) { armed, deliver in
             do {
-                return snapshot(try await readAndWatch(deliver))
+                return snapshot(try await readAndWatch(armed, deliver))
             } catch let error as ZooKeeperError where error.code == .noNode {
-                let stat: Stat? = try await client.performWatching(path: path, deliver: deliver) { handle, watcher, box in
+                let stat: Stat? = try await client.performWatching(path: path, kind: .data, armed: armed, deliver: deliver) { handle, watcher, box in
                     zoo_awexists(handle, path, nodeWatcher, watcher, existsCompletion, box)
                 }
                 // Created between the two reads: read again now (the exists watch stays armed).
@@ -183,19 +184,25 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
     }
 
     /// - Parameters:
-    ///   - readAndWatch: reads and sets a watch whose outcome goes to `deliver`; returns `nil` to
-    ///     ask for an immediate re-read.
+    ///   - readAndWatch: reads and sets a watch whose outcome goes to `deliver`, recording it in
+    ///     the `ArmedWatch`; returns `nil` to ask for an immediate re-read.
     ///   - read: reads without setting a watch (after a reconnect, while the watch is still set).
+    ///
+    /// When the stream ends (its consumer is cancelled or stops iterating, or an error ends it),
+    /// the watch it armed last is withdrawn, from the server too when no other watch of this
+    /// client is on the path (``ZooKeeperClient/withdrawWatch(_:)``).
     static func stream(
         client: ZooKeeperClient, path: String,
-        readAndWatch: @escaping @Sendable (@escaping Deliver) async throws -> Snapshot?,
+        readAndWatch: @escaping @Sendable (ArmedWatch, @escaping Deliver) async throws -> Snapshot?,
         read: @escaping @Sendable () async throws -> Snapshot
     ) -> AsyncThrowingStream<Snapshot, any Error> {
         let (stream, output) = AsyncThrowingStream<Snapshot, any Error>.makeStream(bufferingPolicy: .unbounded)
         let producer = Task {
+            let armed = ArmedWatch()
+            defer { if let box = armed.take() { client.withdrawWatch(box) } }
             do {
                 try ZooKeeperPath.validate(path)
-                try await run(client: client, readAndWatch: readAndWatch, read: read, output: output)
+                try await run(client: client, readAndWatch: { try await readAndWatch(armed, $0) }, read: read, output: output)
             } catch is CancellationError {
                 output.finish()
             } catch {
