@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Spans around operations and recipes (no-ops unless the application bootstraps a tracer).
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
         // SHA-1 for digest ACLs.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         // The test kit's fault proxy.
@@ -38,6 +40,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         // Recipes on top of the client: locks, elections, membership, partitions, version gates.
@@ -46,6 +49,7 @@ let package = Package(
             dependencies: [
                 "ZooKeeper",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
         ),
         .target(
@@ -107,6 +111,7 @@ let package = Package(
                 "Coordination",
                 "ZooKeeper",
                 "ZooKeeperTesting",
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ]
         ),
         .testTarget(
@@ -114,6 +119,7 @@ let package = Package(
             dependencies: [
                 "ZooKeeper",
                 "ZooKeeperTesting",
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

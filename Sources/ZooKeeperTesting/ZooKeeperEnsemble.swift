@@ -13,7 +13,7 @@ import ZooKeeper
 ///
 /// A dynamic ensemble (`dynamicReconfiguration: true`) keeps its membership in a dynamic
 /// configuration file with client addresses, allows `reconfig` (any client may: ACLs are skipped on
-/// its servers), and can grow: ``addServer()`` starts a server that knows the current members and
+/// its servers), and can grow: ``addServer(currentMembers:)`` starts a server that knows the current members and
 /// itself, ready to be added with `ZooKeeperClient.reconfigure(joining:leaving:ifVersion:)`.
 public final class ZooKeeperEnsemble: Sendable {
     private struct State {

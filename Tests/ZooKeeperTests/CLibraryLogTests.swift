@@ -1,15 +1,86 @@
 import Logging
+import Synchronization
 import Testing
+import ZooKeeperTesting
 @testable import ZooKeeper
 
 @Suite struct CLibraryLogTests {
     @Test(arguments: [
-        ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_ERROR@check_events@3011: Socket 127.0.0.1:2181 zk retcode=-4", Logger.Level.error),
-        ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_WARN@zookeeper_interest@2280: Exceeded deadline", .warning),
+        // A server's connection coming and going: the client says it once, from its session states.
+        ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_ERROR@handle_socket_error_msg@2040: Socket [127.0.0.1:2181] zk retcode=-4, errno=112(Host is down): failed while receiving a server response", Logger.Level.debug),
+        ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_ERROR@handle_socket_error_msg@2040: Socket [127.0.0.1:2181] zk retcode=-4, errno=111(Connection refused): server refused to accept the client", .debug),
+        ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_WARN@zookeeper_interest@2532: Exceeded deadline by 13ms", .debug),
+        ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_WARN@zookeeper_interest@2561: Delaying connection after exhaustively trying all servers [127.0.0.1:2181]", .debug),
+        ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_ERROR@getaddrs@947: getaddrinfo: Name or service not known", .debug),
+        // Everything else keeps the C library's level.
+        ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_ERROR@zoo_set_servers@1482: New server list cannot be empty", .error),
+        ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_WARN@zookeeper_set_sock_nodelay@2458: Unable to set TCP_NODELAY, latency may be effected", .warning),
         ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_INFO@check_events@2507: initiated connection", .info),
         ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_DEBUG@zookeeper_process@3260: Got ping response", .debug),
     ])
     func levelsAreReadFromTheCLine(_ line: String, _ level: Logger.Level) {
         #expect(CLibraryLog.level(of: line) == level)
     }
+
+    /// Each server of an ensemble stopped and started in turn under a connected client: the
+    /// client recovers every time, and nothing is logged at warning or above, only one `info`
+    /// line per lost connection and one per reconnection.
+    @Test(.timeLimit(.minutes(3))) func oneServerStoppingIsNotAnError() async throws {
+        let ensemble = try await ZooKeeperEnsemble.start(size: 3)
+        defer { ensemble.destroy() }
+        let records = LogRecords()
+        var configuration = configuration(sessionTimeout: .seconds(10))
+        configuration.logger = Logger(label: "stopping-servers") { _ in RecordingLogHandler(records) }
+        configuration.logger.logLevel = .trace
+        configuration.cLibraryLogLevel = .info
+        let client = try ZooKeeperClient(connectString: ensemble.connectString, configuration: configuration)
+        try await client.connect()
+        for server in ensemble.servers {
+            await server.stop()
+            try await ensemble.waitForQuorum()
+            _ = try await client.withRetry(.untilSessionLost) { try await client.exists("/") }  // through whichever server it is on now
+            try await server.start()
+            try await ensemble.waitForQuorum()
+        }
+        _ = try await client.withRetry(.untilSessionLost) { try await client.exists("/") }
+        await client.close()
+        let loud = records.all.filter { $0.level >= .warning }
+        #expect(loud.isEmpty, "\(loud)")
+        let lost = records.all.filter { $0.message.hasPrefix("lost the connection to ZooKeeper") }.count
+        let back = records.all.filter { $0.message.hasPrefix("reconnected to ZooKeeper") }.count
+        #expect(lost >= 1, "the client's server was stopped at least once")
+        #expect(back == lost)
+        #expect(records.all.filter { $0.level == .info && $0.metadata["zk.source"] == nil }.count == lost + back)
+    }
 }
+
+/// Log records kept by a test.
+final class LogRecords: Sendable {
+    struct Record: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: Logger.Metadata
+    }
+    private let records = Mutex<[Record]>([])
+    func append(_ record: Record) { records.withLock { $0.append(record) } }
+    var all: [Record] { records.withLock { $0 } }
+}
+
+/// A swift-log handler that keeps what it is given.
+struct RecordingLogHandler: LogHandler {
+    let records: LogRecords
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+
+    init(_ records: LogRecords) { self.records = records }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        records.append(.init(level: event.level, message: "\(event.message)", metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
+    }
+}
+

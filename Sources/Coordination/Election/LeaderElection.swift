@@ -54,8 +54,10 @@ public final class LeaderElection: Sendable {
     ///   candidate node is deleted in every such case.
     public func campaign(payload: [UInt8] = [], timeout: Duration? = nil) async throws -> Leadership {
         let data = LeaderInfo.encode(participantID: participantID, payload: payload)
-        let node = try await contender.acquire(data: data, deadline: timeout.map { ContinuousClock.now + $0 })
-        return Leadership(election: self, node: node)
+        return try await recipeSpan("election.campaign", path: path) {
+            let node = try await contender.acquire(data: data, deadline: timeout.map { ContinuousClock.now + $0 })
+            return Leadership(election: self, node: node)
+        }
     }
 
     /// Campaigns, runs `body` while leading, cancels it when leadership is lost, then resigns.

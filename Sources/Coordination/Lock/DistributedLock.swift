@@ -81,8 +81,10 @@ public final class DistributedLock: Sendable {
     /// - Throws: ``CoordinationError/Code/timedOut``, `CancellationError`, `ZooKeeperError` (for
     ///   example `.closed`). In every case our node is deleted before this returns.
     public func acquire(timeout: Duration? = nil) async throws -> LockLease {
-        let node = try await contender.acquire(data: [], deadline: timeout.map { ContinuousClock.now + $0 })
-        return LockLease(lock: self, node: node)
+        try await recipeSpan("lock.acquire", path: path) {
+            let node = try await contender.acquire(data: [], deadline: timeout.map { ContinuousClock.now + $0 })
+            return LockLease(lock: self, node: node)
+        }
     }
 
     /// Takes the lock only if it is free right now; `nil` otherwise (no node is left behind).

@@ -101,19 +101,14 @@ struct QueueContender: Sendable {
     /// Deletes the node created with `guid`, if it exists (after a cancelled create). A children
     /// read sent after the create sees it (the server answers a session's requests in order).
     func removeCreated(guid: String) async {
-        while true {
-            do {
-                let children = try await client.getChildren(parent).names
-                guard let name = LockQueue.find(guid: guid, in: children) else { return }
-                await remove(path: ZooKeeperPath.join(parent, name))
-                return
-            } catch let error as ZooKeeperError where error.isRetryable {
-                // Try again once connected (the same session still owns the node).
-                guard (try? await waitForConnection(deadline: nil)) != nil else { return }
-            } catch {
-                return  // no parent, session gone (the node with it), or closed
-            }
-        }
+        // Read again after a lost connection: the same session still owns the node. Once the
+        // session is lost the node goes with it; with no parent there is none; on close, neither.
+        let client = self.client
+        let parent = self.parent
+        guard let children = try? await client.withRetry(.untilSessionLost, { try await client.getChildren(parent).names }),
+            let name = LockQueue.find(guid: guid, in: children)
+        else { return }
+        await remove(path: ZooKeeperPath.join(parent, name))
     }
 
     /// Looks for the node created with `guid` after a lost reply.

@@ -128,6 +128,11 @@ public final class MembershipWatcher: Sendable {
     }
 
     private func join(_ naming: Naming, payload: [UInt8], otherSessionDeadline: ContinuousClock.Instant) async throws {
+        try await recipeSpan("membership.join", path: group) { try await publish(naming, payload: payload, otherSessionDeadline: otherSessionDeadline) }
+        startKeeper()
+    }
+
+    private func publish(_ naming: Naming, payload: [UInt8], otherSessionDeadline: ContinuousClock.Instant) async throws {
         try await publishing.withLock {
             try state.withLock { state in
                 if state.left { throw CoordinationError(.closed, path: group, message: "this watcher has left the group") }
@@ -135,7 +140,6 @@ public final class MembershipWatcher: Sendable {
             }
             try await publish(otherSessionDeadline: otherSessionDeadline)
         }
-        startKeeper()
     }
 
     /// Replaces this member's payload (also used when it is published again after a new session).

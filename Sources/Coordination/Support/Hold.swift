@@ -85,7 +85,7 @@ final class HoldMonitor: Sendable {
             tasks.node = Task {
                 while !Task.isCancelled && ended.value == nil {
                     do {
-                        let (_, watch) = try await client.getDataAndWatch(node.path)
+                        let (_, watch) = try await client.withRetry(.untilSessionLost) { try await client.getDataAndWatch(node.path) }
                         if try await watch.triggered().kind == .nodeDeleted {
                             ended.set(.nodeDeleted)
                             return
@@ -93,10 +93,8 @@ final class HoldMonitor: Sendable {
                     } catch let error as ZooKeeperError where error.code == .noNode {
                         ended.set(.nodeDeleted)
                         return
-                    } catch let error as ZooKeeperError where error.isRetryable {
-                        try? await Task.sleep(for: .milliseconds(200))
                     } catch {
-                        return  // expiry and close reach the session task
+                        return  // a lost session and close reach the session task
                     }
                 }
             }

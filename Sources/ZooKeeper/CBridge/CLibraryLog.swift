@@ -29,8 +29,21 @@ enum CLibraryLog {
         logger.log(level: level(of: text), "\(text)", metadata: ["zk.source": "libzookeeper"])
     }
 
-    /// The level of a C log line, which reads `…:ZOO_ERROR@function@line: text`.
+    /// The C library's messages about one server's connection: a refused or broken connection,
+    /// a timed-out read, an expired session, a deadline missed, a server list exhausted, a name
+    /// not resolved. The C library logs them at error or warning whenever they happen (a stopped
+    /// server of an ensemble makes a dozen), although the client recovers by itself; the client
+    /// reports the episode once, from its session states (see ``ZooKeeperClient/sessionEvents``),
+    /// so these are kept for `debug`.
+    static let connectionMessages = [
+        "zk retcode=", "Exceeded deadline by", "Delaying connection after exhaustively trying", "failed to send PING",
+        "getaddrinfo:", "could not resolve",
+    ]
+
+    /// The level of a C log line, which reads `…:ZOO_ERROR@function@line: text`: the C level,
+    /// except for ``connectionMessages``, which are `debug`.
     static func level(of line: String) -> Logger.Level {
+        if connectionMessages.contains(where: { line.contains($0) }) { return .debug }
         if line.contains("ZOO_ERROR@") { return .error }
         if line.contains("ZOO_WARN@") { return .warning }
         if line.contains("ZOO_INFO@") { return .info }

@@ -26,6 +26,16 @@ public struct RetryPolicy: Sendable, Hashable {
     /// The defaults, as documented on each field.
     public init() {}
 
+    /// Retries for as long as the session lasts (no count or time limit; the delays grow to one
+    /// second): for reads a recipe needs whatever the network does, up to the session's loss.
+    public static var untilSessionLost: RetryPolicy {
+        var policy = RetryPolicy()
+        policy.maxAttempts = .max
+        policy.maxDelay = .seconds(1)
+        policy.maxElapsed = nil
+        return policy
+    }
+
     /// A policy that never retries.
     public static var never: RetryPolicy {
         var policy = RetryPolicy()

@@ -12,7 +12,7 @@ extension ZooKeeperClient {
     ///   `.marshallingError` when it cannot be read, `.connectionLoss`, `.sessionExpired`,
     ///   `.closed`, `CancellationError`.
     public func getConfiguration() async throws -> EnsembleConfiguration {
-        let node: NodeData = try await perform(path: Self.configurationPath) { handle, box in
+        let node: NodeData = try await perform("getConfiguration", path: Self.configurationPath) { handle, box in
             zoo_agetconfig(handle, 0, dataCompletion, box)
         }
         return try EnsembleConfiguration(parsing: node.string)
@@ -21,7 +21,7 @@ extension ZooKeeperClient {
     /// Reads the configuration and sets a one-shot watch that fires when it changes.
     func getConfigurationAndWatch() async throws -> (EnsembleConfiguration, NodeWatch) {
         let signal = OneShotSignal<WatchedEvent>()
-        let node: NodeData = try await performWatching(path: Self.configurationPath, kind: .data, deliver: { signal.deliver($0) }) {
+        let node: NodeData = try await performWatching("getConfiguration", path: Self.configurationPath, kind: .data, deliver: { signal.deliver($0) }) {
             handle, watcher, box in
             zoo_awgetconfig(handle, nodeWatcher, watcher, dataCompletion, box)
         }
@@ -77,7 +77,7 @@ extension ZooKeeperClient {
     }
 
     private func reconfigure(joining: String?, leaving: String?, members: String?, version: Int64?) async throws -> EnsembleConfiguration {
-        let node: NodeData = try await perform(path: Self.configurationPath) { handle, box in
+        let node: NodeData = try await perform("reconfigure", path: Self.configurationPath) { handle, box in
             zoo_areconfig(handle, joining, leaving, members, version ?? -1, dataCompletion, box)
         }
         let configuration = try EnsembleConfiguration(parsing: node.string)
@@ -182,7 +182,7 @@ public struct EnsembleConfigurationUpdates: AsyncSequence, Sendable {
         let client = self.client
         let path = ZooKeeperClient.configurationPath
         let stream = LevelTriggeredWatch<EnsembleConfiguration>.stream(client: client, path: path) { armed, deliver in
-            let node: NodeData = try await client.performWatching(path: path, kind: .data, armed: armed, deliver: deliver) { handle, watcher, box in
+            let node: NodeData = try await client.performWatching("getConfiguration", path: path, kind: .data, armed: armed, deliver: deliver) { handle, watcher, box in
                 zoo_awgetconfig(handle, nodeWatcher, watcher, dataCompletion, box)
             }
             return try EnsembleConfiguration(parsing: node.string)

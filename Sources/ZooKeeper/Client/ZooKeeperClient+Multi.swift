@@ -38,7 +38,7 @@ extension ZooKeeperClient {
             }
         }
         let buffers = MultiBuffers(operations)
-        return try await perform(path: nil, attachment: buffers) { handle, box in
+        return try await perform("multi", path: nil, attachment: buffers) { handle, box in
             buffers.withOperations { ops in
                 zoo_amulti(handle, Int32(operations.count), ops, buffers.results, multiCompletion, box)
             }

@@ -55,7 +55,7 @@ extension ZooKeeperClient {
         let flags = mode.cFlags
         let ttl = mode.ttlMilliseconds
         // The C client serializes the request (ACL included) during the call.
-        return try await perform(path: path) { handle, box in
+        return try await perform("create", path: path) { handle, box in
             withCACLVector(acl) { acl in
                 withBytes(data) { bytes, length in
                     ttl >= 0
@@ -72,7 +72,7 @@ extension ZooKeeperClient {
     /// - Throws: `.invalidPath`, `.connectionLoss`, `.sessionExpired`, `.closed`, `CancellationError`.
     public func exists(_ path: String) async throws -> Stat? {
         try ZooKeeperPath.validate(path)
-        return try await perform(path: path) { handle, box in
+        return try await perform("exists", path: path) { handle, box in
             zoo_aexists(handle, path, 0, existsCompletion, box)
         }
     }
@@ -81,7 +81,7 @@ extension ZooKeeperClient {
     /// - Throws: `.noNode`, `.noAuth`, `.invalidPath`, `.connectionLoss`, `.sessionExpired`, `.closed`, `CancellationError`.
     public func getData(_ path: String) async throws -> NodeData {
         try ZooKeeperPath.validate(path)
-        return try await perform(path: path) { handle, box in
+        return try await perform("getData", path: path) { handle, box in
             zoo_aget(handle, path, 0, dataCompletion, box)
         }
     }
@@ -90,7 +90,7 @@ extension ZooKeeperClient {
     /// - Throws: `.noNode`, `.noAuth`, `.invalidPath`, `.connectionLoss`, `.sessionExpired`, `.closed`, `CancellationError`.
     public func getChildren(_ path: String) async throws -> NodeChildren {
         try ZooKeeperPath.validate(path)
-        return try await perform(path: path) { handle, box in
+        return try await perform("getChildren", path: path) { handle, box in
             zoo_aget_children2(handle, path, 0, childrenCompletion, box)
         }
     }
@@ -105,7 +105,7 @@ extension ZooKeeperClient {
         try ZooKeeperPath.validate(path)
         try checkDataSize(data.count, path: path)
         let version = version ?? -1
-        return try await perform(path: path) { handle, box in
+        return try await perform("setData", path: path) { handle, box in
             withBytes(data) { bytes, length in
                 zoo_aset(handle, path, bytes, length, version, statCompletion, box)
             }
@@ -118,7 +118,7 @@ extension ZooKeeperClient {
     public func delete(_ path: String, version: Int32? = nil) async throws {
         try ZooKeeperPath.validate(path)
         let version = version ?? -1
-        try await perform(path: path) { handle, box in
+        try await perform("delete", path: path) { handle, box in
             zoo_adelete(handle, path, version, voidCompletion, box)
         } as Void
     }
@@ -127,7 +127,7 @@ extension ZooKeeperClient {
     /// committed when the sync was processed (so a following read is not stale).
     public func sync(_ path: String = "/") async throws {
         try ZooKeeperPath.validate(path)
-        try await perform(path: path) { handle, box in
+        try await perform("sync", path: path) { handle, box in
             zoo_async(handle, path, syncCompletion, box)
         } as Void
     }
@@ -207,7 +207,7 @@ extension ZooKeeperClient {
     /// The node's ACL and ``Stat``.
     public func getACL(_ path: String) async throws -> (acl: [ACL], stat: Stat) {
         try ZooKeeperPath.validate(path)
-        let (acl, stat): ([ACL], Stat) = try await perform(path: path) { handle, box in
+        let (acl, stat): ([ACL], Stat) = try await perform("getACL", path: path) { handle, box in
             zoo_aget_acl(handle, path, aclCompletion, box)
         }
         return (acl, stat)
@@ -218,7 +218,7 @@ extension ZooKeeperClient {
         try ZooKeeperPath.validate(path)
         guard !acl.isEmpty else { throw ZooKeeperError(.invalidACL, path: path, message: "the ACL list is empty") }
         let version = version ?? -1
-        try await perform(path: path) { handle, box in
+        try await perform("setACL", path: path) { handle, box in
             withCACLVector(acl) { acl in
                 zoo_aset_acl(handle, path, version, UnsafeMutablePointer(mutating: acl), voidCompletion, box)
             }

@@ -81,6 +81,8 @@ public final class ZooKeeperClient: Sendable {
         /// Why the C client could not open a handle the last time it tried (for example host names
         /// that do not resolve), told to whoever times out waiting for a connection.
         var openFailure: String?
+        /// The state published last (to say how a transition came about).
+        var lastPublished: SessionState = .connecting
     }
 
     /// Runs `body` under the session lock (after forgetting the subscribers whose streams ended),
@@ -255,7 +257,8 @@ public final class ZooKeeperClient: Sendable {
         for action in actions {
             switch action {
             case .publish(let state):
-                logger.debug("zookeeper session state", metadata: ["zk.state": "\(state)"])
+                logTransition(to: state, from: book.lastPublished)
+                book.lastPublished = state
                 ZooKeeperMetrics.sessionStateChanged(to: state)
                 switch state {
                 case .expired, .closed, .authFailed, .connecting: book.credentials = nil
@@ -296,6 +299,39 @@ public final class ZooKeeperClient: Sendable {
                     self?.presumedExpiryTimerFired(token: token)
                 }
             }
+        }
+    }
+
+    /// Says what a session state means for the application, once per transition: a lost
+    /// connection that comes back is `info`, a session presumed or known expired is a `warning`
+    /// (the client opens a new one by itself), failed authentication an `error`. The C
+    /// library's own lines about the same episode are `debug` (``CLibraryLog``).
+    private func logTransition(to state: SessionState, from previous: SessionState) {
+        var metadata: Logger.Metadata = ["zk.state": "\(state)"]
+        if let session = state.session { metadata["zk.session"] = "0x\(String(UInt64(bitPattern: session.sessionID), radix: 16))" }
+        switch state {
+        case .connected:
+            if case .suspended = previous {
+                logger.info("reconnected to ZooKeeper", metadata: metadata)
+            } else if case .presumedExpired = previous {
+                logger.info("reconnected to ZooKeeper; the session was not expired after all", metadata: metadata)
+            } else {
+                logger.debug("connected to ZooKeeper", metadata: metadata)
+            }
+        case .suspended:
+            logger.info("lost the connection to ZooKeeper; reconnecting (the session lives on meanwhile)", metadata: metadata)
+        case .presumedExpired:
+            logger.warning("ZooKeeper unreachable for long enough that the session may have expired", metadata: metadata)
+        case .expired:
+            logger.warning("the ZooKeeper session expired; its ephemeral nodes and watches are gone", metadata: metadata)
+        case .newSession:
+            logger.info("opened a new ZooKeeper session", metadata: metadata)
+        case .readOnly:
+            logger.warning("connected to a ZooKeeper server that has lost its quorum: reads only", metadata: metadata)
+        case .authFailed:
+            logger.error("ZooKeeper refused the session's credentials", metadata: metadata)
+        case .connecting, .closed:
+            logger.debug("zookeeper session state", metadata: metadata)
         }
     }
 
@@ -485,11 +521,25 @@ public final class ZooKeeperClient: Sendable {
     }
 
     /// Submits one asynchronous C call and waits for its completion (cancellable: a cancelled task
-    /// is resumed at once, the late completion only releases the box).
+    /// is resumed at once, the late completion only releases the box); in a span named after
+    /// `operation` when a tracer is active.
     @inline(__always)
     func perform<Value: Sendable>(
+        _ operation: StaticString,
         path: String?,
         attachment: AnyObject? = nil,
+        _ call: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
+    ) async throws -> Value {
+        if Self.isTracing {
+            return try await traced(operation, path: path) { try await submitAndWait(path: path, attachment: attachment, call) }
+        }
+        return try await submitAndWait(path: path, attachment: attachment, call)
+    }
+
+    @inline(__always)
+    private func submitAndWait<Value: Sendable>(
+        path: String?,
+        attachment: AnyObject?,
         _ call: (OpaquePointer, UnsafeMutableRawPointer) -> Int32
     ) async throws -> Value {
         let box = RequestBox<Value>(path: path, inFlight: inFlight, attachment: attachment)
@@ -523,7 +573,20 @@ public final class ZooKeeperClient: Sendable {
     /// it from the server when it ends (``withdrawWatch(_:)``); a cancelled wait could not know
     /// whether the C client registered it.
     func performWatching<Value: Sendable>(
-        path: String, kind: WatchKind, armed: ArmedWatch? = nil,
+        _ operation: StaticString, path: String, kind: WatchKind, armed: ArmedWatch? = nil,
+        deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void,
+        _ call: (OpaquePointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
+    ) async throws -> Value {
+        if Self.isTracing {
+            return try await traced(operation, path: path, watching: true) {
+                try await submitWatchingAndWait(path: path, kind: kind, armed: armed, deliver: deliver, call)
+            }
+        }
+        return try await submitWatchingAndWait(path: path, kind: kind, armed: armed, deliver: deliver, call)
+    }
+
+    private func submitWatchingAndWait<Value: Sendable>(
+        path: String, kind: WatchKind, armed: ArmedWatch?,
         deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void,
         _ call: (OpaquePointer, UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
     ) async throws -> Value {

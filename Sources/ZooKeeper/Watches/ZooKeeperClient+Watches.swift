@@ -6,7 +6,7 @@ extension ZooKeeperClient {
     public func getDataAndWatch(_ path: String) async throws -> (data: NodeData, watch: NodeWatch) {
         try ZooKeeperPath.validate(path)
         let signal = OneShotSignal<WatchedEvent>()
-        let data: NodeData = try await performWatching(path: path, kind: .data, deliver: { signal.deliver($0) }) { handle, watcher, box in
+        let data: NodeData = try await performWatching("getData", path: path, kind: .data, deliver: { signal.deliver($0) }) { handle, watcher, box in
             zoo_awget(handle, path, nodeWatcher, watcher, dataCompletion, box)
         }
         return (data, NodeWatch(signal: signal))
@@ -17,7 +17,7 @@ extension ZooKeeperClient {
     public func existsAndWatch(_ path: String) async throws -> (stat: Stat?, watch: NodeWatch) {
         try ZooKeeperPath.validate(path)
         let signal = OneShotSignal<WatchedEvent>()
-        let stat: Stat? = try await performWatching(path: path, kind: .data, deliver: { signal.deliver($0) }) { handle, watcher, box in
+        let stat: Stat? = try await performWatching("exists", path: path, kind: .data, deliver: { signal.deliver($0) }) { handle, watcher, box in
             zoo_awexists(handle, path, nodeWatcher, watcher, existsCompletion, box)
         }
         return (stat, NodeWatch(signal: signal))
@@ -28,7 +28,7 @@ extension ZooKeeperClient {
     public func getChildrenAndWatch(_ path: String) async throws -> (children: NodeChildren, watch: NodeWatch) {
         try ZooKeeperPath.validate(path)
         let signal = OneShotSignal<WatchedEvent>()
-        let children: NodeChildren = try await performWatching(path: path, kind: .children, deliver: { signal.deliver($0) }) { handle, watcher, box in
+        let children: NodeChildren = try await performWatching("getChildren", path: path, kind: .children, deliver: { signal.deliver($0) }) { handle, watcher, box in
             zoo_awget_children2(handle, path, nodeWatcher, watcher, childrenCompletion, box)
         }
         return (children, NodeWatch(signal: signal))
@@ -96,7 +96,7 @@ public struct DataUpdates: AsyncSequence, Sendable {
         let client = self.client
         let path = self.path
         let stream = LevelTriggeredWatch<DataUpdate>.nodeStream(client: client, path: path, kind: .data) { armed, deliver in
-            try await client.performWatching(path: path, kind: .data, armed: armed, deliver: deliver) { handle, watcher, box in
+            try await client.performWatching("getData", path: path, kind: .data, armed: armed, deliver: deliver) { handle, watcher, box in
                 zoo_awget(handle, path, nodeWatcher, watcher, dataCompletion, box)
             }
         } read: {
@@ -133,7 +133,7 @@ public struct ChildrenUpdates: AsyncSequence, Sendable {
         let client = self.client
         let path = self.path
         let stream = LevelTriggeredWatch<ChildrenUpdate>.nodeStream(client: client, path: path, kind: .children) { armed, deliver in
-            try await client.performWatching(path: path, kind: .children, armed: armed, deliver: deliver) { handle, watcher, box in
+            try await client.performWatching("getChildren", path: path, kind: .children, armed: armed, deliver: deliver) { handle, watcher, box in
                 zoo_awget_children2(handle, path, nodeWatcher, watcher, childrenCompletion, box)
             }
         } read: {
@@ -168,7 +168,7 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
             do {
                 return snapshot(try await readAndWatch(armed, deliver))
             } catch let error as ZooKeeperError where error.code == .noNode {
-                let stat: Stat? = try await client.performWatching(path: path, kind: .data, armed: armed, deliver: deliver) { handle, watcher, box in
+                let stat: Stat? = try await client.performWatching("exists", path: path, kind: .data, armed: armed, deliver: deliver) { handle, watcher, box in
                     zoo_awexists(handle, path, nodeWatcher, watcher, existsCompletion, box)
                 }
                 // Created between the two reads: read again now (the exists watch stays armed).
