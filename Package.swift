@@ -112,7 +112,9 @@ let package = Package(
                 "ZooKeeper",
                 "ZooKeeperTesting",
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
-            ]
+            ],
+            // The Apache Curator peer of the interoperability tests, compiled with javac at test time.
+            exclude: ["Curator"]
         ),
         .testTarget(
             name: "ZooKeeperTests",

@@ -20,7 +20,7 @@ enum Workload: String {
         }
     }
 
-    func run(server: String, count: Int, payload: Int) async throws -> Measurement {
+    func run(server: String, count: Int, payload: Int, executor: (any TaskExecutor)?) async throws -> Measurement {
         var configuration = ZooKeeperClient.Configuration()
         configuration.sessionTimeout = .seconds(30)
         configuration.cLibraryLogLevel = .error
@@ -41,12 +41,12 @@ enum Workload: String {
             case .getPipelined, .getSequential:
                 try await client.create("\(base)/data", data: data)
                 measurement = try await measureGets(client, path: "\(base)/data", count: count, expected: data,
-                                                    window: self == .getPipelined ? Self.window : 1)
+                                                    window: self == .getPipelined ? Self.window : 1, executor: executor)
             case .setPipelined:
                 try await client.create("\(base)/data")
-                measurement = try await measureSets(client, path: "\(base)/data", count: count, data: data)
+                measurement = try await measureSets(client, path: "\(base)/data", count: count, data: data, executor: executor)
             case .createDelete:
-                measurement = try await measureCreateDelete(client, base: base, count: count)
+                measurement = try await measureCreateDelete(client, base: base, count: count, executor: executor)
             }
         } catch {
             try? await cleanUp(client, base: base, removeRoot: createdBenchRoot)
@@ -68,7 +68,7 @@ enum Workload: String {
 
     /// `count` operations by `window` concurrent workers (a window of 1 is sequential).
     private func measure(
-        count: Int, window: Int, _ operation: @escaping @Sendable (Int) async throws -> String?
+        count: Int, window: Int, executor: (any TaskExecutor)?, _ operation: @escaping @Sendable (Int) async throws -> String?
     ) async throws -> Measurement {
         let shared = SharedProgress()
         let latencies = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: count)
@@ -78,7 +78,7 @@ enum Workload: String {
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<min(window, count) {
-                group.addTask {
+                group.addTask(executorPreference: executor) {
                     let latencies = UnsafeMutablePointer<UInt64>(bitPattern: latencyAddress)!
                     while true {
                         let index = shared.next.add(1, ordering: .relaxed).oldValue
@@ -102,16 +102,18 @@ enum Workload: String {
             failure: shared.failure.withLock { $0 }, residentAfterLoopKilobytes: residentAfterLoop)
     }
 
-    private func measureGets(_ client: ZooKeeperClient, path: String, count: Int, expected: [UInt8], window: Int) async throws -> Measurement {
-        try await measure(count: count, window: window) { _ in
+    private func measureGets(
+        _ client: ZooKeeperClient, path: String, count: Int, expected: [UInt8], window: Int, executor: (any TaskExecutor)?
+    ) async throws -> Measurement {
+        try await measure(count: count, window: window, executor: executor) { _ in
             let node = try await client.getData(path)
             return node.bytes == expected ? nil : "a reply did not carry the payload"
         }
     }
 
-    private func measureSets(_ client: ZooKeeperClient, path: String, count: Int, data: [UInt8]) async throws -> Measurement {
+    private func measureSets(_ client: ZooKeeperClient, path: String, count: Int, data: [UInt8], executor: (any TaskExecutor)?) async throws -> Measurement {
         let shared = SharedProgress()
-        var measurement = try await measure(count: count, window: Self.window) { _ in
+        var measurement = try await measure(count: count, window: Self.window, executor: executor) { _ in
             let stat = try await client.setData(path, data: data)
             shared.highestVersion.max(stat.version, ordering: .relaxed)
             return nil
@@ -124,8 +126,8 @@ enum Workload: String {
         return measurement
     }
 
-    private func measureCreateDelete(_ client: ZooKeeperClient, base: String, count: Int) async throws -> Measurement {
-        var measurement = try await measure(count: count, window: 1) { index in
+    private func measureCreateDelete(_ client: ZooKeeperClient, base: String, count: Int, executor: (any TaskExecutor)?) async throws -> Measurement {
+        var measurement = try await measure(count: count, window: 1, executor: executor) { index in
             let path = "\(base)/cd-\(index)"
             try await client.create(path, mode: .ephemeral)
             try await client.delete(path)

@@ -29,6 +29,9 @@ struct ZKBench: AsyncParsableCommand {
     @Option(help: "Upper bound of the measured phase in seconds.")
     var timeout: Double = 300
 
+    @Flag(help: "Run the data workloads' tasks on the client's completion thread (ZooKeeperClient.completionExecutor) instead of the cooperative pool.")
+    var completionExecutor = false
+
     func run() async throws {
         let count: Int
         let sessions: Int
@@ -36,7 +39,8 @@ struct ZKBench: AsyncParsableCommand {
         if let kind = Workload(rawValue: workload) {
             count = n ?? kind.defaultCount
             sessions = 1
-            body = { [server, payload] in try await kind.run(server: server, count: count, payload: payload) }
+            let executor: (any TaskExecutor)? = completionExecutor ? ZooKeeperClient.completionExecutor : nil
+            body = { [server, payload] in try await kind.run(server: server, count: count, payload: payload, executor: executor) }
         } else if let kind = RecipeWorkload(rawValue: workload) {
             count = n ?? kind.defaultCount
             sessions = clients ?? kind.defaultClients

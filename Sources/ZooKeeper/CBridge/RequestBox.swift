@@ -14,12 +14,17 @@ import Synchronization
 /// that the request was cut off, so ``translate(_:generation:)`` replaces them with the reason the
 /// handle was closed for: `.sessionExpired` after an expiry, `.closed` only after ``ZooKeeperClient/close()``.
 final class InFlightRequests: Sendable {
-    private struct State {
-        var entries: [ObjectIdentifier: (request: any AbandonableRequest, generation: Int)] = [:]
-        /// Handles being closed (from the moment the close is decided until `zookeeper_close` returned).
-        var closeReasons: [Int: ZooKeeperError] = [:]
+    private typealias Entry = (request: any AbandonableRequest, generation: Int)
+    /// The requests, spread over a few locks by address: the tasks that submit and the completion
+    /// thread that takes them back would otherwise contend for one lock on every request.
+    private let shards: [Shard] = (0..<16).map { _ in Shard() }
+    private final class Shard: Sendable {
+        let entries = Mutex<[ObjectIdentifier: Entry]>([:])
     }
-    private let state = Mutex(State())
+    /// Handles being closed (from the moment the close is decided until `zookeeper_close` returned).
+    private let closeReasons = Mutex<[Int: ZooKeeperError]>([:])
+    /// Whether any handle is being closed (so that translating an error needs no lock otherwise).
+    private let closing = Atomic<Int>(0)
 
     /// C codes that only say the request was cut off (no server answered it).
     private static let cutOffCodes: Set<Int32> = [
@@ -27,20 +32,28 @@ final class InFlightRequests: Sendable {
         ZINVALIDSTATE.rawValue, ZOPERATIONTIMEOUT.rawValue,
     ]
 
+    @inline(__always)
+    private func shard(_ request: AnyObject) -> Shard {
+        shards[Int(truncatingIfNeeded: UInt(bitPattern: ObjectIdentifier(request).hashValue) >> 5) & 15]
+    }
+
     func insert(_ request: any AbandonableRequest, generation: Int) {
         request.submitted(onGeneration: generation)
-        state.withLock { $0.entries[ObjectIdentifier(request)] = (request, generation) }
+        shard(request).entries.withLock { $0[ObjectIdentifier(request)] = (request, generation) }
     }
 
     @discardableResult
     func remove(_ request: AnyObject) -> Bool {
-        state.withLock { $0.entries.removeValue(forKey: ObjectIdentifier(request)) != nil }
+        shard(request).entries.withLock { $0.removeValue(forKey: ObjectIdentifier(request)) != nil }
     }
 
     /// Records why the handle of `generation` is being closed; from now on its cut-off requests
     /// fail with `reason`. Call before `zookeeper_close`.
     func handleClosing(generation: Int, reason: ZooKeeperError) {
-        state.withLock { $0.closeReasons[generation] = reason }
+        closeReasons.withLock { reasons in
+            reasons[generation] = reason
+            closing.store(reasons.count, ordering: .sequentiallyConsistent)
+        }
     }
 
     /// The error a request of `generation` fails with: `error` itself, unless it is a cut-off code
@@ -48,7 +61,8 @@ final class InFlightRequests: Sendable {
     /// operation index).
     func translate(_ error: ZooKeeperError, generation: Int) -> ZooKeeperError {
         guard let rawCode = error.rawCode, Self.cutOffCodes.contains(rawCode),
-            var reason = state.withLock({ $0.closeReasons[generation] })
+            closing.load(ordering: .sequentiallyConsistent) > 0,
+            var reason = closeReasons.withLock({ $0[generation] })
         else {
             return error
         }
@@ -61,16 +75,22 @@ final class InFlightRequests: Sendable {
     /// Resumes every request of a closed handle with `error`. Only after `zookeeper_close` returned:
     /// then no completion of that handle can run any more.
     func abandonAll(generation: Int, with error: ZooKeeperError) {
-        let abandoned = state.withLock { state -> [any AbandonableRequest] in
-            state.closeReasons.removeValue(forKey: generation)
-            let matching = state.entries.filter { $0.value.generation == generation }
-            for key in matching.keys { state.entries.removeValue(forKey: key) }
-            return matching.values.map(\.request)
+        closeReasons.withLock { reasons in
+            reasons.removeValue(forKey: generation)
+            closing.store(reasons.count, ordering: .sequentiallyConsistent)
+        }
+        var abandoned: [any AbandonableRequest] = []
+        for shard in shards {
+            shard.entries.withLock { entries in
+                let matching = entries.filter { $0.value.generation == generation }
+                for key in matching.keys { entries.removeValue(forKey: key) }
+                abandoned += matching.values.map(\.request)
+            }
         }
         for request in abandoned { request.abandon(with: error) }
     }
 
-    var count: Int { state.withLock { $0.entries.count } }
+    var count: Int { shards.reduce(0) { total, shard in total + shard.entries.withLock { $0.count } } }
 }
 
 protocol AbandonableRequest: AnyObject, Sendable {
@@ -207,61 +227,78 @@ func takeBox<Value>(_ data: UnsafeRawPointer?, as: Value.Type = Value.self) -> R
     return box
 }
 
-// MARK: - C completion trampolines. They run on the C client's completion thread: copy, resume, return.
+// MARK: - C completion trampolines. They run on the C client's completion thread: copy, resume, return
+// (and run the tasks they resumed that prefer the completion thread, see CompletionThreadExecutor).
 
 let voidCompletion: void_completion_t = { rc, data in
-    let box: RequestBox<Void> = takeBox(data)
-    if rc == ZOK.rawValue { box.succeed(()) } else { box.fail(rawCode: rc) }
+    CompletionThreadExecutor.deliveringCompletion {
+        let box: RequestBox<Void> = takeBox(data)
+        if rc == ZOK.rawValue { box.succeed(()) } else { box.fail(rawCode: rc) }
+    }
 }
 
 let statCompletion: stat_completion_t = { rc, stat, data in
-    let box: RequestBox<Stat> = takeBox(data)
-    if rc == ZOK.rawValue { box.succeed(Stat(stat)) } else { box.fail(rawCode: rc) }
+    CompletionThreadExecutor.deliveringCompletion {
+        let box: RequestBox<Stat> = takeBox(data)
+        if rc == ZOK.rawValue { box.succeed(Stat(stat)) } else { box.fail(rawCode: rc) }
+    }
 }
 
 /// `exists`: `ZNONODE` is an answer, not an error.
 let existsCompletion: stat_completion_t = { rc, stat, data in
-    let box: RequestBox<Stat?> = takeBox(data)
-    if rc == ZOK.rawValue {
-        box.succeed(Stat(stat))
-    } else if rc == ZNONODE.rawValue {
-        box.succeed(nil)
-    } else {
-        box.fail(rawCode: rc)
+    CompletionThreadExecutor.deliveringCompletion {
+        let box: RequestBox<Stat?> = takeBox(data)
+        if rc == ZOK.rawValue {
+            box.succeed(Stat(stat))
+        } else if rc == ZNONODE.rawValue {
+            box.succeed(nil)
+        } else {
+            box.fail(rawCode: rc)
+        }
     }
 }
 
 let dataCompletion: data_completion_t = { rc, value, length, stat, data in
-    let box: RequestBox<NodeData> = takeBox(data)
-    guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
-    var bytes: [UInt8] = []
-    if let value, length > 0 {
-        bytes = Array(UnsafeRawBufferPointer(start: value, count: Int(length)).bindMemory(to: UInt8.self))
+    CompletionThreadExecutor.deliveringCompletion {
+        let box: RequestBox<NodeData> = takeBox(data)
+        guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
+        var bytes: [UInt8] = []
+        if let value, length > 0 {
+            bytes = Array(UnsafeRawBufferPointer(start: value, count: Int(length)).bindMemory(to: UInt8.self))
+        }
+        box.succeed(NodeData(bytes: bytes, stat: Stat(stat)))
     }
-    box.succeed(NodeData(bytes: bytes, stat: Stat(stat)))
 }
 
 let childrenCompletion: strings_stat_completion_t = { rc, strings, stat, data in
-    let box: RequestBox<NodeChildren> = takeBox(data)
-    guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
-    box.succeed(NodeChildren(names: stringArray(strings), stat: Stat(stat)))
+    CompletionThreadExecutor.deliveringCompletion {
+        let box: RequestBox<NodeChildren> = takeBox(data)
+        guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
+        box.succeed(NodeChildren(names: stringArray(strings), stat: Stat(stat)))
+    }
 }
 
 let createCompletion: string_stat_completion_t = { rc, string, stat, data in
-    let box: RequestBox<CreatedNode> = takeBox(data)
-    guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
-    box.succeed(CreatedNode(path: string.map { String(cString: $0) } ?? "", stat: Stat(stat)))
+    CompletionThreadExecutor.deliveringCompletion {
+        let box: RequestBox<CreatedNode> = takeBox(data)
+        guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
+        box.succeed(CreatedNode(path: string.map { String(cString: $0) } ?? "", stat: Stat(stat)))
+    }
 }
 
 let aclCompletion: acl_completion_t = { rc, acl, stat, data in
-    let box: RequestBox<([ACL], Stat)> = takeBox(data)
-    guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
-    box.succeed((ACL.array(from: acl), Stat(stat)))
+    CompletionThreadExecutor.deliveringCompletion {
+        let box: RequestBox<([ACL], Stat)> = takeBox(data)
+        guard rc == ZOK.rawValue else { return box.fail(rawCode: rc) }
+        box.succeed((ACL.array(from: acl), Stat(stat)))
+    }
 }
 
 let syncCompletion: string_completion_t = { rc, _, data in
-    let box: RequestBox<Void> = takeBox(data)
-    if rc == ZOK.rawValue { box.succeed(()) } else { box.fail(rawCode: rc) }
+    CompletionThreadExecutor.deliveringCompletion {
+        let box: RequestBox<Void> = takeBox(data)
+        if rc == ZOK.rawValue { box.succeed(()) } else { box.fail(rawCode: rc) }
+    }
 }
 
 func stringArray(_ vector: UnsafePointer<String_vector>?) -> [String] {

@@ -25,9 +25,10 @@ final class WatchBox: @unchecked Sendable {
 
     var context: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
-    /// Resolves the watch once: removes it from the registry and delivers `result`.
+    /// Resolves the watch once: removes it from the registry and delivers `result` (unless it
+    /// was withdrawn: nobody waits for it then).
     func resolve(_ result: Result<WatchedEvent, ZooKeeperError>) {
-        guard let registry, registry.remove(self) else { return }
+        guard let registry, registry.remove(self) == .removed else { return }
         deliver(result)
     }
 }
@@ -44,6 +45,10 @@ enum WatchKind: Sendable, Hashable {
 
 /// The watch boxes handed to the C client and not yet resolved, and how many there are per
 /// path, kind and handle (to know when the last one on a path goes).
+///
+/// A box stays here as long as the C client may call its watcher, since the C client holds only
+/// a plain pointer to it: until the watch fires, its handle is closed, or the C client confirms
+/// that it removed a withdrawn watch.
 final class WatchRegistry: Sendable {
     private struct Key: Hashable {
         var path: String
@@ -51,48 +56,74 @@ final class WatchRegistry: Sendable {
         var generation: Int
     }
     private struct State {
-        var boxes: [ObjectIdentifier: WatchBox] = [:]
+        var boxes: [ObjectIdentifier: (box: WatchBox, withdrawn: Bool)] = [:]
+        /// Watches per path that someone still waits for (withdrawn ones are not counted).
         var counts: [Key: Int] = [:]
 
-        mutating func remove(_ box: WatchBox) -> Bool {
-            guard boxes.removeValue(forKey: ObjectIdentifier(box)) != nil else { return false }
+        mutating func uncount(_ box: WatchBox) {
             let key = Key(path: box.path, kind: box.kind, generation: box.handleGeneration)
             if let count = counts[key], count > 1 { counts[key] = count - 1 } else { counts.removeValue(forKey: key) }
-            return true
+        }
+
+        mutating func remove(_ box: WatchBox) -> Removal {
+            guard let entry = boxes.removeValue(forKey: ObjectIdentifier(box)) else { return .absent }
+            if entry.withdrawn { return .withdrawn }
+            uncount(box)
+            return .removed
         }
     }
     private let state = Mutex(State())
 
+    /// What ``remove(_:)`` found.
+    enum Removal {
+        /// The box was registered and someone waits for it.
+        case removed
+        /// The box was registered but withdrawn.
+        case withdrawn
+        /// The box was not registered (resolved already).
+        case absent
+    }
+
     func register(_ box: WatchBox) {
         box.registry = self
         state.withLock { state in
-            state.boxes[ObjectIdentifier(box)] = box
+            state.boxes[ObjectIdentifier(box)] = (box, false)
             state.counts[Key(path: box.path, kind: box.kind, generation: box.handleGeneration), default: 0] += 1
         }
     }
 
-    /// Removes `box`; `false` if it was already resolved.
-    func remove(_ box: WatchBox) -> Bool {
+    /// Removes `box`.
+    @discardableResult
+    func remove(_ box: WatchBox) -> Removal {
         state.withLock { $0.remove(box) }
     }
 
-    /// Removes `box` if it is still registered and calls `withdraw` (under the registry's lock,
-    /// so that no registration on the same path can slip in between the count and the C call)
-    /// with whether it was the last watch of its kind on its path.
+    /// Marks `box` withdrawn, if it is registered and was not already, and calls `withdraw` (under
+    /// the registry's lock, so that no registration on the same path can slip in between the
+    /// count and the C call) with whether it was the last watch anyone waits for of its kind on
+    /// its path. The box stays registered until ``forget(_:)`` (the C client removed it) or until
+    /// it fires or its handle closes.
     func withdraw(_ box: WatchBox, _ withdraw: (_ wasLast: Bool) -> Void) {
         state.withLock { state in
-            guard state.remove(box) else { return }
+            guard let entry = state.boxes[ObjectIdentifier(box)], !entry.withdrawn else { return }
+            state.boxes[ObjectIdentifier(box)] = (box, true)
+            state.uncount(box)
             let key = Key(path: box.path, kind: box.kind, generation: box.handleGeneration)
             withdraw(state.counts[key] == nil)
         }
     }
 
+    /// Forgets a withdrawn box the C client no longer refers to.
+    func forget(_ box: WatchBox) {
+        _ = state.withLock { $0.remove(box) }
+    }
+
     /// Resolves every watch of a closed handle with `error` (call only after `zookeeper_close` returned).
     func failAll(handleGeneration: Int, with error: ZooKeeperError) {
         let failed = state.withLock { state -> [WatchBox] in
-            let matching = state.boxes.values.filter { $0.handleGeneration == handleGeneration }
-            for box in matching { _ = state.remove(box) }
-            return matching
+            let matching = state.boxes.values.filter { $0.box.handleGeneration == handleGeneration }
+            for entry in matching { _ = state.remove(entry.box) }
+            return matching.filter { !$0.withdrawn }.map(\.box)
         }
         for box in failed { box.deliver(.failure(error)) }
     }
@@ -100,15 +131,19 @@ final class WatchRegistry: Sendable {
     /// How many watches the C client holds.
     var count: Int { state.withLock { $0.boxes.count } }
 
-    /// How many watches the C client holds, leaving out those on `path`.
+    /// How many watches someone waits for, leaving out those on `path`.
     func count(excluding path: String) -> Int {
-        state.withLock { state in state.boxes.values.count { $0.path != path } }
+        state.withLock { state in state.boxes.values.count { !$0.withdrawn && $0.box.path != path } }
     }
 }
 
 /// The watcher function for one-shot watches (C completion thread).
 let nodeWatcher: watcher_fn = { _, type, state, path, context in
     guard let context else { return }
+    CompletionThreadExecutor.deliveringCompletion { deliverWatchEvent(type: type, state: state, path: path, context: context) }
+}
+
+private func deliverWatchEvent(type: Int32, state: Int32, path: UnsafePointer<CChar>?, context: UnsafeMutableRawPointer) {
     let box = Unmanaged<WatchBox>.fromOpaque(context).takeUnretainedValue()
     if type == ZOO_SESSION_EVENT {
         // Connecting/connected: the watch stays registered (the C client replays it on reconnect).

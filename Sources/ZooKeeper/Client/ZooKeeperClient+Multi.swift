@@ -159,9 +159,11 @@ final class MultiBuffers: @unchecked Sendable {
 }
 
 let multiCompletion: void_completion_t = { rc, data in
-    let box: RequestBox<[MultiResult]> = takeBox(data)
-    guard let buffers = box.attachment as? MultiBuffers else {
-        return box.fail(rawCode: rc == ZOK.rawValue ? ZSYSTEMERROR.rawValue : rc)
+    CompletionThreadExecutor.deliveringCompletion {
+        let box: RequestBox<[MultiResult]> = takeBox(data)
+        guard let buffers = box.attachment as? MultiBuffers else {
+            return box.fail(rawCode: rc == ZOK.rawValue ? ZSYSTEMERROR.rawValue : rc)
+        }
+        box.resume(buffers.outcome(rc: rc))
     }
-    box.resume(buffers.outcome(rc: rc))
 }

@@ -56,11 +56,13 @@ extension ZooKeeperClient {
         let ttl = mode.ttlMilliseconds
         // The C client serializes the request (ACL included) during the call.
         return try await perform("create", path: path) { handle, box in
-            withCACLVector(acl) { acl in
-                withBytes(data) { bytes, length in
-                    ttl >= 0
-                        ? zoo_acreate2_ttl(handle, path, bytes, length, acl, flags, ttl, createCompletion, box)
-                        : zoo_acreate2(handle, path, bytes, length, acl, flags, createCompletion, box)
+            path.withCString { cPath in
+                withCACLVector(acl) { acl in
+                    withBytes(data) { bytes, length in
+                        ttl >= 0
+                            ? zoo_acreate2_ttl(handle, cPath, bytes, length, acl, flags, ttl, createCompletion, box)
+                            : zoo_acreate2(handle, cPath, bytes, length, acl, flags, createCompletion, box)
+                    }
                 }
             }
         }
@@ -73,7 +75,9 @@ extension ZooKeeperClient {
     public func exists(_ path: String) async throws -> Stat? {
         try ZooKeeperPath.validate(path)
         return try await perform("exists", path: path) { handle, box in
-            zoo_aexists(handle, path, 0, existsCompletion, box)
+            path.withCString { cPath in
+                zoo_aexists(handle, cPath, 0, existsCompletion, box)
+            }
         }
     }
 
@@ -82,7 +86,9 @@ extension ZooKeeperClient {
     public func getData(_ path: String) async throws -> NodeData {
         try ZooKeeperPath.validate(path)
         return try await perform("getData", path: path) { handle, box in
-            zoo_aget(handle, path, 0, dataCompletion, box)
+            path.withCString { cPath in
+                zoo_aget(handle, cPath, 0, dataCompletion, box)
+            }
         }
     }
 
@@ -91,7 +97,9 @@ extension ZooKeeperClient {
     public func getChildren(_ path: String) async throws -> NodeChildren {
         try ZooKeeperPath.validate(path)
         return try await perform("getChildren", path: path) { handle, box in
-            zoo_aget_children2(handle, path, 0, childrenCompletion, box)
+            path.withCString { cPath in
+                zoo_aget_children2(handle, cPath, 0, childrenCompletion, box)
+            }
         }
     }
 
@@ -106,8 +114,10 @@ extension ZooKeeperClient {
         try checkDataSize(data.count, path: path)
         let version = version ?? -1
         return try await perform("setData", path: path) { handle, box in
-            withBytes(data) { bytes, length in
-                zoo_aset(handle, path, bytes, length, version, statCompletion, box)
+            path.withCString { cPath in
+                withBytes(data) { bytes, length in
+                    zoo_aset(handle, cPath, bytes, length, version, statCompletion, box)
+                }
             }
         }
     }
@@ -119,7 +129,9 @@ extension ZooKeeperClient {
         try ZooKeeperPath.validate(path)
         let version = version ?? -1
         try await perform("delete", path: path) { handle, box in
-            zoo_adelete(handle, path, version, voidCompletion, box)
+            path.withCString { cPath in
+                zoo_adelete(handle, cPath, version, voidCompletion, box)
+            }
         } as Void
     }
 
@@ -128,7 +140,9 @@ extension ZooKeeperClient {
     public func sync(_ path: String = "/") async throws {
         try ZooKeeperPath.validate(path)
         try await perform("sync", path: path) { handle, box in
-            zoo_async(handle, path, syncCompletion, box)
+            path.withCString { cPath in
+                zoo_async(handle, cPath, syncCompletion, box)
+            }
         } as Void
     }
 
@@ -208,7 +222,9 @@ extension ZooKeeperClient {
     public func getACL(_ path: String) async throws -> (acl: [ACL], stat: Stat) {
         try ZooKeeperPath.validate(path)
         let (acl, stat): ([ACL], Stat) = try await perform("getACL", path: path) { handle, box in
-            zoo_aget_acl(handle, path, aclCompletion, box)
+            path.withCString { cPath in
+                zoo_aget_acl(handle, cPath, aclCompletion, box)
+            }
         }
         return (acl, stat)
     }
@@ -219,8 +235,10 @@ extension ZooKeeperClient {
         guard !acl.isEmpty else { throw ZooKeeperError(.invalidACL, path: path, message: "the ACL list is empty") }
         let version = version ?? -1
         try await perform("setACL", path: path) { handle, box in
-            withCACLVector(acl) { acl in
-                zoo_aset_acl(handle, path, version, UnsafeMutablePointer(mutating: acl), voidCompletion, box)
+            path.withCString { cPath in
+                withCACLVector(acl) { acl in
+                    zoo_aset_acl(handle, cPath, version, UnsafeMutablePointer(mutating: acl), voidCompletion, box)
+                }
             }
         } as Void
     }

@@ -42,11 +42,13 @@ extension ZooKeeperClient {
         let flags = mode.cFlags
         let ttl = mode.ttlMilliseconds
         return submit(path: path) { handle, box in
-            withCACLVector(acl) { acl in
-                withBytes(data) { bytes, length in
-                    ttl >= 0
-                        ? zoo_acreate2_ttl(handle, path, bytes, length, acl, flags, ttl, createCompletion, box)
-                        : zoo_acreate2(handle, path, bytes, length, acl, flags, createCompletion, box)
+            path.withCString { cPath in
+                withCACLVector(acl) { acl in
+                    withBytes(data) { bytes, length in
+                        ttl >= 0
+                            ? zoo_acreate2_ttl(handle, cPath, bytes, length, acl, flags, ttl, createCompletion, box)
+                            : zoo_acreate2(handle, cPath, bytes, length, acl, flags, createCompletion, box)
+                    }
                 }
             }
         }
@@ -56,7 +58,9 @@ extension ZooKeeperClient {
     public func submitGetChildren(_ path: String) -> PendingReply<NodeChildren> {
         do { try ZooKeeperPath.validate(path) } catch { return failedReply(error) }
         return submit(path: path) { handle, box in
-            zoo_aget_children2(handle, path, 0, childrenCompletion, box)
+            path.withCString { cPath in
+                zoo_aget_children2(handle, cPath, 0, childrenCompletion, box)
+            }
         }
     }
 
@@ -64,7 +68,9 @@ extension ZooKeeperClient {
     public func submitGetData(_ path: String) -> PendingReply<NodeData> {
         do { try ZooKeeperPath.validate(path) } catch { return failedReply(error) }
         return submit(path: path) { handle, box in
-            zoo_aget(handle, path, 0, dataCompletion, box)
+            path.withCString { cPath in
+                zoo_aget(handle, cPath, 0, dataCompletion, box)
+            }
         }
     }
 
@@ -73,7 +79,9 @@ extension ZooKeeperClient {
         do { try ZooKeeperPath.validate(path) } catch { return failedReply(error) }
         let version = version ?? -1
         return submit(path: path) { handle, box in
-            zoo_adelete(handle, path, version, voidCompletion, box)
+            path.withCString { cPath in
+                zoo_adelete(handle, cPath, version, voidCompletion, box)
+            }
         }
     }
 

@@ -3,7 +3,7 @@ import Tracing
 extension ZooKeeperClient {
     /// Whether a tracer is active (bootstrapped, or bound to the task with `withTracer`):
     /// operations then run in spans. Without one, they skip the span entirely.
-    static var isTracing: Bool { !(InstrumentationSystem.tracer is NoOpTracer) }
+    static var isTracing: Bool { !(InstrumentationSystem.instrument is NoOpInstrument) }
 
     /// Runs `body` in a client span `zookeeper.<operation>` with the path, whether it set a watch,
     /// and the error code when it fails (swift-distributed-tracing; Curator's `TracerDriver`).

@@ -7,7 +7,9 @@ extension ZooKeeperClient {
         try ZooKeeperPath.validate(path)
         let signal = OneShotSignal<WatchedEvent>()
         let data: NodeData = try await performWatching("getData", path: path, kind: .data, deliver: { signal.deliver($0) }) { handle, watcher, box in
-            zoo_awget(handle, path, nodeWatcher, watcher, dataCompletion, box)
+            path.withCString { cPath in
+                zoo_awget(handle, cPath, nodeWatcher, watcher, dataCompletion, box)
+            }
         }
         return (data, NodeWatch(signal: signal))
     }
@@ -18,7 +20,9 @@ extension ZooKeeperClient {
         try ZooKeeperPath.validate(path)
         let signal = OneShotSignal<WatchedEvent>()
         let stat: Stat? = try await performWatching("exists", path: path, kind: .data, deliver: { signal.deliver($0) }) { handle, watcher, box in
-            zoo_awexists(handle, path, nodeWatcher, watcher, existsCompletion, box)
+            path.withCString { cPath in
+                zoo_awexists(handle, cPath, nodeWatcher, watcher, existsCompletion, box)
+            }
         }
         return (stat, NodeWatch(signal: signal))
     }
@@ -29,7 +33,9 @@ extension ZooKeeperClient {
         try ZooKeeperPath.validate(path)
         let signal = OneShotSignal<WatchedEvent>()
         let children: NodeChildren = try await performWatching("getChildren", path: path, kind: .children, deliver: { signal.deliver($0) }) { handle, watcher, box in
-            zoo_awget_children2(handle, path, nodeWatcher, watcher, childrenCompletion, box)
+            path.withCString { cPath in
+                zoo_awget_children2(handle, cPath, nodeWatcher, watcher, childrenCompletion, box)
+            }
         }
         return (children, NodeWatch(signal: signal))
     }
@@ -97,7 +103,9 @@ public struct DataUpdates: AsyncSequence, Sendable {
         let path = self.path
         let stream = LevelTriggeredWatch<DataUpdate>.nodeStream(client: client, path: path, kind: .data) { armed, deliver in
             try await client.performWatching("getData", path: path, kind: .data, armed: armed, deliver: deliver) { handle, watcher, box in
-                zoo_awget(handle, path, nodeWatcher, watcher, dataCompletion, box)
+                path.withCString { cPath in
+                    zoo_awget(handle, cPath, nodeWatcher, watcher, dataCompletion, box)
+                }
             }
         } read: {
             try await client.getData(path)
@@ -134,7 +142,9 @@ public struct ChildrenUpdates: AsyncSequence, Sendable {
         let path = self.path
         let stream = LevelTriggeredWatch<ChildrenUpdate>.nodeStream(client: client, path: path, kind: .children) { armed, deliver in
             try await client.performWatching("getChildren", path: path, kind: .children, armed: armed, deliver: deliver) { handle, watcher, box in
-                zoo_awget_children2(handle, path, nodeWatcher, watcher, childrenCompletion, box)
+                path.withCString { cPath in
+                    zoo_awget_children2(handle, cPath, nodeWatcher, watcher, childrenCompletion, box)
+                }
             }
         } read: {
             try await client.getChildren(path)
@@ -169,7 +179,9 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
                 return snapshot(try await readAndWatch(armed, deliver))
             } catch let error as ZooKeeperError where error.code == .noNode {
                 let stat: Stat? = try await client.performWatching("exists", path: path, kind: .data, armed: armed, deliver: deliver) { handle, watcher, box in
-                    zoo_awexists(handle, path, nodeWatcher, watcher, existsCompletion, box)
+                    path.withCString { cPath in
+                        zoo_awexists(handle, cPath, nodeWatcher, watcher, existsCompletion, box)
+                    }
                 }
                 // Created between the two reads: read again now (the exists watch stays armed).
                 return stat == nil ? snapshot(nil) : nil
