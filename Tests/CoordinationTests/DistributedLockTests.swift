@@ -140,12 +140,17 @@ import ZooKeeperTesting
             for _ in 0..<6 {
                 group.addTask {
                     let own = try await connectedTestClient(server.connectString)
-                    let semaphore = DistributedLock.semaphore(client: own, path: path, leases: 3)
+                    let semaphore = DistributedSemaphore(client: own, path: path, maxLeases: 3)
                     for _ in 0..<3 {
-                        try await semaphore.withLock { _ in
+                        try await semaphore.withLease { _ in
                             let now = inside.withLock { $0 += 1; return $0 }
                             peak.withLock { $0 = max($0, now) }
-                            try await Task.sleep(for: .milliseconds(20))
+                            // Stay until someone else is in too (the semaphore has room for
+                            // three), or long enough to show that nobody can come in.
+                            let until = ContinuousClock.now + .seconds(3)
+                            while inside.value < 2, peak.value < 2, ContinuousClock.now < until {
+                                try await Task.sleep(for: .milliseconds(10))
+                            }
                             inside.withLock { $0 -= 1 }
                         }
                     }
@@ -320,9 +325,9 @@ import ZooKeeperTesting
         try await client.createPath(path, mode: .container)
         // A node shaped like ours but created by another session (as a node of our previous
         // session would be, before the server deletes it).
-        let foreign = try await other.create("\(path)/_c_stale-lock-", mode: .ephemeralSequential)
+        let foreign = try await other.create("\(path)/_c_00000000-0000-0000-0000-000000000000-lock-", mode: .ephemeralSequential)
         let session = try #require(client.state.session)
-        let contender = QueueContender(client: client, parent: path, kind: .exclusive, maxHolders: 1)
+        let contender = QueueContender(client: client, parent: path, lockName: "lock-", maxHolders: 1)
         do {
             try await contender.awaitTurn(
                 ContenderNode(path: foreign.path, sessionID: foreign.stat.ephemeralOwner, generation: session.generation, czxid: foreign.stat.czxid),
@@ -332,6 +337,24 @@ import ZooKeeperTesting
             #expect(error.code == .lost)
         }
         await other.close()
+        await client.close()
+    }
+
+    /// withLock is re-entrant within a task and the tasks it starts: the inner call shares the
+    /// outer lease, one node, released by the outermost call.
+    @Test func withLockIsReentrantWithinATask() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let client = try await connectedTestClient(server.connectString)
+        let path = uniqueTestPath()
+        let lock = DistributedLock(client: client, path: path)
+        let sameLease = try await lock.withLock(timeout: .seconds(5)) { outer in
+            let inner = try await lock.withLock(timeout: .seconds(1)) { $0 }
+            let child = try await Task { try await lock.withLock(timeout: .seconds(1)) { $0 } }.value
+            #expect(try await client.getChildren(path).names.count == 1, "one node for the nested holds")
+            return inner === outer && child === outer && outer.isHeld
+        }
+        #expect(sameLease)
+        #expect(try await client.getChildren(path).names.isEmpty, "the outermost call released it")
         await client.close()
     }
 }

@@ -144,4 +144,41 @@ import ZooKeeperTesting
         await a.close()
         await b.close()
     }
+
+    /// `leadEveryTerm` (Curator's autoRequeue): after its session expires the participant queues
+    /// again, behind the one that took over, and leads again once that one resigns; the
+    /// participants are listed in queue order.
+    @Test(.timeLimit(.minutes(1))) func leadEveryTermQueuesAgainAfterLosingLeadership() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let a = try await connectedTestClient(server.connectString)
+        let b = try await connectedTestClient(server.connectString)
+        let terms = Shared(0)
+        let electionA = LeaderElection(client: a, path: path, participantID: "a")
+        let requeueing = Task {
+            try await electionA.leadEveryTerm { term in
+                terms.withLock { $0 += 1 }
+                _ = await term.waitUntilLost()
+            }
+        }
+        try await eventually("a leads") { terms.value == 1 }
+        let electionB = LeaderElection(client: b, path: path, participantID: "b")
+        let campaignB = Task { try await electionB.campaign() }
+        try await eventually("b is queued") { try await electionB.participants().count == 2 }
+        #expect(try await electionB.participants() == [.init(id: "a", isLeader: true), .init(id: "b", isLeader: false)])
+
+        try await a.expireSessionForTesting()
+        let termB = try await campaignB.value
+        try await eventually("a queued again behind b") {
+            try await electionB.participants() == [.init(id: "b", isLeader: true), .init(id: "a", isLeader: false)]
+        }
+        #expect(terms.value == 1)
+        await termB.resign()
+        try await eventually("a leads again") { terms.value == 2 }
+        requeueing.cancel()
+        await #expect(throws: CancellationError.self) { try await requeueing.value }
+        try await eventually("a left the queue") { try await b.childrenIfExists(path).isEmpty }
+        await a.close()
+        await b.close()
+    }
 }

@@ -4,20 +4,26 @@ import ZooKeeperTesting
 @testable import Coordination
 
 @Suite struct LockQueueTests {
-    @Test func parsesContenderNames() {
-        let node = LockQueue.parse("_c_0123abcd-lock-0000000042")
-        #expect(node == LockQueue.Contender(name: "_c_0123abcd-lock-0000000042", sequence: 42, kind: .exclusive, guid: "0123abcd"))
-        #expect(LockQueue.parse("_c_ff-read-0000000001")?.kind == .read)
-        #expect(LockQueue.parse("_c_ff-write-0000000001")?.kind == .write)
-        #expect(LockQueue.parse("_c_ff-lock--2147483647")?.sequence == -2_147_483_647)
+    /// Curator's names, as its recipes write them (checked against Curator 5.4's own nodes).
+    @Test func parsesCuratorsContenderNames() {
+        let guid = "3f688aeb-1fa9-4512-9722-45b346cf1e95"
+        let node = LockQueue.parse("_c_\(guid)-lock-0000000042")
+        #expect(node == LockQueue.Contender(name: "_c_\(guid)-lock-0000000042", sequence: 42, kind: .exclusive, guid: guid))
+        #expect(LockQueue.parse("_c_\(guid)-__READ__0000000001")?.kind == .read)
+        #expect(LockQueue.parse("_c_\(guid)-__WRIT__0000000001")?.kind == .write)
+        #expect(LockQueue.parse("_c_\(guid)-__WRIT__0000000001")?.guid == guid)
+        #expect(LockQueue.parse("_c_\(guid)-latch-0000000003")?.kind == .exclusive)
+        #expect(LockQueue.parse("_c_\(guid)-lease-0000000003")?.sequence == 3)
+        #expect(LockQueue.parse("_c_\(guid)-lock--2147483647")?.sequence == -2_147_483_647)
         #expect(LockQueue.parse("lock-0000000007")?.guid == nil)
         #expect(LockQueue.parse("something-else") == nil)
-        #expect(LockQueue.parse("_c_ff-lock-") == nil)
-        #expect(LockQueue.find(guid: "ff", in: ["_c_aa-lock-0000000001", "_c_ff-lock-0000000002"]) == "_c_ff-lock-0000000002")
+        #expect(LockQueue.parse("_c_\(guid)-lock-") == nil)
+        #expect(LockQueue.prefix(guid: guid, lockName: "__READ__") == "_c_\(guid)-__READ__")
+        #expect(LockQueue.find(guid: guid, in: ["_c_aa-lock-0000000001", "_c_\(guid)-lock-0000000002"]) == "_c_\(guid)-lock-0000000002")
     }
 
     static func name(_ index: Int, _ kind: LockQueue.Kind, sequence: Int) -> String {
-        "_c_guid\(index)-\(kind.nodeName)-" + String(repeating: "0", count: 10 - String(sequence).count) + String(sequence)
+        "_c_0000000\(index)-0000-0000-0000-000000000000-\(kind.lockName)" + String(repeating: "0", count: 10 - String(sequence).count) + String(sequence)
     }
 
     /// Thousands of random queues: for each contender the decision is what the rules say, every
@@ -26,8 +32,8 @@ import ZooKeeperTesting
         var generator = SeededRandomNumberGenerator(seed: 0xf3016aeb)
         for _ in 0..<3000 {
             let count = Int.random(in: 1...12, using: &generator)
-            let maxHolders = Int.random(in: 1...4, using: &generator)
             let readWrite = Bool.random(using: &generator)
+            let maxHolders = readWrite ? 1 : Int.random(in: 1...4, using: &generator)
             var sequences = Array(0..<1000).shuffled(using: &generator).prefix(count)
             sequences.sort()
             var names: [String] = []
@@ -45,6 +51,16 @@ import ZooKeeperTesting
                 } else {
                     // Every reader before the first writer holds, nothing else.
                     #expect(holders == Array(names[..<(firstWriter ?? names.count)]))
+                }
+                // As Curator decides: a waiting reader watches the first writer, a waiting
+                // writer the node just ahead of it.
+                for (index, decision) in decisions.enumerated() {
+                    guard case .wait(let watched) = decision else { continue }
+                    if LockQueue.parse(names[index])!.kind == .read {
+                        #expect(watched == names[firstWriter!])
+                    } else {
+                        #expect(watched == names[index - 1])
+                    }
                 }
             } else {
                 #expect(holders == Array(names.prefix(maxHolders)))
@@ -64,7 +80,7 @@ import ZooKeeperTesting
         for index in 1..<5 {
             #expect(LockQueue.decide(children: names, ours: names[index]) == .wait(for: names[index - 1]))
         }
-        // A semaphore waiter watches the node maxHolders places ahead.
+        // With several holders allowed, a waiter watches the node maxHolders places ahead.
         #expect(LockQueue.decide(children: names, ours: names[4], maxHolders: 2) == .wait(for: names[2]))
     }
 

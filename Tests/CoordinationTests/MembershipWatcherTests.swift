@@ -25,6 +25,8 @@ import ZooKeeperTesting
         try await members[1].leave()
         #expect(try await snapshots.next()?.keys.sorted() == ["m0", "m2"])
         try await members[0].updatePayload(Array("moved".utf8))
+        let moved = try await snapshots.next()
+        #expect(moved?.keys.sorted() == ["m0", "m2"] && moved?["m0"] == Array("moved".utf8), "a payload change is a new snapshot")
         await clients[2].close()  // a crash-like exit: the session ends, the member goes
         #expect(try await snapshots.next()?.keys.sorted() == ["m0"])
         for client in clients { await client.close() }

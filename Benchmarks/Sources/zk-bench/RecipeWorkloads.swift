@@ -3,30 +3,38 @@ import Foundation
 import Synchronization
 import ZooKeeper
 
-/// The four recipe workloads (several sessions each).
+/// The recipe workloads (several sessions each): those of the shared peer contract, and those of
+/// `Benchmarks/curator`'s `CuratorRecipeBench` (the subtree cache, service lookup, counter).
 enum RecipeWorkload: String {
     case lockUncontended = "lock-uncontended"
     case lockContended = "lock-contended"
     case electionHandoff = "election-handoff"
     case membershipPropagation = "membership-propagation"
+    case treeCacheLoad = "tree-cache-load"
+    case treeCachePropagation = "tree-cache-propagation"
+    case serviceLookup = "service-lookup"
+    case counterIncrements = "counter-increments"
 
     var defaultCount: Int {
         switch self {
-        case .lockUncontended, .lockContended: 2000
+        case .lockUncontended, .lockContended, .treeCachePropagation, .counterIncrements: 2000
         case .electionHandoff, .membershipPropagation: 200
+        case .treeCacheLoad: 10000
+        case .serviceLookup: 200_000
         }
     }
 
     var defaultClients: Int {
         switch self {
-        case .lockUncontended: 1
-        case .lockContended: 8
+        case .lockUncontended, .treeCacheLoad, .treeCachePropagation: 1
+        case .lockContended, .counterIncrements: 8
         case .electionHandoff: 5
         case .membershipPropagation: 10
+        case .serviceLookup: 2  // the instances' session and the provider's
         }
     }
 
-    func run(server: String, count: Int, clients: Int) async throws -> Measurement {
+    func run(server: String, count: Int, clients: Int, payload: Int) async throws -> Measurement {
         let sessionCount = self == .membershipPropagation ? clients + 1 : clients
         var sessions: [ZooKeeperClient] = []
         for _ in 0..<sessionCount {
@@ -53,6 +61,10 @@ enum RecipeWorkload: String {
             case .lockContended: measurement = try await lockContended(sessions, base: base, count: count)
             case .electionHandoff: measurement = try await electionHandoff(sessions, base: base, count: count)
             case .membershipPropagation: measurement = try await membership(sessions, base: base, count: count)
+            case .treeCacheLoad: measurement = try await treeCacheLoad(admin, base: base, count: count, payload: payload)
+            case .treeCachePropagation: measurement = try await treeCachePropagation(admin, base: base, count: count, payload: payload)
+            case .serviceLookup: measurement = try await serviceLookup(sessions, base: base, count: count)
+            case .counterIncrements: measurement = try await counterIncrements(sessions, base: base, count: count)
             }
         } catch {
             await cleanUp(admin, base: base, removeRoot: createdRoot, sessions: sessions)
@@ -221,6 +233,8 @@ enum RecipeWorkload: String {
 final class RecipeProgress: Sendable {
     let tickets = Atomic<Int>(0)
     let holders = Atomic<Int>(0)
+    /// Attempts made (the counter workload's optimistic tries).
+    let attempts = Atomic<Int>(0)
     private let state = Mutex<(latencies: [UInt64], failure: String?)>(([], nil))
     func record(_ latency: UInt64) { state.withLock { $0.latencies.append(latency) } }
     func fail(_ problem: String) { state.withLock { $0.failure = $0.failure ?? problem } }

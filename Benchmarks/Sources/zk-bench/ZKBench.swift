@@ -44,7 +44,7 @@ struct ZKBench: AsyncParsableCommand {
         } else if let kind = RecipeWorkload(rawValue: workload) {
             count = n ?? kind.defaultCount
             sessions = clients ?? kind.defaultClients
-            body = { [server] in try await kind.run(server: server, count: count, clients: sessions) }
+            body = { [server, payload] in try await kind.run(server: server, count: count, clients: sessions, payload: payload) }
         } else {
             emit(["impl": "swift", "workload": workload, "ok": false, "unsupported": true,
                   "error": "unsupported workload \(workload)"])
@@ -66,6 +66,7 @@ struct ZKBench: AsyncParsableCommand {
                 result["rss_after_loop_without_latencies_kb"] = measurement.residentAfterLoopKilobytes - count * 8 / 1024
             }
             for (key, value) in measurement.extra { result[key] = value }
+            for (key, value) in measurement.extraFractions { result[key] = (value * 100).rounded() / 100 }
             result["ok"] = measurement.failure == nil
             if let failure = measurement.failure { result["error"] = failure }
             emit(result)
@@ -96,6 +97,8 @@ struct Measurement: Sendable {
     var residentAfterLoopKilobytes: Int = 0
     /// Workload-specific fields for the JSON line.
     var extra: [String: Int] = [:]
+    /// Workload-specific fractions for the JSON line (two decimals).
+    var extraFractions: [String: Double] = [:]
 
     init(seconds: Double, latenciesNanoseconds: [UInt64], cpuSeconds: Double, failure: String? = nil,
          residentAfterLoopKilobytes: Int = 0) {

@@ -10,6 +10,12 @@ import ZooKeeper
 /// that reconnects after an expiry and still sees its old node cannot lead through it
 /// (CURATOR-696). A leader steps down on session loss as its ``LossPolicy`` says.
 ///
+/// Candidates' nodes are Apache Curator's, so Swift and Java participants can share one election:
+/// with ``Layout/leaderSelector`` (the default) they are `LeaderSelector`'s (`_c_<uuid>-lock-<seq>`),
+/// with ``Layout/leaderLatch`` `LeaderLatch`'s (`_c_<uuid>-latch-<seq>`); the lowest sequence leads
+/// in both. A node holds the participant's id, as Curator's do; a participant that publishes a
+/// payload too stores `<id>\0<payload>`, which a Curator participant reads as its id.
+///
 /// ```swift
 /// let election = LeaderElection(client: client, path: "/services/scheduler/leader", participantID: host)
 /// try await election.whileLeader(payload: Array(address.utf8)) { term in
@@ -24,8 +30,29 @@ public final class LeaderElection: Sendable {
         public var lossPolicy: LossPolicy = .onPresumedExpired
         /// The ACL of the election's node and of the candidates' nodes. Default: open to anyone.
         public var acl: [ACL] = ACL.openUnsafe
-        /// The defaults: step down when the session is presumed expired; open ACL.
+        /// Whose candidate nodes this participant makes: Curator's `LeaderSelector`'s or
+        /// `LeaderLatch`'s (one election path holds one kind). Default: ``Layout/leaderSelector``.
+        public var layout: Layout = .leaderSelector
+        /// The defaults: step down when the session is presumed expired; open ACL; LeaderSelector's nodes.
         public init() {}
+    }
+
+    /// The candidate nodes of one election path, as an Apache Curator recipe names them.
+    public enum Layout: Sendable, Hashable {
+        /// `LeaderSelector`: `_c_<uuid>-lock-<seq>`.
+        case leaderSelector
+        /// `LeaderLatch`: `_c_<uuid>-latch-<seq>`.
+        case leaderLatch
+
+        var lockName: String { self == .leaderSelector ? "lock-" : "latch-" }
+    }
+
+    /// One candidate of an election, in queue order (see ``participants()``).
+    public struct Participant: Sendable, Hashable {
+        /// The candidate's id.
+        public var id: String
+        /// Whether it leads (the first in the queue).
+        public var isLeader: Bool
     }
 
     /// The client the election uses.
@@ -46,7 +73,42 @@ public final class LeaderElection: Sendable {
     }
 
     var contender: QueueContender {
-        QueueContender(client: client, parent: path, kind: .exclusive, maxHolders: 1, acl: configuration.acl)
+        QueueContender(client: client, parent: path, lockName: configuration.layout.lockName, maxHolders: 1, acl: configuration.acl)
+    }
+
+    /// The candidates now, in queue order: the leader first (Curator's `getParticipants()`).
+    public func participants() async throws -> [Participant] {
+        let queue = LockQueue.queue(try await client.childrenIfExists(path))
+        let replies = queue.map { client.submitGetData(ZooKeeperPath.join(path, $0.name)) }
+        var participants: [Participant] = []
+        for reply in replies {
+            do {
+                let node = try await reply.value()
+                participants.append(Participant(id: LeaderInfo.decode(node.bytes, epoch: node.stat.czxid).participantID, isLeader: participants.isEmpty))
+            } catch let error as ZooKeeperError where error.code == .noNode {}  // left meanwhile
+        }
+        return participants
+    }
+
+    /// Campaigns again and again: runs `body` while leading, and when the term ends (`body`
+    /// returned, or leadership was lost) enters the queue again (Curator's `autoRequeue`). Returns
+    /// only by throwing: `CancellationError` when the calling task is cancelled, `.closed` when
+    /// the client closes; an error `body` throws ends the term, not the loop.
+    public func leadEveryTerm(payload: [UInt8] = [], _ body: @escaping @Sendable (Leadership) async throws -> Void) async throws -> Never {
+        while true {
+            try Task.checkCancellation()
+            do {
+                try await whileLeader(payload: payload, body)
+            } catch let error as ZooKeeperError where error.code == .closed {
+                throw error
+            } catch is CancellationError where Task.isCancelled {
+                throw CancellationError()
+            } catch let error as ZooKeeperError where error.isTransient {
+                try await client.waitUntilConnected()
+            } catch {
+                // The term ended (lost, or body failed): campaign again.
+            }
+        }
     }
 
     /// Joins the election and waits until this participant leads.
@@ -93,7 +155,7 @@ public struct LeaderInfo: Sendable, Hashable {
     public var epoch: Int64
 
     static func encode(participantID: String, payload: [UInt8]) -> [UInt8] {
-        Array(participantID.utf8) + [0] + payload
+        payload.isEmpty ? Array(participantID.utf8) : Array(participantID.utf8) + [0] + payload
     }
 
     static func decode(_ bytes: [UInt8], epoch: Int64) -> LeaderInfo {

@@ -1,8 +1,11 @@
 import Synchronization
 import ZooKeeper
 
-/// A distributed lock on a ZooKeeper path: exclusive (a mutex), or ``Kind/read`` /
-/// ``Kind/write`` for a read/write lock, or with `maxHolders > 1` a counting semaphore.
+/// A distributed lock on a ZooKeeper path: exclusive (a mutex), or ``Kind/read`` / ``Kind/write``
+/// for a read/write lock. Its nodes are named and ordered as Apache Curator's
+/// `InterProcessMutex` and `InterProcessReadWriteLock` name and order theirs, so Swift and Java
+/// processes can share one lock. A counting semaphore is a
+/// ``DistributedSemaphore``.
 ///
 /// - No herd effect: each waiter watches only the node ahead of it (with `getData`, so no stray
 ///   creation watch is left).
@@ -34,11 +37,13 @@ public final class DistributedLock: Sendable {
 
     /// What a holder shares with other holders.
     public enum Kind: Sendable, Hashable, CaseIterable {
-        /// Exclusive: one holder (or `maxHolders` of them, for a semaphore).
+        /// Exclusive: one holder (Curator's `InterProcessMutex`; nodes `…-lock-<seq>`).
         case exclusive
-        /// The read side of a read/write lock: shared with other readers, excluded by writers.
+        /// The read side of a read/write lock: shared with other readers, excluded by writers
+        /// (Curator's `InterProcessReadWriteLock.readLock()`; nodes `…-__READ__<seq>`).
         case read
-        /// The write side of a read/write lock: excludes readers and writers.
+        /// The write side of a read/write lock: excludes readers and writers
+        /// (`InterProcessReadWriteLock.writeLock()`; nodes `…-__WRIT__<seq>`).
         case write
     }
 
@@ -48,33 +53,24 @@ public final class DistributedLock: Sendable {
     public let path: String
     /// What a holder shares with other holders.
     public let kind: Kind
-    /// How many may hold at once (1 for a mutex).
-    public let maxHolders: Int
     /// How the lock behaves.
     public let configuration: Configuration
 
-    /// A mutex (`kind: .exclusive`, `maxHolders: 1`), a read or write side of a read/write lock,
-    /// or a semaphore (`.exclusive` with `maxHolders` leases).
-    public init(
-        client: ZooKeeperClient, path: String, kind: Kind = .exclusive, maxHolders: Int = 1,
-        configuration: Configuration = Configuration()
-    ) {
-        precondition(maxHolders >= 1, "maxHolders must be at least 1")
+    /// A mutex (`kind: .exclusive`), or the read or the write side of a read/write lock on `path`.
+    public init(client: ZooKeeperClient, path: String, kind: Kind = .exclusive, configuration: Configuration = Configuration()) {
         self.client = client
         self.path = path
         self.kind = kind
-        self.maxHolders = maxHolders
         self.configuration = configuration
     }
 
-    /// A counting semaphore: at most `leases` holders at once.
-    public static func semaphore(client: ZooKeeperClient, path: String, leases: Int, configuration: Configuration = Configuration()) -> DistributedLock {
-        DistributedLock(client: client, path: path, kind: .exclusive, maxHolders: leases, configuration: configuration)
+    var contender: QueueContender {
+        QueueContender(client: client, parent: path, lockName: kind.lockName, maxHolders: 1, acl: configuration.acl)
     }
 
-    var contender: QueueContender {
-        QueueContender(client: client, parent: path, kind: kind, maxHolders: maxHolders, acl: configuration.acl)
-    }
+    /// The leases held by the current task (and the tasks it started inside ``withLock(timeout:_:)``),
+    /// by lock: what makes `withLock` re-entrant.
+    @TaskLocal static var leasesOfThisTask: [ObjectIdentifier: LockLease] = [:]
 
     /// Waits until the lock is held.
     /// - Parameter timeout: give up after this long (`nil`: wait as long as it takes).
@@ -94,7 +90,7 @@ public final class DistributedLock: Sendable {
         let (node, children) = try await contender.enqueue(data: [], deadline: nil)
         do {
             let names = children.isEmpty ? try await client.getChildren(path).names : children
-            guard LockQueue.decide(children: names, ours: node.name, maxHolders: maxHolders) == .acquired else {
+            guard LockQueue.decide(children: names, ours: node.name) == .acquired else {
                 await contender.remove(path: node.path, owner: node.sessionID)
                 return nil
             }
@@ -107,12 +103,27 @@ public final class DistributedLock: Sendable {
     }
 
     /// Runs `body` while holding the lock, cancels it if the lock is lost, and releases the lock.
+    ///
+    /// Re-entrant within a task: a `withLock` of the same lock object inside `body` (in the same
+    /// task or a child task it started) runs at once with the same lease, which the outermost call
+    /// releases. (Curator's `InterProcessMutex` is re-entrant per thread; tasks move between
+    /// threads, so the task is the owner here.) ``acquire(timeout:)`` is not re-entrant: a second
+    /// acquire before the release queues behind the first and waits for it.
     /// - Throws: what ``acquire(timeout:)`` throws; ``CoordinationError/Code/lost`` when the body
     ///   was cancelled because the lock was lost; what `body` throws.
     @discardableResult
     public func withLock<R: Sendable>(timeout: Duration? = nil, _ body: @escaping @Sendable (LockLease) async throws -> R) async throws -> R {
+        let held = Self.leasesOfThisTask
+        if let lease = held[ObjectIdentifier(self)] {
+            guard lease.isHeld else { throw lease.lostError() }
+            return try await body(lease)
+        }
         let lease = try await acquire(timeout: timeout)
-        return try await lease.hold.run({ try await body(lease) }, endingWith: contender, lostError: lease.lostError)
+        var leases = held
+        leases[ObjectIdentifier(self)] = lease
+        return try await Self.$leasesOfThisTask.withValue(leases) {
+            try await lease.hold.run({ try await body(lease) }, endingWith: contender, lostError: lease.lostError)
+        }
     }
 }
 

@@ -1,54 +1,58 @@
+import Foundation
+
 /// The queue of contenders under a lock, election or semaphore node, and the decision a
 /// contender takes from it. Pure: children names in, a decision out.
 ///
-/// Contender nodes are named `_c_<guid>-<kind>-<10-digit sequence>` (the GUID makes a create whose
-/// reply was lost findable again; the server appends the sequence). They are ordered by sequence
-/// only, whatever their prefix.
+/// Contender nodes are named as Apache Curator names them, so that Swift and Java processes can
+/// share one lock: `_c_<uuid>-<lock name><10-digit sequence>`, where the lock name is `lock-`
+/// (Curator's `InterProcessMutex` and `LeaderSelector`), `latch-` (`LeaderLatch`), `__READ__` and
+/// `__WRIT__` (`InterProcessReadWriteLock`) or `lease-` (`InterProcessSemaphoreV2`). The protection
+/// prefix `_c_<uuid>-` makes a create whose reply was lost findable again; nodes without it
+/// (`lock-0000000003`) are contenders too. Contenders are ordered by the sequence the server
+/// appended, whatever their lock name, as Curator orders them.
 package enum LockQueue {
     package typealias Kind = DistributedLock.Kind
+
+    /// The lock names this library and Curator use, and the kind of contender each is.
+    package static let lockNames: [(name: String, kind: Kind)] = [
+        ("__WRIT__", .write), ("__READ__", .read), ("lock-", .exclusive), ("latch-", .exclusive), ("lease-", .exclusive),
+    ]
 
     /// One node of the queue.
     package struct Contender: Sendable, Hashable {
         package var name: String
         package var sequence: Int64
         package var kind: Kind
-        /// The protection GUID in the name, if it has one.
+        /// The protection id in the name (`_c_<id>-`), if it has one.
         package var guid: String?
     }
 
     /// What a contender does next.
     package enum Decision: Sendable, Hashable {
-        /// It holds the lock (or one of the leases).
+        /// It holds the lock (or one of the leases, or leads).
         case acquired
-        /// It waits for this node (the one that blocks it and was created just before it) to go.
+        /// It waits for this node to go.
         case wait(for: String)
         /// Its own node is not in the queue (deleted, or its session expired).
         case missing
     }
 
-    /// Parses a contender node name; `nil` for a name that is not a contender of this library.
+    /// Parses a contender node name; `nil` for a name that is not a contender (no known lock
+    /// name followed by a sequence).
     package static func parse(_ name: String) -> Contender? {
-        // …-<kind>-<sequence>, the sequence being the server's 10 digits (negative after a wrap).
-        guard let lastDash = name.lastIndex(of: "-") else { return nil }
-        var sequenceStart = name.index(after: lastDash)
-        var kindEnd = lastDash
-        if sequenceStart == name.endIndex {
-            return nil
+        for (lockName, kind) in lockNames {
+            guard let range = name.range(of: lockName, options: .backwards) else { continue }
+            let sequenceText = name[range.upperBound...]
+            // The server's 10 digits (a wrapped counter is negative: "-2147483647").
+            guard sequenceText.count >= 10, let sequence = Int64(sequenceText) else { continue }
+            var guid: String?
+            let head = name[..<range.lowerBound]
+            if head.hasPrefix("_c_"), head.hasSuffix("-"), head.count > 4 {
+                guid = String(head.dropFirst(3).dropLast())
+            }
+            return Contender(name: name, sequence: sequence, kind: kind, guid: guid)
         }
-        // A wrapped counter looks like "lock--2147483647": the sign belongs to the number.
-        if lastDash > name.startIndex, name[name.index(before: lastDash)] == "-" {
-            sequenceStart = lastDash
-            kindEnd = name.index(before: lastDash)
-        }
-        guard let sequence = Int64(name[sequenceStart...]) else { return nil }
-        let head = name[..<kindEnd]
-        let kindStart = head.lastIndex(of: "-").map { head.index(after: $0) } ?? head.startIndex
-        guard let kind = Kind(nodeName: head[kindStart...]) else { return nil }
-        var guid: String?
-        if head.hasPrefix("_c_"), kindStart > head.startIndex {
-            guid = String(head[head.index(head.startIndex, offsetBy: 3)..<head.index(before: kindStart)])
-        }
-        return Contender(name: name, sequence: sequence, kind: kind, guid: guid)
+        return nil
     }
 
     /// The contenders among `children`, in queue order.
@@ -56,56 +60,44 @@ package enum LockQueue {
         children.compactMap(parse).sorted { ($0.sequence, $0.name) < ($1.sequence, $1.name) }
     }
 
-    /// Decides for the contender named `ours`.
-    /// - Parameter maxHolders: how many exclusive contenders may hold at once (1 for a mutex or an
-    ///   election, N for a semaphore). Readers and writers ignore it.
+    /// Decides for the contender named `ours`, as Curator's recipes decide:
+    /// - exclusive: it holds when fewer than `maxHolders` contenders are ahead of it, else it
+    ///   waits for the one `maxHolders` places ahead;
+    /// - write: it holds when it is first of all, else it waits for the one just ahead;
+    /// - read: it holds when no writer is ahead of it, else it waits for the first writer.
     package static func decide(children: [String], ours: String, maxHolders: Int = 1) -> Decision {
         let queue = queue(children)
         guard let index = queue.firstIndex(where: { $0.name == ours }) else { return .missing }
-        let me = queue[index]
-        switch me.kind {
+        switch queue[index].kind {
         case .exclusive:
-            let ahead = queue[..<index].filter { $0.kind == .exclusive }
-            if ahead.count < maxHolders { return .acquired }
-            // Watch the node whose departure could let us in: maxHolders places ahead.
-            return .wait(for: ahead[ahead.count - maxHolders].name)
+            return index < maxHolders ? .acquired : .wait(for: queue[index - maxHolders].name)
         case .write:
-            guard let predecessor = queue[..<index].last(where: { $0.kind != .exclusive }) else { return .acquired }
-            return .wait(for: predecessor.name)
+            return index == 0 ? .acquired : .wait(for: queue[index - 1].name)
         case .read:
-            guard let writer = queue[..<index].last(where: { $0.kind == .write }) else { return .acquired }
+            guard let writer = queue[..<index].first(where: { $0.kind == .write }) else { return .acquired }
             return .wait(for: writer.name)
         }
     }
 
-    /// The node name prefix for a contender (the server appends the sequence).
-    package static func prefix(guid: String, kind: Kind) -> String {
-        "_c_\(guid)-\(kind.nodeName)-"
+    /// The node name prefix for a contender (the server appends the sequence): `_c_<guid>-<lock name>`.
+    package static func prefix(guid: String, lockName: String) -> String {
+        "_c_\(guid)-\(lockName)"
     }
 
     /// The contender created with `guid`, if it is among `children` (to recover a create whose
     /// reply was lost).
     package static func find(guid: String, in children: [String]) -> String? {
-        children.first { parse($0)?.guid == guid }
+        children.first { $0.hasPrefix("_c_\(guid)-") }
     }
 }
 
 extension DistributedLock.Kind {
-    /// The kind's word in a contender node's name.
-    var nodeName: String {
+    /// The lock name of the kind's contender nodes (Curator's).
+    var lockName: String {
         switch self {
-        case .exclusive: return "lock"
-        case .read: return "read"
-        case .write: return "write"
-        }
-    }
-
-    init?(nodeName: Substring) {
-        switch nodeName {
-        case "lock": self = .exclusive
-        case "read": self = .read
-        case "write": self = .write
-        default: return nil
+        case .exclusive: return "lock-"
+        case .read: return "__READ__"
+        case .write: return "__WRIT__"
         }
     }
 }

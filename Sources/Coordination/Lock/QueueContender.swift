@@ -29,7 +29,8 @@ public struct ContenderNode: Sendable, Hashable {
 struct QueueContender: Sendable {
     let client: ZooKeeperClient
     let parent: String
-    let kind: DistributedLock.Kind
+    /// The lock name of our node (`lock-`, `latch-`, `__READ__`, `__WRIT__`, `lease-`; see ``LockQueue``).
+    let lockName: String
     let maxHolders: Int
     /// The ACL of the parent (when this contender creates it) and of our node.
     var acl: [ACL] = ACL.openUnsafe
@@ -40,8 +41,8 @@ struct QueueContender: Sendable {
     /// our GUID, and a node found is adopted only if the current session owns it; a node of an
     /// earlier session is deleted and the create retried.
     func enqueue(data: [UInt8], deadline: ContinuousClock.Instant?) async throws -> (ContenderNode, [String]) {
-        let guid = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let prefix = ZooKeeperPath.join(parent, LockQueue.prefix(guid: guid, kind: kind))
+        let guid = UUID().uuidString.lowercased()  // Curator's protection id: a UUID with dashes
+        let prefix = ZooKeeperPath.join(parent, LockQueue.prefix(guid: guid, lockName: lockName))
         while true {
             try checkDeadline(deadline)
             guard let session = client.state.session, client.state.isConnected else {
@@ -178,23 +179,8 @@ struct QueueContender: Sendable {
         }
     }
 
-    private func wait(for watch: NodeWatch, deadline: ContinuousClock.Instant?) async throws {
-        guard let deadline else {
-            _ = try await watch.triggered()
-            return
-        }
-        try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                _ = try await watch.triggered()
-                return true
-            }
-            group.addTask {
-                try await Task.sleep(until: deadline)
-                return false
-            }
-            defer { group.cancelAll() }
-            if try await group.next() == false { throw timedOut() }
-        }
+    func wait(for watch: NodeWatch, deadline: ContinuousClock.Instant?) async throws {
+        try await waitForEvent(watch, until: deadline, path: parent, what: "acquired")
     }
 
     /// Deletes `path` whatever happens to the calling task: the delete is sent before this returns
@@ -230,11 +216,7 @@ struct QueueContender: Sendable {
     /// throws ``CoordinationError/Code/timedOut`` at the deadline.
     func waitForConnection(deadline: ContinuousClock.Instant?) async throws {
         try checkDeadline(deadline)
-        do {
-            try await client.waitUntilConnected(timeout: deadline.map { $0 - .now })
-        } catch let error as ZooKeeperError where error.code == .connectionTimeout {
-            throw timedOut()
-        }
+        try await Coordination.waitForConnection(client, until: deadline, path: parent)
     }
 
     func checkDeadline(_ deadline: ContinuousClock.Instant?) throws {

@@ -374,8 +374,13 @@ private final class ConvergenceState: Sendable {
     func withLock<R: Sendable>(_ body: (inout ConvergenceWait<ContinuousClock.Instant>) -> R) -> R { state.withLock { body(&$0) } }
 }
 
-/// A group's members over time: full snapshots (member id → payload). See
-/// ``MembershipWatcher/members()``.
+/// A group's members over time: full snapshots (member id → payload), a new one whenever a
+/// member joins, leaves or changes its payload. See ``MembershipWatcher/members()``.
+///
+/// Each iterator follows the group with a ``TreeCache`` of depth 1 of its own: a change costs the
+/// read of what changed, never a re-read of the group; after an expired session the group is
+/// read again and only a snapshot that differs is delivered. A consumer that falls behind gets
+/// the latest snapshot, not every one in between.
 public struct MembershipChanges: AsyncSequence, Sendable {
     public typealias Element = [String: [UInt8]]
     public typealias Failure = any Error
@@ -384,57 +389,56 @@ public struct MembershipChanges: AsyncSequence, Sendable {
 
     /// Iterates the snapshots; each iterator follows the group on its own.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var children: ChildrenUpdates.AsyncIterator
-        let client: ZooKeeperClient
-        let group: String
-        var last: [String: [UInt8]]?
+        var snapshots: AsyncThrowingStream<[String: [UInt8]], any Error>.AsyncIterator
 
         /// The next snapshot that differs from the last one; `nil` when the consuming task is cancelled.
         public mutating func next() async throws -> [String: [UInt8]]? {
-            try await next(isolation: nil)
+            try await snapshots.next()
         }
 
         /// The next snapshot, resuming on `actor`'s executor.
         public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> [String: [UInt8]]? {
-            while let update = try await children.next(isolation: actor) {
-                var snapshot = try await Self.read(update, client: client, group: group)
-                // Cut off while still connected (throttled, or the state not yet updated): read again.
-                while snapshot == nil, client.state.isConnected {
-                    try await Task.sleep(for: .milliseconds(100))
-                    snapshot = try await Self.read(update, client: client, group: group)
-                }
-                guard let snapshot else { continue }  // the stream yields a fresh listing after the reconnect
-                if snapshot != last {
-                    last = snapshot
-                    return snapshot
-                }
-            }
-            return nil
-        }
-
-        /// Every member's data (pipelined: one round trip), or `nil` when a read was cut off, so
-        /// that a member is never reported gone because its read failed.
-        /// A member deleted between the listing and its read is left out.
-        static func read(_ update: ChildrenUpdate, client: ZooKeeperClient, group: String) async throws -> [String: [UInt8]]? {
-            guard case .children(let children) = update else { return [:] }
-            let replies = children.names.map { ($0, client.submitGetData(ZooKeeperPath.join(group, $0))) }
-            var snapshot: [String: [UInt8]] = [:]
-            var cutOff = false
-            for (name, reply) in replies {
-                do {
-                    snapshot[name] = try await reply.value().bytes
-                } catch let error as ZooKeeperError where error.code == .noNode {
-                    continue
-                } catch let error as ZooKeeperError where error.isTransient {
-                    cutOff = true
-                }
-            }
-            return cutOff ? nil : snapshot
+            try await snapshots.next(isolation: actor)
         }
     }
 
     /// Starts following the group.
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(children: client.childrenUpdates(group).makeAsyncIterator(), client: client, group: group)
+        let (stream, continuation) = AsyncThrowingStream<[String: [UInt8]], any Error>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let cache = TreeCache(client: client, path: group, maxDepth: 1)
+        let group = self.group
+        let follower = Task {
+            var events = cache.events().makeAsyncIterator()
+            cache.start()
+            var initialized = false
+            var last: [String: [UInt8]]?
+            do {
+                while let event = try await events.next() {
+                    if event == .initialized { initialized = true }
+                    guard initialized else { continue }
+                    let snapshot = Self.members(of: group, in: cache.snapshot())
+                    if snapshot != last {
+                        last = snapshot
+                        continuation.yield(snapshot)
+                    }
+                }
+                continuation.finish()
+            } catch {
+                continuation.finish(throwing: error)
+            }
+            await cache.close()
+        }
+        continuation.onTermination = { _ in follower.cancel() }
+        return AsyncIterator(snapshots: stream.makeAsyncIterator())
+    }
+
+    /// The children of `group` in a tree cache's snapshot, by name.
+    static func members(of group: String, in nodes: [String: NodeData]) -> [String: [UInt8]] {
+        let prefix = group == "/" ? "/" : group + "/"
+        var members: [String: [UInt8]] = [:]
+        for (path, node) in nodes where path.hasPrefix(prefix) {
+            members[String(path.dropFirst(prefix.count))] = node.bytes
+        }
+        return members
     }
 }

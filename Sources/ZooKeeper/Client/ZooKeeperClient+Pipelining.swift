@@ -1,4 +1,5 @@
 import CZooKeeper
+import Synchronization
 
 /// The reply to a request submitted with one of the `submit…` methods, to be awaited later.
 ///
@@ -89,5 +90,75 @@ extension ZooKeeperClient {
         let box = RequestBox<Value>(path: error.path, inFlight: nil)
         box.resume(.failure(error))
         return PendingReply(box: box)
+    }
+}
+
+/// A watch a recipe set with a pipelined read, to withdraw when it no longer wants it (see
+/// ``ZooKeeperClient/withdraw(_:)``).
+package struct WatchToken: Sendable, Hashable {
+    let box: WatchBox
+
+    package static func == (left: WatchToken, right: WatchToken) -> Bool { left.box === right.box }
+    package func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(box)) }
+}
+
+/// The reply to a pipelined read that also set a watch: awaiting it gives the value and the
+/// watch's token, or throws (then no watch was set).
+package struct PendingWatchedReply<Value: Sendable>: Sendable {
+    let reply: PendingReply<Value>
+    let token: WatchToken?
+    let client: ZooKeeperClient
+
+    package func value() async throws -> (Value, WatchToken) {
+        do {
+            let value = try await reply.value()
+            guard let token else { throw ZooKeeperError(.invalidState, message: "no watch was registered") }
+            return (value, token)
+        } catch {
+            if let token { client.watches.remove(token.box) }  // the C client registers no watch for a failed read
+            throw error
+        }
+    }
+}
+
+extension ZooKeeperClient {
+    /// Sends a data read that sets a watch now; `deliver` gets the watch's outcome. For recipes
+    /// that keep many watches (a subtree cache): a read per node, pipelined.
+    package func submitGetDataAndWatch(
+        _ path: String, deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void
+    ) -> PendingWatchedReply<NodeData> {
+        submitWatching(path: path, kind: .data, deliver: deliver) { handle, cPath, watcher, box in
+            zoo_awget(handle, cPath, nodeWatcher, watcher, dataCompletion, box)
+        }
+    }
+
+    /// Sends a children read that sets a watch now; see ``submitGetDataAndWatch(_:deliver:)``.
+    package func submitGetChildrenAndWatch(
+        _ path: String, deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void
+    ) -> PendingWatchedReply<NodeChildren> {
+        submitWatching(path: path, kind: .children, deliver: deliver) { handle, cPath, watcher, box in
+            zoo_awget_children2(handle, cPath, nodeWatcher, watcher, childrenCompletion, box)
+        }
+    }
+
+    /// Withdraws a watch set with a pipelined read that nobody waits for any more (from the
+    /// server too when it was the client's last on its path and kind).
+    package func withdraw(_ token: WatchToken) {
+        withdrawWatch(token.box)
+    }
+
+    private func submitWatching<Value: Sendable>(
+        path: String, kind: WatchKind, deliver: @escaping @Sendable (Result<WatchedEvent, ZooKeeperError>) -> Void,
+        _ call: (OpaquePointer, UnsafePointer<CChar>, UnsafeMutableRawPointer, UnsafeMutableRawPointer) -> Int32
+    ) -> PendingWatchedReply<Value> {
+        do { try ZooKeeperPath.validate(path) } catch { return PendingWatchedReply(reply: failedReply(error), token: nil, client: self) }
+        let registered = Mutex<WatchBox?>(nil)
+        let reply: PendingReply<Value> = submitWithGeneration(path: path) { handle, generation, data in
+            let box = WatchBox(path: path, kind: kind, handleGeneration: generation, deliver: deliver)
+            watches.register(box)
+            registered.withLock { $0 = box }
+            return path.withCString { call(handle, $0, box.context, data) }
+        }
+        return PendingWatchedReply(reply: reply, token: registered.withLock { $0 }.map(WatchToken.init), client: self)
     }
 }

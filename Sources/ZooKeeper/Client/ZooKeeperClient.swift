@@ -569,6 +569,16 @@ public final class ZooKeeperClient: Sendable {
         }
     }
 
+    /// ``submit(path:_:)`` for calls that register something with the handle's generation (a watch).
+    func submitWithGeneration<Value: Sendable>(
+        path: String?,
+        _ call: (OpaquePointer, Int, UnsafeMutableRawPointer) -> Int32
+    ) -> PendingReply<Value> {
+        let box = RequestBox<Value>(path: path, inFlight: inFlight)
+        hand(box, path: path, call)
+        return PendingReply(box: box)
+    }
+
     /// Submits one asynchronous C call now and returns its reply to be awaited later, so that
     /// several requests go out back to back (the server answers a session's requests in order).
     func submit<Value: Sendable>(

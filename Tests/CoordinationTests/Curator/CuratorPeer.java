@@ -14,6 +14,7 @@
  *   atomic-long      --path P --increments N [--promoted-lock L]
  *   double-barrier   --path P --members M --id ID   (then stdin: leave)
  *   barrier-wait     --path P
+ *   semaphore        --path P --leases L --holders H --iterations N [--hold-ms M]
  *
  * Output: one line per event on stdout, flushed at once. Errors go to stderr.
  * Exit status: 0 success; 1 an invariant was violated (a "VIOLATION <text>" line comes
@@ -82,6 +83,8 @@ import org.apache.curator.framework.recipes.leader.LeaderSelectorListenerAdapter
 import org.apache.curator.framework.recipes.leader.Participant;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
 import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
+import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreV2;
+import org.apache.curator.framework.recipes.locks.Lease;
 import org.apache.curator.framework.recipes.shared.SharedCount;
 import org.apache.curator.framework.recipes.shared.VersionedValue;
 import org.apache.curator.retry.ExponentialBackoffRetry;
@@ -542,6 +545,34 @@ public class CuratorPeer {
         return 0;
     }
 
+    // ------------------------------------------------------------------ 10. semaphore
+
+    /**
+     * Holds one of L leases N times; while holding, an ephemeral sequential node under H marks
+     * the holder, and more than L of them at once is a violation.
+     */
+    static int semaphore(CuratorFramework c, Opts o) throws Exception {
+        String path = o.str("path"), holders = o.str("holders");
+        int leases = o.num("leases"), n = o.num("iterations"), hold = o.num("hold-ms", 5);
+        o.done();
+        InterProcessSemaphoreV2 semaphore = new InterProcessSemaphoreV2(c, path, leases);
+        for (int i = 0; i < n; i++) {
+            Lease lease = semaphore.acquire();
+            try {
+                String mine = c.create().creatingParentsIfNeeded()
+                    .withMode(CreateMode.EPHEMERAL_SEQUENTIAL).forPath(holders + "/h-", new byte[0]);
+                int inside = c.getChildren().forPath(holders).size();
+                if (inside > leases) throw new Violation(inside + " holders of " + leases + " leases");
+                sleepMs(hold);
+                c.delete().forPath(mine);
+            } finally {
+                semaphore.returnLease(lease);
+            }
+        }
+        out("done " + n);
+        return 0;
+    }
+
     static int barrierWait(CuratorFramework c, Opts o) throws Exception {
         String path = o.str("path");
         o.done();
@@ -554,7 +585,7 @@ public class CuratorPeer {
 
     static final List<String> COMMANDS = java.util.Arrays.asList(
         "mutex", "rwlock", "leader-selector", "leader-latch", "discovery-register", "discovery-query",
-        "shared-count", "atomic-long", "double-barrier", "barrier-wait");
+        "shared-count", "atomic-long", "double-barrier", "barrier-wait", "semaphore");
 
     static void usage() {
         System.err.println("usage: CuratorPeer COMMAND --zk HOST:PORT [options]  (options: see CuratorPeer.java)");
@@ -583,6 +614,7 @@ public class CuratorPeer {
                 case "atomic-long": rc = atomicLong(c, o); break;
                 case "double-barrier": rc = doubleBarrier(c, o); break;
                 case "barrier-wait": rc = barrierWait(c, o); break;
+                case "semaphore": rc = semaphore(c, o); break;
                 default: throw new IllegalStateException(cmd);
             }
         } catch (Usage e) {

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The recipe workloads of Benchmarks/curator (subtree cache load and propagation, service lookup,
+# counter increments) on Apache Curator 5.4 and on our zk-bench, against one ZooKeeper server, in
+# one run: the implementations alternate run by run, and the table shows the median of --repeat
+# runs of each, with the ratio ours/Curator.
+#
+#   Benchmarks/run-recipe-peers.sh [--repeat K] [--out FILE]
+#
+# Builds what is missing (zk-bench in release, the Curator bench with build-curator-bench) and
+# starts the server with the peer harness's zk-server (ZK_SERVER, default
+# /work/shared/bench-peers/zk-server), its data in /dev/shm.
+set -euo pipefail
+cd "$(dirname "$0")"
+repeat=3
+out=/tmp/recipe-peers-$(date +%Y%m%d-%H%M%S).md
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repeat) repeat=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "usage: $0 [--repeat K] [--out FILE]" >&2; exit 2 ;;
+  esac
+done
+zk_server=${ZK_SERVER:-/work/shared/bench-peers/zk-server}
+[ -x "$zk_server" ] || { echo "run-recipe-peers: no zk-server at $zk_server (set ZK_SERVER)" >&2; exit 1; }
+
+swift build -c release --product zk-bench >&2
+curator/build-curator-bench >&2
+swift_bench=$PWD/.build/release/zk-bench
+curator_bench=/tmp/curator-recipe-bench/bin/curator-recipe-bench
+
+dir=$(mktemp -d /dev/shm/recipe-peers-zk.XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$zk_server" start "$dir" "$port" >&2
+trap '"$zk_server" stop "$dir" >&2; rm -rf "$dir"' EXIT
+
+raw=$(mktemp)
+for workload in tree-cache-load tree-cache-propagation service-lookup counter-increments; do
+  for run in $(seq "$repeat"); do
+    for impl in curator swift; do
+      bench=$curator_bench; [ "$impl" = swift ] && bench=$swift_bench
+      line=$("$bench" --zk "127.0.0.1:$port" --workload "$workload" | tail -1) || true
+      echo "$line" >> "$raw"
+      echo "$workload run $run $impl: $line" >&2
+    done
+  done
+done
+
+python3 - "$raw" "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+def med(impl, workload, key):
+    values = [r[key] for r in rows if r.get("impl") == impl and r.get("workload") == workload and r.get("ok") and r.get(key) is not None]
+    return statistics.median(values) if values else None
+lines = ["| workload | Curator ops/s | ours ops/s | ours / Curator | p50 / p99 µs Curator | p50 / p99 µs ours | client CPU µs/op Curator / ours |",
+         "|---|---:|---:|---:|---|---|---|"]
+for workload in ["tree-cache-load", "tree-cache-propagation", "service-lookup", "counter-increments"]:
+    c, s = med("curator", workload, "ops_per_sec"), med("swift", workload, "ops_per_sec")
+    def lat(impl):
+        p50, p99 = med(impl, workload, "p50_us"), med(impl, workload, "p99_us")
+        return "–" if p50 is None else f"{p50:.0f} / {p99:.0f}"
+    ratio = f"{s / c:.2f}" if c and s else "–"
+    lines.append(f"| {workload} | {c or '–':,} | {s or '–':,} | {ratio} | {lat('curator')} | {lat('swift')} | "
+                 f"{med('curator', workload, 'client_cpu_us_per_op')} / {med('swift', workload, 'client_cpu_us_per_op')} |")
+failed = [r for r in rows if not r.get("ok")]
+text = "\n".join(lines) + "\n\n" + (f"{len(failed)} failed runs: {failed}\n" if failed else "") + "\nraw:\n" + "".join(json.dumps(r) + "\n" for r in rows)
+open(sys.argv[2], "w").write(text)
+print("\n".join(lines))
+PY
+echo "results: $out" >&2

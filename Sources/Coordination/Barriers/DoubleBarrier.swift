@@ -1,0 +1,125 @@
+import Foundation
+import ZooKeeper
+
+/// A barrier that lets a group start together and finish together: Curator's
+/// `DistributedDoubleBarrier` on the same nodes, so Swift and Java members can pass one barrier.
+///
+/// Each member enters with an ephemeral node `<path>/<uuid>`; when ``memberCount`` nodes are
+/// there, the first to see it creates `<path>/ready` and every member proceeds. Leaving, members
+/// delete their nodes and wait until all are gone (Curator's order: the member with the lowest
+/// id waits for the highest, the others delete theirs and wait for the lowest).
+///
+/// Unlike Curator 5.4, a waiting member looks again after every wake-up (its `enter()` can return
+/// early on a spurious wake-up), and a member whose session expired while it waited enters again
+/// on the new session.
+///
+/// ```swift
+/// let barrier = DoubleBarrier(client: client, path: "/barriers/batch-42", memberCount: 3)
+/// try await barrier.enter()
+/// // … the work the three do together …
+/// try await barrier.leave()
+/// ```
+public final class DoubleBarrier: Sendable {
+    /// The client the barrier uses.
+    public let client: ZooKeeperClient
+    /// The barrier's node; members and `ready` are its children.
+    public let path: String
+    /// How many members the barrier waits for.
+    public let memberCount: Int
+    /// This member's node name (a UUID, as Curator names members).
+    public let memberID: String
+
+    /// A member of the barrier at `path` for `memberCount` members.
+    /// - Precondition: `memberCount >= 1`.
+    public init(client: ZooKeeperClient, path: String, memberCount: Int) {
+        precondition(memberCount >= 1, "memberCount must be at least 1")
+        self.client = client
+        self.path = path
+        self.memberCount = memberCount
+        memberID = UUID().uuidString.lowercased()
+    }
+
+    var ready: String { ZooKeeperPath.join(path, "ready") }
+    var ourNode: String { ZooKeeperPath.join(path, memberID) }
+
+    /// Enters, and waits until `memberCount` members have.
+    /// - Throws: ``CoordinationError/Code/timedOut`` (our node is deleted then); `CancellationError`; `.closed`.
+    public func enter(timeout: Duration? = nil) async throws {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        do {
+            try await recipeSpan("double-barrier.enter", path: path) {
+                while true {
+                    do {
+                        let (readyStat, readyWatch) = try await client.existsAndWatch(ready)
+                        try await createOurNode()
+                        if readyStat != nil { return }
+                        let members = try await client.childrenIfExists(path)
+                        if members.count >= memberCount {
+                            do {
+                                try await client.create(ready)
+                            } catch let error as ZooKeeperError where error.code == .nodeExists {}
+                            return
+                        }
+                        try await waitForEvent(readyWatch, until: deadline, path: path)
+                        // Look again: only `ready` lets us through.
+                    } catch let error as ZooKeeperError where error.isTransient {
+                        try await waitForConnection(client, until: deadline, path: path)
+                    }
+                }
+            }
+        } catch {
+            _ = try? await client.deleteIfExists(ourNode)
+            throw error
+        }
+    }
+
+    /// Leaves, and waits until every member has.
+    /// - Throws: ``CoordinationError/Code/timedOut``; `CancellationError`; `.closed`.
+    public func leave(timeout: Duration? = nil) async throws {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        try await recipeSpan("double-barrier.leave", path: path) {
+            var deletedOurs = false
+            while true {
+                do {
+                    let members = try await client.childrenIfExists(path).filter { $0 != "ready" }.sorted()
+                    guard !members.isEmpty else { break }
+                    let isOurs = members.contains(memberID)
+                    if !isOurs && !deletedOurs { deletedOurs = true }  // gone with an earlier session: nothing to delete
+                    if members == [memberID] {
+                        try await client.deleteIfExists(ourNode)
+                        break
+                    }
+                    let watched: String
+                    if members.first == memberID {
+                        watched = members.last!  // the lowest waits for the highest
+                    } else {
+                        watched = members.first!  // the others leave, then wait for the lowest
+                        if isOurs {
+                            try await client.deleteIfExists(ourNode)
+                            deletedOurs = true
+                        }
+                    }
+                    let (stat, watch) = try await client.existsAndWatch(ZooKeeperPath.join(path, watched))
+                    if stat != nil { try await waitForEvent(watch, until: deadline, path: path) }
+                } catch let error as ZooKeeperError where error.isTransient {
+                    try await waitForConnection(client, until: deadline, path: path)
+                }
+            }
+            try await client.deleteIfExists(ready)
+        }
+    }
+
+    /// Creates our member node unless the current session has it (a node of an earlier session
+    /// goes with that session; one of another session with our id is not ours to keep).
+    private func createOurNode() async throws {
+        do {
+            try await client.create(ourNode, mode: .ephemeral, parents: .container)
+        } catch let error as ZooKeeperError where error.code == .nodeExists {
+            guard let stat = try await client.exists(ourNode) else { return try await createOurNode() }
+            if stat.ephemeralOwner != client.state.session?.sessionID {
+                try await client.deleteIfExists(ourNode, version: stat.version)
+                try await createOurNode()
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+import Synchronization
+import ZooKeeper
+
+/// A node kept in place: created at ``start()``, and created again, with its latest data, whenever
+/// it goes (its session expired, someone deleted it), until ``close()`` (Curator's
+/// `PersistentNode`). ``states()`` says when it is (not) in place.
+///
+/// - ``Mode/ephemeral``: the node lives with the session and comes back on every new session.
+/// - ``Mode/ttl(_:)``: a persistent node with a time to live, kept alive by touching it every
+///   half TTL; after ``close()`` (or when this process dies) the server deletes it once the TTL has
+///   passed. Needs a server with `zookeeper.extendedTypesEnabled=true`. (Curator's
+///   `PersistentTtlNode` keeps a container with a `touch` child instead: the two do not share a path.)
+///
+/// A node another live session holds is not taken over (Curator's `PersistentNode` would write
+/// its data into it): it waits until that node goes, then creates its own.
+///
+/// ```swift
+/// let node = PersistentNode(client: client, path: "/services/api/host-7", data: Array("10.0.0.7:8080".utf8))
+/// node.start()
+/// try await node.waitUntilInPlace()
+/// ```
+public final class PersistentNode: Sendable {
+    /// How the node is created.
+    public enum Mode: Sendable, Hashable {
+        /// An ephemeral node.
+        case ephemeral
+        /// A persistent node that the server deletes after this long without a write.
+        case ttl(Duration)
+    }
+
+    /// The client the node is kept with.
+    public let client: ZooKeeperClient
+    /// The node.
+    public let path: String
+    /// How it is created.
+    public let mode: Mode
+
+    private struct State {
+        var data: [UInt8]
+        var inPlace = false
+        var closed = false
+        var task: Task<Void, Never>?
+        var subscribers: [Int: AsyncStream<Bool>.Continuation] = [:]
+        var nextSubscriber = 0
+        /// The session that created or adopted the node (an ephemeral node goes with it).
+        var session: Int64?
+        /// Set to make the keeper look again (a new session, data written while it was absent).
+        var nudged = Latch<Void>()
+    }
+    private let state: Mutex<State>
+
+    /// A node at `path` with `data` (nothing is written until ``start()``).
+    public init(client: ZooKeeperClient, path: String, mode: Mode = .ephemeral, data: [UInt8] = []) {
+        self.client = client
+        self.path = path
+        self.mode = mode
+        state = Mutex(State(data: data))
+    }
+
+    deinit {
+        state.withLock { $0.task?.cancel() }
+    }
+
+    /// Starts keeping the node in place (idempotent).
+    public func start() {
+        state.withLock { state in
+            guard state.task == nil, !state.closed else { return }
+            state.task = Task { [weak self] in await self?.keep() }
+        }
+    }
+
+    /// Stops keeping the node and deletes it (a TTL node is left to expire).
+    public func close() async {
+        let task = state.withLock { state in
+            state.closed = true
+            return state.task
+        }
+        task?.cancel()
+        await task?.value
+        if case .ephemeral = mode, let stat = try? await client.exists(path), stat.ephemeralOwner == client.state.session?.sessionID {
+            try? await client.deleteIfExists(path, version: stat.version)  // ours only: never another session's node
+        }
+        setInPlace(false)
+        let subscribers = state.withLock { state in
+            defer { state.subscribers.removeAll() }
+            return Array(state.subscribers.values)
+        }
+        for subscriber in subscribers { subscriber.finish() }
+    }
+
+    /// Replaces the node's data now, and for every time it is created again.
+    public func setData(_ data: [UInt8]) async throws {
+        state.withLock { $0.data = data }
+        do {
+            try await client.setData(path, data: data)
+        } catch let error as ZooKeeperError where error.code == .noNode || error.isTransient {
+            nudge()  // not in place: the keeper creates it with the new data
+        }
+    }
+
+    /// Whether the node is in place now (as far as this process knows).
+    public var isInPlace: Bool { state.withLock { $0.inPlace } }
+
+    /// Whether the node is in place, now and at every change; ends after ``close()``.
+    public func states() -> AsyncStream<Bool> {
+        let (stream, continuation) = AsyncStream<Bool>.makeStream(bufferingPolicy: .unbounded)
+        let id = state.withLock { state -> Int in
+            state.nextSubscriber += 1
+            continuation.yield(state.inPlace)
+            state.subscribers[state.nextSubscriber] = continuation
+            return state.nextSubscriber
+        }
+        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) } }
+        return stream
+    }
+
+    /// Waits until the node is in place.
+    /// - Throws: `CancellationError`, or ``CoordinationError/Code/closed`` after ``close()``.
+    public func waitUntilInPlace() async throws {
+        for await inPlace in states() where inPlace { return }
+        try Task.checkCancellation()
+        throw CoordinationError(.closed, path: path, message: "the persistent node was closed")
+    }
+
+    private func nudge() {
+        _ = state.withLock { $0.nudged }.set(())
+    }
+
+    private func setInPlace(_ inPlace: Bool) {
+        state.withLock { state in
+            guard state.inPlace != inPlace else { return }
+            state.inPlace = inPlace
+            for subscriber in state.subscribers.values { subscriber.yield(inPlace) }
+        }
+    }
+
+    /// Creates the node, watches it, and creates it again when it goes; touches a TTL node.
+    private func keep() async {
+        let sessions = Task { [client, weak self] in
+            for await state in client.sessionEvents {
+                if case .newSession = state { self?.nudge() }
+            }
+        }
+        defer { sessions.cancel() }
+        let toucher: Task<Void, Never>? = {
+            guard case .ttl(let ttl) = mode else { return nil }
+            return Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: ttl / 2)
+                    guard let self, self.isInPlace else { continue }
+                    _ = try? await self.client.setData(self.path, data: self.state.withLock { $0.data })
+                }
+            }
+        }()
+        defer { toucher?.cancel() }
+        var failures = 0
+        while !Task.isCancelled {
+            // An ephemeral node of an earlier session is gone with it, whatever told us of the new session.
+            if case .ephemeral = mode, state.withLock({ $0.inPlace && $0.session != client.state.session?.sessionID }) {
+                setInPlace(false)
+            }
+            do {
+                try await ensureCreated()
+                let (stat, watch) = try await client.existsAndWatch(path)
+                guard stat != nil else { setInPlace(false); continue }
+                if await waitForChange(watch) == .gone { setInPlace(false) }
+            } catch let error as ZooKeeperError where error.code == .closed {
+                setInPlace(false)
+                return
+            } catch let error as ZooKeeperError where error.isRetryable {
+                // A lost connection: the node is still there as long as the session lasts.
+                if (try? await client.waitUntilConnected()) == nil { return }
+            } catch {
+                // Refused (no permission, an invalid path, TTL nodes disabled on the server): try
+                // again, backing off, so that a fix on the server side is picked up.
+                setInPlace(false)
+                failures += 1
+                try? await Task.sleep(for: min(.milliseconds(100) * (1 << min(failures, 6)), .seconds(5)))
+                if (try? await client.waitUntilConnected()) == nil { return }
+                continue
+            }
+            failures = 0
+        }
+    }
+
+    private enum Change { case gone, other }
+
+    /// Waits for the watch to fire or a nudge (new session, data written while absent):
+    /// ``Change/gone`` when the node was deleted or its session ended.
+    private func waitForChange(_ watch: NodeWatch) async -> Change {
+        let nudged = state.withLock { $0.nudged }
+        defer {
+            // A nudge is taken once: the next wait needs a new one (a nudge that came meanwhile counts).
+            state.withLock { state in if state.nudged === nudged, nudged.value != nil { state.nudged = Latch() } }
+        }
+        return await withTaskGroup(of: Change.self) { group in
+            group.addTask {
+                do {
+                    let event = try await watch.triggered()
+                    return event.kind == .nodeDeleted ? .gone : .other
+                } catch let error as ZooKeeperError where error.isRetryable {
+                    return .other
+                } catch {
+                    return .gone  // the session expired or the client closed: the node went with it
+                }
+            }
+            group.addTask {
+                _ = await nudged.wait()
+                return .other
+            }
+            defer { group.cancelAll() }
+            return await group.next() ?? .other
+        }
+    }
+
+    /// Creates the node unless this session has it; waits out a node of another session.
+    private func ensureCreated() async throws {
+        let data = state.withLock { $0.data }
+        let createMode: CreateMode
+        switch mode {
+        case .ephemeral: createMode = .ephemeral
+        case .ttl(let ttl): createMode = .persistentWithTTL(ttl)
+        }
+        do {
+            let created = try await client.create(path, data: data, mode: createMode, parents: .container)
+            state.withLock { $0.session = created.stat.ephemeralOwner }
+            setInPlace(true)
+        } catch let error as ZooKeeperError where error.code == .nodeExists {
+            guard let stat = try await client.exists(path) else { return try await ensureCreated() }
+            let ours = stat.ephemeralOwner == 0 ? mode != .ephemeral : stat.ephemeralOwner == client.state.session?.sessionID
+            if ours {
+                if try await client.getData(path).bytes != data { try await client.setData(path, data: data) }
+                state.withLock { $0.session = stat.ephemeralOwner }
+                setInPlace(true)
+                return
+            }
+            // Another session's (our previous one, not cleaned up yet, or someone else's): wait for it to go.
+            setInPlace(false)
+            let (still, watch) = try await client.existsAndWatch(path)
+            if still != nil { _ = await waitForChange(watch) }
+            try await ensureCreated()
+        }
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import ZooKeeper
+
+/// A queue with at-least-once consumption: an item leaves the queue only when the consumer that
+/// took it says it is done, so a consumer that dies between taking and processing loses nothing.
+/// kazoo's `LockingQueue` semantics and layout, so Swift and Python processes share one queue:
+///
+/// - `<path>/entries/entry-<priority, 3 digits>-<sequence>`: the items (persistent sequential),
+///   taken in order of priority (lower first), then of arrival;
+/// - `<path>/taken/<entry name>`: an ephemeral node per item being processed, holding the
+///   consumer's id; when its session ends, the item is offered again.
+///
+/// ``take(timeout:)`` returns a ``QueueItem``: ``QueueItem/consume()`` removes it (atomically,
+/// and only while this consumer still holds it), ``QueueItem/release()`` offers it again. Items
+/// are values of a `NodeCodec` (bytes as they are by default); an item that does not decode is
+/// handed out like any other, its ``QueueItem/value()`` throws an error naming it, and the consumer
+/// decides: ``QueueItem/consume()`` to drop it, or ``QueueItem/release()``.
+///
+/// ```swift
+/// let queue = DistributedQueue(client: client, path: "/queues/emails")
+/// try await queue.put(Array("hello".utf8))
+/// let item = try await queue.take()
+/// print(String(decoding: try item.value(), as: UTF8.self))
+/// try await item.consume()
+/// ```
+public final class DistributedQueue<Codec: NodeCodec>: Sendable {
+    /// The client the queue uses.
+    public let client: ZooKeeperClient
+    /// The queue's node (`entries` and `taken` are its children).
+    public let path: String
+    /// How items are stored.
+    public let codec: Codec
+    /// This consumer's id, in the `taken` nodes it creates (32 lowercase hex digits, as kazoo's).
+    public let consumerID: String
+
+    /// The default priority of an item (kazoo's).
+    public static var defaultPriority: Int { 100 }
+
+    /// A queue at `path` whose items are `codec`'s values.
+    public init(client: ZooKeeperClient, path: String, codec: Codec) {
+        self.client = client
+        self.path = path
+        self.codec = codec
+        consumerID = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    }
+
+    var entries: String { ZooKeeperPath.join(path, "entries") }
+    var taken: String { ZooKeeperPath.join(path, "taken") }
+
+    /// Adds an item.
+    /// - Parameters:
+    ///   - value: the item.
+    ///   - priority: 0…999, lower first (kazoo's; default 100).
+    /// - Throws: ``CoordinationError/Code/invalidArgument`` for a priority out of range;
+    ///   `.marshallingError` when the value cannot be encoded (nothing is added); what the client throws.
+    public func put(_ value: Codec.Value, priority: Int = defaultPriority) async throws {
+        guard (0...999).contains(priority) else {
+            throw CoordinationError(.invalidArgument, path: path, message: "priority \(priority) is not in 0...999")
+        }
+        let bytes: [UInt8]
+        do { bytes = try codec.encode(value) } catch {
+            throw ZooKeeperError(.marshallingError, path: entries, message: "cannot encode a \(Codec.Value.self) for \(path): \(error)")
+        }
+        let name = "entry-" + String(format: "%03d", priority) + "-"
+        try await client.create(ZooKeeperPath.join(entries, name), data: bytes, mode: .persistentSequential, parents: .persistent)
+    }
+
+    /// How many items are in the queue (taken ones included).
+    public func count() async throws -> Int {
+        Int(try await client.exists(entries)?.numChildren ?? 0)
+    }
+
+    /// Takes the first item nobody is processing, waiting for one; it stays in the queue until
+    /// ``QueueItem/consume()``.
+    /// - Throws: ``CoordinationError/Code/timedOut`` after `timeout`; `CancellationError`; `.closed`.
+    public func take(timeout: Duration? = nil) async throws -> QueueItem<Codec> {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        return try await recipeSpan("queue.take", path: path) {
+            while true {
+                try Task.checkCancellation()
+                do {
+                    try await client.createPath(entries)
+                    try await client.createPath(taken)
+                    let (entryNodes, entriesWatch) = try await client.getChildrenAndWatch(entries)
+                    let (takenNodes, takenWatch) = try await client.getChildrenAndWatch(taken)
+                    let held = Set(takenNodes.names)
+                    for name in entryNodes.names.sorted() where !held.contains(name) {
+                        if let item = try await lock(name) { return item }
+                    }
+                    try await waitForAny([entriesWatch, takenWatch], until: deadline)
+                } catch let error as ZooKeeperError where error.isTransient {
+                    try await waitForConnection(client, until: deadline, path: path)
+                }
+            }
+        }
+    }
+
+    /// Takes `name` if nobody else has (`nil` otherwise).
+    private func lock(_ name: String) async throws -> QueueItem<Codec>? {
+        let lockPath = ZooKeeperPath.join(taken, name)
+        let created: CreatedNode
+        do {
+            created = try await client.create(lockPath, data: Array(consumerID.utf8), mode: .ephemeral)
+        } catch let error as ZooKeeperError where error.code == .nodeExists {
+            return nil
+        }
+        do {
+            let entry = try await client.getData(ZooKeeperPath.join(entries, name))
+            return QueueItem(queue: self, name: name, bytes: entry.bytes, lockVersion: created.stat.version, session: created.stat.ephemeralOwner)
+        } catch let error as ZooKeeperError where error.code == .noNode {
+            try await client.deleteIfExists(lockPath)  // consumed meanwhile
+            return nil
+        }
+    }
+
+    private func waitForAny(_ watches: [NodeWatch], until deadline: ContinuousClock.Instant?) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for watch in watches {
+                group.addTask {
+                    _ = try await watch.triggered()
+                    return true
+                }
+            }
+            if let deadline {
+                group.addTask {
+                    try await Task.sleep(until: deadline)
+                    return false
+                }
+            }
+            defer { group.cancelAll() }
+            if try await group.next() == false {
+                throw CoordinationError(.timedOut, path: path, message: "no item before the deadline")
+            }
+        }
+    }
+}
+
+extension DistributedQueue where Codec == RawBytesCodec {
+    /// A queue of byte arrays at `path`.
+    public convenience init(client: ZooKeeperClient, path: String) {
+        self.init(client: client, path: path, codec: RawBytesCodec())
+    }
+}
+
+/// Bytes as they are: the default codec of a ``DistributedQueue``.
+public struct RawBytesCodec: NodeCodec {
+    /// The codec.
+    public init() {}
+    /// The bytes.
+    public func encode(_ value: [UInt8]) throws -> [UInt8] { value }
+    /// The bytes.
+    public func decode(_ bytes: [UInt8]) throws -> [UInt8] { bytes }
+}
+
+/// An item taken from a ``DistributedQueue``: held by this consumer until it is consumed or
+/// released (or its session ends, which offers it again).
+public struct QueueItem<Codec: NodeCodec>: Sendable {
+    let queue: DistributedQueue<Codec>
+    /// The item's node name under `entries` (`entry-<priority>-<sequence>`).
+    public let name: String
+    /// The item's bytes.
+    public let bytes: [UInt8]
+    let lockVersion: Int32
+    let session: Int64
+
+    /// The item's value.
+    /// - Throws: `.marshallingError` naming the item's node when its bytes do not decode.
+    public func value() throws -> Codec.Value {
+        do {
+            return try queue.codec.decode(bytes)
+        } catch {
+            throw ZooKeeperError(
+                .marshallingError, path: ZooKeeperPath.join(queue.entries, name),
+                message: "queue item \(name) does not hold a \(Codec.Value.self) (\(bytes.count) bytes): \(error)")
+        }
+    }
+
+    /// Removes the item from the queue, in one transaction with our hold on it, and only if we
+    /// still hold it (our session did not end, nobody took it over).
+    /// - Throws: ``CoordinationError/Code/lost`` when we no longer hold it (nothing is removed;
+    ///   it is another consumer's now); what the client throws.
+    public func consume() async throws {
+        try await checkHeld()
+        do {
+            try await queue.client.multi([
+                .delete(path: ZooKeeperPath.join(queue.taken, name), version: lockVersion),
+                .delete(path: ZooKeeperPath.join(queue.entries, name)),
+            ])
+        } catch let error as ZooKeeperError where error.failedOperationIndex == 0 {
+            throw lost()
+        }
+    }
+
+    /// Gives the item back to the queue (another consumer may take it).
+    public func release() async throws {
+        try await checkHeld()
+        try await queue.client.deleteIfExists(ZooKeeperPath.join(queue.taken, name), version: lockVersion)
+    }
+
+    /// Whether we still hold the item: our `taken` node exists and belongs to our session.
+    private func checkHeld() async throws {
+        try await queue.client.sync(queue.taken)
+        guard let stat = try await queue.client.exists(ZooKeeperPath.join(queue.taken, name)), stat.ephemeralOwner == session else {
+            throw lost()
+        }
+    }
+
+    private func lost() -> CoordinationError {
+        CoordinationError(.lost, path: ZooKeeperPath.join(queue.entries, name), message: "this consumer no longer holds the item (its session ended)")
+    }
+}

@@ -1,0 +1,56 @@
+import Testing
+import ZooKeeper
+import ZooKeeperTesting
+
+@testable import Coordination
+
+/// The persistent node against a real server: re-created with its latest data after an expiry
+/// and after a deletion, its in-place state reported, and gone after close.
+@Suite struct PersistentNodeTests {
+    @Test(.timeLimit(.minutes(1))) func anEphemeralNodeIsKeptAcrossExpiriesWithItsLatestData() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath() + "/instance"
+        let client = try await connectedTestClient(server.connectString)
+        let observer = try await connectedTestClient(server.connectString)
+        let node = PersistentNode(client: client, path: path, data: Array("v1".utf8))
+        var states = node.states().makeAsyncIterator()
+        #expect(await states.next() == false)
+        node.start()
+        try await node.waitUntilInPlace()
+        #expect(await states.next() == true)
+        #expect(try await observer.getData(path).string == "v1")
+
+        try await node.setData(Array("v2".utf8))
+        try await client.expireSessionForTesting()
+        #expect(await states.next() == false, "the node is reported gone with the session")
+        #expect(await states.next() == true)
+        try await eventually("the node is re-created on the new session") {
+            try await observer.exists(path)?.ephemeralOwner == client.state.session?.sessionID
+        }
+        let recreated = try await observer.getData(path)
+        #expect(recreated.string == "v2", "re-created with the latest data")
+
+        try await observer.delete(path)  // someone deletes it: it comes back
+        try await eventually("the node is back") { try await observer.exists(path) != nil }
+        await node.close()
+        #expect(try await observer.exists(path) == nil, "close deletes it")
+        #expect(await states.next() == false)
+        await client.close()
+        await observer.close()
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aTTLNodeIsCreatedWithItsTTL() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath() + "/ttl"
+        let client = try await connectedTestClient(server.connectString)
+        let node = PersistentNode(client: client, path: path, mode: .ttl(.seconds(30)), data: [7])
+        node.start()
+        try await node.waitUntilInPlace()
+        let stat = try #require(try await client.exists(path))
+        #expect(stat.ephemeralOwner == 0, "a TTL node belongs to no session")
+        await node.close()
+        #expect(try await client.exists(path) != nil, "a TTL node is left to expire")
+        try await client.delete(path)
+        await client.close()
+    }
+}
