@@ -216,6 +216,7 @@ let package = Package(
                 .product(name: "ZooKeeperTesting", package: "swift-zookeeper-coordination"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ],

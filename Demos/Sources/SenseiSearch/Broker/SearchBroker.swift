@@ -46,6 +46,7 @@ public final class SearchBroker: Sendable {
     }
 
     public func search(_ request: SearchRequest) async -> SearchResult {
+        let started = ContinuousClock.now
         let routing = routing()
         let key = request.routeParam ?? String((0..<4).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! })
         let plan = routing.router.plan(for: key)
@@ -55,6 +56,7 @@ public final class SearchBroker: Sendable {
             return empty
         }
         let nodeRequest = request.forNodes
+        let planned = ContinuousClock.now
         let deadline = NIODeadline.now() + TimeAmount(timeout)
         let outcomes = await withTaskGroup(of: NodeOutcome.self) { group in
             for (node, partitions) in plan {
@@ -62,12 +64,13 @@ public final class SearchBroker: Sendable {
                 var perNode = nodeRequest
                 perNode.partitions = partitions
                 group.addTask {
+                    let asked = ContinuousClock.now
                     do {
                         let payload = try JSONEncoder().encode(perNode)
-                        let result: SearchResult = try await self.ask(address: address, path: "/node/search", body: payload, deadline: deadline)
-                        return NodeOutcome(node: node, partitions: partitions, result: result, failure: nil)
+                        let result = try SearchResultWire.decode(try await self.askForBytes(address: address, path: "/node/search", body: payload, deadline: deadline))
+                        return NodeOutcome(node: node, partitions: partitions, result: result, failure: nil, took: .now - asked)
                     } catch {
-                        return NodeOutcome(node: node, partitions: partitions, result: nil, failure: "\(error)")
+                        return NodeOutcome(node: node, partitions: partitions, result: nil, failure: "\(error)", took: .now - asked)
                     }
                 }
             }
@@ -93,10 +96,22 @@ public final class SearchBroker: Sendable {
         if !unserved.isEmpty {
             errors.append(.init(errorType: "PartitionCallError", message: "partitions \(unserved) have no live node", errorCode: 251))
         }
+        let gathered = ContinuousClock.now
         var merged = ResultMerger.merge(results, request: request)
         merged.errors += errors
+        if logger.logLevel <= .debug {
+            let end = ContinuousClock.now
+            logger.debug("search stages", metadata: [
+                "search.route_us": "\(Self.microseconds(planned - started))",
+                "search.gather_us": "\(Self.microseconds(gathered - planned))",
+                "search.nodes_us": "\(outcomes.sorted { $0.node < $1.node }.map { "\($0.node):\(Self.microseconds($0.took))" }.joined(separator: ","))",
+                "search.merge_us": "\(Self.microseconds(end - gathered))",
+            ])
+        }
         return merged
     }
+
+    static func microseconds(_ duration: Duration) -> Int { Int(duration / .microseconds(1)) }
 
     /// One node's part of a search. (A struct, not a tuple holding `Result<_, any Error>`: with
     /// Swift 6.3.1 such a tuple as a task group's child result corrupted memory in release builds.)
@@ -105,11 +120,20 @@ public final class SearchBroker: Sendable {
         var partitions: [Int]
         var result: SearchResult?
         var failure: String?
+        /// From the request's encoding to its answer's decoding.
+        var took: Duration = .zero
     }
 
     /// One request to a node's search port, decoded as `T`; abandoned (its connection closed) at
     /// `deadline`.
     func ask<T: Decodable>(address: String, path: String, body: Data?, deadline: NIODeadline) async throws -> T {
+        let answer = try await askForBytes(address: address, path: path, body: body, deadline: deadline)
+        return try JSONDecoder().decode(T.self, from: Data(answer.readableBytesView))
+    }
+
+    /// One request to a node's search port: the body of its 200 answer; abandoned (its connection
+    /// closed) at `deadline`.
+    func askForBytes(address: String, path: String, body: Data?, deadline: NIODeadline) async throws -> ByteBuffer {
         let attempt = client.request(peer: address, method: body == nil ? .GET : .POST, path: path, body: body.map { ByteBuffer(bytes: $0) })
         let timer = attempt.answer.eventLoop.scheduleTask(deadline: deadline) { attempt.cancel() }
         defer { timer.cancel() }
@@ -122,7 +146,7 @@ public final class SearchBroker: Sendable {
         guard answer.status == 200 else {
             throw RequestError("HTTP \(answer.status): \(String(buffer: answer.body))")
         }
-        return try JSONDecoder().decode(T.self, from: Data(answer.body.readableBytesView))
+        return answer.body
     }
 
     /// `/sensei/sysinfo` merged over every live node: documents summed, cluster info listed.

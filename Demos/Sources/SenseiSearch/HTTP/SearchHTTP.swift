@@ -11,9 +11,11 @@ import ZooKeeper
 /// read the request (the search process runs Swift concurrency on NIO's loops).
 public enum SearchHTTP {
     static func json(_ data: Data, status: HTTPResponseStatus = .ok) -> HTTPReply {
-        HTTPReply(
-            status: status, headers: ["Content-Type": "application/json; charset=utf-8", "Access-Control-Allow-Origin": "*"],
-            body: ByteBuffer(bytes: data))
+        json(ByteBuffer(bytes: data), status: status)
+    }
+
+    static func json(_ body: ByteBuffer, status: HTTPResponseStatus = .ok) -> HTTPReply {
+        HTTPReply(status: status, headers: ["Content-Type": "application/json; charset=utf-8", "Access-Control-Allow-Origin": "*"], body: body)
     }
 
     static func badRequest(_ message: String) -> HTTPReply {
@@ -55,11 +57,25 @@ public enum SearchHTTP {
         try await HTTPServer.run(host: host, port: port, logger: logger) { head, body, eventLoop in
             switch (head.method, split(head.uri).path) {
             case (.POST, "/node/search"):
+                let received = ContinuousClock.now
                 return later(on: eventLoop) {
+                    let started = ContinuousClock.now
                     guard let body, let request = try? JSONDecoder().decode(SearchRequest.self, from: Data(body.readableBytesView)) else {
                         return badRequest("the body is not a search request")
                     }
-                    return json(try JSONEncoder().encode(try await index.search(request, timeout: partitionTimeout)))
+                    let decoded = ContinuousClock.now
+                    let result = try await index.search(request, timeout: partitionTimeout)
+                    let searched = ContinuousClock.now
+                    let reply = HTTPReply(status: .ok, headers: ["Content-Type": SearchResultWire.contentType], body: SearchResultWire.encode(result))
+                    if logger.logLevel <= .debug {
+                        logger.debug("node search stages", metadata: [
+                            "search.queued_us": "\(SearchBroker.microseconds(started - received))",
+                            "search.decode_us": "\(SearchBroker.microseconds(decoded - started))",
+                            "search.search_us": "\(SearchBroker.microseconds(searched - decoded))",
+                            "search.encode_us": "\(SearchBroker.microseconds(ContinuousClock.now - searched))",
+                        ])
+                    }
+                    return reply
                 }
             case (.GET, "/node/sysinfo"):
                 let info = SearchBroker.NodeInfo(
@@ -92,13 +108,25 @@ public enum SearchHTTP {
             case "/sensei/get":
                 return later(on: eventLoop) { try await documents(broker: broker, head: head, query: query, body: body) }
             case "/sensei", "/sensei/":
+                let received = ContinuousClock.now
                 return later(on: eventLoop) {
+                    let parsing = ContinuousClock.now
                     let request = try searchRequest(head: head, query: query, body: body)
                     try request.validated(against: schema)
                     let started = ContinuousClock.now
                     let result = await broker.search(request)
-                    let milliseconds = Int((ContinuousClock.now - started) / .milliseconds(1))
-                    return json(SenseiResponse.data(SenseiResponse.object(result, request: request, milliseconds: milliseconds)))
+                    let searched = ContinuousClock.now
+                    let milliseconds = Int((searched - started) / .milliseconds(1))
+                    let reply = json(SenseiResponse.json(result, request: request, milliseconds: milliseconds))
+                    if logger.logLevel <= .debug {
+                        logger.debug("broker request stages", metadata: [
+                            "search.queued_us": "\(SearchBroker.microseconds(parsing - received))",
+                            "search.parse_us": "\(SearchBroker.microseconds(started - parsing))",
+                            "search.search_us": "\(SearchBroker.microseconds(searched - started))",
+                            "search.encode_us": "\(SearchBroker.microseconds(ContinuousClock.now - searched))",
+                        ])
+                    }
+                    return reply
                 }
             default:
                 return .now(notFound)
