@@ -121,6 +121,7 @@ public final class KVNode: Service, Sendable {
                 for await _ in flapping { throw ClusterError("Dying due to ZK flapping") }
             }
         } cleanUp: {
+            logger.info("Shutting down...")  // sequins' line
             try? await proxyClient.shutdown()
             peerClient.shutdown()
             for database in databases {
@@ -427,7 +428,8 @@ public final class KVNode: Service, Sendable {
             case .activate:
                 affected.setState(.active)
                 metrics.versionSwitches.increment()
-                logger.info("switched to a new version", metadata: ["kv.db": "\(database.name)", "kv.version": "\(affected.name)"])
+                // sequins' line, word for word: operators grep for it.
+                logger.info("Switching to version \(affected.name) of \(database.name)!", metadata: ["kv.db": "\(database.name)", "kv.version": "\(affected.name)"])
             case .removeAfterTimeout:
                 affected.setState(.removing)
                 scheduleRemoval(database, affected)

@@ -34,9 +34,12 @@ public final class ClusterMembership: Sendable {
     /// - Throws: ``ClusterError`` naming the servers when ZooKeeper cannot be reached in time (a new
     ///   node refuses to start while ZooKeeper is down, as sequins does).
     public static func connect(configuration: SequinsConfiguration, address: String, logger: Logger) async throws -> ClusterMembership {
+        // One pass over the servers, as sequins' client makes before it gives up (each server
+        // `connect_timeout`), with two seconds at least for a handshake on a busy machine.
+        let onePass = configuration.zk.connectTimeout * max(configuration.zk.servers.count, 1)
         let client = try await NodeZooKeeper.connected(
             connectString: configuration.zk.connectString, setting: "[zk] servers", sessionTimeout: configuration.zk.sessionTimeout,
-            connectionTimeout: max(configuration.zk.connectTimeout, configuration.zk.sessionTimeout), logger: logger)
+            connectionTimeout: min(max(onePass, .seconds(2)), max(configuration.zk.sessionTimeout, .seconds(2))), logger: logger)
         let clusterName = configuration.sharding.clusterName
         let root = ZooKeeperPath.join(ZooKeeperPath.join("/", clusterName), "v1")
         let membership = ClusterMembership(client: client, root: root, address: address, logger: logger)
@@ -81,17 +84,29 @@ public final class ClusterMembership: Sendable {
     /// `min(timeToConverge, 3s)`), registers `nodes/<id>@<address>`, releases the lock, and waits
     /// until the member list has not changed for `timeToConverge` (once that long when nothing
     /// changes, as sequins' `WaitToConverge`).
+    ///
+    /// A node restarted after a crash finds its previous process's registration until ZooKeeper
+    /// expires that session. As sequins, it does not hold the lock while it waits for it to go
+    /// (so a node restarting beside it is not held up too): the lock is released, then the
+    /// registration waits. Its id stays taken meanwhile, by the old registration.
     public func join(configuredShardID: String, store: LocalStore, timeToConverge: Duration) async throws -> String {
         let nodes = self.nodes
         let address = self.address
         let existing = configuredShardID.isEmpty ? store.selfAssignedShardID() : configuredShardID
+        let waitingFor = Mutex<String?>(nil)
         let (shardID, chosen) = try await ShardID.claim(
             client: client, lockPath: ZooKeeperPath.join(root, "id_assignment_lock"), membersPath: nodes.group,
             existing: existing, quietPeriod: min(timeToConverge, .seconds(3))
         ) { id in
             if existing == nil { try store.saveSelfAssignedShardID(id) }
-            try await self.register(memberID: "\(id)@\(address)")
+            let memberID = "\(id)@\(address)"
+            do {
+                try await nodes.join(memberID: memberID)
+            } catch let error as CoordinationError where error.code == .duplicateMember {
+                waitingFor.withLock { $0 = memberID }  // an earlier session's: wait for it after the lock
+            }
         }
+        if let memberID = waitingFor.withLock({ $0 }) { try await register(memberID: memberID) }
         if chosen { logger.info("self-assigned a shard id", metadata: ["kv.shard_id": "\(shardID)"]) }
         state.withLock { $0.shardID = shardID }
         startWatchingPeers()

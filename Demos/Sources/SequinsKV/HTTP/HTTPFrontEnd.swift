@@ -21,7 +21,8 @@ struct HTTPFrontEnd: Sendable {
 
     static let versionHeader = "X-Sequins-Version"
     static let proxiedToHeader = "X-Sequins-Proxied-To"
-    static let shardIDHeader = "X-Sequins-Shard-ID"
+    /// As Go's net/http writes sequins' `X-Sequins-Shard-ID` (canonical form).
+    static let shardIDHeader = "X-Sequins-Shard-Id"
     static let allocator = ByteBufferAllocator()
 
     func run() async throws {
@@ -30,7 +31,7 @@ struct HTTPFrontEnd: Sendable {
         }
         let (onServing, logger) = (node.onServing, node.logger)
         try await HTTPServer.run(host: host, port: port, logger: logger, onBound: { boundPort in
-            logger.info("serving HTTP", metadata: ["kv.bind": "\(host):\(boundPort)"])
+            logger.info("Listening on \(host):\(boundPort)", metadata: ["kv.bind": "\(host):\(boundPort)"])  // sequins' line
             onServing(boundPort)
         }) { head, _, eventLoop in
             respond(to: head, on: eventLoop)
@@ -38,13 +39,13 @@ struct HTTPFrontEnd: Sendable {
     }
 
     func respond(to request: HTTPRequestHead, on eventLoop: any EventLoop) -> HTTPAnswer {
-        guard request.method == .GET else { return .now(HTTPReply(status: .badRequest, text: "only GET is supported\n")) }
+        guard request.method == .GET else { return .now(HTTPReply(status: .badRequest)) }  // sequins: 400, no body
         let target = RequestTarget(request.uri)
         let forPeer = target.proxy != nil
         switch target.route {
         case .clusterStatus: return status(database: nil, request: request, forPeer: forPeer, on: eventLoop)
         case .health: return .now(health())
-        case .noDatabase: return .now(HTTPReply(status: .badRequest, text: "no database in the path\n"))
+        case .noDatabase: return .now(HTTPReply(status: .badRequest))
         case .databaseStatus(let databaseName):
             guard node.database(databaseName) != nil else { return .now(HTTPReply(status: .notFound)) }
             return status(database: databaseName, request: request, forPeer: forPeer, on: eventLoop)
@@ -210,15 +211,15 @@ struct HTTPFrontEnd: Sendable {
             }
         }
         if wantsJSON {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let body: Data
+            let body: String
             if let database, !forPeer {
-                body = (try? encoder.encode(status.dbs[database] ?? ClusterStatus.DatabaseStatus(versions: [:]))) ?? Data()
+                var json = GoJSON()
+                json.write(status.dbs[database] ?? ClusterStatus.DatabaseStatus(versions: [:]))
+                body = json.text
             } else {
-                body = (try? encoder.encode(status)) ?? Data()
+                body = status.goJSON
             }
-            return HTTPReply(status: .ok, headers: ["Content-Type": "application/json"], body: ByteBuffer(bytes: body))
+            return HTTPReply(status: .ok, headers: ["Content-Type": "application/json"], body: ByteBuffer(string: body))
         }
         return HTTPReply(status: .ok, headers: ["Content-Type": "text/html; charset=utf-8"], body: ByteBuffer(string: StatusPage.html(status)))
     }
@@ -236,10 +237,7 @@ struct HTTPFrontEnd: Sendable {
         }
         var headers: HTTPHeaders = ["Content-Type": "application/json"]
         if node.configuration.sharding.enabled, let shardID = node.shardID { headers.add(name: Self.shardIDHeader, value: shardID) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = (try? encoder.encode(body)) ?? Data()
-        return HTTPReply(status: healthy ? .ok : .notFound, headers: headers, body: ByteBuffer(bytes: data))
+        return HTTPReply(status: healthy ? .ok : .notFound, headers: headers, body: ByteBuffer(string: ClusterStatus.healthJSON(body)))
     }
 
 }
