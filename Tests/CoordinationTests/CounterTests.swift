@@ -38,7 +38,7 @@ import ZooKeeperTesting
                 group.addTask {
                     for step in 0..<50 {
                         if index == 1 && step == 25 { try await count.node.client.expireSessionForTesting() }
-                        try await count.node.client.withRetry(.untilSessionLost) { try await count.add(1) }
+                        _ = try await count.node.client.withRetry(.untilSessionLost) { try await count.add(1) }
                     }
                 }
             }

@@ -258,6 +258,11 @@ struct ClusterTests {
             #expect(try await nodes[0].request(.PUT, "/admin/databases/db").status == 201)
             #expect(try await nodes[0].add(triple("a")).status == 200)
             await nodes[1].stop()
+            // A plain stop is clean: it says it stops, nothing else alarming.
+            let stopLog = nodes[1].log
+            #expect(stopLog.contains("stopped"))
+            let alarming = stopLog.split(separator: "\n").filter { $0.contains(" error ") || $0.contains(" critical ") || $0.contains("no longer a member") }
+            #expect(alarming.isEmpty, "\(alarming)")
             #expect(try await nodes[0].add(triple("b")).status == 200)
             await nodes[0].stop()
 
@@ -266,6 +271,8 @@ struct ClusterTests {
             let status = await nodes[1].waitForExit()
             #expect(status != nil && status != 0)
             #expect(nodes[1].log.contains("no member is alive") && nodes[1].log.contains("replicated zk clear"), "\(nodes[1].log.suffix(2000))")
+            let restartLog = String(nodes[1].log.dropFirst(stopLog.count))
+            #expect(restartLog.components(separatedBy: "no member is alive").count - 1 == 1, "the refusal is said once: \(restartLog.suffix(3000))")
 
             let clear = try await runCLI(["zk", "clear", "--config", nodes[1].configPath])
             #expect(clear.status == 0, "\(clear)")

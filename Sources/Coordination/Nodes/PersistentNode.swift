@@ -78,7 +78,7 @@ public final class PersistentNode: Sendable {
         task?.cancel()
         await task?.value
         if case .ephemeral = mode, let stat = try? await client.exists(path), stat.ephemeralOwner == client.state.session?.sessionID {
-            try? await client.deleteIfExists(path, version: stat.version)  // ours only: never another session's node
+            _ = try? await client.deleteIfExists(path, version: stat.version)  // ours only: never another session's node
         }
         setInPlace(false)
         let subscribers = state.withLock { state in

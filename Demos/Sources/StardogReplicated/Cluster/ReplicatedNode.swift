@@ -125,7 +125,20 @@ public final class ReplicatedNode: Service, Sendable {
             },
             logger: logger)
         try await lifetime.run { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            group.addTask {
+                // The HTTP server stops gracefully (in-flight answers finish, connections close)
+                // when the node stops: it runs in a service group of its own that is asked to shut
+                // down, not cancelled (a cancelled server logs its channels' cancellation as errors).
+                var serviceConfiguration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [], logger: self.logger)
+                serviceConfiguration.maximumGracefulShutdownDuration = .seconds(5)  // then the answers under way are cut
+                let services = ServiceGroup(configuration: serviceConfiguration)
+                let serving = Task { try await services.run() }
+                try await withTaskCancellationHandler {
+                    try await serving.value
+                } onCancel: {
+                    Task { await services.triggerGracefulShutdown() }
+                }
+            }
             group.addTask { try await self.lifecycle() }
         } cleanUp: {
             await leave()
@@ -167,6 +180,7 @@ public final class ReplicatedNode: Service, Sendable {
                 logger.warning("lost ZooKeeper while serving", metadata: ["replicated.error": "\(error)"])
             }
             leaveMembership()
+            if Task.isCancelled { return }  // the node is stopping: it leaves, it has not lost its place
             metrics.membershipLost.increment()
             logger.warning("this node is no longer a member (expelled, stepped down, or its session ended); it will sync and rejoin")
         }
@@ -301,6 +315,7 @@ public final class ReplicatedNode: Service, Sendable {
     /// while holding it (later ones, unless `lock.never`).
     private func join() async throws {
         let attempts = configuration.joinRetryCount
+        var lastRefusal: String?
         for attempt in 1...attempts {
             let underLock = JoinPlan.syncsUnderLock(
                 attempt: attempt, unlockedAttempts: configuration.joinUnlockedAttempts, neverLock: configuration.joinNeverLocks)
@@ -308,9 +323,17 @@ public final class ReplicatedNode: Service, Sendable {
             do {
                 if try await joinAttempt(attempt, underLock: underLock) { return }
             } catch let refused as JoinRefused {
-                // In a full restart a node can start before the nodes it needs: keep trying.
-                guard attempt < attempts else { throw refused }
-                logger.warning("join attempt \(attempt): \(refused.description)")
+                // In a full restart a node can start before the nodes it needs: keep trying. The
+                // reason is said once (and again only if it changes), not once per attempt.
+                if refused.description != lastRefusal {
+                    lastRefusal = refused.description
+                    logger.warning("the cluster refuses this node's join (attempt \(attempt) of \(attempts), retried every \(configuration.joinRetryDelay)): \(refused.description)")
+                } else {
+                    logger.debug("join attempt \(attempt) refused again for the same reason")
+                }
+                guard attempt < attempts else {
+                    throw JoinRefused(description: "could not join the cluster after \(attempts) attempts (pack.node.join.retry.count); the reason is logged above")
+                }
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
