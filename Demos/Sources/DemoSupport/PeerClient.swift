@@ -37,6 +37,8 @@ public final class PeerClient: Sendable {
         case connectionClosed
         /// The client was shut down.
         case shutDown
+        /// No answer within the time the caller gave (the connection was closed).
+        case timedOut
     }
 
     private struct PoolKey: Hashable {
@@ -62,13 +64,17 @@ public final class PeerClient: Sendable {
         self.maxIdlePerPeer = maxIdlePerPeer
     }
 
-    /// `method path` on `peer` (`host:port`), with `body` (JSON) if given, answered on the caller's
-    /// event loop. `cancel` closes the connection. A kept-alive connection that the peer closed
-    /// meanwhile is replaced once (the requests between nodes are all safe to repeat).
-    public func request(peer: String, method: HTTPMethod = .GET, path: String, body: ByteBuffer? = nil) -> PendingAnswer<Answer> {
+    /// `method path` on `peer` (`host:port`), with `body` (JSON) if given and `extraHeaders`
+    /// (`Accept`, …), answered on the caller's event loop. `cancel` closes the connection. A
+    /// kept-alive connection that the peer closed meanwhile is replaced once (the requests between
+    /// nodes are all safe to repeat).
+    public func request(
+        peer: String, method: HTTPMethod = .GET, path: String, body: ByteBuffer? = nil, extraHeaders: HTTPHeaders = [:]
+    ) -> PendingAnswer<Answer> {
         let eventLoop = group.any()
         let key = PoolKey(eventLoop: ObjectIdentifier(eventLoop), peer: peer)
         var headers: HTTPHeaders = ["Host": peer]
+        headers.add(contentsOf: extraHeaders)
         if let body {
             headers.add(name: "Content-Type", value: "application/json")
             headers.add(name: "Content-Length", value: String(body.readableBytes))
@@ -125,13 +131,29 @@ public final class PeerClient: Sendable {
         try await send(peer: peer, path: path)
     }
 
-    /// ``request(peer:method:path:body:)`` awaited; cancelling the task closes the connection.
-    public func send(peer: String, method: HTTPMethod = .GET, path: String, body: ByteBuffer? = nil) async throws -> Answer {
-        let attempt = request(peer: peer, method: method, path: path, body: body)
-        return try await withTaskCancellationHandler {
-            try await attempt.answer.get()
-        } onCancel: {
-            attempt.cancel()
+    /// ``request(peer:method:path:body:extraHeaders:)`` awaited; cancelling the task closes the
+    /// connection, and so does `timeout` (then ``Failure/timedOut`` is thrown).
+    public func send(
+        peer: String, method: HTTPMethod = .GET, path: String, body: ByteBuffer? = nil, extraHeaders: HTTPHeaders = [:],
+        timeout: Duration? = nil
+    ) async throws -> Answer {
+        let attempt = request(peer: peer, method: method, path: path, body: body, extraHeaders: extraHeaders)
+        let expired = NIOLockedValueBox(false)
+        let timer = timeout.map { timeout in
+            attempt.answer.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout / .nanoseconds(1)))) {
+                expired.withLockedValue { $0 = true }
+                attempt.cancel()
+            }
+        }
+        defer { timer?.cancel() }
+        do {
+            return try await withTaskCancellationHandler {
+                try await attempt.answer.get()
+            } onCancel: {
+                attempt.cancel()
+            }
+        } catch where expired.withLockedValue({ $0 }) {
+            throw Failure.timedOut
         }
     }
 

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Coordination
 import DemoSupport
 import Foundation
@@ -103,7 +102,6 @@ public final class KVNode: Service, Sendable {
             }
             runtime.withLock { $0.cluster = joined }
         }
-        let proxyClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(1))))
         let peerClient = PeerClient()
         let (flapping, flapSignal) = AsyncStream<Void>.makeStream()
         if configuration.test.flapThreshold > 0 {
@@ -114,7 +112,7 @@ public final class KVNode: Service, Sendable {
             await refreshAll(initialStartup: true)
             await cleanUpStore()
             if let flagFile { group.addTask { try await flagFile.watch() } }
-            let server = HTTPFrontEnd(node: self, proxyClient: proxyClient, peerClient: peerClient)
+            let server = HTTPFrontEnd(node: self, peerClient: peerClient)
             group.addTask { try await server.run() }
             group.addTask { try await self.refreshLoop() }
             group.addTask {
@@ -122,7 +120,6 @@ public final class KVNode: Service, Sendable {
             }
         } cleanUp: {
             logger.info("Shutting down...")  // sequins' line
-            try? await proxyClient.shutdown()
             peerClient.shutdown()
             for database in databases {
                 for version in database.versions { await version.close() }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import AsyncHTTPClient
+import DemoSupport
 import Foundation
 import Logging
 import SequinsKV
@@ -105,13 +105,7 @@ struct KVDemoCommand: AsyncParsableCommand {
         let statusURL = "http://127.0.0.1:\(nodes[0].port)/"
         let status = try await get(statusURL, accept: "application/json")
         say("\n$ curl -H 'Accept: application/json' \(statusURL)")
-        if let object = try? JSONSerialization.jsonObject(with: Data(status.body.utf8)),
-            let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        {
-            say(String(decoding: pretty, as: UTF8.self))
-        } else {
-            say(status.body)
-        }
+        say(status.body)  // as sequins writes it (one line, its field order)
 
         if once {
             say("\nDone (--once): stopping the nodes and ZooKeeper.")
@@ -138,15 +132,19 @@ struct KVDemoCommand: AsyncParsableCommand {
         var body: String
     }
 
+    /// A GET of `http://host:port/path`, as `curl` would show it.
     func get(_ url: String, accept: String? = nil) async throws -> Reply {
-        var request = HTTPClientRequest(url: url)
-        if let accept { request.headers.add(name: "Accept", value: accept) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
-        let body = try await response.body.collect(upTo: 16 << 20)
+        let target = url.dropFirst("http://".count)
+        let slash = target.firstIndex(of: "/") ?? target.endIndex
+        let answer = try await Self.client.send(
+            peer: String(target[..<slash]), path: slash == target.endIndex ? "/" : String(target[slash...]),
+            extraHeaders: accept.map { ["Accept": $0] } ?? [:], timeout: .seconds(5))
         var headers: [String: String] = [:]
-        for header in response.headers { headers[header.name] = header.value }
-        return Reply(status: Int(response.status.code), headers: headers, body: String(buffer: body))
+        for header in answer.headers { headers[header.name] = header.value }
+        return Reply(status: answer.status, headers: headers, body: String(buffer: answer.body))
     }
+
+    static let client = PeerClient()
 
     func say(_ line: String) {
         FileHandle.standardOutput.write(Data((line + "\n").utf8))

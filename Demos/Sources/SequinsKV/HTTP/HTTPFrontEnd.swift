@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import DemoSupport
 import Foundation
 import Logging
@@ -14,9 +13,7 @@ import NIOHTTP1
 /// completes; status pages run as a task.
 struct HTTPFrontEnd: Sendable {
     let node: KVNode
-    /// For status requests to peers.
-    let proxyClient: HTTPClient
-    /// For proxied key lookups.
+    /// For proxied key lookups and status requests to peers.
     let peerClient: PeerClient
 
     static let versionHeader = "X-Sequins-Version"
@@ -184,17 +181,16 @@ struct HTTPFrontEnd: Sendable {
         var status = localStatus(database: database)
         if !forPeer, let cluster = node.cluster {
             // Every peer at once (one down costs its timeout once, not once per peer).
-            let client = proxyClient
+            let client = peerClient
             let logger = node.logger
             let peerStatuses = await withTaskGroup(of: ClusterStatus?.self) { group in
                 for peer in cluster.peers.keys {
                     group.addTask {
                         do {
-                            var peerRequest = HTTPClientRequest(url: "http://\(peer)/?proxy=status")
-                            peerRequest.headers.add(name: "Accept", value: "application/json")
-                            let response = try await client.execute(peerRequest, timeout: .seconds(5))
-                            let body = try await response.body.collect(upTo: 64 << 20)
-                            return try JSONDecoder().decode(ClusterStatus.self, from: Data(body.readableBytesView))
+                            let answer = try await client.send(
+                                peer: peer, path: "/?proxy=status", extraHeaders: ["Accept": "application/json"], timeout: .seconds(5))
+                            guard answer.status == 200 else { throw PeerStatusError(status: answer.status) }
+                            return try JSONDecoder().decode(ClusterStatus.self, from: Data(answer.body.readableBytesView))
                         } catch {
                             logger.debug("a peer's status is unavailable", metadata: ["kv.peer": "\(peer)", "kv.error": "\(error)"])
                             return nil
@@ -240,6 +236,12 @@ struct HTTPFrontEnd: Sendable {
         return HTTPReply(status: healthy ? .ok : .notFound, headers: headers, body: ByteBuffer(string: ClusterStatus.healthJSON(body)))
     }
 
+}
+
+/// A peer answered its status with another status than 200.
+struct PeerStatusError: Error, CustomStringConvertible {
+    var status: Int
+    var description: String { "the peer answered HTTP \(status)" }
 }
 
 /// A request target (`/db/key?proxy=v1`) taken apart in one pass over its bytes: the route, the
