@@ -103,4 +103,44 @@ import ZooKeeperTesting
         try await eventually("the watches are withdrawn") { try await watchedPaths() == 0 }
         await client.close()
     }
+
+    /// A connection cut during the first read: the cache ends up equal to the tree, having
+    /// reported each node once, and a closed cache leaves no watch on the server (the watches set
+    /// again by the second read replace those of the first, which are withdrawn).
+    @Test(.timeLimit(.minutes(2))) func aReadCutOffByALostConnectionLeavesNothingBehind() async throws {
+        let server = try await ZooKeeperServer.start()
+        defer { server.destroy() }
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let writer = try await connectedTestClient(server.connectString)
+        for directory in 0..<20 {
+            try await writer.create("/tree/d\(directory)", parents: .persistent)
+            let replies = (0..<100).map { writer.submitCreate("/tree/d\(directory)/n\($0)", data: [1]) }
+            for reply in replies { _ = try await reply.value() }
+        }
+        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(20))
+        let cache = TreeCache(client: client, path: "/tree")
+        var events = cache.events().makeAsyncIterator()
+        cache.start()
+        var created = Set<String>()
+        while created.count < 200, let event = try await events.next() {
+            if case .created(let path, _) = event { created.insert(path) }
+        }
+        proxy.cut()
+        try await Task.sleep(for: .milliseconds(300))
+        proxy.restore()
+        try await cache.waitUntilInitialized()
+        var duplicates = 0
+        while let event = try await events.next(), event != .initialized {
+            if case .created(let path, _) = event, !created.insert(path).inserted { duplicates += 1 }
+        }
+        #expect(duplicates == 0, "a node reported twice")
+        #expect(cache.snapshot().count == 1 + 20 + 2000)
+        await cache.close()
+        try await eventually("the watches are withdrawn") {
+            try await server.fourLetterWord("wchp").split(separator: "\n").count { $0.hasPrefix("/tree") } == 0
+        }
+        await client.close()
+        await writer.close()
+        await proxy.shutdown()
+    }
 }

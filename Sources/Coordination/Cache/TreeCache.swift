@@ -13,7 +13,9 @@ import ZooKeeper
 ///   any time, consistent with the events delivered so far.
 /// - Across a lost connection the watches stay (the server re-registers them); after a session
 ///   expiry the tree is read again and exactly the differences are reported.
-/// - ``close()`` withdraws its watches from the server and ends the event streams.
+/// - ``close()`` withdraws its watches from the server and ends the event streams. A started
+///   cache runs until then (or until its client closes): dropping the last reference to it does
+///   not stop it.
 ///
 /// ```swift
 /// let cache = TreeCache(client: client, path: "/config", maxDepth: 2)
@@ -66,10 +68,6 @@ public final class TreeCache: Sendable {
         self.maxDepth = maxDepth
         shared = Mutex(Shared(state: TreeCacheState(root: path, maxDepth: maxDepth)))
         (wakes, wake) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
-    }
-
-    deinit {
-        shared.withLock { $0.loop?.cancel() }
     }
 
     // MARK: - Using it
@@ -279,34 +277,45 @@ public final class TreeCache: Sendable {
         while oldest < inFlight.count {
             let (path, dataReply, childrenReply) = inFlight[oldest]
             oldest += 1
-            if oldest == inFlight.count || oldest >= 4 * Self.readWindow {
+            do {
+                defer { submitMore() }
+                do {
+                    let (node, token) = try await dataReply.value()
+                    remember(token, for: WatchKey(path: path, children: false))
+                    record { state in state.dataRead(node, at: path).map { [$0] } ?? [] }
+                } catch let error as ZooKeeperError where error.code == .noNode {
+                    _ = try? await childrenReply?.value()
+                    if path == self.path { try await watchForCreation() }
+                    record { state in state.nodeMissing(path) }
+                    continue
+                }
+                guard let childrenReply else { continue }
+                do {
+                    let (children, token) = try await childrenReply.value()
+                    remember(token, for: WatchKey(path: path, children: true))
+                    var added: [String] = []
+                    record { state in
+                        let (events, new) = state.childrenRead(children.names, at: path)
+                        added = new
+                        return events
+                    }
+                    waiting.append(contentsOf: added)
+                } catch let error as ZooKeeperError where error.code == .noNode {
+                    record { state in state.nodeMissing(path) }
+                }
+            } catch {
+                // Cut off: settle every read still out, so that each watch the server did set is
+                // remembered (to be replaced or withdrawn later) and none is left unaccounted for.
+                _ = try? await childrenReply?.value()
+                for (path, data, children) in inFlight[oldest...] {
+                    if let (_, token) = try? await data.value() { remember(token, for: WatchKey(path: path, children: false)) }
+                    if let (_, token) = try? await children?.value() { remember(token, for: WatchKey(path: path, children: true)) }
+                }
+                throw error
+            }
+            if oldest >= 4 * Self.readWindow {
                 inFlight.removeFirst(oldest)
                 oldest = 0
-            }
-            defer { submitMore() }
-            do {
-                let (node, token) = try await dataReply.value()
-                remember(token, for: WatchKey(path: path, children: false))
-                record { state in state.dataRead(node, at: path).map { [$0] } ?? [] }
-            } catch let error as ZooKeeperError where error.code == .noNode {
-                _ = try? await childrenReply?.value()
-                if path == self.path { try await watchForCreation() }
-                record { state in state.nodeMissing(path) }
-                continue
-            }
-            guard let childrenReply else { continue }
-            do {
-                let (children, token) = try await childrenReply.value()
-                remember(token, for: WatchKey(path: path, children: true))
-                var added: [String] = []
-                record { state in
-                    let (events, new) = state.childrenRead(children.names, at: path)
-                    added = new
-                    return events
-                }
-                waiting.append(contentsOf: added)
-            } catch let error as ZooKeeperError where error.code == .noNode {
-                record { state in state.nodeMissing(path) }
             }
         }
     }
@@ -389,8 +398,12 @@ public final class TreeCache: Sendable {
         }
     }
 
+    /// Keeps the token of a watch just set. A watch it replaces is withdrawn: one that fired
+    /// needs nothing, but one still set (read again after a cut-off read) would otherwise stay on
+    /// the server after ``close()``.
     private func remember(_ token: WatchToken, for key: WatchKey) {
-        shared.withLock { $0.watches[key] = token }
+        let replaced = shared.withLock { $0.watches.updateValue(token, forKey: key) }
+        if let replaced, replaced != token { client.withdraw(replaced) }
     }
 
     /// Forgets the watches of a deleted subtree (they fired with the deletion).

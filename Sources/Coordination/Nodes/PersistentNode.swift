@@ -57,11 +57,8 @@ public final class PersistentNode: Sendable {
         state = Mutex(State(data: data))
     }
 
-    deinit {
-        state.withLock { $0.task?.cancel() }
-    }
-
-    /// Starts keeping the node in place (idempotent).
+    /// Starts keeping the node in place (idempotent). It is kept until ``close()`` (or until the
+    /// client closes): dropping the last reference does not stop it.
     public func start() {
         state.withLock { state in
             guard state.task == nil, !state.closed else { return }
