@@ -67,26 +67,24 @@ final class CuratorPeerProcess: Sendable {
         input = stdin.fileHandleForWriting
         let (lines, continuation) = AsyncStream<String>.makeStream()
         self.lines = lines
-        let pending = Mutex<[UInt8]>([])
-        stdout.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                let rest = pending.withLock { buffer in defer { buffer = [] }; return buffer }
-                if !rest.isEmpty { continuation.yield(String(decoding: rest, as: UTF8.self)) }
-                continuation.finish()
-                return
-            }
-            let complete = pending.withLock { buffer -> [String] in
-                buffer += data
-                var found: [String] = []
-                while let newline = buffer.firstIndex(of: 10) {
-                    found.append(String(decoding: buffer[..<newline], as: UTF8.self))
-                    buffer.removeSubrange(...newline)
+        // A thread of its own reads the output with blocking reads until the end of the stream
+        // (FileHandle's readabilityHandler, a dispatch source, can crash libdispatch when the
+        // handle goes away while the source is still armed).
+        let reader = stdout.fileHandleForReading
+        Thread.detachNewThread {
+            var pending: [UInt8] = []
+            while true {
+                let data = reader.availableData
+                if data.isEmpty { break }
+                pending += data
+                while let newline = pending.firstIndex(of: 10) {
+                    continuation.yield(String(decoding: pending[..<newline], as: UTF8.self))
+                    pending.removeSubrange(...newline)
                 }
-                return found
             }
-            for line in complete { continuation.yield(line) }
+            if !pending.isEmpty { continuation.yield(String(decoding: pending, as: UTF8.self)) }
+            continuation.finish()
+            try? reader.close()
         }
         let (exits, exited) = AsyncStream<Int32>.makeStream()
         process.terminationHandler = { process in
@@ -104,6 +102,9 @@ final class CuratorPeerProcess: Sendable {
 
     /// The exit status, once the peer has exited.
     func exitStatus() async -> Int32 { await exit.value }
+
+    /// Whether the peer is still running.
+    var isRunning: Bool { process.isRunning }
 
     /// Kills the peer with SIGKILL (its session stays until the server expires it).
     func kill9() {
