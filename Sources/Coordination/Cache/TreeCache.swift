@@ -41,8 +41,7 @@ public final class TreeCache: Sendable {
         var state: TreeCacheState
         var initialized = false
         var closed: (any Error)?
-        var subscribers: [Int: AsyncThrowingStream<TreeCacheEvent, any Error>.Continuation] = [:]
-        var nextSubscriber = 0
+        var subscribers = Subscribers<AsyncThrowingStream<TreeCacheEvent, any Error>.Continuation>()
         var watches: [WatchKey: WatchToken] = [:]
         var loop: Task<Void, Never>?
     }
@@ -87,11 +86,8 @@ public final class TreeCache: Sendable {
     public func close() async {
         let (loop, watches, subscribers) = shared.withLock { shared in
             if shared.closed == nil { shared.closed = CoordinationError(.closed, path: path, message: "the tree cache is closed") }
-            defer {
-                shared.watches.removeAll()
-                shared.subscribers.removeAll()
-            }
-            return (shared.loop, Array(shared.watches.values), Array(shared.subscribers.values))
+            defer { shared.watches.removeAll() }
+            return (shared.loop, Array(shared.watches.values), shared.subscribers.takeAll())
         }
         loop?.cancel()
         wake.finish()
@@ -141,12 +137,10 @@ public final class TreeCache: Sendable {
                 if closed is CoordinationError { continuation.finish() } else { continuation.finish(throwing: closed) }
                 return nil
             }
-            shared.nextSubscriber += 1
-            shared.subscribers[shared.nextSubscriber] = continuation
-            return shared.nextSubscriber
+            return shared.subscribers.add(continuation)
         }
         if let id {
-            continuation.onTermination = { [weak self] _ in _ = self?.shared.withLock { $0.subscribers.removeValue(forKey: id) } }
+            continuation.onTermination = { [weak self] _ in _ = self?.shared.withLock { $0.subscribers.remove(id) } }
         }
         return TreeCacheEvents(base: stream)
     }
@@ -193,8 +187,7 @@ public final class TreeCache: Sendable {
     private func end(throwing error: any Error) {
         let subscribers = shared.withLock { shared in
             shared.closed = error
-            defer { shared.subscribers.removeAll() }
-            return Array(shared.subscribers.values)
+            return shared.subscribers.takeAll()
         }
         for subscriber in subscribers { subscriber.finish(throwing: error) }
         initialRead.set(.failure(error))
@@ -206,7 +199,7 @@ public final class TreeCache: Sendable {
         shared.withLock { shared in
             let events = change(&shared.state)
             guard !events.isEmpty else { return }
-            for subscriber in shared.subscribers.values {
+            for subscriber in shared.subscribers.all {
                 for event in events { subscriber.yield(event) }
             }
         }
@@ -224,7 +217,7 @@ public final class TreeCache: Sendable {
         }
         shared.withLock { shared in
             shared.initialized = true
-            for subscriber in shared.subscribers.values { subscriber.yield(.initialized) }
+            for subscriber in shared.subscribers.all { subscriber.yield(.initialized) }
         }
         initialRead.set(.success(()))
     }

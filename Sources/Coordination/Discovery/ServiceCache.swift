@@ -22,8 +22,7 @@ public final class ServiceCache: Sendable {
         var initialized = false
         var follower: Task<Void, Never>?
         var ended: (any Error)?
-        var subscribers: [Int: AsyncThrowingStream<[ServiceInstance], any Error>.Continuation] = [:]
-        var nextSubscriber = 0
+        var subscribers = Subscribers<AsyncThrowingStream<[ServiceInstance], any Error>.Continuation>()
     }
     private let state = Mutex(State())
     /// Set once: when the instances were read once, or with what ended the cache before.
@@ -99,12 +98,10 @@ public final class ServiceCache: Sendable {
                 if ended is CoordinationError { continuation.finish() } else { continuation.finish(throwing: ended) }
                 return nil
             }
-            state.nextSubscriber += 1
-            state.subscribers[state.nextSubscriber] = continuation
-            return state.nextSubscriber
+            return state.subscribers.add(continuation)
         }
         if let id {
-            continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) } }
+            continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.remove(id) } }
         }
         return stream
     }
@@ -131,7 +128,7 @@ public final class ServiceCache: Sendable {
             }
             state.instances = state.documents.values.compactMap { try? $0.get() }.sorted { $0.id < $1.id }
             guard state.initialized else { return false }
-            for subscriber in state.subscribers.values { subscriber.yield(state.instances) }
+            for subscriber in state.subscribers.all { subscriber.yield(state.instances) }
             return event == .initialized
         }
         if nowInitialized { initialRead.set(.success(())) }
@@ -140,8 +137,7 @@ public final class ServiceCache: Sendable {
     private func end(_ error: any Error) {
         let subscribers = state.withLock { state in
             if state.ended == nil { state.ended = error }
-            defer { state.subscribers.removeAll() }
-            return Array(state.subscribers.values)
+            return state.subscribers.takeAll()
         }
         for subscriber in subscribers {
             if error is CoordinationError { subscriber.finish() } else { subscriber.finish(throwing: error) }

@@ -40,8 +40,7 @@ public final class PersistentNode: Sendable {
         var inPlace = false
         var closed = false
         var task: Task<Void, Never>?
-        var subscribers: [Int: AsyncStream<Bool>.Continuation] = [:]
-        var nextSubscriber = 0
+        var subscribers = Subscribers<AsyncStream<Bool>.Continuation>()
         /// The session that created or adopted the node (an ephemeral node goes with it).
         var session: Int64?
         /// Set to make the keeper look again (a new session, data written while it was absent).
@@ -79,8 +78,7 @@ public final class PersistentNode: Sendable {
         }
         setInPlace(false)
         let subscribers = state.withLock { state in
-            defer { state.subscribers.removeAll() }
-            return Array(state.subscribers.values)
+            state.subscribers.takeAll()
         }
         for subscriber in subscribers { subscriber.finish() }
     }
@@ -102,12 +100,10 @@ public final class PersistentNode: Sendable {
     public func states() -> AsyncStream<Bool> {
         let (stream, continuation) = AsyncStream<Bool>.makeStream(bufferingPolicy: .unbounded)
         let id = state.withLock { state -> Int in
-            state.nextSubscriber += 1
             continuation.yield(state.inPlace)
-            state.subscribers[state.nextSubscriber] = continuation
-            return state.nextSubscriber
+            return state.subscribers.add(continuation)
         }
-        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) } }
+        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.remove(id) } }
         return stream
     }
 
@@ -127,7 +123,7 @@ public final class PersistentNode: Sendable {
         state.withLock { state in
             guard state.inPlace != inPlace else { return }
             state.inPlace = inPlace
-            for subscriber in state.subscribers.values { subscriber.yield(inPlace) }
+            for subscriber in state.subscribers.all { subscriber.yield(inPlace) }
         }
     }
 
