@@ -28,9 +28,14 @@ import ZooKeeperTesting
             try await DistributedBarrier(client: waiter, path: path).waitUntilRemoved()
             released.withLock { $0 = true }
         }
-        try await Task.sleep(for: .milliseconds(200))
+        try await eventually("the waiter watches the barrier") { try await server.fourLetterWord("wchp").contains(path) }
         try await waiter.expireSessionForTesting()
-        try await Task.sleep(for: .milliseconds(200))
+        // The waiter looks again on its new session: it watches the barrier from that session.
+        let session = "0x" + String(UInt64(bitPattern: try #require(waiter.state.session?.sessionID)), radix: 16)
+        try await eventually("the waiter watches the barrier from its new session") {
+            let blocks = try await server.fourLetterWord("wchc").components(separatedBy: "0x").map { "0x" + $0 }
+            return blocks.contains { $0.hasPrefix(session) && $0.contains(path) }
+        }
         #expect(!released.value, "an expiry does not open the barrier")
         try await barrier.remove()
         try await waiting.value
