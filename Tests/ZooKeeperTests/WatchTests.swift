@@ -51,6 +51,48 @@ import ZooKeeperTesting
         #expect(client.outstandingCallbackContexts == 0)
     }
 
+    /// A client dropped without `close()` closes its handle in the background while its watches
+    /// may be firing: every watch still resolves (fired, or `.closed`), and the C client never
+    /// delivers an event to a watch that was freed with the client (it did: a crash in CI).
+    @Test func aClientDroppedWithoutCloseResolvesEveryWatch() async throws {
+        let server = try await SharedServer.get()
+        let path = uniquePath()
+        let count = 200
+        var watches: [NodeWatch] = []
+        weak var dropped: ZooKeeperClient?
+        do {
+            let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration())
+            try await client.connect()
+            for index in 0..<count { watches.append(try await client.existsAndWatch("\(path)-\(index)").watch) }
+            dropped = client
+        }
+        try await eventually("the dropped client is gone") { dropped == nil }
+        try await withClient(server.connectString) { other in
+            // Fire the watches while the dropped client's handle is being closed.
+            for index in 0..<count { try await other.create("\(path)-\(index)", mode: .ephemeral) }
+        }
+        let armed = watches
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for watch in armed {
+                    do {
+                        #expect(try await watch.triggered().kind == .nodeCreated)
+                    } catch is CancellationError {
+                        return
+                    } catch {
+                        #expect((error as? ZooKeeperError)?.code == .closed, "\(error)")
+                    }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(30))
+                Issue.record("the watches of a dropped client never resolved")
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
     @Test func dataUpdatesFollowEveryStateOfTheNode() async throws {
         let server = try await SharedServer.get()
         try await withClient(server.connectString) { client in
@@ -151,6 +193,24 @@ import ZooKeeperTesting
             #expect(names == ["after-expiry"])
             try await client.delete("\(path)/after-expiry")
             try await client.delete(path)
+        }
+    }
+
+    /// The watches an expiry fails stay alive until the expired handle is closed (the C client
+    /// still holds them and calls them while it closes; freed earlier, that crashed), and are
+    /// released then.
+    @Test func watchesFailedByAnExpiryAreReleasedWhenTheirHandleCloses() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            let path = uniquePath()
+            var watches: [NodeWatch] = []
+            for index in 0..<200 { watches.append(try await client.existsAndWatch("\(path)-\(index)").watch) }
+            let recorder = StateRecorder(client)
+            try await client.expireSessionForTesting()
+            for watch in watches { await expectError(.sessionExpired) { try await watch.triggered() } }
+            try await recorder.wait(for: .newSession)
+            try await eventually("the expired handle's watches are released") { client.outstandingCallbackContexts <= 1 }  // the ensemble tracker's
+            #expect(client.registeredWatchCount == 0)
         }
     }
 

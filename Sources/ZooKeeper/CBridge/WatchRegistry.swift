@@ -26,10 +26,19 @@ final class WatchBox: @unchecked Sendable {
     var context: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
     /// Resolves the watch once: removes it from the registry and delivers `result` (unless it
-    /// was withdrawn: nobody waits for it then).
+    /// was withdrawn: nobody waits for it then). Only for a watch the C client has let go of (it
+    /// fired).
     func resolve(_ result: Result<WatchedEvent, ZooKeeperError>) {
         guard let registry, registry.remove(self) == .removed else { return }
         deliver(result)
+    }
+
+    /// Resolves the watch once with the end of its session (expired, or authentication failed),
+    /// but keeps it registered: the C client still holds it and calls it again while its handle
+    /// closes, so it must stay alive until ``WatchRegistry/failAll(handleGeneration:with:)``.
+    func resolveKeepingRegistration(_ error: ZooKeeperError) {
+        guard let registry, registry.retire(self) else { return }
+        deliver(.failure(error))
     }
 }
 
@@ -113,6 +122,19 @@ final class WatchRegistry: Sendable {
         }
     }
 
+    /// Marks `box` as no longer waited for (as a withdrawn one is) while keeping it registered,
+    /// because the C client may still call it: until it fires, or until its handle is closed
+    /// (``failAll(handleGeneration:with:)``). `false` if it was not registered or already withdrawn.
+    @discardableResult
+    func retire(_ box: WatchBox) -> Bool {
+        state.withLock { state in
+            guard let entry = state.boxes[ObjectIdentifier(box)], !entry.withdrawn else { return false }
+            state.boxes[ObjectIdentifier(box)] = (box, true)
+            state.uncount(box)
+            return true
+        }
+    }
+
     /// Forgets a withdrawn box the C client no longer refers to.
     func forget(_ box: WatchBox) {
         _ = state.withLock { $0.remove(box) }
@@ -148,9 +170,9 @@ private func deliverWatchEvent(type: Int32, state: Int32, path: UnsafePointer<CC
     if type == ZOO_SESSION_EVENT {
         // Connecting/connected: the watch stays registered (the C client replays it on reconnect).
         if state == ZOO_EXPIRED_SESSION_STATE {
-            box.resolve(.failure(ZooKeeperError(.sessionExpired, path: box.path, message: "the session expired before the watch fired")))
+            box.resolveKeepingRegistration(ZooKeeperError(.sessionExpired, path: box.path, message: "the session expired before the watch fired"))
         } else if state == ZOO_AUTH_FAILED_STATE {
-            box.resolve(.failure(ZooKeeperError(.authFailed, path: box.path, message: "authentication failed before the watch fired")))
+            box.resolveKeepingRegistration(ZooKeeperError(.authFailed, path: box.path, message: "authentication failed before the watch fired"))
         }
         return
     }

@@ -113,10 +113,20 @@ public final class ZooKeeperClient: Sendable {
     }
 
     deinit {
-        // A client dropped without close(): close its handle in the background, off the pool.
-        if case .open(let handle, _) = slot.read({ $0 }) {
+        // A client dropped without close(): close its handle in the background, off the pool. The
+        // C client keeps plain pointers to the watch boxes and request boxes until
+        // `zookeeper_close` returns (its completion thread may be delivering a watch event to
+        // them right now), so the registries that own them live until then, and what is left in
+        // them is resolved afterwards, as close() does.
+        if case .open(let handle, let generation) = slot.read({ $0 }) {
+            let (watches, inFlight) = (watches, inFlight)
             DispatchQueue.global().async {
+                let context = zoo_get_context(handle.pointer)
                 zookeeper_close(handle.pointer)
+                if let context { Unmanaged<HandleContext>.fromOpaque(context).release() }
+                let error = ZooKeeperError.closed()
+                inFlight.abandonAll(generation: generation, with: error)
+                watches.failAll(handleGeneration: generation, with: error)
             }
         }
     }
@@ -651,12 +661,13 @@ public final class ZooKeeperClient: Sendable {
     /// its watcher, which the server only checks). The box stays registered until the C client's
     /// reply says it no longer refers to it (a watch event already on its way is delivered before
     /// that reply, to a box that is still alive); if the removal fails (a lost connection), it
-    /// stays until the watch fires or its handle closes. A watch that already fired, or whose
-    /// handle is gone, needs nothing.
+    /// stays until the watch fires or its handle closes. A watch that already fired needs
+    /// nothing; one of a handle that is no longer the open one is only marked withdrawn: that
+    /// handle may still be closing (its C client calling the box), and its close releases it.
     func withdrawWatch(_ box: WatchBox) {
         let removal: PendingReply<Void>? = slot.read { slot in
             guard case .open(let handle, let generation) = slot, generation == box.handleGeneration else {
-                watches.remove(box)
+                watches.retire(box)
                 return nil
             }
             var reply: PendingReply<Void>?
