@@ -5,40 +5,62 @@ import NIOCore
 import ZooKeeperTesting
 
 /// Commit latency and throughput of `replicated` clusters of several sizes (fsync on, every node
-/// on this machine, one standalone ZooKeeper), and reads on one node of each.
+/// on this machine, one standalone ZooKeeper), with how many transactions the coordinator's
+/// rounds carried, and reads on one node of each. Each (binary, size, clients) row runs on a
+/// fresh cluster; several binaries (`--replicated old=PATH --replicated new=PATH`) are measured
+/// in one run, row by row.
 ///
 /// Build first: `swift build -c release --product replicated && swift build -c release --product replicated-bench`.
 @main
 struct ReplicatedBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "replicated-bench", abstract: "Commits/s, commit latency and reads/s of replicated clusters of 1, 3 and 5 nodes.")
+        commandName: "replicated-bench", abstract: "Commits/s, commit latency, round sizes and reads/s of replicated clusters of 1, 3 and 5 nodes.")
 
     @Option(help: "Cluster sizes, comma-separated.") var nodes: String = "1,3,5"
-    @Option(help: "Seconds of commits per cluster size.") var seconds: Int = 10
-    @Option(help: "Concurrent committing clients.") var clients: Int = 8
+    @Option(help: "Seconds of commits per row.") var seconds: Int = 10
+    @Option(help: "Concurrent committing clients, comma-separated (one row each).") var clients: String = "8,32"
     @Option(help: "Seconds of reads per cluster size.") var readSeconds: Int = 5
     @Option(help: "Concurrent reading clients.") var readers: Int = 16
+    @Option(help: "A replicated binary to measure, as label=path (repeat to compare; default: the one beside this program).")
+    var replicated: [String] = []
 
     func run() async throws {
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("replicated").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw ValidationError("\(binary) is missing: swift build -c release --product replicated")
+        var binaries: [(label: String, path: String)] = []
+        for entry in replicated {
+            guard let equals = entry.firstIndex(of: "=") else { throw ValidationError("--replicated \(entry): expected label=path") }
+            binaries.append((String(entry[..<equals]), String(entry[entry.index(after: equals)...])))
+        }
+        if binaries.isEmpty {
+            let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("replicated").path
+            binaries = [("replicated", beside)]
+        }
+        for binary in binaries where !FileManager.default.isExecutableFile(atPath: binary.path) {
+            throw ValidationError("\(binary.path) is missing: swift build -c release --product replicated")
         }
         let sizes = nodes.split(separator: ",").compactMap { Int($0) }
+        let clientCounts = clients.split(separator: ",").compactMap { Int($0) }
         let server = try await ZooKeeperServer.start()
         defer { server.destroy() }
-        print("| nodes | commits/s | p50 ms | p99 ms | failed | reads/s (node 1) |")
-        print("|---|---|---|---|---|---|")
+        print("| binary | nodes | clients | commits/s | p50 ms | p99 ms | failed | round size mean / p50 / p99 / max | reads/s (node 1) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        var run = 0
         for size in sizes {
-            let cluster = try await BenchCluster.start(size: size, binary: binary, zookeeper: server.connectString)
-            do {
-                let commits = try await measureCommits(cluster)
-                let reads = try await measureReads(cluster)
-                print(String(format: "| %d | %.0f | %.1f | %.1f | %d | %.0f |", size, commits.perSecond, commits.p50, commits.p99, commits.failed, reads))
-            } catch {
-                print("| \(size) | failed: \(error) |")
+            for clientCount in clientCounts {
+                for binary in binaries {
+                    run += 1
+                    let cluster = try await BenchCluster.start(size: size, binary: binary.path, zookeeper: server.connectString, name: "bench-\(run)")
+                    do {
+                        let commits = try await measureCommits(cluster, clients: clientCount)
+                        let rounds = await cluster.roundSizes()
+                        let reads = clientCount == clientCounts.last ? String(format: "%.0f", try await measureReads(cluster, writers: clientCount)) : ""
+                        let figures = String(format: "%.0f | %.1f | %.1f | %d", commits.perSecond, commits.p50, commits.p99, commits.failed)
+                        print("| \(binary.label) | \(size) | \(clientCount) | \(figures) | \(rounds) | \(reads) |")
+                    } catch {
+                        print("| \(binary.label) | \(size) | \(clientCount) | failed: \(error) |")
+                    }
+                    await cluster.stop()
+                }
             }
-            await cluster.stop()
         }
     }
 
@@ -50,7 +72,7 @@ struct ReplicatedBench: AsyncParsableCommand {
     }
 
     /// `clients` clients commit one triple per transaction (`POST /db/add`) round-robin over the nodes.
-    func measureCommits(_ cluster: BenchCluster) async throws -> CommitFigures {
+    func measureCommits(_ cluster: BenchCluster, clients: Int) async throws -> CommitFigures {
         let deadline = ContinuousClock.now + .seconds(seconds)
         let started = ContinuousClock.now
         let results = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in
@@ -78,8 +100,8 @@ struct ReplicatedBench: AsyncParsableCommand {
         return CommitFigures(perSecond: Double(latencies.count) / elapsed, p50: percentile(0.5), p99: percentile(0.99), failed: results.map { $0.1 }.reduce(0, +))
     }
 
-    /// `readers` clients read one subject's triples from node 1.
-    func measureReads(_ cluster: BenchCluster) async throws -> Double {
+    /// `readers` clients read one subject's triples (of the `writers` that committed) from node 1.
+    func measureReads(_ cluster: BenchCluster, writers: Int) async throws -> Double {
         let deadline = ContinuousClock.now + .seconds(readSeconds)
         let started = ContinuousClock.now
         let address = cluster.addresses[0]
@@ -88,7 +110,7 @@ struct ReplicatedBench: AsyncParsableCommand {
                 group.addTask {
                     var count = 0
                     while ContinuousClock.now < deadline {
-                        let path = "/db/triples?s=%3Curn:bench:c\(reader % clients)-\(count % 50 + 1)%3E"
+                        let path = "/db/triples?s=%3Curn:bench:c\(reader % writers)-\(count % 50 + 1)%3E"
                         if try await BenchCluster.request(.get, address, path).status == 200 { count += 1 }
                     }
                     return count
@@ -106,7 +128,7 @@ struct BenchCluster: Sendable {
     let processes: [ChildProcess]
     let directory: String
 
-    static func start(size: Int, binary: String, zookeeper: String) async throws -> BenchCluster {
+    static func start(size: Int, binary: String, zookeeper: String, name: String) async throws -> BenchCluster {
         let directory = NSTemporaryDirectory() + "replicated-bench-" + UUID().uuidString
         var addresses: [String] = []
         var processes: [ChildProcess] = []
@@ -117,7 +139,7 @@ struct BenchCluster: Sendable {
             let properties = """
                 pack.enabled=true
                 pack.zookeeper.address=\(zookeeper)
-                pack.cluster.name=bench-\(size)
+                pack.cluster.name=\(name)
                 pack.node.address=127.0.0.1
                 stardog.http.port=\(port)
                 pack.node.join.retry.delay=200ms
@@ -138,6 +160,14 @@ struct BenchCluster: Sendable {
 
     enum Method { case get, post, put }
 
+    /// Enough connections per node for every client at once (the shared client keeps 8 per host,
+    /// which would queue the 32 clients of a one-node cluster behind each other in the client).
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
     static func request(_ method: Method, _ address: String, _ path: String, body: String? = nil) async throws -> (status: Int, body: String) {
         var request = HTTPClientRequest(url: "http://\(address)\(path)")
         switch method {
@@ -146,9 +176,28 @@ struct BenchCluster: Sendable {
         case .put: request.method = .PUT
         }
         if let body { request.body = .bytes(ByteBuffer(string: body)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await client.execute(request, timeout: .seconds(30))
         let bytes = try await response.body.collect(upTo: 1 << 24)
         return (Int(response.status.code), String(buffer: bytes))
+    }
+
+    /// How many transactions the coordinator's rounds carried (`GET /admin/status`), as
+    /// "mean / p50 / p99 / max"; "—" when the nodes do not report it.
+    func roundSizes() async -> String {
+        struct Status: Decodable {
+            struct Rounds: Decodable { var count: Int; var mean: Double; var p50: Int; var p99: Int; var max: Int }
+            var rounds: Rounds
+            enum CodingKeys: String, CodingKey { case rounds = "cluster.commit.round.size" }
+        }
+        var busiest: Status.Rounds?
+        for address in addresses {
+            guard let reply = try? await Self.request(.get, address, "/admin/status"), reply.status == 200,
+                let status = try? JSONDecoder().decode(Status.self, from: Data(reply.body.utf8))
+            else { continue }
+            if status.rounds.count > (busiest?.count ?? 0) { busiest = status.rounds }
+        }
+        guard let rounds = busiest else { return "—" }
+        return String(format: "%.1f / %d / %d / %d", rounds.mean, rounds.p50, rounds.p99, rounds.max)
     }
 
     func stop() async {

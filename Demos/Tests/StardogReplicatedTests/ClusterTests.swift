@@ -133,7 +133,7 @@ struct ClusterTests {
         try await withCluster { cluster in
             // Node 1 forms the cluster, so it coordinates; it pauses between the votes and the record.
             let nodes = try cluster.addNodes(3)
-            nodes[0].environment = ["REPLICATED_TEST_PAUSE_BEFORE_RECORD_MS": "4000"]
+            nodes[0].settings["stardog.test.pause.before.record"] = "4s"
             try await cluster.startAll()
             #expect(await cluster.coordinators().map(\.index) == [1])
             #expect(try await nodes[1].request(.PUT, "/admin/databases/db").status == 201)
@@ -153,11 +153,72 @@ struct ClusterTests {
             for node in nodes[1...] { #expect(await node.triples() == [triple("second")]) }
 
             // The old coordinator decides its undecided vote from ZooKeeper (not committed), resyncs, rejoins.
-            nodes[0].environment = [:]
+            nodes[0].settings["stardog.test.pause.before.record"] = nil
             try nodes[0].start()
             try await nodes[0].waitUntilHealthy()
             #expect(nodes[0].logLines(containing: "decided an undecided vote").contains { $0.contains("committed=false") }, "\(nodes[0].log.suffix(3000))")
             for node in nodes { #expect(await node.triples() == [triple("second")]) }
+        }
+    }
+
+    /// Group commit under a coordinator failure: clients commit at once through every node, so
+    /// their transactions share rounds; the coordinator is killed between the votes and the
+    /// record of a round of many. Every transaction is either acknowledged and then on every
+    /// member that stays, or reported failed or of unknown outcome: none is acknowledged and lost.
+    @Test func aCoordinatorKilledMidRoundLosesNoAcknowledgedTransaction() async throws {
+        try await withCluster { cluster in
+            let nodes = try cluster.addNodes(3)
+            nodes[0].settings["stardog.test.pause.before.record"] = "3s"
+            try await cluster.startAll()
+            #expect(await cluster.coordinators().map(\.index) == [1])
+            #expect(try await nodes[1].request(.PUT, "/admin/databases/db").status == 201)
+
+            let clients = 24
+            let outcomes = Task {
+                await withTaskGroup(of: (Int, Result<ReplicatedTestNode.Reply, any Error>).self) { group in
+                    for client in 0..<clients {
+                        group.addTask {
+                            do { return (client, .success(try await nodes[client % 3].add(triple("c\(client)")))) } catch { return (client, .failure(error)) }
+                        }
+                    }
+                    return await group.reduce(into: [Int: Result<ReplicatedTestNode.Reply, any Error>]()) { $0[$1.0] = $1.1 }
+                }
+            }
+            // The first round may carry only the first arrivals; the next one carries the rest.
+            func pausedRoundSizes() -> [Int] {
+                nodes[0].logLines(containing: "pausing before the record").compactMap { line in
+                    line.range(of: "replicated.operations=").flatMap { Int(line[$0.upperBound...].prefix { $0.isNumber }) }
+                }
+            }
+            try await eventually("a round of several transactions paused before its record") { pausedRoundSizes().contains { $0 > 1 } }
+            await nodes[0].kill9()
+            let results = await outcomes.value
+            #expect(results.count == clients)
+
+            var acknowledged: Set<String> = []
+            for (client, result) in results {
+                switch result {
+                case .success(let reply) where reply.status == 200:
+                    acknowledged.insert(triple("c\(client)"))
+                case .success(let reply):
+                    #expect(
+                        reply.status == 503 && (reply.body.contains("OutcomeUnknown") || reply.body.contains("TransactionAborted")),
+                        "client \(client): \(reply.status) \(reply.body)")
+                case .failure:
+                    #expect(client % 3 == 0, "only requests to the killed node go unanswered")
+                }
+            }
+            #expect(acknowledged.count < clients, "the round killed mid-way was acknowledged")
+
+            // A new coordinator commits again; the survivors decide the killed round's votes from
+            // ZooKeeper's record (nothing was recorded) and agree.
+            try await eventually("a commit succeeds after the failover", timeout: .seconds(30)) { try await nodes[1].add(triple("after")).status == 200 }
+            let survivors = [await nodes[1].triples(), await nodes[2].triples()]
+            #expect(survivors[0] != nil && survivors[0] == survivors[1])
+            for triples in survivors {
+                #expect(acknowledged.isSubset(of: triples ?? []), "an acknowledged transaction is missing: \(acknowledged.subtracting(triples ?? []))")
+                #expect(triples?.contains(triple("after")) == true)
+            }
         }
     }
 
@@ -205,7 +266,7 @@ struct ClusterTests {
             let writer = ContinuousWriter(nodes: [nodes[0], nodes[1]])
             writer.start()
             try await eventually("writes flow") { writer.acknowledged.count > 3 }
-            nodes[2].environment = ["REPLICATED_TEST_SYNC_DELAY_MS": "600"]
+            nodes[2].settings["stardog.test.sync.delay"] = "600ms"
             try nodes[2].start()
             try await nodes[2].waitUntilHealthy()
             let acknowledged = await writer.stop()
@@ -237,7 +298,7 @@ struct ClusterTests {
             let writer = ContinuousWriter(nodes: [nodes[0]])
             writer.start()
             try await eventually("writes flow") { writer.acknowledged.count > 3 }
-            nodes[1].environment = ["REPLICATED_TEST_SYNC_DELAY_MS": "600"]
+            nodes[1].settings["stardog.test.sync.delay"] = "600ms"
             try nodes[1].start()
             try await eventually("three unlocked attempts", timeout: .seconds(30)) {
                 nodes[1].logLines(containing: "syncing without the cluster lock").count >= 3

@@ -71,16 +71,72 @@ import ZooKeeperTesting
         }
     }
 
-    @Test func aVoteIsCommittedExactlyWhenZooKeeperRecordsItsResult() {
-        let previous = DatabaseVersion(seq: 4, txId: "p")
-        let next = DatabaseVersion(seq: 5, txId: "n")
-        let transaction = PreparedOperation(operation: .init(kind: .transaction, database: "db"), previous: previous, next: next)
-        #expect(transaction.isCommitted(recorded: next))
-        #expect(!transaction.isCommitted(recorded: previous))
-        #expect(!transaction.isCommitted(recorded: DatabaseVersion(seq: 5, txId: "other")))
-        #expect(!transaction.isCommitted(recorded: nil))
-        let drop = PreparedOperation(operation: .init(kind: .dropDatabase, database: "db"), previous: previous, next: nil)
-        #expect(drop.isCommitted(recorded: nil))
-        #expect(!drop.isCommitted(recorded: previous))
+    /// A model of a round: operations applied one after another to a catalog, each either taking
+    /// effect or failing alone.
+    @Test func roundPlansMatchSequentialApplicationAndTheirRecord() {
+        var random = SeededRandomNumberGenerator(seed: 0x90c0)
+        let names = ["a", "b", "c"]
+        for _ in 0..<2000 {
+            var recorded: Catalog = [:]
+            for name in names where Bool.random(using: &random) { recorded[name] = DatabaseVersion(seq: Int.random(in: 0...9, using: &random), txId: "old-\(name)") }
+            let operations = (0..<Int.random(in: 0...12, using: &random)).map { _ -> ClusterOperation in
+                let kind: ClusterOperation.Kind = [.transaction, .transaction, .transaction, .createDatabase, .dropDatabase].randomElement(using: &random)!
+                return ClusterOperation(kind: kind, database: names.randomElement(using: &random)!)
+            }
+            let malformed: [Int: ReplicatedError] =
+                operations.indices.filter { _ in Int.random(in: 0..<10, using: &random) == 0 }
+                .reduce(into: [:]) { $0[$1] = ReplicatedError(.malformedRDF, "bad") }
+            var counter = 0
+            let plan = RoundPlan.plan(operations, malformed: malformed, recorded: recorded) {
+                counter += 1
+                return "t\(counter)"
+            }
+            // The model: one operation at a time.
+            var current = recorded
+            var expectedRejected: Set<Int> = []
+            for (position, operation) in operations.enumerated() {
+                if malformed[position] != nil {
+                    expectedRejected.insert(position)
+                    continue
+                }
+                let exists = current[operation.database] != nil
+                switch operation.kind {
+                case .transaction where exists: current[operation.database] = DatabaseVersion(seq: current[operation.database]!.seq + 1, txId: "")
+                case .createDatabase where !exists: current[operation.database] = DatabaseVersion(seq: 0, txId: "")
+                case .dropDatabase where exists: current[operation.database] = nil
+                default: expectedRejected.insert(position)
+                }
+            }
+            #expect(Set(plan.rejected.keys) == expectedRejected)
+            #expect(Set(plan.positions).isDisjoint(with: expectedRejected) && plan.positions.count + expectedRejected.count == operations.count)
+            #expect(plan.positions == plan.positions.sorted())
+            // Operations chain: each starts where the one before on its database left it.
+            var chained = recorded
+            for prepared in plan.prepared {
+                #expect(prepared.previous == chained[prepared.operation.database])
+                chained[prepared.operation.database] = prepared.next
+            }
+            #expect(chained.mapValues(\.seq) == current.mapValues(\.seq))
+            // The record turns the recorded catalog into the round's outcome, and only then does
+            // the round count as committed.
+            var after = recorded
+            for change in plan.recordChanges(recorded: recorded) {
+                switch change {
+                case .create(let database, let version):
+                    #expect(after[database] == nil)
+                    after[database] = version
+                case .update(let database, let version):
+                    #expect(after[database] != nil)
+                    after[database] = version
+                case .delete(let database):
+                    #expect(after[database] != nil)
+                    after[database] = nil
+                }
+            }
+            #expect(after == chained)
+            let batch = PreparedBatch(operations: plan.prepared)
+            #expect(batch.isCommitted { after[$0] })
+            if after != recorded { #expect(!batch.isCommitted { recorded[$0] }) }
+        }
     }
 }

@@ -22,9 +22,9 @@ import ZooKeeperTesting
             case .transaction: DatabaseVersion(seq: previous!.seq + 1, txId: UUID().uuidString)
             case .dropDatabase: nil
             }
-        let prepared = PreparedOperation(operation: operation, previous: previous, next: next)
-        try store.prepare(prepared)
-        try store.commitPrepared(round: prepared.round)
+        let round = PreparedBatch(PreparedOperation(operation: operation, previous: previous, next: next))
+        try store.prepare(round)
+        try store.commitPrepared(round: round.round)
         return next
     }
 
@@ -99,22 +99,81 @@ import ZooKeeperTesting
         let store = try LocalStore(home: home)
         let created = try Self.run(store, ClusterOperation(kind: .createDatabase, database: "db"))!
         let next = DatabaseVersion(seq: 1, txId: "t1")
-        let vote = PreparedOperation(operation: .init(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("a")])), previous: created, next: next)
+        let operation = PreparedOperation(operation: .init(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("a")])), previous: created, next: next)
+        let vote = PreparedBatch(operation)
         try store.prepare(vote)
         // Another prepare cannot be taken while this one is undecided.
-        #expect(throws: ReplicatedError.self) { try store.prepare(PreparedOperation(operation: vote.operation, previous: created, next: DatabaseVersion(seq: 1, txId: "t2"))) }
+        #expect(throws: ReplicatedError.self) {
+            try store.prepare(PreparedBatch(PreparedOperation(operation: operation.operation, previous: created, next: DatabaseVersion(seq: 1, txId: "t2"))))
+        }
 
         let committed = try LocalStore(home: home)
         #expect(committed.prepared == vote)
         #expect(try committed.resolvePrepared { _ in next } == true)
         #expect(try committed.size(of: "db") == 1 && committed.version(of: "db") == next)
 
-        try committed.prepare(PreparedOperation(operation: .init(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("b")])), previous: next, next: DatabaseVersion(seq: 2, txId: "t2")))
+        try committed.prepare(
+            PreparedBatch(PreparedOperation(operation: .init(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("b")])), previous: next, next: DatabaseVersion(seq: 2, txId: "t2"))))
         let aborted = try LocalStore(home: home)
         #expect(try aborted.resolvePrepared { _ in next } == false)
         #expect(aborted.prepared == nil && aborted.version(of: "db") == next)
         #expect(try aborted.size(of: "db") == 1)
         #expect(try LocalStore(home: home).prepared == nil)
+    }
+
+    /// Rounds of many operations (transactions on two databases, creations and removals among
+    /// them) planned by ``RoundPlan`` against the store's catalog, applied in one commit each:
+    /// the store matches a model after every round and after a reopen.
+    @Test func roundsOfManyOperationsMatchAModelAndSurviveAReopen() throws {
+        var random = SeededRandomNumberGenerator(seed: 0xba7c4)
+        let home = Self.home()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        var store = try LocalStore(home: home)
+        var model: [String: Set<Triple>] = [:]
+        for round in 0..<60 {
+            var operations: [ClusterOperation] = []
+            var expected = model
+            for _ in 0..<Int.random(in: 1...40, using: &random) {
+                let database = ["one", "two"].randomElement(using: &random)!
+                switch Int.random(in: 0..<40, using: &random) {
+                case 0:
+                    operations.append(ClusterOperation(kind: .dropDatabase, database: database))
+                    if expected[database] != nil { expected[database] = nil }
+                case 1...3:
+                    operations.append(ClusterOperation(kind: .createDatabase, database: database))
+                    if expected[database] == nil { expected[database] = [] }
+                default:
+                    let add = (0..<Int.random(in: 0...3, using: &random)).map { _ in Self.t("\(Int.random(in: 0..<30, using: &random))") }
+                    let remove = (0..<Int.random(in: 0...2, using: &random)).map { _ in Self.t("\(Int.random(in: 0..<30, using: &random))") }.filter { !add.contains($0) }
+                    operations.append(ClusterOperation(kind: .transaction, database: database, add: NTriples.serialize(add), remove: NTriples.serialize(remove)))
+                    if var triples = expected[database] {
+                        triples.subtract(remove)
+                        triples.formUnion(add)
+                        expected[database] = triples
+                    }
+                }
+            }
+            var counter = 0
+            let plan = RoundPlan.plan(operations, recorded: store.catalog) {
+                counter += 1
+                return "r\(round)-\(counter)"
+            }
+            let batch = PreparedBatch(operations: plan.prepared)
+            try store.prepare(batch)
+            try store.commitPrepared(round: batch.round)
+            model = expected
+            for (database, triples) in model {
+                #expect(Set(try store.triples(in: database, subject: nil, predicate: nil, object: nil)) == triples, "round \(round), \(database)")
+            }
+            #expect(Set(store.catalog.keys) == Set(model.keys))
+            #expect(batch.isCommitted { store.catalog[$0] })
+            if round % 15 == 14 { store = try LocalStore(home: home) }
+        }
+        let reopened = try LocalStore(home: home)
+        #expect(reopened.catalog == store.catalog)
+        for (database, triples) in model {
+            #expect(Set(try reopened.triples(in: database, subject: nil, predicate: nil, object: nil)) == triples)
+        }
     }
 
     @Test func aPrepareAtTheWrongVersionOrWithBadTriplesIsRefused() throws {
@@ -124,10 +183,11 @@ import ZooKeeperTesting
         let created = try Self.run(store, ClusterOperation(kind: .createDatabase, database: "db"))!
         let stale = DatabaseVersion(seq: 7, txId: "elsewhere")
         #expect {
-            try store.prepare(PreparedOperation(operation: .init(kind: .transaction, database: "db"), previous: stale, next: DatabaseVersion(seq: 8, txId: "n")))
+            try store.prepare(PreparedBatch(PreparedOperation(operation: .init(kind: .transaction, database: "db"), previous: stale, next: DatabaseVersion(seq: 8, txId: "n"))))
         } throws: { ($0 as? ReplicatedError)?.code == .outOfSync }
         #expect {
-            try store.prepare(PreparedOperation(operation: .init(kind: .transaction, database: "db", add: "not n-triples"), previous: created, next: DatabaseVersion(seq: 1, txId: "n")))
+            try store.prepare(
+                PreparedBatch(PreparedOperation(operation: .init(kind: .transaction, database: "db", add: "not n-triples"), previous: created, next: DatabaseVersion(seq: 1, txId: "n"))))
         } throws: { ($0 as? ReplicatedError)?.code == .malformedRDF }
         #expect(store.prepared == nil)
         #expect(throws: ReplicatedError.self) { try store.size(of: "missing") }

@@ -38,31 +38,45 @@ public struct ClusterLayout: Sendable, Hashable {
     }
 
     /// The recorded catalog with each entry's znode version, or `nil` when the cluster has no state.
-    public func readCatalog(_ client: ZooKeeperClient) async throws -> (catalog: Catalog, versions: [String: Int32])? {
+    public func readCatalog(_ client: ZooKeeperClient) async throws -> RecordedCatalog? {
         let names: [String]
         do { names = try await client.getChildren(databases).names } catch let error as ZooKeeperError where error.code == .noNode { return nil }
         let replies = names.map { ($0, client.submitGetData(database($0))) }
-        var catalog: Catalog = [:]
-        var versions: [String: Int32] = [:]
+        var recorded = RecordedCatalog()
         for (name, reply) in replies {
             let data: NodeData
             do { data = try await reply.value() } catch let error as ZooKeeperError where error.code == .noNode { continue }
-            guard let version = try? JSONDecoder().decode(DatabaseVersion.self, from: Data(data.bytes)) else {
-                throw ReplicatedError(.storage, "\(database(name)) does not hold a database version")
-            }
-            catalog[name] = version
-            versions[name] = data.stat.version
+            let entry = try decode(data, of: name)
+            recorded.catalog[name] = entry.version
+            recorded.znodeVersions[name] = entry.znodeVersion
         }
-        return (catalog, versions)
+        return recorded
     }
 
     /// One database's recorded version and znode version, `nil` when it is not recorded.
-    public func readDatabase(_ client: ZooKeeperClient, _ name: String) async throws -> (DatabaseVersion, Int32)? {
+    public func readDatabase(_ client: ZooKeeperClient, _ name: String) async throws -> RecordedDatabase? {
         let data: NodeData
         do { data = try await client.getData(database(name)) } catch let error as ZooKeeperError where error.code == .noNode { return nil }
+        return try decode(data, of: name)
+    }
+
+    private func decode(_ data: NodeData, of name: String) throws -> RecordedDatabase {
         guard let version = try? JSONDecoder().decode(DatabaseVersion.self, from: Data(data.bytes)) else {
             throw ReplicatedError(.storage, "\(database(name)) does not hold a database version")
         }
-        return (version, data.stat.version)
+        return RecordedDatabase(version: version, znodeVersion: data.stat.version)
     }
+}
+
+/// What ZooKeeper records for one database: its version, and the version of its znode (what a
+/// conditional update of the record names).
+public struct RecordedDatabase: Sendable, Hashable {
+    public var version: DatabaseVersion
+    public var znodeVersion: Int32
+}
+
+/// What ZooKeeper records for every database.
+public struct RecordedCatalog: Sendable, Hashable {
+    public var catalog: Catalog = [:]
+    public var znodeVersions: [String: Int32] = [:]
 }

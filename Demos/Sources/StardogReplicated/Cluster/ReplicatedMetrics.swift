@@ -3,9 +3,11 @@ import Metrics
 
 /// The metrics a `replicated` node reports (swift-metrics; the process chooses the backend).
 struct ReplicatedMetrics: Sendable {
-    /// Operations this node committed as coordinator, and the time each took (lock to acknowledgement).
+    /// Operations this node committed as coordinator, the time each round took (lock to
+    /// acknowledgement), and how many operations each round carried.
     let commits = Counter(label: "replicated_commits_total")
-    let commitDuration = Timer(label: "replicated_commit_duration_seconds")
+    let commitDuration = Timer(label: "replicated_commit_round_duration_seconds")
+    let roundSize = Recorder(label: "replicated_commit_round_size")
     /// Operations this node aborted as coordinator.
     let aborts = Counter(label: "replicated_aborts_total")
     /// Members this node expelled as coordinator.

@@ -7,7 +7,8 @@ import Foundation
 /// `pack.zookeeper.auth`, `pack.node.join.retry.count`, `pack.node.join.retry.delay`,
 /// `pack.session.timeout`, `pack.connection.timeout`. This project's (Stardog does not document
 /// theirs): `pack.cluster.name`, `pack.node.join.unlocked.attempts`, `pack.node.join.lock.never`,
-/// `pack.node.commit.timeout`, `stardog.home`, `stardog.http.port`. Any other `pack.*` key is an
+/// `pack.node.commit.timeout`, `stardog.home`, `stardog.http.port`, and the fault injection points
+/// of the tests (``FaultInjection``, `stardog.test.*`). Any other `pack.*` key is an
 /// error naming it; keys outside `pack.*` and `stardog.*` belong to the rest of Stardog and are
 /// reported in ``ignoredKeys``.
 public struct StardogConfiguration: Sendable, Hashable {
@@ -47,6 +48,23 @@ public struct StardogConfiguration: Sendable, Hashable {
     public var httpPort = 5820
     /// Keys outside `pack.*`/`stardog.*` that the node does not use.
     public var ignoredKeys: [String] = []
+    /// Pauses that tests put in a node's path to open a window for a fault (none by default).
+    public var faultInjection = FaultInjection()
+
+    /// Test-only pauses, from `stardog.test.*` keys (documented in RunningAReplicatedCluster.md).
+    public struct FaultInjection: Sendable, Hashable {
+        /// `stardog.test.pause.before.record`: for a round of transactions, the coordinator waits
+        /// this long after every member voted yes, before recording the decision (a window to
+        /// kill it in).
+        public var pauseBeforeRecord: Duration?
+        /// `stardog.test.sync.delay`: a joining node waits this long per database it copies.
+        public var syncDelay: Duration?
+
+        public init(pauseBeforeRecord: Duration? = nil, syncDelay: Duration? = nil) {
+            self.pauseBeforeRecord = pauseBeforeRecord
+            self.syncDelay = syncDelay
+        }
+    }
 
     public init() {}
 
@@ -57,6 +75,7 @@ public struct StardogConfiguration: Sendable, Hashable {
         "pack.enabled", "pack.zookeeper.address", "pack.node.address", "pack.zookeeper.auth", "pack.node.join.retry.count",
         "pack.node.join.retry.delay", "pack.node.join.unlocked.attempts", "pack.node.join.lock.never", "pack.session.timeout",
         "pack.connection.timeout", "pack.node.commit.timeout", "pack.cluster.name", "stardog.home", "stardog.http.port",
+        "stardog.test.pause.before.record", "stardog.test.sync.delay",
     ]
 
     /// Reads `stardog.properties` text; relative `stardog.home` is resolved against `directory`.
@@ -109,6 +128,8 @@ public struct StardogConfiguration: Sendable, Hashable {
         connectionTimeout = try duration("pack.connection.timeout") ?? connectionTimeout
         commitTimeout = try duration("pack.node.commit.timeout") ?? commitTimeout
         httpPort = try integer("stardog.http.port", in: 1...65535) ?? httpPort
+        faultInjection.pauseBeforeRecord = try duration("stardog.test.pause.before.record")
+        faultInjection.syncDelay = try duration("stardog.test.sync.delay")
         if let name = value("pack.cluster.name") {
             guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }), name != ".", name != ".." else {
                 throw ConfigurationError("pack.cluster.name: '\(name)' must be letters, digits, '-', '_' or '.'")

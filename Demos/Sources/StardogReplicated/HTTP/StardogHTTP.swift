@@ -82,6 +82,13 @@ public enum StardogHTTP {
     }
     struct ClusterStatus: Codable { var nodes: [NodeStatus] }
     struct ReadOnlyState: Codable { var readonly: Bool }
+    /// `GET /admin/status`: metrics named as Stardog names its own (`{"name": {"value": …}}`),
+    /// here the sizes of the commit rounds this node ran as coordinator.
+    struct NodeMetrics: Encodable {
+        var rounds: RoundStatistics.Summary
+        init(_ node: ReplicatedNode) { rounds = node.coordinator.statistics.summary }
+        enum CodingKeys: String, CodingKey { case rounds = "cluster.commit.round.size" }
+    }
 
     public static func router(node: ReplicatedNode) -> Router<BasicRequestContext> {
         let router = Router()
@@ -95,6 +102,7 @@ public enum StardogHTTP {
 
     static func addAdmin(_ router: Router<BasicRequestContext>, _ node: ReplicatedNode) {
         router.get("/admin/alive") { _, _ in text("") }
+        router.get("/admin/status") { _, _ in json(NodeMetrics(node)) }
         router.get("/admin/healthcheck") { _, _ -> Response in
             await node.inGoodStanding() ? text("") : error(ReplicatedNode.notInCluster)
         }
@@ -235,19 +243,19 @@ public enum StardogHTTP {
         }
         router.post("/admin/replication/prepare") { request, _ in
             await answer {
-                try await node.prepare(try await decode(PreparedOperation.self, request))
+                try await node.participant.prepare(try await decode(PreparedBatch.self, request))
                 return json(Done())
             }
         }
         router.post("/admin/replication/commit") { request, _ in
             await answer {
-                try await node.commitPrepared(round: try await decode(RoundDecision.self, request).round)
+                try await node.participant.commit(round: try await decode(RoundDecision.self, request).round)
                 return json(Done())
             }
         }
         router.post("/admin/replication/abort") { request, _ in
             await answer {
-                try await node.abortPrepared(round: try await decode(RoundDecision.self, request).round)
+                try await node.participant.abort(round: try await decode(RoundDecision.self, request).round)
                 return json(Done())
             }
         }

@@ -34,29 +34,62 @@ public struct ClusterOperation: Codable, Sendable, Hashable {
     }
 }
 
-/// An operation a member has voted yes to (durably), waiting for the coordinator's decision.
-/// `next` is the version the database has once it is committed (`nil`: the database is dropped).
-/// `round` names this attempt (commit and abort refer to it); `fencingToken` is the coordinator's
-/// cluster-lock token, which grows with every holder, so a member can tell a later coordinator's
-/// prepare from a late one of an earlier coordinator.
+/// One operation of a round with the versions it moves its database between: `previous` (`nil`:
+/// the database does not exist yet) and `next` (`nil`: the database is dropped).
 public struct PreparedOperation: Codable, Sendable, Hashable {
     public var operation: ClusterOperation
     public var previous: DatabaseVersion?
     public var next: DatabaseVersion?
-    public var round: String
-    public var fencingToken: Int64
 
-    public init(operation: ClusterOperation, previous: DatabaseVersion?, next: DatabaseVersion?, round: String = UUID().uuidString, fencingToken: Int64 = 0) {
+    public init(operation: ClusterOperation, previous: DatabaseVersion?, next: DatabaseVersion?) {
         self.operation = operation
         self.previous = previous
         self.next = next
+    }
+}
+
+/// The operations of one commit round, which a member votes yes to (durably, in one write) and
+/// then waits for the coordinator's decision on. `round` names this attempt (commit and abort
+/// refer to it); `fencingToken` is the coordinator's cluster-lock token, which grows with every
+/// holder, so a member can tell a later coordinator's prepare from a late one of an earlier
+/// coordinator.
+public struct PreparedBatch: Codable, Sendable, Hashable {
+    /// In the order they apply; operations on one database chain (`previous` of each is `next` of
+    /// the one before).
+    public var operations: [PreparedOperation]
+    public var round: String
+    public var fencingToken: Int64
+
+    public init(operations: [PreparedOperation], round: String = UUID().uuidString, fencingToken: Int64 = 0) {
+        self.operations = operations
         self.round = round
         self.fencingToken = fencingToken
     }
 
-    /// The decision, read from what ZooKeeper records for the database: committed exactly when
-    /// ZooKeeper shows the version this operation produces (the record is the commit point).
-    public func isCommitted(recorded: DatabaseVersion?) -> Bool { recorded == next }
+    /// A batch of one operation.
+    public init(_ operation: PreparedOperation, round: String = UUID().uuidString, fencingToken: Int64 = 0) {
+        self.init(operations: [operation], round: round, fencingToken: fencingToken)
+    }
+
+    /// Every database the batch touches with the version it leaves it at (`nil`: dropped), sorted by name.
+    public var outcome: [DatabaseOutcome] {
+        var last: [String: DatabaseVersion?] = [:]
+        for prepared in operations { last[prepared.operation.database] = .some(prepared.next) }
+        return last.map { DatabaseOutcome(database: $0.key, version: $0.value) }.sorted { $0.database < $1.database }
+    }
+
+    /// The decision, read from what ZooKeeper records: committed exactly when ZooKeeper shows, for
+    /// every database the batch touches, the version the batch leaves it at (the record of a round
+    /// is one atomic multi-operation, and it is the commit point).
+    public func isCommitted(recorded: (String) -> DatabaseVersion?) -> Bool {
+        outcome.allSatisfy { recorded($0.database) == $0.version }
+    }
+}
+
+/// A database and the version a round leaves it at (`nil`: dropped).
+public struct DatabaseOutcome: Sendable, Hashable {
+    public var database: String
+    public var version: DatabaseVersion?
 }
 
 /// The coordinator's decision for one round, sent to the members that voted.

@@ -13,8 +13,11 @@ import Glibc
 ///   the triples as N-Triples (written when the database is created, installed by a sync, or compacted);
 /// - `databases/<db>/tx.log`: one JSON line per transaction committed since the snapshot,
 ///   appended and fsynced before the commit is acknowledged;
-/// - `prepared.json`: the operation this node voted yes to and has no decision for yet, fsynced
-///   before the vote.
+/// - `prepared.json`: the round (its operations) this node voted yes to and has no decision for
+///   yet, fsynced before the vote.
+///
+/// A round costs one fsync for the vote and, at its commit, one per database log it appends to
+/// (and one for removing the vote), however many transactions it carries.
 ///
 /// Opening replays each log over its snapshot; a torn last line (a crash mid-append, never
 /// acknowledged) is cut off. Changes are serialised; reads see a database between changes.
@@ -32,7 +35,7 @@ public final class LocalStore: Sendable {
     }
     struct State: Sendable {
         var databases: [String: Database] = [:]
-        var prepared: PreparedOperation? {
+        var prepared: PreparedBatch? {
             didSet { preparedAt = prepared == nil ? nil : (oldValue == prepared ? preparedAt : .now) }
         }
         /// When this process took (or found) the vote.
@@ -65,7 +68,7 @@ public final class LocalStore: Sendable {
             loaded.databases[name] = try Self.open(databasesDirectory.appendingPathComponent(name))
         }
         if let data = FileManager.default.contents(atPath: preparedFile.path) {
-            do { loaded.prepared = try JSONDecoder().decode(PreparedOperation.self, from: data) } catch {
+            do { loaded.prepared = try JSONDecoder().decode(PreparedBatch.self, from: data) } catch {
                 throw ReplicatedError(.storage, "\(preparedFile.path) is unreadable: \(error)")
             }
         }
@@ -77,8 +80,8 @@ public final class LocalStore: Sendable {
     /// Every database and its version.
     public var catalog: Catalog { state.withLock { $0.databases.mapValues(\.version) } }
 
-    /// The operation voted for and not yet decided.
-    public var prepared: PreparedOperation? { state.withLock { $0.prepared } }
+    /// The round voted for and not yet decided.
+    public var prepared: PreparedBatch? { state.withLock { $0.prepared } }
 
     /// Since when the vote has waited for its decision (in this process).
     public var preparedAt: ContinuousClock.Instant? { state.withLock { $0.preparedAt } }
@@ -111,30 +114,36 @@ public final class LocalStore: Sendable {
 
     // MARK: Two-phase commit
 
-    /// Votes yes to `prepared` after checking this node can apply it, and records the vote on
-    /// disk. An undecided earlier vote must be resolved first.
-    public func prepare(_ prepared: PreparedOperation) throws {
+    /// Votes yes to the round `prepared` after checking that this node can apply every operation
+    /// of it in order, and records the vote on disk (one write). An undecided earlier vote must be
+    /// resolved first.
+    public func prepare(_ prepared: PreparedBatch) throws {
         try changing.withLock { _ in
-            let (current, pending) = state.withLock { ($0.databases[prepared.operation.database]?.version, $0.prepared) }
+            let (catalog, pending) = state.withLock { ($0.databases.mapValues(\.version), $0.prepared) }
             if let pending {
                 if pending == prepared { return }  // the same prepare again
-                throw ReplicatedError(.outOfSync, "an earlier operation on \(pending.operation.database) is still undecided")
+                throw ReplicatedError(.outOfSync, "an earlier round (\(pending.round)) is still undecided here")
             }
-            guard current == prepared.previous else {
-                throw ReplicatedError(
-                    .outOfSync,
-                    "database \(prepared.operation.database) is at \(current.map(\.description) ?? "nothing") here, the coordinator expects \(prepared.previous.map(\.description) ?? "nothing")")
-            }
-            if prepared.operation.kind == .transaction {  // it must parse here too
-                _ = try Self.parse(prepared.operation.add)
-                _ = try Self.parse(prepared.operation.remove)
+            var current = catalog
+            for operation in prepared.operations {
+                let database = operation.operation.database
+                guard current[database] == operation.previous else {
+                    throw ReplicatedError(
+                        .outOfSync,
+                        "database \(database) is at \(current[database].map(\.description) ?? "nothing") here, the coordinator expects \(operation.previous.map(\.description) ?? "nothing")")
+                }
+                if operation.operation.kind == .transaction {  // it must parse here too
+                    _ = try Self.parse(operation.operation.add)
+                    _ = try Self.parse(operation.operation.remove)
+                }
+                current[database] = operation.next
             }
             try Self.durably { try DurableFile.replace(preparedFile.path, with: JSONEncoder().encode(prepared)) }
             state.withLock { $0.prepared = prepared }
         }
     }
 
-    /// Applies the prepared operation of `round` (the coordinator's decision).
+    /// Applies the prepared round `round` (the coordinator's decision).
     public func commitPrepared(round: String) throws {
         try changing.withLock { _ in
             guard let prepared = state.withLock({ $0.prepared }), prepared.round == round else {
@@ -146,8 +155,8 @@ public final class LocalStore: Sendable {
         }
     }
 
-    /// Forgets the prepared operation of `round` (the coordinator aborted it); a vote of another
-    /// round is left alone.
+    /// Forgets the prepared round `round` (the coordinator aborted it); a vote of another round is
+    /// left alone.
     public func abortPrepared(round: String) throws {
         try changing.withLock { _ in
             guard state.withLock({ $0.prepared?.round == round }) else { return }
@@ -156,12 +165,12 @@ public final class LocalStore: Sendable {
         }
     }
 
-    /// Decides an undecided vote from what ZooKeeper records for its database (the record is the
+    /// Decides an undecided vote from what ZooKeeper records for its databases (the record is the
     /// commit point). Returns whether it was committed, `nil` when there was nothing to decide.
     @discardableResult
     public func resolvePrepared(recorded: (String) -> DatabaseVersion?) throws -> Bool? {
         guard let prepared else { return nil }
-        if prepared.isCommitted(recorded: recorded(prepared.operation.database)) {
+        if prepared.isCommitted(recorded: recorded) {
             try commitPrepared(round: prepared.round)
             return true
         }
@@ -194,41 +203,67 @@ public final class LocalStore: Sendable {
 
     // MARK: Applying
 
-    private func apply(_ prepared: PreparedOperation) throws {
-        let operation = prepared.operation
-        switch operation.kind {
-        case .createDatabase:
-            guard let next = prepared.next else { return }
-            let staging = databasesDirectory.appendingPathComponent(".create-\(operation.database)")
-            try? FileManager.default.removeItem(at: staging)
-            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
-            try Self.writeSnapshot(version: next, triples: "", in: staging)
-            try replaceDirectory(of: operation.database, with: staging)
-            state.withLock { $0.databases[operation.database] = Database(version: next, triples: TripleSet(), logEntries: 0) }
-        case .dropDatabase:
-            try replaceDirectory(of: operation.database, with: nil)
-            state.withLock { $0.databases[operation.database] = nil }
-        case .transaction:
-            guard let next = prepared.next, var db = state.withLock({ $0.databases[operation.database] }) else {
-                throw Self.unknown(operation.database)
+    /// Applies a round's operations in order. Creations and removals of databases are made on disk
+    /// as they come; the transactions' log lines are gathered per database and appended with one
+    /// fsync per database. Only then does the round show in memory, where each database's triples
+    /// are changed in place (a copy of a whole database per transaction would make a commit cost
+    /// grow with the database).
+    private func apply(_ batch: PreparedBatch) throws {
+        enum Change {
+            case create(DatabaseVersion)
+            case drop
+            case transaction(DatabaseVersion, add: [Triple], remove: [Triple])
+        }
+        var changes: [(database: String, change: Change)] = []
+        var lines: [String: Data] = [:]
+        for prepared in batch.operations {
+            let operation = prepared.operation
+            let database = operation.database
+            switch operation.kind {
+            case .createDatabase:
+                guard let next = prepared.next else { continue }
+                let staging = databasesDirectory.appendingPathComponent(".create-\(database)")
+                try? FileManager.default.removeItem(at: staging)
+                try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+                try Self.writeSnapshot(version: next, triples: "", in: staging)
+                try replaceDirectory(of: database, with: staging)
+                lines[database] = nil  // a new log
+                changes.append((database, .create(next)))
+            case .dropDatabase:
+                try replaceDirectory(of: database, with: nil)
+                lines[database] = nil  // the log they were for is gone
+                changes.append((database, .drop))
+            case .transaction:
+                guard let next = prepared.next else { throw Self.unknown(database) }
+                let entry = LogEntry(seq: next.seq, txId: next.txId, add: operation.add, remove: operation.remove)
+                lines[database, default: Data()].append(try JSONEncoder().encode(entry))
+                lines[database, default: Data()].append(UInt8(ascii: "\n"))
+                changes.append((database, .transaction(next, add: try Self.parse(operation.add), remove: try Self.parse(operation.remove))))
             }
-            let add = try Self.parse(operation.add)
-            let remove = try Self.parse(operation.remove)
-            let directory = databasesDirectory.appendingPathComponent(operation.database)
-            let entry = LogEntry(seq: next.seq, txId: next.txId, add: operation.add, remove: operation.remove)
-            var line = try JSONEncoder().encode(entry)
-            line.append(UInt8(ascii: "\n"))
-            try Self.durably { try DurableFile.append(line, to: directory.appendingPathComponent("tx.log").path) }
-            db.triples.apply(add: add, remove: remove)
-            db.version = next
-            db.logEntries += 1
-            if db.logEntries > Self.compactionThreshold {
-                try Self.writeSnapshot(version: next, triples: NTriples.serialize(Array(db.triples.all)), in: directory)
-                try Self.durably { try DurableFile.replace(directory.appendingPathComponent("tx.log").path, with: Data()) }
-                db.logEntries = 0
+        }
+        for (database, data) in lines.sorted(by: { $0.key < $1.key }) {
+            let log = databasesDirectory.appendingPathComponent(database).appendingPathComponent("tx.log").path
+            try Self.durably { try DurableFile.append(data, to: log) }
+        }
+        let compact = try state.withLock { state -> [String: Database] in
+            for (database, change) in changes {
+                switch change {
+                case .create(let version): state.databases[database] = Database(version: version, triples: TripleSet(), logEntries: 0)
+                case .drop: state.databases[database] = nil
+                case .transaction(let version, let add, let remove):
+                    guard state.databases[database] != nil else { throw Self.unknown(database) }
+                    state.databases[database]!.triples.apply(add: add, remove: remove)
+                    state.databases[database]!.version = version
+                    state.databases[database]!.logEntries += 1
+                }
             }
-            let updated = db
-            state.withLock { $0.databases[operation.database] = updated }
+            return state.databases.filter { lines[$0.key] != nil && $0.value.logEntries > Self.compactionThreshold }
+        }
+        for (database, db) in compact.sorted(by: { $0.key < $1.key }) {
+            let directory = databasesDirectory.appendingPathComponent(database)
+            try Self.writeSnapshot(version: db.version, triples: NTriples.serialize(Array(db.triples.all)), in: directory)
+            try Self.durably { try DurableFile.replace(directory.appendingPathComponent("tx.log").path, with: Data()) }
+            state.withLock { $0.databases[database]?.logEntries = 0 }
         }
     }
 

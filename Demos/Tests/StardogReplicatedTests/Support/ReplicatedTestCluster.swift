@@ -92,7 +92,6 @@ final class ReplicatedTestNode: DemoTestNode, @unchecked Sendable {
     let index: Int
     let port: Int
     var settings: [String: String]
-    var environment: [String: String] = [:]
     unowned let cluster: ReplicatedTestCluster
     var address: String { "127.0.0.1:\(port)" }
     var configPath: String { directory + "/stardog.properties" }
@@ -130,7 +129,7 @@ final class ReplicatedTestNode: DemoTestNode, @unchecked Sendable {
     }
 
     func start() throws {
-        try start(configuration: properties, file: "stardog.properties", environment: environment)
+        try start(configuration: properties, file: "stardog.properties")
     }
 
     /// One HTTP request to this node.

@@ -1,0 +1,162 @@
+import Coordination
+import DemoSupport
+import Foundation
+import ZooKeeper
+
+/// How a node becomes a member: under the cluster lock it decides its undecided vote, compares
+/// what it has with ZooKeeper's record (``JoinPlan``), copies what it lacks from a live member and
+/// registers its member znode. `pack.node.join.retry.count` attempts,
+/// `pack.node.join.retry.delay` apart; the first `pack.node.join.unlocked.attempts` copy without
+/// holding the lock, later ones while holding it (unless `pack.node.join.lock.never`).
+struct ClusterJoin: Sendable {
+    let context: NodeContext
+    let participant: Participant
+
+    /// Every attempt refused (or the last refused) for the reason given.
+    struct Refused: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private var configuration: StardogConfiguration { context.configuration }
+
+    /// Joins; returns once this node is registered.
+    /// - Throws: ``Refused`` after the last attempt, `CancellationError`, or a ZooKeeper error
+    ///   the caller may wait out.
+    func join() async throws {
+        try await removeRegistration()
+        let attempts = configuration.joinRetryCount
+        var lastRefusal: String?
+        for attempt in 1...attempts {
+            let underLock = JoinPlan.syncsUnderLock(
+                attempt: attempt, unlockedAttempts: configuration.joinUnlockedAttempts, neverLock: configuration.joinNeverLocks)
+            context.metrics.joinAttempts.increment()
+            do {
+                if try await joinAttempt(attempt, underLock: underLock) { return }
+            } catch let refused as Refused {
+                // In a full restart a node can start before the nodes it needs: keep trying. The
+                // reason is said once (and again only if it changes), not once per attempt.
+                if refused.description != lastRefusal {
+                    lastRefusal = refused.description
+                    context.logger.warning(
+                        "the cluster refuses this node's join (attempt \(attempt) of \(attempts), retried every \(configuration.joinRetryDelay)): \(refused.description)")
+                } else {
+                    context.logger.debug("join attempt \(attempt) refused again for the same reason")
+                }
+                guard attempt < attempts else {
+                    throw Refused(description: "could not join the cluster after \(attempts) attempts (pack.node.join.retry.count); the reason is logged above")
+                }
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                context.logger.warning("join attempt \(attempt) failed: \(error)")
+            }
+            if attempt < attempts { try await Task.sleep(for: configuration.joinRetryDelay) }
+        }
+        throw Refused(description: "could not join the cluster after \(attempts) attempts (pack.node.join.retry.count)")
+    }
+
+    /// Deletes this node's member znode before a join: one an earlier process left (its session
+    /// not expired yet; this process holds the node's port, so that process is gone), or this
+    /// process's own after it stepped down.
+    private func removeRegistration() async throws {
+        let client = context.client
+        let path = context.layout.member(context.id)
+        guard let stat = try await client.exists(path) else { return }
+        if stat.ephemeralOwner != client.state.session?.sessionID {
+            context.logger.notice("removing this node's registration left by an earlier process", metadata: ["replicated.session": "\(stat.ephemeralOwner)"])
+        }
+        try await client.deleteIfExists(path)
+    }
+
+    /// One attempt; true when registered.
+    private func joinAttempt(_ attempt: Int, underLock: Bool) async throws -> Bool {
+        let (client, layout, store, logger) = (context.client, context.layout, context.store, context.logger)
+        let lease = try await context.lock.acquire(timeout: configuration.commitTimeout * 4)
+        do {
+            let recorded = try await layout.readCatalog(client)
+            try await participant.resolveUndecided(against: recorded?.catalog ?? [:], reason: "joining")
+            let others = try await layout.readMembers(client).subtracting([context.id])
+            switch JoinPlan.decide(recorded: recorded?.catalog, local: store.catalog, liveMembers: others.count) {
+            case .formCluster:
+                var operations: [MultiOperation] = [.create(path: layout.databases, acl: layout.acl)]
+                for (name, version) in store.catalog.sorted(by: { $0.key < $1.key }) {
+                    operations.append(.create(path: layout.database(name), data: try JSONEncoder().encode(version).bytes, acl: layout.acl))
+                }
+                _ = try await lease.fencedMulti(operations)
+                logger.notice("formed a new cluster", metadata: ["replicated.catalog": "\(JoinPlan.describe(store.catalog))"])
+                try await register(lease)
+            case .register:
+                try await register(lease)
+            case .refuse(let message):
+                await lease.release()
+                throw Refused(description: message)
+            case .sync(let fetch, let drop):
+                if underLock {
+                    logger.notice("join attempt \(attempt): syncing while holding the cluster lock", metadata: ["replicated.fetch": "\(fetch)", "replicated.drop": "\(drop)"])
+                    try await sync(fetch: fetch, drop: drop, from: others)
+                    guard store.catalog == recorded?.catalog else {
+                        throw ReplicatedError(.outOfSync, "the copies do not match ZooKeeper's record")
+                    }
+                    try await register(lease)
+                } else {
+                    await lease.release()
+                    logger.notice("join attempt \(attempt): syncing without the cluster lock", metadata: ["replicated.fetch": "\(fetch)", "replicated.drop": "\(drop)"])
+                    try await sync(fetch: fetch, drop: drop, from: others)
+                    return false
+                }
+            }
+            await lease.release()
+            return true
+        } catch {
+            await lease.release()
+            throw error
+        }
+    }
+
+    /// Publishes this node's member znode (fenced by the lock).
+    private func register(_ lease: LockLease) async throws {
+        let client = context.client
+        let path = context.layout.member(context.id)
+        for _ in 0..<2 {
+            do {
+                _ = try await lease.fencedMulti([.create(path: path, mode: .ephemeral, acl: context.layout.acl)])
+                return
+            } catch let error as ZooKeeperError where error.code == .nodeExists {
+                if let stat = try await client.exists(path), stat.ephemeralOwner == client.state.session?.sessionID { return }
+                try? await client.delete(path)  // an earlier process's (or session's) node
+            }
+        }
+        throw ReplicatedError(.notInCluster, "could not register \(path)")
+    }
+
+    /// Copies `fetch` from a live member, removes `drop`.
+    private func sync(fetch: [String], drop: [String], from members: Set<String>) async throws {
+        let (store, logger) = (context.store, context.logger)
+        for name in drop {
+            try await runOffPool { try store.drop(name) }
+            logger.info("removed a database the cluster does not have", metadata: ["replicated.db": "\(name)"])
+        }
+        for name in fetch {
+            if let delay = configuration.faultInjection.syncDelay { try await Task.sleep(for: delay) }
+            var lastError: (any Error)?
+            for address in members.shuffled() {
+                do {
+                    let reply = try await context.peers.call(.GET, address, "/admin/replication/snapshot/\(name)", timeout: .seconds(60))
+                    guard reply.status == 200 else { throw PeerCalls.error(from: reply, peer: address) }
+                    guard let header = reply.headers.first(name: "X-Replicated-Version"),
+                        let version = try? JSONDecoder().decode(DatabaseVersion.self, from: Data(header.utf8))
+                    else { throw ReplicatedError(.storage, "\(address) sent a copy of \(name) without its version") }
+                    let body = String(decoding: reply.body, as: UTF8.self)
+                    try await runOffPool { try store.install(name, version: version, ntriples: body) }
+                    context.metrics.databasesCopied.increment()
+                    logger.info("copied a database", metadata: ["replicated.db": "\(name)", "replicated.from": "\(address)", "replicated.version": "\(version)"])
+                    lastError = nil
+                    break
+                } catch {
+                    lastError = error
+                }
+            }
+            if let lastError { throw lastError }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import DemoSupport
+import Synchronization
+
+/// A member's side of two-phase commit: it votes (durably) on a coordinator's round, applies or
+/// forgets the round on the decision, and decides a vote left undecided from ZooKeeper's record
+/// (committed exactly when the record shows what the round produces).
+final class Participant: Sendable {
+    private let context: NodeContext
+    /// The highest coordinator fencing token seen in a prepare.
+    private let highestFencingToken = Mutex<Int64>(0)
+
+    init(context: NodeContext) {
+        self.context = context
+    }
+
+    /// Votes on `batch`. An undecided vote of an earlier coordinator (a lower fencing token) is
+    /// decided from ZooKeeper's record first: the new coordinator holds the lock, so that round is
+    /// over. A prepare from an earlier coordinator than one already seen is refused.
+    func prepare(_ batch: PreparedBatch) async throws {
+        let highest = highestFencingToken.withLock { $0 }
+        guard batch.fencingToken >= highest else {
+            throw ReplicatedError(.outOfSync, "a prepare from an earlier coordinator (token \(batch.fencingToken) < \(highest))")
+        }
+        if let pending = context.store.prepared, pending.round != batch.round {
+            guard batch.fencingToken > pending.fencingToken else {
+                throw ReplicatedError(.outOfSync, "a round of the same coordinator term is still undecided here")
+            }
+            try await resolveUndecided(reason: "a later coordinator's prepare came")
+        }
+        highestFencingToken.withLock { $0 = max($0, batch.fencingToken) }
+        let store = context.store
+        try await runOffPool { try store.prepare(batch) }
+    }
+
+    func commit(round: String) async throws {
+        let store = context.store
+        try await runOffPool { try store.commitPrepared(round: round) }
+    }
+
+    func abort(round: String) async throws {
+        let store = context.store
+        try await runOffPool { try store.abortPrepared(round: round) }
+    }
+
+    /// Decides this node's undecided vote from ZooKeeper's record of its databases.
+    func resolveUndecided(reason: String) async throws {
+        guard let prepared = context.store.prepared else { return }
+        var recorded: Catalog = [:]
+        for outcome in prepared.outcome {
+            recorded[outcome.database] = try await context.layout.readDatabase(context.client, outcome.database)?.version
+        }
+        try await resolveUndecided(against: recorded, reason: reason)
+    }
+
+    /// Decides this node's undecided vote from `recorded`, a catalog just read from ZooKeeper.
+    func resolveUndecided(against recorded: Catalog, reason: String) async throws {
+        guard let prepared = context.store.prepared else { return }
+        let store = context.store
+        let committed = try await runOffPool { try store.resolvePrepared { recorded[$0] } }
+        context.logger.notice(
+            "decided an undecided vote from ZooKeeper's record",
+            metadata: [
+                "replicated.round": "\(prepared.round)", "replicated.operations": "\(prepared.operations.count)",
+                "replicated.committed": "\(committed ?? false)", "replicated.reason": "\(reason)",
+            ])
+    }
+}

@@ -1,0 +1,251 @@
+import Coordination
+import DemoSupport
+import Foundation
+import Logging
+import ZooKeeper
+
+/// The coordinator's side of two-phase commit, with group commit: operations that arrive while a
+/// round runs wait for the next one, and one round carries them all, under one hold of the
+/// cluster lock (joins and admin operations queue for the lock between rounds):
+///
+/// 1. read the members and ZooKeeper's record of the databases named, and plan the round
+///    (``RoundPlan``: an operation that cannot apply fails alone);
+/// 2. prepare: every member votes on the whole round (one fsync each); members that fail or time
+///    out are expelled, and the round aborts only if the coordinator itself cannot prepare;
+/// 3. record the round's outcome in ZooKeeper, one multi-operation fenced by the lock: the commit
+///    point;
+/// 4. commit on the members that voted (expelling those that fail), wait out the standing lease if
+///    anyone was expelled, then acknowledge every operation of the round.
+final class CommitCoordinator: Sendable {
+    private let context: NodeContext
+    private let participant: Participant
+    /// Makes this node leave the cluster to resync (it failed its own part of a round).
+    private let stepDown: @Sendable () async -> Void
+    private let queue: GroupCommitQueue<ClusterOperation, DatabaseVersion?>
+    /// How many operations the rounds carried.
+    let statistics = RoundStatistics()
+
+    /// How long a member may keep serving after it was expelled (its standing lease).
+    private let standingLease: Duration
+
+    init(context: NodeContext, participant: Participant, standingLease: Duration, stepDown: @escaping @Sendable () async -> Void) {
+        self.context = context
+        self.participant = participant
+        self.standingLease = standingLease
+        self.stepDown = stepDown
+        // A round's prepare carries every operation's data, re-encoded as JSON: at most one
+        // client body's worth of triples per round (a larger operation gets a round of its own).
+        queue = GroupCommitQueue(maxWeight: StardogHTTP.maxBody, weigh: { $0.add.utf8.count + $0.remove.utf8.count + 1 })
+    }
+
+    /// Commits `operation` in the next round; its database's new version (nil: dropped).
+    func submit(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
+        try await queue.submit(operation) { operations in await self.runRound(operations) }
+    }
+
+    private var logger: Logger { context.logger }
+
+    /// One round, under the cluster lock: a result per operation.
+    private func runRound(_ operations: [ClusterOperation]) async -> [Result<DatabaseVersion?, any Error>] {
+        let lease: LockLease
+        do { lease = try await context.lock.acquire(timeout: context.configuration.commitTimeout * 4) } catch {
+            context.metrics.aborts.increment(by: operations.count)
+            return operations.map { _ in .failure(ReplicatedError(.transactionAborted, "could not take the cluster lock: \(error)")) }
+        }
+        let started = ContinuousClock.now
+        var results: [Result<DatabaseVersion?, any Error>]
+        do {
+            results = try await runUnderLock(operations, lease: lease)
+        } catch {
+            results = operations.map { _ in .failure(error) }
+        }
+        await lease.release()
+        let committed = results.count { (try? $0.get()) != nil }
+        context.metrics.commits.increment(by: committed)
+        context.metrics.aborts.increment(by: results.count - committed)
+        context.metrics.commitDuration.record(ContinuousClock.now - started)
+        context.metrics.roundSize.record(operations.count)
+        statistics.record(roundOf: operations.count)
+        return results
+    }
+
+    private func runUnderLock(_ operations: [ClusterOperation], lease: LockLease) async throws -> [Result<DatabaseVersion?, any Error>] {
+        let client = context.client
+        let layout = context.layout
+        // The three reads go out together (the server answers a session's requests in order).
+        async let readOnly = client.exists(layout.readOnly)
+        async let members = layout.readMembers(client)
+        async let recorded = Self.readRecords(of: Set(operations.map(\.database)), layout: layout, client: client)
+        if try await readOnly != nil {
+            throw ReplicatedError(.readOnly, "the cluster is in read-only mode (DELETE /admin/cluster/readonly to leave it)")
+        }
+        let (currentMembers, records) = try await (members, recorded)
+        guard currentMembers.contains(context.id) else { throw ReplicatedNode.notInCluster }
+        return try await planAndCommit(operations, members: currentMembers, recorded: records, lease: lease)
+    }
+
+    private static func readRecords(of databases: Set<String>, layout: ClusterLayout, client: ZooKeeperClient) async throws -> RecordedCatalog {
+        try await withThrowingTaskGroup(of: (String, RecordedDatabase?).self) { group in
+            for database in databases { group.addTask { (database, try await layout.readDatabase(client, database)) } }
+            var recorded = RecordedCatalog()
+            for try await (database, entry) in group {
+                guard let entry else { continue }
+                recorded.catalog[database] = entry.version
+                recorded.znodeVersions[database] = entry.znodeVersion
+            }
+            return recorded
+        }
+    }
+
+    /// Plans the round against `recorded` and commits what can go ahead.
+    private func planAndCommit(
+        _ operations: [ClusterOperation], members: Set<String>, recorded: RecordedCatalog, lease: LockLease
+    ) async throws -> [Result<DatabaseVersion?, any Error>] {
+        let malformed = try await runOffPool { Self.malformed(operations) }
+        let plan = RoundPlan.plan(operations, malformed: malformed, recorded: recorded.catalog) { UUID().uuidString.lowercased() }
+        var results: [Result<DatabaseVersion?, any Error>] = operations.map { _ in .failure(ReplicatedError(.transactionAborted, "not planned")) }
+        for (position, error) in plan.rejected { results[position] = .failure(error) }
+        guard !plan.prepared.isEmpty else { return results }
+
+        let batch = PreparedBatch(operations: plan.prepared, round: UUID().uuidString, fencingToken: lease.fencingToken)
+        try await commit(batch, changes: plan.recordChanges(recorded: recorded.catalog), recorded: recorded, members: members, lease: lease)
+        for (position, prepared) in zip(plan.positions, plan.prepared) { results[position] = .success(prepared.next) }
+        return results
+    }
+
+    /// Transactions whose data does not parse, by position.
+    private static func malformed(_ operations: [ClusterOperation]) -> [Int: ReplicatedError] {
+        var malformed: [Int: ReplicatedError] = [:]
+        for (position, operation) in operations.enumerated() where operation.kind == .transaction {
+            do {
+                _ = try LocalStore.parse(operation.add)
+                _ = try LocalStore.parse(operation.remove)
+            } catch let error as ReplicatedError {
+                malformed[position] = error
+            } catch {
+                malformed[position] = ReplicatedError(.malformedRDF, "\(error)")
+            }
+        }
+        return malformed
+    }
+
+    /// Prepares, records and commits `batch` on `members`; throws when the round does not commit
+    /// (or commits without this node being able to acknowledge it).
+    private func commit(
+        _ batch: PreparedBatch, changes: [RecordChange], recorded: RecordedCatalog, members: Set<String>, lease: LockLease
+    ) async throws {
+        let decision = try JSONEncoder().encode(RoundDecision(round: batch.round))
+        var expelled: [String] = []
+
+        // Phase 1: every member votes on the whole round (durably).
+        let votes = await askAll(members, path: "/admin/replication/prepare", body: try JSONEncoder().encode(batch)) {
+            try await self.participant.prepare(batch)
+        }
+        let afterPrepare = CommitRound.afterPrepare(coordinator: context.id, answers: votes)
+        guard afterPrepare.proceeds else {
+            _ = await askAll(members, path: "/admin/replication/abort", body: decision) { try await self.participant.abort(round: batch.round) }
+            logger.error("aborting: \(afterPrepare.abortReason ?? "")")
+            await stepDown()
+            throw ReplicatedError(.transactionAborted, afterPrepare.abortReason ?? "aborted")
+        }
+        try await expel(afterPrepare.expel, reasons: votes, lease: lease)
+        expelled += afterPrepare.expel
+        if let pause = context.configuration.faultInjection.pauseBeforeRecord, batch.operations.contains(where: { $0.operation.kind == .transaction }) {
+            logger.notice(
+                "test hook: every member voted yes; pausing before the record",
+                metadata: ["replicated.pause": "\(pause)", "replicated.operations": "\(batch.operations.count)"])
+            try await Task.sleep(for: pause)
+        }
+
+        // The commit point: ZooKeeper records the round's outcome (only while we hold the lock).
+        let record = try changes.map { change -> MultiOperation in
+            switch change {
+            case .create(let database, let version):
+                return .create(path: context.layout.database(database), data: try JSONEncoder().encode(version).bytes, acl: context.layout.acl)
+            case .update(let database, let version):
+                return .setData(path: context.layout.database(database), data: try JSONEncoder().encode(version).bytes, version: recorded.znodeVersions[database])
+            case .delete(let database):
+                return .delete(path: context.layout.database(database), version: recorded.znodeVersions[database])
+            }
+        }
+        do {
+            if !record.isEmpty { _ = try await lease.fencedMulti(record) }
+        } catch let error as ZooKeeperError where error.isRetryable {
+            // The record may or may not have been made: the members keep their votes and decide
+            // them from ZooKeeper's record later (at the next prepare, or when they time out).
+            throw ReplicatedError(
+                .transactionAborted, "the decision could not be confirmed in ZooKeeper (\(error)); ZooKeeper's record decides it: check before retrying")
+        } catch {
+            // Not recorded (the lock is gone, or the record changed under us): abort this round
+            // (only this round: a later coordinator's votes are left alone).
+            let survivors = members.subtracting(expelled)
+            _ = await askAll(survivors, path: "/admin/replication/abort", body: decision) { try await self.participant.abort(round: batch.round) }
+            throw ReplicatedError(.transactionAborted, "could not record the decision in ZooKeeper (\(error)); nothing was committed")
+        }
+
+        // Phase 2: every member that voted yes applies it.
+        let survivors = members.subtracting(expelled)
+        let acks = await askAll(survivors, path: "/admin/replication/commit", body: decision) {
+            try await self.participant.commit(round: batch.round)
+        }
+        if case .failed(let reason) = acks[context.id] {
+            // The decision stands (it is recorded), but this node does not have it: it leaves the
+            // cluster to resync, and cannot acknowledge what it cannot show.
+            await stepDown()
+            throw ReplicatedError(
+                .storage, "the operation is recorded as committed, but the coordinator could not apply it (\(reason)); it leaves the cluster to resync")
+        }
+        let failedCommits = CommitRound.afterCommit(answers: acks)
+        do {
+            try await expel(failedCommits, reasons: acks, lease: lease)
+        } catch {
+            throw ReplicatedError(
+                .storage, "the operation is recorded as committed, but members that did not apply it could not be expelled (\(error)); not acknowledged")
+        }
+        expelled += failedCommits
+        if !expelled.isEmpty {
+            // An expelled node stops serving within the standing lease: wait it out before the
+            // acknowledgement, so nobody reads from it what the cluster has moved past.
+            try await Task.sleep(for: standingLease)
+        }
+    }
+
+    /// Sends the same request to every member at once (this node runs `local`); the answers,
+    /// failures and timeouts included.
+    private func askAll(
+        _ members: Set<String>, path: String, body: Data, local: @escaping @Sendable () async throws -> Void
+    ) async -> [String: CommitRound.Answer] {
+        let timeout = context.configuration.commitTimeout
+        let (id, peers) = (context.id, context.peers)
+        return await withTaskGroup(of: (String, CommitRound.Answer).self) { group in
+            for member in members {
+                group.addTask {
+                    do {
+                        if member == id {
+                            try await local()
+                        } else {
+                            _ = try await peers.json(Done.self, .POST, member, path, body: body, timeout: timeout)
+                        }
+                        return (member, .yes)
+                    } catch {
+                        return (member, .failed("\(error)"))
+                    }
+                }
+            }
+            var answers: [String: CommitRound.Answer] = [:]
+            for await (member, answer) in group { answers[member] = answer }
+            return answers
+        }
+    }
+
+    /// Removes members from the cluster (their znodes; fenced by the lock).
+    private func expel(_ members: [String], reasons: [String: CommitRound.Answer], lease: LockLease) async throws {
+        for member in members where member != context.id {
+            context.metrics.expelled.increment()
+            logger.warning("expelling a node", metadata: ["replicated.node": "\(member)", "replicated.reason": "\(reasons[member].map { "\($0)" } ?? "")"])
+            do {
+                _ = try await lease.fencedMulti([.delete(path: context.layout.member(member))])
+            } catch let error as ZooKeeperError where error.code == .noNode && error.failedOperationIndex == 1 {}
+        }
+    }
+}

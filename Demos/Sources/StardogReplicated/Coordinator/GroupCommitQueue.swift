@@ -1,0 +1,109 @@
+import Synchronization
+
+/// Group commit: operations submitted while a round runs wait for the next round, and one round
+/// carries all of them (as many as fit in ``maxWeight``, at least one). One round runs at a time;
+/// each submitter gets its own operation's result when its round ends.
+///
+/// Before a round starts, it lingers a little (at most half the last round's duration, and
+/// ``maxLinger``) until as many operations wait as there were clients when the last round ended
+/// (those it answered, who come back with their next operation as soon as they are answered, and
+/// those already waiting). Without it, clients that commit in a loop split into cohorts that
+/// alternate, a round of some followed by a round of the others, and every round costs the same
+/// whatever it carries.
+final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
+    /// Runs one round: one result per operation, in order.
+    typealias Round = @Sendable ([Operation]) async -> [Result<Value, any Error>]
+
+    private struct Waiting: Sendable {
+        let operation: Operation
+        let weight: Int
+        let continuation: CheckedContinuation<Value, any Error>
+    }
+    private struct State {
+        var waiting: [Waiting] = []
+        var running = false
+        /// The last round: how many operations it carried and how many waited when it ended, when
+        /// it ended and how long it took.
+        var lastRound: LastRound?
+    }
+    private struct LastRound {
+        var clients: Int
+        var ended: ContinuousClock.Instant
+        var duration: Duration
+    }
+    private let state = Mutex(State())
+    private let maxWeight: Int
+    private let weigh: @Sendable (Operation) -> Int
+    private let maxLinger: Duration
+
+    /// - Parameters:
+    ///   - maxWeight: the most a round carries, by `weigh` (an operation heavier than that alone
+    ///     still gets a round of its own).
+    ///   - maxLinger: the longest a round waits for the last round's clients.
+    init(maxWeight: Int, maxLinger: Duration = .milliseconds(5), weigh: @escaping @Sendable (Operation) -> Int) {
+        self.maxWeight = maxWeight
+        self.maxLinger = maxLinger
+        self.weigh = weigh
+    }
+
+    /// Queues `operation` for the next round and waits for its result. When no round is running,
+    /// rounds start, run by `round` (every submitter passes the same), until none waits. A round
+    /// runs to its end even if a submitter is cancelled: what a round decides cannot be taken back.
+    func submit(_ operation: Operation, round: @escaping Round) async throws -> Value {
+        try await withCheckedThrowingContinuation { continuation in
+            let startsRunner = state.withLock { state -> Bool in
+                state.waiting.append(Waiting(operation: operation, weight: weigh(operation), continuation: continuation))
+                guard !state.running else { return false }
+                state.running = true
+                return true
+            }
+            if startsRunner { Task { await self.runRounds(round) } }
+        }
+    }
+
+    private func runRounds(_ round: Round) async {
+        while true {
+            await lingerForTheLastRoundsClients()
+            guard let batch = nextBatch() else { return }
+            let started = ContinuousClock.now
+            let results = await round(batch.map(\.operation))
+            precondition(results.count == batch.count, "a round answers every operation it carried")
+            let ended = ContinuousClock.now
+            state.withLock { $0.lastRound = LastRound(clients: batch.count + $0.waiting.count, ended: ended, duration: ended - started) }
+            for (waiting, result) in zip(batch, results) { waiting.continuation.resume(with: result) }
+        }
+    }
+
+    /// Waits (polling, a fraction of a millisecond at a time) until as many operations wait as
+    /// there were clients when the last round ended, or the linger is over. No wait after an idle
+    /// spell.
+    private func lingerForTheLastRoundsClients() async {
+        let (target, deadline) = state.withLock { state -> (Int, ContinuousClock.Instant) in
+            guard let last = state.lastRound, ContinuousClock.now - last.ended < last.duration * 2 else { return (0, .now) }
+            return (last.clients, last.ended + min(maxLinger, last.duration / 2))
+        }
+        while state.withLock({ $0.waiting.count }) < target, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .microseconds(200))
+        }
+    }
+
+    /// The operations of the next round, oldest first; `nil` (and the runner stops) when none waits.
+    private func nextBatch() -> [Waiting]? {
+        state.withLock { state in
+            guard !state.waiting.isEmpty else {
+                state.running = false
+                return nil
+            }
+            var total = 0
+            var count = 0
+            for waiting in state.waiting {
+                if count > 0 && total + waiting.weight > maxWeight { break }
+                total += waiting.weight
+                count += 1
+            }
+            let batch = Array(state.waiting.prefix(count))
+            state.waiting.removeFirst(count)
+            return batch
+        }
+    }
+}

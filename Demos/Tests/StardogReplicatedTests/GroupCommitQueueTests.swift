@@ -1,0 +1,82 @@
+import Synchronization
+import Testing
+import ZooKeeperTesting
+
+@testable import StardogReplicated
+
+/// The group commit queue on its own: rounds never overlap, every submitter gets the answer to
+/// its own operation, operations submitted during a round wait for the next one and share it,
+/// and a round carries no more than its weight limit.
+@Suite struct GroupCommitQueueTests {
+    final class Observations: Sendable {
+        let state = Mutex<(running: Int, maxRunning: Int, rounds: [[Int]])>((0, 0, []))
+    }
+
+    @Test func concurrentSubmittersShareRoundsAndEachGetsItsOwnAnswer() async throws {
+        var random = SeededRandomNumberGenerator(seed: 0x6c0)
+        let weights = (0..<300).map { _ in Int.random(in: 1...4, using: &random) }
+        let maxWeight = 10
+        let queue = GroupCommitQueue<Int, Int>(maxWeight: maxWeight, weigh: { weights[$0] })
+        let observed = Observations()
+        let round: GroupCommitQueue<Int, Int>.Round = { operations in
+            observed.state.withLock {
+                $0.running += 1
+                $0.maxRunning = max($0.maxRunning, $0.running)
+                $0.rounds.append(operations)
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+            observed.state.withLock { $0.running -= 1 }
+            // Odd operations fail alone; the others answer with their own value.
+            return operations.map { $0 % 2 == 1 ? .failure(ReplicatedError(.malformedRDF, "odd \($0)")) : .success($0 * 10) }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for operation in weights.indices {
+                group.addTask {
+                    do {
+                        let answer = try await queue.submit(operation, round: round)
+                        #expect(operation % 2 == 0 && answer == operation * 10)
+                    } catch let error as ReplicatedError {
+                        #expect(operation % 2 == 1 && error.message == "odd \(operation)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let (maxRunning, rounds) = observed.state.withLock { ($0.maxRunning, $0.rounds) }
+        #expect(maxRunning == 1)
+        #expect(rounds.flatMap { $0 }.sorted() == Array(weights.indices))
+        for operations in rounds where operations.count > 1 {
+            #expect(operations.map { weights[$0] }.reduce(0, +) <= maxWeight)
+        }
+        #expect(rounds.count < weights.count, "no round carried more than one operation")
+    }
+
+    /// Clients that commit in a loop come back as soon as they are answered: the rounds wait for
+    /// them (briefly) instead of splitting them into cohorts that alternate.
+    @Test func clientsCommittingInALoopShareOneRound() async throws {
+        let queue = GroupCommitQueue<Int, Int>(maxWeight: 1000, weigh: { _ in 1 })
+        let sizes = Mutex<[Int]>([])
+        let round: GroupCommitQueue<Int, Int>.Round = { operations in
+            sizes.withLock { $0.append(operations.count) }
+            try? await Task.sleep(for: .milliseconds(20))
+            return operations.map { .success($0) }
+        }
+        let clients = 8
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<clients {
+                group.addTask {
+                    for _ in 0..<10 { _ = try await queue.submit(client, round: round) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let later = sizes.withLock { Array($0.dropFirst(3)) }
+        #expect(later.filter { $0 == clients }.count * 2 > later.count, "round sizes: \(sizes.withLock { $0 })")
+    }
+
+    @Test func anOperationHeavierThanTheLimitGetsARoundOfItsOwn() async throws {
+        let queue = GroupCommitQueue<Int, Int>(maxWeight: 10, weigh: { $0 })
+        let answer = try await queue.submit(50) { operations in operations.map { .success($0 + 1) } }
+        #expect(answer == 51)
+    }
+}
