@@ -6,7 +6,7 @@ import Synchronization
 /// Runs a demo server's service and makes sure the process ends once the service has stopped.
 ///
 /// The service group can hang after its services stopped: swift-async-algorithms' `merge` (which
-/// `ServiceGroup` and Hummingbird use) may deadlock while a group is cancelled
+/// `ServiceGroup` uses) may deadlock while a group is cancelled
 /// (apple/swift-async-algorithms#430; the fix, #444, is not in a released version we can pin).
 /// A process that no longer serves must not linger holding its port and its ZooKeeper session,
 /// so once the service returns, throws, or begins a graceful shutdown, the process exits by

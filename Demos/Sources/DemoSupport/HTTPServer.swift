@@ -33,7 +33,8 @@ public enum HTTPAnswer: Sendable {
 /// answered on the event loop that read it, with no task or thread hop when the answer is at hand
 /// (a local key in kv) — sequins' Go server answers a local key for about 20 µs of CPU, and a
 /// general-purpose framework's per-request task and type conversions cost more than the lookup.
-/// A request body is collected whole (at most ``maxBody``, else 413).
+/// A request body is collected whole (at most `maxBody`, ``maxBody`` unless the server says
+/// otherwise, else the `tooLarge` answer, a 413).
 ///
 /// Every answer carries `Date` and `Content-Length`; connections are kept alive unless the client
 /// asks otherwise. ``run(host:port:onBound:respond:)`` serves until the calling task is cancelled,
@@ -48,8 +49,13 @@ public enum HTTPServer {
     /// A request: its head, and its body if it had one.
     public typealias Respond = @Sendable (HTTPRequestHead, ByteBuffer?, any EventLoop) -> HTTPAnswer
 
+    /// The answer to a body larger than the server takes (given that limit).
+    public typealias TooLarge = @Sendable (Int) -> HTTPReply
+
     public static func run(
         host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+        maxBody: Int = HTTPServer.maxBody,
+        tooLarge: @escaping TooLarge = { HTTPReply(status: .payloadTooLarge, text: "the body is larger than \($0) bytes\n") },
         onBound: @escaping @Sendable (Int) -> Void = { _ in },
         respond: @escaping Respond
     ) async throws {
@@ -62,7 +68,7 @@ public enum HTTPServer {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try channel.pipeline.syncOperations.addHandler(RequestHandler(respond: respond, connections: connections))
+                    try channel.pipeline.syncOperations.addHandler(RequestHandler(respond: respond, connections: connections, maxBody: maxBody, tooLarge: tooLarge))
                 }
             }
             .bind(host: host, port: port)
@@ -136,9 +142,14 @@ public enum HTTPServer {
         /// The `Date` header value, made once per second.
         @exclusivity(unchecked) private var date: (second: Int, text: String) = (0, "")
 
-        init(respond: @escaping Respond, connections: Connections) {
+        private let maxBody: Int
+        private let tooLargeReply: TooLarge
+
+        init(respond: @escaping Respond, connections: Connections, maxBody: Int, tooLarge: @escaping TooLarge) {
             self.respond = respond
             self.connections = connections
+            self.maxBody = maxBody
+            self.tooLargeReply = tooLarge
         }
 
         func channelActive(context: ChannelHandlerContext) {
@@ -159,7 +170,7 @@ public enum HTTPServer {
                 tooLarge = false
             case .body(var part):
                 guard !tooLarge else { return }
-                if (body?.readableBytes ?? 0) + part.readableBytes > HTTPServer.maxBody {
+                if (body?.readableBytes ?? 0) + part.readableBytes > maxBody {
                     tooLarge = true
                     body = nil
                 } else if body == nil {
@@ -173,7 +184,7 @@ public enum HTTPServer {
                 let request = (head, body)
                 body = nil
                 if tooLarge {
-                    let reply = HTTPReply(status: .payloadTooLarge, text: "the body is larger than \(HTTPServer.maxBody) bytes\n")
+                    let reply = tooLargeReply(maxBody)
                     quiescing = true  // then the connection closes
                     if answering { waiting.append(request) } else { write(reply, for: head, context: context) }
                     return

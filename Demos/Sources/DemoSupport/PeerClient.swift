@@ -15,11 +15,11 @@ public struct PendingAnswer<Answer: Sendable>: Sendable {
 }
 
 /// The client the demo servers use between their own nodes (kv's proxied key lookups, search's
-/// broker asking its nodes): requests to a peer over kept-alive HTTP/1.1 connections, one request
+/// broker asking its nodes, replicated's forwarding and two-phase commit): requests to a peer over kept-alive HTTP/1.1 connections, one request
 /// at a time per connection, on the caller's own event loop (each loop keeps its own idle
 /// connections per peer, so a request never leaves the thread that made it).
 ///
-/// Why not AsyncHTTPClient (which the nodes still use for status requests): measured with wrk, a
+/// Why not AsyncHTTPClient: measured with wrk, a
 /// proxied GET cost about 1.6× more CPU through it (its connection pool state machine, request
 /// tracing, URL parsing and hops between loops), which kept proxied GETs at a quarter of the
 /// constant-body baseline; this client does only what a node-to-node request needs.

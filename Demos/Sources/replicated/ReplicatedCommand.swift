@@ -1,9 +1,9 @@
 import ArgumentParser
-import AsyncHTTPClient
 import DemoSupport
 import Foundation
 import Logging
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 import ServiceLifecycle
 import StardogReplicated
@@ -67,16 +67,15 @@ struct ServerOption: ParsableArguments {
     var server: String = "http://127.0.0.1:5820"
 
     func request(_ method: HTTPMethod, _ path: String) async throws -> (Int, Data) {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        var peer = server
+        for scheme in ["http://", "https://"] where peer.hasPrefix(scheme) { peer.removeFirst(scheme.count) }
+        peer = peer.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let client = PeerClient()
+        defer { client.shutdown() }
         do {
-            var request = HTTPClientRequest(url: server.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + path)
-            request.method = method
-            let response = try await client.execute(request, timeout: .seconds(30))
-            let body = try await response.body.collect(upTo: 1 << 24)
-            try await client.shutdown()
-            return (Int(response.status.code), Data(buffer: body))
+            let answer = try await client.send(peer: peer, method: method, path: path, timeout: .seconds(30))
+            return (answer.status, Data(buffer: answer.body))
         } catch {
-            try? await client.shutdown()
             throw ValidationError("cannot reach \(server): \(error)")
         }
     }

@@ -1,12 +1,14 @@
-import AsyncHTTPClient
+import DemoSupport
 import Foundation
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 
 /// The HTTP calls members make to each other (`/admin/replication/…`): forwarding an operation
-/// to the coordinator, prepare/commit/abort, copying a database, shutting down.
+/// to the coordinator, prepare/commit/abort, copying a database, shutting down. Kept-alive
+/// connections of the demos' peer client.
 struct PeerCalls: Sendable {
-    let http: HTTPClient
+    let client: PeerClient
 
     struct Reply: Sendable {
         var status: Int
@@ -15,15 +17,8 @@ struct PeerCalls: Sendable {
     }
 
     func call(_ method: HTTPMethod, _ address: String, _ path: String, body: Data? = nil, timeout: Duration) async throws -> Reply {
-        var request = HTTPClientRequest(url: "http://\(address)\(path)")
-        request.method = method
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body))
-        }
-        let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout / .milliseconds(1))))
-        let bytes = try await response.body.collect(upTo: 1 << 30)
-        return Reply(status: Int(response.status.code), headers: response.headers, body: Data(buffer: bytes))
+        let answer = try await client.send(peer: address, method: method, path: path, body: body.map { ByteBuffer(bytes: $0) }, timeout: timeout)
+        return Reply(status: answer.status, headers: answer.headers, body: Data(buffer: answer.body))
     }
 
     /// Calls and decodes a 200 reply as `T`; any other status becomes the ``ReplicatedError`` in

@@ -1,8 +1,6 @@
-import AsyncHTTPClient
 @_spi(Concurrency) import Coordination
 import DemoSupport
 import Foundation
-import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -33,7 +31,7 @@ public final class ReplicatedNode: Service, Sendable {
     var store: LocalStore { context.store }
     var client: ZooKeeperClient { context.client }
     var layout: ClusterLayout { context.layout }
-    let http: HTTPClient
+    let peerClient = PeerClient(connectTimeout: .seconds(2))
     let election: LeaderElection
     let participant: Participant
     let coordinator: CommitCoordinator
@@ -79,7 +77,6 @@ public final class ReplicatedNode: Service, Sendable {
             connectString: configuration.zookeeperAddress, setting: "pack.zookeeper.address", sessionTimeout: configuration.sessionTimeout,
             connectionTimeout: configuration.connectionTimeout,
             credentials: [.init(user: configuration.zookeeperUser, password: configuration.zookeeperPassword)], logger: logger)
-        http = HTTPClient(eventLoopGroupProvider: .singleton)
         var electionConfiguration = LeaderElection.Configuration()
         electionConfiguration.acl = layout.acl
         election = LeaderElection(client: client, path: layout.election, participantID: id, configuration: electionConfiguration)
@@ -88,7 +85,7 @@ public final class ReplicatedNode: Service, Sendable {
         context = NodeContext(
             id: id, configuration: configuration, logger: logger, client: client, layout: layout,
             lock: DistributedLock(client: client, path: layout.lock, configuration: lockConfiguration), store: store,
-            peers: PeerCalls(http: http), metrics: ReplicatedMetrics())
+            peers: PeerCalls(client: peerClient), metrics: ReplicatedMetrics())
         participant = Participant(context: context)
         let state = self.state
         coordinator = CommitCoordinator(context: context, participant: participant, standingLease: Self.standingLease) {
@@ -112,28 +109,17 @@ public final class ReplicatedNode: Service, Sendable {
             if error is ConfigurationError { throw error }
             throw ConfigurationError("cannot use ZooKeeper at \(configuration.zookeeperAddress) (pack.zookeeper.address): \(error)")
         }
-        let app = Application(
-            router: StardogHTTP.router(node: self),
-            configuration: .init(address: .hostname("0.0.0.0", port: configuration.httpPort), serverName: "replicated"),
-            onServerRunning: { [self] _ in
-                serverRunning.set(true)
-                logger.info("serving HTTP", metadata: ["replicated.port": "\(configuration.httpPort)"])
-            },
-            logger: logger)
         try await lifetime.run { group in
             group.addTask {
-                // The HTTP server stops gracefully (in-flight answers finish, connections close)
-                // when the node stops: it runs in a service group of its own that is asked to shut
-                // down, not cancelled (a cancelled server logs its channels' cancellation as errors).
-                var serviceConfiguration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [], logger: self.logger)
-                serviceConfiguration.maximumGracefulShutdownDuration = .seconds(5)  // then the answers under way are cut
-                let services = ServiceGroup(configuration: serviceConfiguration)
-                let serving = Task { try await services.run() }
-                try await withTaskCancellationHandler {
-                    try await serving.value
-                } onCancel: {
-                    Task { await services.triggerGracefulShutdown() }
-                }
+                // Serves until the node stops (cancelled), then lets the answers under way finish.
+                try await HTTPServer.run(
+                    host: "0.0.0.0", port: self.configuration.httpPort, logger: self.logger, maxBody: StardogHTTP.maxMemberBody,
+                    tooLarge: { StardogHTTP.error(ReplicatedError(.bodyTooLarge, "the request body is larger than \($0) bytes")) },
+                    onBound: { port in
+                        self.serverRunning.set(true)
+                        self.logger.info("serving HTTP", metadata: ["replicated.port": "\(port)"])
+                    },
+                    respond: StardogHTTP.respond(node: self))
             }
             group.addTask { try await self.lifecycle() }
         } cleanUp: {
@@ -146,7 +132,7 @@ public final class ReplicatedNode: Service, Sendable {
     public func shutDown() { lifetime.requestStop() }
 
     private func close() async {
-        try? await http.shutdown()
+        peerClient.shutdown()
         await client.close()
     }
 

@@ -2,6 +2,7 @@ import Coordination
 import DemoSupport
 import Foundation
 import Logging
+import Synchronization
 import ZooKeeper
 
 /// The coordinator's side of two-phase commit, with group commit: operations that arrive while a
@@ -24,6 +25,9 @@ final class CommitCoordinator: Sendable {
     private let queue: GroupCommitQueue<ClusterOperation, DatabaseVersion?>
     /// How many operations the rounds carried.
     let statistics = RoundStatistics()
+    /// The release of the last round's lock, which runs while its writes are acknowledged; the
+    /// next round waits for it before it takes the lock again.
+    private let lastRelease = Mutex<Task<Void, Never>?>(nil)
 
     /// How long a member may keep serving after it was expelled (its standing lease).
     private let standingLease: Duration
@@ -47,6 +51,7 @@ final class CommitCoordinator: Sendable {
 
     /// One round, under the cluster lock: a result per operation.
     private func runRound(_ operations: [ClusterOperation]) async -> [Result<DatabaseVersion?, any Error>] {
+        await lastRelease.withLock { $0.take() }?.value
         let lease: LockLease
         do { lease = try await context.lock.acquire(timeout: context.configuration.commitTimeout * 4) } catch {
             context.metrics.aborts.increment(by: operations.count)
@@ -59,7 +64,9 @@ final class CommitCoordinator: Sendable {
         } catch {
             results = operations.map { _ in .failure(error) }
         }
-        await lease.release()
+        // The round is over (recorded, applied, expelled members waited out): its writes are
+        // acknowledged while the lock is released.
+        lastRelease.withLock { $0 = Task { await lease.release() } }
         let committed = results.count { (try? $0.get()) != nil }
         context.metrics.commits.increment(by: committed)
         context.metrics.aborts.increment(by: results.count - committed)

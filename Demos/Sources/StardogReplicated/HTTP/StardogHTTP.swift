@@ -1,74 +1,136 @@
 import Coordination
 import DemoSupport
 import Foundation
-import HTTPTypes
-import Hummingbird
 import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
 import ZooKeeper
 
 /// The node's HTTP interface: Stardog's database, transaction, query and admin endpoints, and
-/// the `/admin/replication/…` calls members make to each other.
+/// the `/admin/replication/…` calls members make to each other, on the demos' HTTP server.
 ///
 /// Errors are `{"code": "...", "message": "..."}` with the status of ``ReplicatedError/Code``.
 public enum StardogHTTP {
     /// The largest request body (and the largest open transaction): 16 MiB.
     public static let maxBody = 16 << 20
+    /// What members send each other can be larger than a client body (it is re-encoded as JSON).
+    static let maxMemberBody = 4 * maxBody + (1 << 20)
 
-    static func text(_ body: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = contentType
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    /// One request: its method, path, query parameters, path parameters and body.
+    struct Request: Sendable {
+        var method: HTTPMethod
+        var path: String
+        var query: [String: String]
+        var parameters: [String: String]
+        var body: ByteBuffer?
+
+        func parameter(_ name: String) throws -> String {
+            guard let value = parameters[name] else { throw ReplicatedError(.malformedRequest, "missing \(name)") }
+            return value
+        }
+
+        /// The body as text; a client's body is at most ``StardogHTTP/maxBody``.
+        func text(limit: Int = StardogHTTP.maxBody) throws -> String {
+            guard let body else { return "" }
+            guard body.readableBytes <= limit else { throw ReplicatedError(.bodyTooLarge, "the request body is larger than \(limit) bytes") }
+            return String(buffer: body)
+        }
+
+        /// A JSON body between members.
+        func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            do { return try JSONDecoder().decode(T.self, from: body ?? ByteBuffer()) } catch {
+                throw ReplicatedError(.malformedRequest, "the body is not a \(T.self): \(error)")
+            }
+        }
     }
 
-    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) -> Response {
+    typealias Handler = @Sendable (Request) async throws -> HTTPReply
+
+    /// A method and a path pattern (`:name` segments are parameters), and what answers it.
+    struct Route: Sendable {
+        var method: HTTPMethod
+        var pattern: [Substring]
+        var handler: Handler
+
+        init(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping Handler) {
+            self.method = method
+            self.pattern = pattern.split(separator: "/")
+            self.handler = handler
+        }
+
+        /// The parameters when `segments` match.
+        func match(_ segments: [Substring]) -> [String: String]? {
+            guard segments.count == pattern.count else { return nil }
+            var parameters: [String: String] = [:]
+            for (part, segment) in zip(pattern, segments) {
+                if part.first == ":" {
+                    parameters[String(part.dropFirst())] = String(segment).removingPercentEncoding ?? String(segment)
+                } else if part != segment {
+                    return nil
+                }
+            }
+            return parameters
+        }
+    }
+
+    /// The server's answer function for `node`: the first route that matches (constant paths are
+    /// listed before the patterns that would also match them), 404 when none does.
+    public static func respond(node: ReplicatedNode) -> HTTPServer.Respond {
+        let routes = admin(node) + replication(node) + databases(node)
+        return { head, body, eventLoop in
+            let (path, query) = split(head.uri)
+            let segments = path.split(separator: "/")
+            for route in routes where route.method == head.method {
+                guard let parameters = route.match(segments) else { continue }
+                let request = Request(method: head.method, path: path, query: query, parameters: parameters, body: body)
+                let handler = route.handler
+                return .later(eventLoop.makeFutureWithTask { await answer { try await handler(request) } })
+            }
+            return .now(HTTPReply(status: .notFound))
+        }
+    }
+
+    /// The path and the query parameters (percent-decoded) of a request target.
+    static func split(_ uri: String) -> (path: String, query: [String: String]) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
+        var query: [String: String] = [:]
+        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0]).removingPercentEncoding ?? String(parts[0])
+            let value = parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? String(parts[1])) : ""
+            if query[name] == nil { query[name] = value }
+        }
+        return (String(uri[..<mark]), query)
+    }
+
+    // MARK: Answers
+
+    static func text(_ body: String, status: HTTPResponseStatus = .ok, contentType: String = "text/plain; charset=utf-8") -> HTTPReply {
+        HTTPReply(status: status, headers: ["Content-Type": contentType], body: ByteBuffer(string: body))
+    }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponseStatus = .ok, headers extra: HTTPHeaders = [:]) -> HTTPReply {
         var headers = extra
-        headers[.contentType] = "application/json"
+        headers.replaceOrAdd(name: "Content-Type", value: "application/json")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return HTTPReply(status: status, headers: headers, body: ByteBuffer(bytes: data))
     }
 
-    static func error(_ error: any Error) -> Response {
+    static func error(_ error: any Error) -> HTTPReply {
         let replicated: ReplicatedError
         switch error {
         case let error as ReplicatedError: replicated = error
         case is ZooKeeperError, is CoordinationError: replicated = ReplicatedError(.clusterUnavailable, "ZooKeeper: \(error)")
         default: replicated = ReplicatedError(.storage, "\(error)")
         }
-        return json(ErrorBody(code: replicated.code.name, message: replicated.message), status: .init(code: replicated.code.status))
+        return json(ErrorBody(code: replicated.code.name, message: replicated.message), status: HTTPResponseStatus(statusCode: replicated.code.status))
     }
 
     /// Runs `body`, answering a thrown error as its JSON error.
-    static func answer(_ body: () async throws -> Response) async -> Response {
+    static func answer(_ body: () async throws -> HTTPReply) async -> HTTPReply {
         do { return try await body() } catch { return self.error(error) }
-    }
-
-    /// What members send each other can be larger than a client body (it is re-encoded as JSON).
-    static let maxMemberBody = 4 * maxBody + (1 << 20)
-
-    static func collect(_ request: Request, limit: Int = maxBody) async throws -> String {
-        do {
-            let buffer = try await request.body.collect(upTo: limit)
-            return String(buffer: buffer)
-        } catch is NIOTooManyBytesError {
-            throw ReplicatedError(.bodyTooLarge, "the request body is larger than \(limit) bytes")
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw ReplicatedError(.bodyTooLarge, "the request body is larger than \(limit) bytes")
-        }
-    }
-
-    /// A JSON body between members.
-    static func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
-        let body = try await collect(request, limit: maxMemberBody)
-        do { return try JSONDecoder().decode(T.self, from: Data(body.utf8)) } catch {
-            throw ReplicatedError(.malformedRequest, "the body is not a \(T.self): \(error)")
-        }
-    }
-
-    static func parameter(_ context: BasicRequestContext, _ name: String) throws -> String {
-        guard let value = context.parameters.get(name) else { throw ReplicatedError(.malformedRequest, "missing \(name)") }
-        return value
     }
 
     struct NodeList: Codable { var nodes: [String] }
@@ -82,132 +144,88 @@ public enum StardogHTTP {
     }
     struct ClusterStatus: Codable { var nodes: [NodeStatus] }
     struct ReadOnlyState: Codable { var readonly: Bool }
-    /// `GET /admin/status`: metrics named as Stardog names its own (`{"name": {"value": …}}`),
-    /// here the sizes of the commit rounds this node ran as coordinator.
+    /// `GET /admin/status`: metrics named as Stardog names its own (`{"name": {…}}`), here the
+    /// sizes of the commit rounds this node ran as coordinator.
     struct NodeMetrics: Encodable {
         var rounds: RoundStatistics.Summary
         init(_ node: ReplicatedNode) { rounds = node.coordinator.statistics.summary }
         enum CodingKeys: String, CodingKey { case rounds = "cluster.commit.round.size" }
     }
 
-    public static func router(node: ReplicatedNode) -> Router<BasicRequestContext> {
-        let router = Router()
-        addAdmin(router, node)
-        addDatabases(router, node)
-        addReplication(router, node)
-        return router
-    }
-
     // MARK: Admin
 
-    static func addAdmin(_ router: Router<BasicRequestContext>, _ node: ReplicatedNode) {
-        router.get("/admin/alive") { _, _ in text("") }
-        router.get("/admin/status") { _, _ in json(NodeMetrics(node)) }
-        router.get("/admin/healthcheck") { _, _ -> Response in
-            await node.inGoodStanding() ? text("") : error(ReplicatedNode.notInCluster)
-        }
-        router.get("/admin/cluster") { _, _ in
-            await answer { json(NodeList(nodes: try await node.clusterView().members.sorted())) }
-        }
-        router.get("/admin/cluster/status") { _, _ in
-            await answer {
+    static func admin(_ node: ReplicatedNode) -> [Route] {
+        [
+            Route(.GET, "/admin/alive") { _ in text("") },
+            Route(.GET, "/admin/status") { _ in json(NodeMetrics(node)) },
+            Route(.GET, "/admin/healthcheck") { _ in
+                await node.inGoodStanding() ? text("") : error(ReplicatedNode.notInCluster)
+            },
+            Route(.GET, "/admin/cluster") { _ in json(NodeList(nodes: try await node.clusterView().members.sorted())) },
+            Route(.GET, "/admin/cluster/status") { _ in
                 let (members, coordinator) = try await node.clusterView()
                 let nodes = members.sorted { ($0 == coordinator ? 0 : 1, $0) < ($1 == coordinator ? 0 : 1, $1) }
                 return json(ClusterStatus(nodes: nodes.map { NodeStatus(address: $0, role: $0 == coordinator ? "COORDINATOR" : "PARTICIPANT") }))
-            }
-        }
-        router.get("/admin/cluster/coordinator") { _, _ -> Response in
-            await node.isCoordinatorInGoodStanding() ? text("") : error(ReplicatedError(.notInCluster, "this node is not the coordinator"))
-        }
-        router.get("/admin/cluster/readonly") { _, _ in await answer { json(ReadOnlyState(readonly: try await node.isReadOnly())) } }
-        router.put("/admin/cluster/readonly") { _, _ in
-            await answer {
+            },
+            Route(.GET, "/admin/cluster/coordinator") { _ in
+                await node.isCoordinatorInGoodStanding() ? text("") : error(ReplicatedError(.notInCluster, "this node is not the coordinator"))
+            },
+            Route(.GET, "/admin/cluster/readonly") { _ in json(ReadOnlyState(readonly: try await node.isReadOnly())) },
+            Route(.PUT, "/admin/cluster/readonly") { _ in
                 try await node.setReadOnly(true)
                 return json(ReadOnlyState(readonly: true))
-            }
-        }
-        router.delete("/admin/cluster/readonly") { _, _ in
-            await answer {
+            },
+            Route(.DELETE, "/admin/cluster/readonly") { _ in
                 try await node.setReadOnly(false)
                 return json(ReadOnlyState(readonly: false))
-            }
-        }
-        router.post("/admin/shutdownAll") { _, _ in await answer { json(NodeList(nodes: try await node.shutDownCluster())) } }
-        router.get("/admin/databases") { _, _ in
-            await answer {
+            },
+            Route(.POST, "/admin/shutdownAll") { _ in json(NodeList(nodes: try await node.shutDownCluster())) },
+            Route(.GET, "/admin/databases") { _ in
                 guard await node.inGoodStanding() else { throw ReplicatedNode.notInCluster }
                 return json(DatabaseList(databases: node.store.catalog.keys.sorted()))
-            }
-        }
-        router.put("/admin/databases/:db") { _, context in
-            await answer {
-                let name = try parameter(context, "db")
+            },
+            Route(.PUT, "/admin/databases/:db") { request in
+                let name = try request.parameter("db")
                 try DatabaseName.validate(name)
                 _ = try await node.submit(ClusterOperation(kind: .createDatabase, database: name))
                 return json(DatabaseList(databases: [name]), status: .created)
-            }
-        }
-        router.delete("/admin/databases/:db") { _, context in
-            await answer {
-                let name = try parameter(context, "db")
+            },
+            Route(.DELETE, "/admin/databases/:db") { request in
+                let name = try request.parameter("db")
                 try DatabaseName.validate(name)
                 _ = try await node.submit(ClusterOperation(kind: .dropDatabase, database: name))
                 return json(DatabaseList(databases: [name]))
-            }
-        }
+            },
+        ]
     }
 
     // MARK: Databases: transactions and reads
 
-    static func addDatabases(_ router: Router<BasicRequestContext>, _ node: ReplicatedNode) {
-        router.post("/:db/transaction/begin") { _, context in
-            await answer { text(try await node.beginTransaction(database: try parameter(context, "db"))) }
-        }
-        router.post("/:db/:tx/add") { request, context in
-            await answer {
-                let body = try await collect(request)
-                try await node.change(database: try parameter(context, "db"), transaction: try parameter(context, "tx"), adding: true, ntriples: body)
-                return text("")
-            }
-        }
-        router.post("/:db/:tx/remove") { request, context in
-            await answer {
-                let body = try await collect(request)
-                try await node.change(database: try parameter(context, "db"), transaction: try parameter(context, "tx"), adding: false, ntriples: body)
-                return text("")
-            }
-        }
-        router.post("/:db/transaction/commit/:tx") { _, context in
-            await answer {
-                let database = try parameter(context, "db")
-                let next = try await node.commitTransaction(database: database, transaction: try parameter(context, "tx"))
+    static func databases(_ node: ReplicatedNode) -> [Route] {
+        [
+            Route(.POST, "/:db/transaction/begin") { request in
+                text(try await node.beginTransaction(database: try request.parameter("db")))
+            },
+            Route(.POST, "/:db/transaction/commit/:tx") { request in
+                let database = try request.parameter("db")
+                let next = try await node.commitTransaction(database: database, transaction: try request.parameter("tx"))
                 return json(TransactionCommitted(database: database, seq: next?.seq, txId: next?.txId))
-            }
-        }
-        router.post("/:db/transaction/rollback/:tx") { _, context in
-            await answer {
-                try node.rollbackTransaction(database: try parameter(context, "db"), transaction: try parameter(context, "tx"))
+            },
+            Route(.POST, "/:db/transaction/rollback/:tx") { request in
+                try node.rollbackTransaction(database: try request.parameter("db"), transaction: try request.parameter("tx"))
                 return text("")
-            }
-        }
-        router.post("/:db/add") { request, context in
-            await answer { try await commitOneBody(request, context, node, adding: true) }
-        }
-        router.post("/:db/remove") { request, context in
-            await answer { try await commitOneBody(request, context, node, adding: false) }
-        }
-        router.get("/:db/size") { _, context in
-            await answer {
+            },
+            Route(.POST, "/:db/add") { request in try await commitOneBody(request, node, adding: true) },
+            Route(.POST, "/:db/remove") { request in try await commitOneBody(request, node, adding: false) },
+            Route(.GET, "/:db/size") { request in
                 guard await node.inGoodStanding() else { throw ReplicatedNode.notInCluster }
-                return text(String(try node.store.size(of: try parameter(context, "db"))))
-            }
-        }
-        router.get("/:db/triples") { request, context in
-            await answer {
+                return text(String(try node.store.size(of: try request.parameter("db"))))
+            },
+            Route(.GET, "/:db/triples") { request in
                 guard await node.inGoodStanding() else { throw ReplicatedNode.notInCluster }
-                let database = try parameter(context, "db")
+                let database = try request.parameter("db")
                 func term(_ name: String, _ role: String) throws -> RDFTerm? {
-                    guard let value = request.uri.queryParameters.get(name), !value.isEmpty else { return nil }
+                    guard let value = request.query[name], !value.isEmpty else { return nil }
                     do { return try NTriples.parseTerm(value, role: role) } catch {
                         throw ReplicatedError(.malformedRequest, "parameter \(name): \(error)")
                     }
@@ -216,14 +234,24 @@ public enum StardogHTTP {
                 let store = node.store
                 let triples = try await runOffPool { try store.triples(in: database, subject: s, predicate: p, object: o) }
                 return text(NTriples.serialize(triples), contentType: "application/n-triples")
-            }
-        }
+            },
+            Route(.POST, "/:db/:tx/add") { request in
+                try await node.change(
+                    database: try request.parameter("db"), transaction: try request.parameter("tx"), adding: true, ntriples: try request.text())
+                return text("")
+            },
+            Route(.POST, "/:db/:tx/remove") { request in
+                try await node.change(
+                    database: try request.parameter("db"), transaction: try request.parameter("tx"), adding: false, ntriples: try request.text())
+                return text("")
+            },
+        ]
     }
 
     /// `POST /<db>/add` and `/<db>/remove`: one body as one transaction.
-    static func commitOneBody(_ request: Request, _ context: BasicRequestContext, _ node: ReplicatedNode, adding: Bool) async throws -> Response {
-        let database = try parameter(context, "db")
-        let body = try await collect(request)
+    static func commitOneBody(_ request: Request, _ node: ReplicatedNode, adding: Bool) async throws -> HTTPReply {
+        let database = try request.parameter("db")
+        let body = try request.text()
         let triples = try await runOffPool { NTriples.serialize(try LocalStore.parse(body)) }
         guard await node.inGoodStanding() else { throw ReplicatedNode.notInCluster }
         guard node.store.version(of: database) != nil else { throw LocalStore.unknown(database) }
@@ -234,49 +262,41 @@ public enum StardogHTTP {
 
     // MARK: Between members
 
-    static func addReplication(_ router: Router<BasicRequestContext>, _ node: ReplicatedNode) {
-        router.post("/admin/replication/operation") { request, _ in
-            await answer {
-                let operation = try await decode(ClusterOperation.self, request)
-                return json(OperationResult(next: try await node.coordinate(operation)))
-            }
-        }
-        router.post("/admin/replication/prepare") { request, _ in
-            await answer {
-                try await node.participant.prepare(try await decode(PreparedBatch.self, request))
+    static func replication(_ node: ReplicatedNode) -> [Route] {
+        [
+            Route(.POST, "/admin/replication/operation") { request in
+                json(OperationResult(next: try await node.coordinate(try request.decode(ClusterOperation.self))))
+            },
+            Route(.POST, "/admin/replication/prepare") { request in
+                try await node.participant.prepare(try request.decode(PreparedBatch.self))
                 return json(Done())
-            }
-        }
-        router.post("/admin/replication/commit") { request, _ in
-            await answer {
-                try await node.participant.commit(round: try await decode(RoundDecision.self, request).round)
+            },
+            Route(.POST, "/admin/replication/commit") { request in
+                try await node.participant.commit(round: try request.decode(RoundDecision.self).round)
                 return json(Done())
-            }
-        }
-        router.post("/admin/replication/abort") { request, _ in
-            await answer {
-                try await node.participant.abort(round: try await decode(RoundDecision.self, request).round)
+            },
+            Route(.POST, "/admin/replication/abort") { request in
+                try await node.participant.abort(round: try request.decode(RoundDecision.self).round)
                 return json(Done())
-            }
-        }
-        router.get("/admin/replication/snapshot/:db") { _, context in
-            await answer {
+            },
+            Route(.GET, "/admin/replication/snapshot/:db") { request in
                 guard await node.inGoodStanding() else { throw ReplicatedNode.notInCluster }
-                let database = try parameter(context, "db")
+                let database = try request.parameter("db")
                 let store = node.store
                 let (version, ntriples) = try await runOffPool { try store.snapshot(of: database) }
-                var headers = HTTPFields()
-                headers[HTTPField.Name("X-Replicated-Version")!] = String(decoding: try JSONEncoder().encode(version), as: UTF8.self)
-                headers[.contentType] = "application/n-triples"
-                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: ntriples)))
-            }
-        }
-        router.post("/admin/replication/shutdown") { _, _ -> Response in
-            Task {  // after the answer has left
-                try? await Task.sleep(for: .milliseconds(200))
-                node.shutDown()
-            }
-            return text("")
-        }
+                let headers: HTTPHeaders = [
+                    "X-Replicated-Version": String(decoding: try JSONEncoder().encode(version), as: UTF8.self),
+                    "Content-Type": "application/n-triples",
+                ]
+                return HTTPReply(status: .ok, headers: headers, body: ByteBuffer(string: ntriples))
+            },
+            Route(.POST, "/admin/replication/shutdown") { _ in
+                Task {  // after the answer has left
+                    try? await Task.sleep(for: .milliseconds(200))
+                    node.shutDown()
+                }
+                return text("")
+            },
+        ]
     }
 }
