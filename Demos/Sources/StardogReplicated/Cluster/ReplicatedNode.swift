@@ -36,6 +36,7 @@ public final class ReplicatedNode: Service, Sendable {
     let participant: Participant
     let coordinator: CommitCoordinator
     let transactions = OpenTransactions()
+    let forwarding: CoordinatorForwarding
 
     /// How long a confirmation of membership lets this node serve.
     public static let standingLease: Duration = .seconds(1)
@@ -48,11 +49,6 @@ public final class ReplicatedNode: Service, Sendable {
         /// Set when this node steps down: the standing loop ends the membership.
         var steppedDown = false
         var isCoordinator = false
-        /// The coordinator the election names now (nil while there is none).
-        var coordinatorAddress: String?
-        /// Set (with the new address) when the election names a coordinator other than the last
-        /// one named, then replaced: a forwarded operation waits on it.
-        var coordinatorReplaced = Latch<String>()
     }
     let state = StateBox()
 
@@ -87,6 +83,7 @@ public final class ReplicatedNode: Service, Sendable {
             lock: DistributedLock(client: client, path: layout.lock, configuration: lockConfiguration), store: store,
             peers: PeerCalls(client: peerClient), metrics: ReplicatedMetrics())
         participant = Participant(context: context)
+        forwarding = CoordinatorForwarding(context: context, election: election)
         let state = self.state
         coordinator = CommitCoordinator(context: context, participant: participant, standingLease: Self.standingLease) {
             state.withLock {
@@ -197,27 +194,11 @@ public final class ReplicatedNode: Service, Sendable {
                     }
                 }
             }
-            group.addTask {
-                for try await leader in self.election.observe() {
-                    self.coordinatorNamed(leader.leader.map { String(decoding: $0.payload, as: UTF8.self) })
-                }
-            }
+            group.addTask { try await self.forwarding.follow() }
             _ = try await group.next()
             group.cancelAll()
         }
         state.withLock { $0.isCoordinator = false }
-    }
-
-    /// Records the coordinator the election names; a new one (not merely none for a while)
-    /// releases the operations forwarded to its predecessor.
-    private func coordinatorNamed(_ address: String?) {
-        state.withLock { state in
-            let previous = state.coordinatorAddress
-            state.coordinatorAddress = address
-            guard let address, address != previous else { return }
-            state.coordinatorReplaced.set(address)
-            state.coordinatorReplaced = Latch()
-        }
     }
 
     /// Confirms every ``confirmInterval`` that this node's member znode is still there and ours;
@@ -303,78 +284,13 @@ public final class ReplicatedNode: Service, Sendable {
     /// the coordinator.
     public func submit(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
         guard await inGoodStanding() else { throw Self.notInCluster }
-        let known = try await currentCoordinator(until: .now + configuration.commitTimeout * 2)
-        let address = known.address
-        if address == id {
+        let known = try await forwarding.current(until: .now + configuration.commitTimeout * 2)
+        if known.address == id {
             // The election already names this node; the cluster lock and its fencing keep any
             // overlap with the previous coordinator's last round safe.
             return try await coordinator.submit(operation)
         }
-        let body = try JSONEncoder().encode(operation)
-        do {
-            return try await withThrowingTaskGroup(of: DatabaseVersion?.self) { group in
-                group.addTask {
-                    try await self.context.peers.json(
-                        OperationResult.self, .POST, address, "/admin/replication/operation", body: body,
-                        timeout: self.configuration.commitTimeout * 4
-                    ).next
-                }
-                group.addTask {
-                    // A coordinator elected meanwhile means the one we wait for lost its term:
-                    // its answer may never come.
-                    var latch = known.replaced
-                    while let successor = await latch.wait() {
-                        if successor != address {
-                            throw ReplicatedError(
-                                .outcomeUnknown,
-                                "the coordinator \(address) stopped answering and \(successor) was elected meanwhile: the operation may or may not have been committed; read before retrying (the transaction is still open)")
-                        }
-                        latch = self.state.withLock { $0.coordinatorReplaced }
-                    }
-                    throw CancellationError()
-                }
-                defer { group.cancelAll() }
-                return try await group.next()!
-            }
-        } catch let error as ReplicatedError {
-            throw error
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            throw ReplicatedError(
-                .outcomeUnknown,
-                "the coordinator \(address) failed or did not answer during the operation (\(error)): it may or may not have been committed; read before retrying (the transaction is still open)")
-        }
-    }
-
-    /// A coordinator as this node knows it: its address, and the latch its successor sets.
-    struct KnownCoordinator: Sendable {
-        var address: String
-        var replaced: Latch<String>
-    }
-
-    /// The coordinator: the one last observed, or the next leader the election reports (an
-    /// election is under way), until `deadline`.
-    private func currentCoordinator(until deadline: ContinuousClock.Instant) async throws -> KnownCoordinator {
-        let known = state.withLock { state in state.coordinatorAddress.map { KnownCoordinator(address: $0, replaced: state.coordinatorReplaced) } }
-        if let known { return known }
-        let replaced = state.withLock { $0.coordinatorReplaced }
-        let found = try await withThrowingTaskGroup(of: String?.self) { group in
-            group.addTask {
-                for try await leader in self.election.observe() {
-                    if case .leader(let leader) = leader { return String(decoding: leader.payload, as: UTF8.self) }
-                }
-                return nil
-            }
-            group.addTask {
-                try await Task.sleep(until: deadline)
-                return nil
-            }
-            defer { group.cancelAll() }
-            return try await group.next() ?? nil
-        }
-        guard let found else { throw ReplicatedError(.transactionAborted, "no coordinator is available; retry") }
-        return KnownCoordinator(address: found, replaced: replaced)
+        return try await forwarding.forward(operation, to: known)
     }
 
     // MARK: Coordinator
