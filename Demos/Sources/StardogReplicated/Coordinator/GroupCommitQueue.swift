@@ -40,7 +40,7 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
     ///   - maxWeight: the most a round carries, by `weigh` (an operation heavier than that alone
     ///     still gets a round of its own).
     ///   - maxLinger: the longest a round waits for the last round's clients.
-    init(maxWeight: Int, maxLinger: Duration = .milliseconds(5), weigh: @escaping @Sendable (Operation) -> Int) {
+    init(maxWeight: Int, maxLinger: Duration = .milliseconds(2), weigh: @escaping @Sendable (Operation) -> Int) {
         self.maxWeight = maxWeight
         self.maxLinger = maxLinger
         self.weigh = weigh
