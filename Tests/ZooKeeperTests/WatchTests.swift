@@ -196,6 +196,31 @@ import ZooKeeperTesting
         }
     }
 
+    /// A pipelined watched read whose waiter is cancelled may still set its watch: the watch stays
+    /// alive (waited for by nobody) until it fires, and then goes (freed at the cancellation, it
+    /// crashed the process when it fired).
+    @Test func aCancelledWatchedReadKeepsItsWatchAliveUntilItFires() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            let path = uniquePath()
+            let count = 200
+            let creates = (0..<count).map { client.submitCreate("\(path)-\($0)") }
+            for create in creates { _ = try await create.value() }
+            let readers = (0..<count).map { index in
+                let reply = client.submitGetDataAndWatch("\(path)-\(index)") { _ in }
+                return Task { try await reply.value() }
+            }
+            for reader in readers { reader.cancel() }
+            for reader in readers { _ = try? await reader.value }
+            try await client.sync(path + "-0")  // every read has been answered (and its watch set)
+            for index in 0..<count { try await client.setData("\(path)-\(index)", data: [1]) }
+            #expect(client.registeredWatchCount == 0, "nobody waits for the cancelled reads' watches")
+            try await eventually("every watch fired and was released") { client.heldWatchCount == 0 }
+            let deletes = (0..<count).map { client.submitDelete("\(path)-\($0)") }
+            for delete in deletes { _ = try await delete.value() }
+        }
+    }
+
     /// The watches an expiry fails stay alive until the expired handle is closed (the C client
     /// still holds them and calls them while it closes; freed earlier, that crashed), and are
     /// released then.

@@ -153,9 +153,10 @@ final class WatchRegistry: Sendable {
     /// How many watches the C client holds.
     var count: Int { state.withLock { $0.boxes.count } }
 
-    /// How many watches someone waits for, leaving out those on `path`.
-    func count(excluding path: String) -> Int {
-        state.withLock { state in state.boxes.values.count { !$0.withdrawn && $0.box.path != path } }
+    /// How many watches someone waits for (or, `withdrawnToo`, the C client holds), leaving out
+    /// those on `path`.
+    func count(excluding path: String, withdrawnToo: Bool = false) -> Int {
+        state.withLock { state in state.boxes.values.count { (withdrawnToo || !$0.withdrawn) && $0.box.path != path } }
     }
 }
 

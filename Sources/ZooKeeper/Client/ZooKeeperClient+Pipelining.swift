@@ -14,10 +14,20 @@ public struct PendingReply<Value: Sendable>: Sendable {
     /// Waits for the reply. Throws what the corresponding `async` method would throw, or
     /// `.invalidState` if this reply is (or was) already awaited.
     public func value() async throws -> Value {
-        let box = self.box
+        try claim()
+        return try await valueOnceClaimed()
+    }
+
+    /// Claims the right to await the reply (the first caller only).
+    func claim() throws {
         guard box.claimAwaiter() else {
             throw ZooKeeperError(.invalidState, path: box.path, message: "this reply is already awaited: await each PendingReply once")
         }
+    }
+
+    /// Waits for the reply; the caller claimed it.
+    func valueOnceClaimed() async throws -> Value {
+        let box = self.box
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Value, any Error>) in
                 _ = box.install(continuation)
@@ -110,12 +120,19 @@ package struct PendingWatchedReply<Value: Sendable>: Sendable {
     let client: ZooKeeperClient
 
     package func value() async throws -> (Value, WatchToken) {
+        try reply.claim()
         do {
-            let value = try await reply.value()
+            let value = try await reply.valueOnceClaimed()
             guard let token else { throw ZooKeeperError(.invalidState, message: "no watch was registered") }
             return (value, token)
-        } catch {
+        } catch let error as ZooKeeperError {
             if let token { client.watches.remove(token.box) }  // the C client registers no watch for a failed read
+            throw error
+        } catch {
+            // Cancelled while the read is under way: it may still succeed and register the watch,
+            // which the C client may then call, so the box stays (no longer waited for) until the
+            // watch fires or its handle closes.
+            if let token { client.watches.retire(token.box) }
             throw error
         }
     }

@@ -249,6 +249,8 @@ public final class ZooKeeperClient: Sendable {
     /// The number of one-shot watches registered with the C client and not yet resolved, leaving
     /// out the client's own watch on the ensemble's configuration (for tests).
     package var registeredWatchCount: Int { watches.count(excluding: Self.configurationPath) }
+    /// The watches the C client may still call, withdrawn ones included (without the configuration's).
+    package var heldWatchCount: Int { watches.count(excluding: Self.configurationPath, withdrawnToo: true) }
 
     /// The number of this client's request and watch contexts that the C client holds and has
     /// not given back. Zero once the client is closed: tests use it to prove nothing leaks.

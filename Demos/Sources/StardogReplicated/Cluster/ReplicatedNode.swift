@@ -7,21 +7,24 @@ import ServiceLifecycle
 import Synchronization
 import ZooKeeper
 
-/// One member of the replicated cluster (a `Service`): it joins (syncing what it lacks), serves
-/// reads while it is a member in good standing, forwards writes to the coordinator, takes part
-/// in two-phase commits, campaigns to be the coordinator, and rejoins after it is expelled.
+/// One member of the replicated cluster (a `Service`): it joins (``ClusterJoin``), serves reads
+/// while it is a member in good standing, campaigns to be the coordinator, sends writes to the
+/// coordinator (``CommitCoordinator`` here, ``CoordinatorForwarding`` elsewhere), votes in commit
+/// rounds (``Participant``), keeps the transactions clients open on it (``OpenTransactions``), and
+/// rejoins after it is expelled.
 ///
 /// The protocol (documented in `Documentation/RunningAReplicatedCluster.md`):
-/// - **Commit** (the coordinator, under the cluster lock): prepare on every member (each fsyncs
-///   its vote), expel those that fail or time out, record the database's new version in
-///   ZooKeeper (the commit point, fenced by the lock), commit on the rest (expelling failures),
-///   wait out the standing lease if anyone was expelled, then acknowledge.
+/// - **Commit** (the coordinator, in rounds that carry every write queued meanwhile, each under
+///   the cluster lock): prepare on every member (each fsyncs its vote on the whole round), expel
+///   those that fail or time out, record the round's outcome in ZooKeeper (the commit point,
+///   fenced by the lock), commit on the rest (expelling failures), wait out the standing lease if
+///   anyone was expelled, then acknowledge every write of the round.
 /// - **Standing**: a member serves only while connected and while its own member znode was seen
 ///   within ``standingLease``; the coordinator waits that long after expelling before it
 ///   acknowledges, so an expelled node has stopped serving by then.
 /// - **Undecided votes** are decided from ZooKeeper's record (committed exactly when it shows
-///   the version the vote produces): at join, before the next prepare, and when one is older
-///   than twice the commit timeout.
+///   what the round produces): at join, before the next prepare, and when one is older than
+///   twice the commit timeout.
 public final class ReplicatedNode: Service, Sendable {
     public let configuration: StardogConfiguration
     /// This node's id in the cluster: its address.
