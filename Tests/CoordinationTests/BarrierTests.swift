@@ -31,6 +31,7 @@ import ZooKeeperTesting
         try await eventually("the waiter watches the barrier") { try await server.fourLetterWord("wchp").contains(path) }
         try await waiter.expireSessionForTesting()
         // The waiter looks again on its new session: it watches the barrier from that session.
+        try await eventually("the waiter has a new session") { waiter.state.session != nil }
         let session = "0x" + String(UInt64(bitPattern: try #require(waiter.state.session?.sessionID)), radix: 16)
         try await eventually("the waiter watches the barrier from its new session") {
             let blocks = try await server.fourLetterWord("wchc").components(separatedBy: "0x").map { "0x" + $0 }
