@@ -42,6 +42,17 @@ final class Participant: Sendable {
         try await runOffPool { try store.abortPrepared(round: round) }
     }
 
+    /// Decides a vote left undecided longer than twice the commit timeout, under the cluster lock:
+    /// a coordinator holds the lock for its whole round, so once this node has it, the round that
+    /// left the vote is over and its record final.
+    func decideStaleVote() async {
+        let timeout = context.configuration.commitTimeout
+        guard let preparedAt = context.store.preparedAt, ContinuousClock.now - preparedAt > timeout * 2 else { return }
+        guard let lease = try? await context.lock.acquire(timeout: timeout) else { return }
+        try? await resolveUndecided(reason: "no decision came")
+        await lease.release()
+    }
+
     /// Decides this node's undecided vote from ZooKeeper's record of its databases.
     func resolveUndecided(reason: String) async throws {
         guard let prepared = context.store.prepared else { return }

@@ -40,17 +40,13 @@ public final class ReplicatedNode: Service, Sendable {
     let coordinator: CommitCoordinator
     let transactions = OpenTransactions()
     let forwarding: CoordinatorForwarding
+    let standing: MemberStanding
 
     /// How long a confirmation of membership lets this node serve.
-    public static let standingLease: Duration = .seconds(1)
-    static let confirmInterval: Duration = .milliseconds(250)
+    public static let standingLease = MemberStanding.lease
 
     struct State: Sendable {
-        /// When this node last saw its own member znode; nil while it is not a member (joining,
-        /// expelled, stepped down).
-        var memberConfirmedAt: ContinuousClock.Instant?
-        /// Set when this node steps down: the standing loop ends the membership.
-        var steppedDown = false
+        /// The election names this node (its term has started).
         var isCoordinator = false
     }
     let state = StateBox()
@@ -86,14 +82,13 @@ public final class ReplicatedNode: Service, Sendable {
             lock: DistributedLock(client: client, path: layout.lock, configuration: lockConfiguration), store: store,
             peers: PeerCalls(client: peerClient), metrics: ReplicatedMetrics())
         participant = Participant(context: context)
+        let standing = MemberStanding(context: context)
+        self.standing = standing
         forwarding = CoordinatorForwarding(context: context, election: election)
         let state = self.state
-        coordinator = CommitCoordinator(context: context, participant: participant, standingLease: Self.standingLease) {
-            state.withLock {
-                $0.memberConfirmedAt = nil
-                $0.isCoordinator = false
-                $0.steppedDown = true
-            }
+        coordinator = CommitCoordinator(context: context, participant: participant, standingLease: MemberStanding.lease) {
+            standing.stepDown()
+            state.withLock { $0.isCoordinator = false }
         }
         lifetime = NodeLifetime(logger: logger)
     }
@@ -150,10 +145,7 @@ public final class ReplicatedNode: Service, Sendable {
                 try await client.waitUntilConnected()
                 continue
             }
-            state.withLock {
-                $0.memberConfirmedAt = .now
-                $0.steppedDown = false
-            }
+            standing.joined()
             logger.info("joined the cluster", metadata: ["replicated.catalog": "\(JoinPlan.describe(store.catalog))"])
             do {
                 try await serveAsMember()
@@ -169,10 +161,8 @@ public final class ReplicatedNode: Service, Sendable {
 
     /// Stops serving as a member (nothing is answered until the next join).
     private func leaveMembership() {
-        state.withLock {
-            $0.memberConfirmedAt = nil
-            $0.isCoordinator = false
-        }
+        standing.left()
+        state.withLock { $0.isCoordinator = false }
     }
 
     /// Campaigns for coordinator, follows who coordinates, and keeps confirming the membership;
@@ -204,48 +194,20 @@ public final class ReplicatedNode: Service, Sendable {
         state.withLock { $0.isCoordinator = false }
     }
 
-    /// Confirms every ``confirmInterval`` that this node's member znode is still there and ours;
+    /// Confirms every ``MemberStanding/confirmInterval`` that this node is still a member;
     /// returns when it is not. Also decides a vote left undecided for too long.
     private func keepStanding() async throws {
         while true {
-            try await Task.sleep(for: Self.confirmInterval)
-            guard !state.withLock({ $0.steppedDown }), try await confirmStanding() != false else { return }
-            if let preparedAt = store.preparedAt, ContinuousClock.now - preparedAt > configuration.commitTimeout * 2 {
-                // Only under the cluster lock: a coordinator holds it for its whole round, so
-                // once we have it, the round that left this vote is over and its record final.
-                if let lease = try? await context.lock.acquire(timeout: configuration.commitTimeout) {
-                    try? await participant.resolveUndecided(reason: "no decision came")
-                    await lease.release()
-                }
-            }
+            try await Task.sleep(for: MemberStanding.confirmInterval)
+            guard try await standing.stillMember() else { return }
+            await participant.decideStaleVote()
         }
     }
 
-    /// `true`: confirmed; `false`: the membership is gone; `nil`: no answer (not connected).
-    private func confirmStanding() async throws -> Bool? {
-        guard let session = client.state.session, client.state.isConnected else { return nil }
-        let sent = ContinuousClock.now
-        do {
-            // `sync` first: the server we read from may lag behind the leader, and must not show
-            // us a member znode the coordinator already deleted.
-            try await client.sync(layout.members)
-            guard let stat = try await client.exists(layout.member(id)), stat.ephemeralOwner == session.sessionID else { return false }
-            state.withLock { if $0.memberConfirmedAt != nil { $0.memberConfirmedAt = sent } }
-            return true
-        } catch let error as ZooKeeperError where error.isTransient {
-            return nil
-        }
-    }
+    /// Whether this node may answer requests (see ``MemberStanding``).
+    public func inGoodStanding() async -> Bool { await standing.inGoodStanding() }
 
-    /// Whether this node may answer requests: a member, connected, with its membership confirmed
-    /// within the lease (confirmed now when the last confirmation is older, e.g. after a pause).
-    public func inGoodStanding() async -> Bool {
-        guard let confirmedAt = state.withLock({ $0.memberConfirmedAt }), client.state.isConnected else { return false }
-        if ContinuousClock.now - confirmedAt < Self.standingLease { return true }
-        return (try? await confirmStanding()) == true
-    }
-
-    public var isCoordinator: Bool { state.withLock { $0.isCoordinator && $0.memberConfirmedAt != nil } }
+    public var isCoordinator: Bool { state.withLock { $0.isCoordinator } && standing.isMember }
 
     /// The coordinator in good standing (what `/admin/cluster/coordinator` answers).
     public func isCoordinatorInGoodStanding() async -> Bool { await inGoodStanding() && isCoordinator }
