@@ -18,7 +18,8 @@ import ZooKeeperTesting
         let maxWeight = 10
         let queue = GroupCommitQueue<Int, Int>(maxWeight: maxWeight, weigh: { weights[$0] })
         let observed = Observations()
-        let round: GroupCommitQueue<Int, Int>.Round = { operations in
+        let round: GroupCommitQueue<Int, Int>.Round = { take in
+            let operations = take()
             observed.state.withLock {
                 $0.running += 1
                 $0.maxRunning = max($0.maxRunning, $0.running)
@@ -56,7 +57,8 @@ import ZooKeeperTesting
     @Test func clientsCommittingInALoopShareOneRound() async throws {
         let queue = GroupCommitQueue<Int, Int>(maxWeight: 1000, weigh: { _ in 1 })
         let sizes = Mutex<[Int]>([])
-        let round: GroupCommitQueue<Int, Int>.Round = { operations in
+        let round: GroupCommitQueue<Int, Int>.Round = { take in
+            let operations = take()
             sizes.withLock { $0.append(operations.count) }
             try? await Task.sleep(for: .milliseconds(20))
             return operations.map { .success($0) }
@@ -74,9 +76,29 @@ import ZooKeeperTesting
         #expect(later.filter { $0 == clients }.count * 2 > later.count, "round sizes: \(sizes.withLock { $0 })")
     }
 
+    /// A round takes its operations when it is ready (the coordinator: once it holds the cluster
+    /// lock): those that arrive while it gets ready join it.
+    @Test func operationsArrivingWhileARoundGetsReadyJoinIt() async throws {
+        let queue = GroupCommitQueue<Int, Int>(maxWeight: 100, weigh: { _ in 1 })
+        let sizes = Mutex<[Int]>([])
+        let round: GroupCommitQueue<Int, Int>.Round = { take in
+            try? await Task.sleep(for: .milliseconds(200))  // taking the lock
+            let operations = take()
+            sizes.withLock { $0.append(operations.count) }
+            return operations.map { .success($0) }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { _ = try await queue.submit(0, round: round) }
+            try await Task.sleep(for: .milliseconds(20))
+            for operation in 1...5 { group.addTask { _ = try await queue.submit(operation, round: round) } }
+            try await group.waitForAll()
+        }
+        #expect(sizes.withLock { $0 } == [6])
+    }
+
     @Test func anOperationHeavierThanTheLimitGetsARoundOfItsOwn() async throws {
         let queue = GroupCommitQueue<Int, Int>(maxWeight: 10, weigh: { $0 })
-        let answer = try await queue.submit(50) { operations in operations.map { .success($0 + 1) } }
+        let answer = try await queue.submit(50) { take in take().map { .success($0 + 1) } }
         #expect(answer == 51)
     }
 }

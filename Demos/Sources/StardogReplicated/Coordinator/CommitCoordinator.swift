@@ -44,19 +44,22 @@ final class CommitCoordinator: Sendable {
 
     /// Commits `operation` in the next round; its database's new version (nil: dropped).
     func submit(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
-        try await queue.submit(operation) { operations in await self.runRound(operations) }
+        try await queue.submit(operation) { take in await self.runRound(take) }
     }
 
     private var logger: Logger { context.logger }
 
-    /// One round, under the cluster lock: a result per operation.
-    private func runRound(_ operations: [ClusterOperation]) async -> [Result<DatabaseVersion?, any Error>] {
+    /// One round, under the cluster lock: the operations queued once the lock is held (those that
+    /// arrive while it is being taken join), a result for each.
+    private func runRound(_ take: @Sendable () -> [ClusterOperation]) async -> [Result<DatabaseVersion?, any Error>] {
         await lastRelease.withLock { $0.take() }?.value
         let lease: LockLease
         do { lease = try await context.lock.acquire(timeout: context.configuration.commitTimeout * 4) } catch {
+            let operations = take()
             context.metrics.aborts.increment(by: operations.count)
             return operations.map { _ in .failure(ReplicatedError(.transactionAborted, "could not take the cluster lock: \(error)")) }
         }
+        let operations = take()
         let started = ContinuousClock.now
         var results: [Result<DatabaseVersion?, any Error>]
         do {

@@ -11,8 +11,10 @@ import Synchronization
 /// alternate, a round of some followed by a round of the others, and every round costs the same
 /// whatever it carries.
 final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
-    /// Runs one round: one result per operation, in order.
-    typealias Round = @Sendable ([Operation]) async -> [Result<Value, any Error>]
+    /// Runs one round. `take` gives the operations the round carries: the round calls it once,
+    /// as late as it can (after taking the cluster lock, say), so that operations arriving
+    /// meanwhile join it. One result per operation taken, in order.
+    typealias Round = @Sendable (_ take: @Sendable () -> [Operation]) async -> [Result<Value, any Error>]
 
     private struct Waiting: Sendable {
         let operation: Operation
@@ -64,10 +66,17 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
     private func runRounds(_ round: Round) async {
         while true {
             await lingerForTheLastRoundsClients()
-            guard let batch = nextBatch() else { return }
+            guard anyWaiting() else { return }
             let started = ContinuousClock.now
-            let results = await round(batch.map(\.operation))
-            precondition(results.count == batch.count, "a round answers every operation it carried")
+            let taken = Mutex<[Waiting]>([])
+            let results = await round {
+                let batch = self.nextBatch()
+                taken.withLock { $0 = batch }
+                return batch.map(\.operation)
+            }
+            let batch = taken.withLock { $0 }
+            precondition(results.count == batch.count, "a round answers every operation it took")
+            guard !batch.isEmpty else { continue }
             let ended = ContinuousClock.now
             state.withLock { $0.lastRound = LastRound(clients: batch.count + $0.waiting.count, ended: ended, duration: ended - started) }
             for (waiting, result) in zip(batch, results) { waiting.continuation.resume(with: result) }
@@ -87,13 +96,18 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
         }
     }
 
-    /// The operations of the next round, oldest first; `nil` (and the runner stops) when none waits.
-    private func nextBatch() -> [Waiting]? {
+    /// Whether an operation waits; if none does, the runner stops (in the same step, so that a
+    /// submission either sees it running or starts another).
+    private func anyWaiting() -> Bool {
         state.withLock { state in
-            guard !state.waiting.isEmpty else {
-                state.running = false
-                return nil
-            }
+            if state.waiting.isEmpty { state.running = false }
+            return state.running
+        }
+    }
+
+    /// The operations of the next round, oldest first (only the runner takes them).
+    private func nextBatch() -> [Waiting] {
+        state.withLock { state in
             var total = 0
             var count = 0
             for waiting in state.waiting {
