@@ -27,6 +27,15 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
         /// The last round: how many operations it carried and how many waited when it ended, when
         /// it ended and how long it took.
         var lastRound: LastRound?
+        /// The runner lingering until this many operations wait (resumed by the submission that
+        /// makes them enough, or at the linger's deadline).
+        var lingering: Lingering?
+        var lingers = 0
+    }
+    private struct Lingering {
+        var id: Int
+        var target: Int
+        var continuation: CheckedContinuation<Void, Never>
     }
     private struct LastRound {
         var clients: Int
@@ -60,6 +69,7 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
                 return true
             }
             if startsRunner { Task { await self.runRounds(round) } }
+            enoughToEndTheLinger()?.resume()
         }
     }
 
@@ -83,16 +93,40 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
         }
     }
 
-    /// Waits (polling, a fraction of a millisecond at a time) until as many operations wait as
-    /// there were clients when the last round ended, or the linger is over. No wait after an idle
-    /// spell.
+    /// Waits until as many operations wait as there were clients when the last round ended, or
+    /// the linger is over. No wait after an idle spell.
     private func lingerForTheLastRoundsClients() async {
         let (target, deadline) = state.withLock { state -> (Int, ContinuousClock.Instant) in
             guard let last = state.lastRound, ContinuousClock.now - last.ended < last.duration * 2 else { return (0, .now) }
             return (last.clients, last.ended + min(maxLinger, last.duration / 2))
         }
-        while state.withLock({ $0.waiting.count }) < target, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .microseconds(200))
+        guard deadline > .now else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let id = state.withLock { state -> Int? in
+                guard state.waiting.count < target else { return nil }
+                state.lingers += 1
+                state.lingering = Lingering(id: state.lingers, target: target, continuation: continuation)
+                return state.lingers
+            }
+            guard let id else { return continuation.resume() }
+            Task {
+                try? await Task.sleep(until: deadline)
+                let expired = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                    guard let lingering = state.lingering, lingering.id == id else { return nil }
+                    state.lingering = nil
+                    return lingering.continuation
+                }
+                expired?.resume()
+            }
+        }
+    }
+
+    /// The lingering runner, taken, if the operations waiting are now enough for it.
+    private func enoughToEndTheLinger() -> CheckedContinuation<Void, Never>? {
+        state.withLock { state in
+            guard let lingering = state.lingering, state.waiting.count >= lingering.target else { return nil }
+            state.lingering = nil
+            return lingering.continuation
         }
     }
 
