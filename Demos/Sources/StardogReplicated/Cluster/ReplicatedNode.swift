@@ -20,7 +20,7 @@ import ZooKeeper
 ///   fenced by the lock), commit on the rest (expelling failures), wait out the standing lease if
 ///   anyone was expelled, then acknowledge every write of the round.
 /// - **Standing**: a member serves only while connected and while its own member znode was seen
-///   within ``standingLease``; the coordinator waits that long after expelling before it
+///   within ``MemberStanding/lease``; the coordinator waits that long after expelling before it
 ///   acknowledges, so an expelled node has stopped serving by then.
 /// - **Undecided votes** are decided from ZooKeeper's record (committed exactly when it shows
 ///   what the round produces): at join, before the next prepare, and when one is older than
@@ -42,20 +42,9 @@ public final class ReplicatedNode: Service, Sendable {
     let forwarding: CoordinatorForwarding
     let standing: MemberStanding
 
-    /// How long a confirmation of membership lets this node serve.
-    public static let standingLease = MemberStanding.lease
-
-    struct State: Sendable {
-        /// The election names this node (its term has started).
-        var isCoordinator = false
-    }
-    let state = StateBox()
-
-    /// ``State`` behind a lock, in an object the parts of the node can hold.
-    final class StateBox: Sendable {
-        private let mutex = Mutex(State())
-        func withLock<R: Sendable>(_ body: (inout State) throws -> R) rethrows -> R { try mutex.withLock { try body(&$0) } }
-    }
+    /// Whether the election names this node (its term has started). ``isCoordinator`` also asks
+    /// that the node still be a member, so a node that steps down stops coordinating at once.
+    private let electedCoordinator = Atomic<Bool>(false)
     /// Set once the HTTP server listens (this process holds the node's port).
     private let serverRunning = Latch<Bool>()
     /// Runs the node's parts until a shutdown (SIGTERM, or the cluster's shutdown request).
@@ -85,10 +74,8 @@ public final class ReplicatedNode: Service, Sendable {
         let standing = MemberStanding(context: context)
         self.standing = standing
         forwarding = CoordinatorForwarding(context: context, election: election)
-        let state = self.state
         coordinator = CommitCoordinator(context: context, participant: participant, standingLease: MemberStanding.lease) {
             standing.stepDown()
-            state.withLock { $0.isCoordinator = false }
         }
         lifetime = NodeLifetime(logger: logger)
     }
@@ -162,7 +149,7 @@ public final class ReplicatedNode: Service, Sendable {
     /// Stops serving as a member (nothing is answered until the next join).
     private func leaveMembership() {
         standing.left()
-        state.withLock { $0.isCoordinator = false }
+        electedCoordinator.store(false, ordering: .relaxed)
     }
 
     /// Campaigns for coordinator, follows who coordinates, and keeps confirming the membership;
@@ -174,9 +161,9 @@ public final class ReplicatedNode: Service, Sendable {
                 while !Task.isCancelled {
                     do {
                         try await self.election.whileLeader(payload: Array(self.id.utf8)) { _ in
-                            self.state.withLock { $0.isCoordinator = true }
+                            self.electedCoordinator.store(true, ordering: .relaxed)
                             self.logger.notice("this node is the coordinator")
-                            defer { self.state.withLock { $0.isCoordinator = false } }
+                            defer { self.electedCoordinator.store(false, ordering: .relaxed) }
                             while true { try await Task.sleep(for: .seconds(3600)) }
                         }
                     } catch is CancellationError {
@@ -191,7 +178,7 @@ public final class ReplicatedNode: Service, Sendable {
             _ = try await group.next()
             group.cancelAll()
         }
-        state.withLock { $0.isCoordinator = false }
+        electedCoordinator.store(false, ordering: .relaxed)
     }
 
     /// Confirms every ``MemberStanding/confirmInterval`` that this node is still a member;
@@ -207,7 +194,7 @@ public final class ReplicatedNode: Service, Sendable {
     /// Whether this node may answer requests (see ``MemberStanding``).
     public func inGoodStanding() async -> Bool { await standing.inGoodStanding() }
 
-    public var isCoordinator: Bool { state.withLock { $0.isCoordinator } && standing.isMember }
+    public var isCoordinator: Bool { electedCoordinator.load(ordering: .relaxed) && standing.isMember }
 
     /// The coordinator in good standing (what `/admin/cluster/coordinator` answers).
     public func isCoordinatorInGoodStanding() async -> Bool { await inGoodStanding() && isCoordinator }
