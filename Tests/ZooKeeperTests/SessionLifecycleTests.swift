@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 import Testing
 import ZooKeeper
@@ -30,6 +31,26 @@ import ZooKeeperTesting
             try await client.delete(path)
             let order = recorder.recorded.map { SessionStateKind($0.state) }.filter { [.expired, .connecting, .newSession, .connected].contains($0) }
             #expect(order.suffix(4) == [.expired, .connecting, .newSession, .connected])
+        }
+    }
+
+    /// On a busy machine the session watcher can see a new handle connect (and the client can be
+    /// used and closed) before the handle queue has finished opening it. The handle is then
+    /// closed once, by the close, not a second time by the opener (which was a use-after-free).
+    @Test func aHandleClosedBeforeItsOpenerFinishedIsClosedOnce() async throws {
+        let server = try await SharedServer.get()
+        for _ in 0..<5 {
+            let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration())
+            let opened = DispatchSemaphore(value: 0)
+            client.afterHandleInitForTesting.withLock { $0 = { _ in opened.wait() } }
+            try await client.connect()
+            #expect(try await client.exists("/") != nil)
+            let closing = Task { await client.close() }
+            try await eventually("the client is closed") { client.state == .closed }
+            opened.signal()
+            await closing.value
+            #expect(client.closedHandleCount == 1)
+            #expect(client.outstandingCallbackContexts == 0)
         }
     }
 

@@ -50,6 +50,12 @@ public final class ZooKeeperClient: Sendable {
     let inFlight = InFlightRequests()
     /// Serial queue for the blocking C calls (`zookeeper_init`, `zookeeper_close`): never the cooperative pool.
     private let handleQueue = DispatchQueue(label: "zookeeper.handle")
+    /// How many times `zookeeper_close` was called on this client's handles (tests: once per handle).
+    private let closedHandles = Atomic<Int>(0)
+    package var closedHandleCount: Int { closedHandles.load(ordering: .relaxed) }
+    /// Called on the handle queue between `zookeeper_init` and putting the handle in the slot
+    /// (tests: hold it there, as a slow machine may, while the session watcher sees it connect).
+    package let afterHandleInitForTesting = Mutex<(@Sendable (Int) -> Void)?>(nil)
 
     enum HandleSlot {
         case notStarted
@@ -370,9 +376,10 @@ public final class ZooKeeperClient: Sendable {
     }
 
     /// Called by the C session watcher (completion thread): lock, step the machine, act, unlock.
-    fileprivate func handleEvent(_ event: SessionStateMachine.HandleEvent, handle: OpaquePointer?, generation: Int) {
-        if case .connected = event, let handle { adopt(handle, generation: generation) }
-        if case .connectedReadOnly = event, let handle { adopt(handle, generation: generation) }
+    fileprivate func handleEvent(_ event: SessionStateMachine.HandleEvent, handle: OpaquePointer?, context: HandleContext) {
+        let generation = context.generation
+        if case .connected = event, let handle { adopt(handle, context: context) }
+        if case .connectedReadOnly = event, let handle { adopt(handle, context: context) }
         withSession { book in
             if case .connected = event, let handle, generation == book.machine.generation {
                 book.credentials = Self.credentials(of: handle)
@@ -381,9 +388,13 @@ public final class ZooKeeperClient: Sendable {
         }
     }
 
-    private func adopt(_ handle: OpaquePointer, generation: Int) {
+    /// Puts a handle that connected before ``openHandle(generation:authentications:)`` finished in the slot.
+    private func adopt(_ handle: OpaquePointer, context: HandleContext) {
         slot.write { slot in
-            if case .opening(generation) = slot { slot = .open(SendableHandle(pointer: handle), generation: generation) }
+            if case .opening(context.generation) = slot {
+                slot = .open(SendableHandle(pointer: handle), generation: context.generation)
+                context.published = true
+            }
         }
     }
 
@@ -436,20 +447,31 @@ public final class ZooKeeperClient: Sendable {
         withSession { $0.openFailure = nil }
         let resolutionDelay = configuration.hostResolutionInterval.map { Int32(clamping: max($0.milliseconds, 1)) } ?? -1
         zoo_set_servers_resolution_delay(handle, resolutionDelay)
-        let adopted = slot.write { slot -> Bool in
+        if let pause = afterHandleInitForTesting.withLock({ $0 }) { pause(generation) }
+        enum Adoption { case adopted, closeHere, closedByCloseAction }
+        let adoption = slot.write { slot -> Adoption in
             switch slot {
             case .opening(generation):
                 slot = .open(SendableHandle(pointer: handle), generation: generation)
-                return true
-            case .open(let current, generation):
-                return current.pointer == handle
+                context.published = true
+                return .adopted
+            case .open(let current, generation) where current.pointer == handle:
+                return .adopted
             default:
-                return false
+                // Closed (or superseded) while zookeeper_init ran. If the session watcher had
+                // already put the handle in the slot, the close action took it from there and
+                // its closeHandle, queued behind this, closes it: closing it here too would
+                // close a freed handle and release its context twice.
+                return context.published ? .closedByCloseAction : .closeHere
             }
         }
-        guard adopted else {
-            // Closed (or superseded) while zookeeper_init ran.
-            zookeeper_close(handle)
+        switch adoption {
+        case .adopted:
+            break
+        case .closedByCloseAction:
+            return
+        case .closeHere:
+            _ = closeC(handle)
             Unmanaged<HandleContext>.fromOpaque(contextPointer).release()
             return
         }
@@ -480,10 +502,16 @@ public final class ZooKeeperClient: Sendable {
         return "zookeeper_init failed: \(String(cString: strerror(code)))"
     }
 
+    /// `zookeeper_close`, counted for tests (a handle must be closed exactly once).
+    private func closeC(_ handle: OpaquePointer) -> Int32 {
+        closedHandles.add(1, ordering: .relaxed)
+        return zookeeper_close(handle)
+    }
+
     private func closeHandle(_ handle: OpaquePointer?, generation: Int, failing error: ZooKeeperError) {
         if let handle {
             let context = zoo_get_context(handle)
-            let rc = zookeeper_close(handle)
+            let rc = closeC(handle)
             if rc != ZOK.rawValue {
                 logger.debug("zookeeper_close returned an error", metadata: ["zk.rc": "\(rc)"])
             }
@@ -788,6 +816,9 @@ struct SendableHandle: @unchecked Sendable {
 final class HandleContext: @unchecked Sendable {
     weak var client: ZooKeeperClient?
     let generation: Int
+    /// Whether the handle was ever put in the slot (read and written under the slot's lock only).
+    /// From then on, the close action that takes it out of the slot closes it and releases this context.
+    var published = false
 
     init(client: ZooKeeperClient, generation: Int) {
         self.client = client
@@ -814,7 +845,7 @@ private let sessionWatcher: watcher_fn = { handle, type, state, _, context in
     case ZOO_AUTH_FAILED_STATE: event = .authFailed
     default: return
     }
-    client.handleEvent(event, handle: handle, generation: handleContext.generation)
+    client.handleEvent(event, handle: handle, context: handleContext)
 }
 
 extension Duration {
