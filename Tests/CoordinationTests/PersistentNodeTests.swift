@@ -7,7 +7,7 @@ import ZooKeeperTesting
 /// The persistent node against a real server: re-created with its latest data after an expiry
 /// and after a deletion, its in-place state reported, and gone after close.
 @Suite struct PersistentNodeTests {
-    @Test(.timeLimit(.minutes(1))) func anEphemeralNodeIsKeptAcrossExpiriesWithItsLatestData() async throws {
+    @Test(.timeLimit(.minutes(3))) func anEphemeralNodeIsKeptAcrossExpiriesWithItsLatestData() async throws {
         let server = try await ZooKeeperServer.shared()
         let path = uniqueTestPath() + "/instance"
         let client = try await connectedTestClient(server.connectString)
@@ -37,6 +37,24 @@ import ZooKeeperTesting
         #expect(await states.next() == false)
         await client.close()
         await observer.close()
+    }
+
+    /// The keeper may learn of a new session only by creating the node on it (the old session
+    /// expired between two of its requests): the node of the old session still went, and is reported so.
+    @Test func aNodeTakenOverByANewSessionIsReportedGoneThenBack() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let client = try await connectedTestClient(server.connectString)
+        let node = PersistentNode(client: client, path: uniqueTestPath() + "/instance")
+        var states = node.states().makeAsyncIterator()
+        #expect(await states.next() == false)
+        node.setInPlace(owner: 0x1001)
+        node.setInPlace(owner: 0x1001)  // looked again on the same session: nothing to report
+        node.setInPlace(owner: 0x2002)
+        await node.close()
+        var seen: [Bool] = []
+        while let inPlace = await states.next() { seen.append(inPlace) }
+        #expect(seen == [true, false, true, false])
+        await client.close()
     }
 
     @Test(.timeLimit(.minutes(1))) func aTTLNodeIsCreatedWithItsTTL() async throws {

@@ -127,6 +127,22 @@ public final class PersistentNode: Sendable {
         }
     }
 
+    /// Records the node as in place, held by the session `owner`. A node of an earlier session
+    /// went with that session, even when this keeper only learns of it by creating the new one (the
+    /// session expired between two of its looks): subscribers see it gone, then back.
+    func setInPlace(owner: Int64) {
+        state.withLock { state in
+            let replaced = state.inPlace && state.session != owner
+            state.session = owner
+            guard replaced || !state.inPlace else { return }
+            if replaced {
+                for subscriber in state.subscribers.all { subscriber.yield(false) }
+            }
+            state.inPlace = true
+            for subscriber in state.subscribers.all { subscriber.yield(true) }
+        }
+    }
+
     /// Creates the node, watches it, and creates it again when it goes; touches a TTL node.
     private func keep() async {
         let sessions = Task { [client, weak self] in
@@ -216,15 +232,13 @@ public final class PersistentNode: Sendable {
         }
         do {
             let created = try await client.create(path, data: data, mode: createMode, parents: .container)
-            state.withLock { $0.session = created.stat.ephemeralOwner }
-            setInPlace(true)
+            setInPlace(owner: created.stat.ephemeralOwner)
         } catch let error as ZooKeeperError where error.code == .nodeExists {
             guard let stat = try await client.exists(path) else { return try await ensureCreated() }
             let ours = stat.ephemeralOwner == 0 ? mode != .ephemeral : stat.ephemeralOwner == client.state.session?.sessionID
             if ours {
                 if try await client.getData(path).bytes != data { try await client.setData(path, data: data) }
-                state.withLock { $0.session = stat.ephemeralOwner }
-                setInPlace(true)
+                setInPlace(owner: stat.ephemeralOwner)
                 return
             }
             // Another session's (our previous one, not cleaned up yet, or someone else's): wait for it to go.
