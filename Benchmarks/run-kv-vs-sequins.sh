@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # kv beside the real sequins, in one run, on the same SequenceFiles and the same ZooKeeper, with the
-# same sequins.conf keys: GETs of local keys (one node), of missing keys (404, one node), and GETs
-# through node 1 of a two-node cluster with replication 1 (part of them proxied). wrk -t2 drives
-# each target for SECONDS, alternating sequins and kv, three rounds; the script reports req/s, p99
-# latency, server CPU per request and resident memory, and the kv/sequins ratios.
+# same sequins.conf keys:
+# - throughput with a warm page cache: GETs of local keys (one node), of missing keys (404, one
+#   node), and GETs through node 1 of a two-node cluster with replication 1 (part of them
+#   proxied). wrk -t2 drives each target for SECONDS, alternating sequins and kv, ROUNDS rounds;
+#   req/s, latency, server CPU per request;
+# - memory of the single nodes after loading and after the rounds: resident, anonymous (private,
+#   from /proc/<pid>/smaps_rollup) and file-backed (mapped store files the kernel can drop);
+# - local GETs with a cold page cache (caches dropped before each system's round; needs root);
+# - a version switch (version 2 = the same files, SIGHUP): the peak resident and anonymous memory
+#   sampled every 50 ms until the node serves version 2, against the steady state before it;
+# - a restart of each single node with its store on disk: time from start to its first 200,
+#   with a warm page cache, then with a cold one.
 #
-# Usage: Benchmarks/run-kv-vs-sequins.sh <sequins binary> [seconds] [connections] [records]
+# Usage: Benchmarks/run-kv-vs-sequins.sh <sequins binary> [seconds] [connections] [records] [rounds]
 # Nothing of sequins is built here: pass the path of a sequins binary you built yourself.
 set -euo pipefail
-sequins=${1:?usage: run-kv-vs-sequins.sh <sequins binary> [seconds] [connections] [records]}
-seconds=${2:-10}; connections=${3:-32}; records=${4:-1000000}
+sequins=${1:?usage: run-kv-vs-sequins.sh <sequins binary> [seconds] [connections] [records] [rounds]}
+seconds=${2:-10}; connections=${3:-32}; records=${4:-1000000}; rounds=${5:-3}
 sequins=$(readlink -f "$sequins")
 cd "$(dirname "$0")"
 command -v wrk >/dev/null || apt-get install -y wrk
@@ -85,34 +93,88 @@ proxied_share() { # port: the share of 200 keys node 1 answers through its peer
 }
 echo "proxied share of node 1's answers: sequins $(proxied_share "${ports[sequins-pair1]}"), kv $(proxied_share "${ports[kv-pair1]}")"
 
+pid_of() { cat "$work/$1/pid"; }
+# resident / anonymous / file-backed MB of a node
+memory() { awk '/^Rss:/ {r=$2} /^Anonymous:/ {a=$2} END {printf "%.0f %.0f %.0f", r/1024, a/1024, (r-a)/1024}' "/proc/$(pid_of "$1")/smaps_rollup"; }
+memory_line() { # label
+  echo "memory $1 (MB resident / anonymous / file-backed): sequins $(memory sequins-single | tr ' ' /), kv $(memory kv-single | tr ' ' /)"
+}
+memory_line "after loading"
+can_drop=false; if sync && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then can_drop=true; fi
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
 cpu_ticks() { local total=0; for name in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$(cat "$work/$name/pid")/stat"))); done; echo $total; }
-rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$(cat "$work/$1/pid")/status"; }
 hz=$(getconf CLK_TCK)
 
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v * 1000 } }'; }
+measure() { # label system path
+  local label=$1 system=$2 path=$3 target keys measured
+  case $path in
+    local) target=$system-single; keys=$work/keys.txt; measured=($system-single) ;;
+    missing) target=$system-single; keys=$work/missing.txt; measured=($system-single) ;;
+    proxied) target=$system-pair1; keys=$work/keys.txt; measured=($system-pair1 $system-pair2) ;;
+  esac
+  local before after report rps requests p50 p99 cpu bad
+  before=$(cpu_ticks "${measured[@]}")
+  report=$(KEYS=$keys wrk -t2 -c"$connections" -d"${seconds}s" --latency -s kv-wrk.lua "http://127.0.0.1:${ports[$target]}")
+  after=$(cpu_ticks "${measured[@]}")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$report")
+  requests=$(awk '/requests in/ {print $1}' <<<"$report")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$report")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$report")")
+  cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
+  # Failed requests are not throughput; a 404 target expects only 404s.
+  bad=$(awk '/Socket errors/ {print "socket errors"}' <<<"$report")
+  if [ "$path" != missing ]; then bad+=$(awk '/Non-2xx or 3xx responses/ {print " " $5 " non-2xx"}' <<<"$report"); fi
+  echo "$path $label $system $rps $p50 $p99 $cpu${bad:+ INVALID:$bad}"
+}
+
 echo "path round system req/s p50_ms p99_ms cpu_us_per_request"
-for round in 1 2 3; do
+for round in $(seq 1 "$rounds"); do
   for path in local missing proxied; do
-    for system in sequins kv; do
-      case $path in
-        local) target=$system-single; keys=$work/keys.txt; measured=($system-single) ;;
-        missing) target=$system-single; keys=$work/missing.txt; measured=($system-single) ;;
-        proxied) target=$system-pair1; keys=$work/keys.txt; measured=($system-pair1 $system-pair2) ;;
-      esac
-      before=$(cpu_ticks "${measured[@]}")
-      report=$(KEYS=$keys wrk -t2 -c"$connections" -d"${seconds}s" --latency -s kv-wrk.lua "http://127.0.0.1:${ports[$target]}")
-      after=$(cpu_ticks "${measured[@]}")
-      rps=$(awk '/Requests\/sec/ {print $2}' <<<"$report")
-      requests=$(awk '/requests in/ {print $1}' <<<"$report")
-      to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v * 1000 } }'; }
-      p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$report")")
-      p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$report")")
-      cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
-      # Failed requests are not throughput; a 404 target expects only 404s.
-      bad=$(awk '/Socket errors/ {print "socket errors"}' <<<"$report")
-      if [ "$path" != missing ]; then bad+=$(awk '/Non-2xx or 3xx responses/ {print " " $5 " non-2xx"}' <<<"$report"); fi
-      echo "$path $round $system $rps $p50 $p99 $cpu${bad:+ INVALID:$bad}"
-    done
+    for system in sequins kv; do measure "$round" "$system" "$path"; done
   done
 done
-echo "resident memory (MB) of the single nodes after the rounds: sequins $(rss_mb sequins-single), kv $(rss_mb kv-single)"
+memory_line "after the rounds"
+
+if $can_drop; then
+  for system in sequins kv; do drop_caches; measure cold "$system" local; done
+  memory_line "after the cold rounds"
+else
+  echo "cold page cache: not measured (cannot write /proc/sys/vm/drop_caches)"
+fi
+
+# A version switch: version 2 holds the same files (hard links), offered by SIGHUP.
+cp -al "$work/source/bench/1" "$work/source/bench/2"
+serves_version() { curl -s -D - -o /dev/null "http://127.0.0.1:$1/bench/key-0" | tr -d '\r' | grep -qi "^X-Sequins-Version: $2\$"; }
+for system in sequins kv; do
+  name=$system-single
+  read -r steady_rss steady_anon _ <<<"$(memory "$name")"
+  peak_rss=$steady_rss; peak_anon=$steady_anon
+  started=$(date +%s.%N)
+  kill -HUP "$(pid_of "$name")"
+  until serves_version "${ports[$name]}" 2; do
+    read -r rss anon _ <<<"$(memory "$name")"
+    ((rss > peak_rss)) && peak_rss=$rss; ((anon > peak_anon)) && peak_anon=$anon
+    sleep 0.05
+  done
+  switched=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  sleep 2  # the old version dropped
+  read -r after_rss after_anon _ <<<"$(memory "$name")"
+  echo "switch $system: ${switched} s; resident MB steady $steady_rss peak $peak_rss after $after_rss (peak/steady $(awk -v p="$peak_rss" -v s="$steady_rss" 'BEGIN { printf "%.2f", p / s }')); anonymous MB steady $steady_anon peak $peak_anon after $after_anon (peak/steady $(awk -v p="$peak_anon" -v s="$steady_anon" 'BEGIN { printf "%.2f", p / s }'))"
+done
+
+# Restarts with the store on disk: time to the first 200.
+restart() { # system cache
+  local name=$1-single pid
+  pid=$(pid_of "$name"); kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  [ "$2" = cold ] && drop_caches
+  local started; started=$(date +%s.%N)
+  start "$name" "$( [ "$1" = kv ] && echo "$bin/kv" || echo "$sequins")"
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${ports[$name]}/bench/key-0")" = 200 ]; do sleep 0.02; done
+  echo "restart $1 ($2 page cache): first 200 after $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s"
+}
+for system in sequins kv; do restart "$system" warm; done
+if $can_drop; then for system in sequins kv; do restart "$system" cold; done; fi
+memory_line "after the restarts"
 echo "(logs and data in $work)"

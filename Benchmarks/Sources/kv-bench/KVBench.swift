@@ -56,12 +56,12 @@ struct Load: AsyncParsableCommand {
             let load = try await clock.measure {
                 var builder = VersionBuilder(files: paths, partitionCount: paths.count, selected: Set(0..<paths.count))
                 builder.maxParallelLoads = 1
-                let partitions = try await builder.build()
+                let partitions = try await builder.build(into: store.versionDirectory(database: "bench", version: "1"))
                 let manifest = StoredVersionManifest(
                     numPartitions: paths.count, selectedPartitions: Array(0..<paths.count), createdAt: 0,
                     sourcePath: versionDirectory)
-                let indexes = try VersionBuilder.persistAndIndex(partitions, store: store, database: "bench", version: "1", manifest: manifest)
-                precondition(indexes.values.reduce(0) { $0 + $1.count } == records)
+                try store.saveManifest(manifest, database: "bench", version: "1")
+                precondition(partitions.values.reduce(0) { $0 + $1.count } == records)
             }
             loadTimes.append(load)
             try? FileManager.default.removeItem(atPath: store.directory)

@@ -306,10 +306,9 @@ public final class KVNode: Service, Sendable {
             sourcePath: source.path(database: database.name, version: name), gate: gate)
         if let stored, stored.numPartitions == partitionCount, let store {
             do {
-                let partitions = try await runOffPool { try store.loadPartitions(database: databaseName, version: name, manifest: stored) }
+                let partitions = try await runOffPool { try store.openPartitions(database: databaseName, version: name, manifest: stored) }
                 version.install(VersionData(partitionCount: partitionCount, partitions: partitions, createdAt: Date(timeIntervalSince1970: stored.createdAt)))
-                _ = try? await runOffPool { releaseFreedMemory() }  // the indexing's buffers
-                logger.info("read the version back from the local store", metadata: metadata)
+                logger.info("mapped the version from the local store", metadata: metadata)
             } catch {
                 logger.warning("the stored version is unreadable; loading it again", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
                 _ = try? await runOffPool { store.remove(database: databaseName, version: name) }
@@ -377,19 +376,24 @@ public final class KVNode: Service, Sendable {
             }
         }
         do {
-            let records = try await builder.build()
+            guard let store else { throw StoreError("the node has no local store to build into") }
+            let partitions: [Int: PartitionFile]
+            do {
+                partitions = try await builder.build(into: store.versionDirectory(database: version.database, version: version.name))
+                try Task.checkCancellation()
+            } catch {
+                // Nothing half-built stays in the store (a version without a manifest is never read back anyway).
+                _ = try? await runOffPool { store.remove(database: version.database, version: version.name) }
+                throw error
+            }
             let createdAt = Date()
             let manifest = StoredVersionManifest(
                 numPartitions: version.partitionCount, selectedPartitions: version.selected.sorted(),
                 createdAt: createdAt.timeIntervalSince1970, sourcePath: version.sourcePath)
-            let store = self.store
-            let partitions = try await runOffPool {
-                try VersionBuilder.persistAndIndex(records, store: store, database: version.database, version: version.name, manifest: manifest)
-            }
-            try Task.checkCancellation()
+            try await runOffPool { try store.saveManifest(manifest, database: version.database, version: version.name) }
             let data = VersionData(partitionCount: version.partitionCount, partitions: partitions, createdAt: createdAt)
             version.install(data)
-            _ = try? await runOffPool { releaseFreedMemory() }  // the build's buffers
+            _ = try? await runOffPool { releaseFreedMemory() }  // the readers' batches
             let elapsed = ContinuousClock.now - started
             metrics.loadDuration.record(elapsed)
             logger.info(

@@ -7,7 +7,7 @@ import Foundation
 /// ```
 /// <local_store>/sequins.lock                               held with flock while the node runs
 /// <local_store>/self_assigned_id                           when shard_id is not configured
-/// <local_store>/data/<db>/<version>/partition-00003.records
+/// <local_store>/data/<db>/<version>/partition-00003.records   a PartitionFile, mapped while served
 /// <local_store>/data/<db>/<version>/.manifest              JSON, written last: a version without it is incomplete
 /// ```
 public final class LocalStore: Sendable {
@@ -59,7 +59,8 @@ public final class LocalStore: Sendable {
 
     // MARK: Versions
 
-    func versionDirectory(database: String, version: String) -> String {
+    /// Where a version's partition files and manifest are.
+    public func versionDirectory(database: String, version: String) -> String {
         directory + "/data/" + database + "/" + version
     }
 
@@ -88,16 +89,6 @@ public final class LocalStore: Sendable {
         return try? JSONDecoder().decode(StoredVersionManifest.self, from: data)
     }
 
-    /// Writes one partition of a version being built, in ``PartitionIndex``'s stored format (the
-    /// manifest comes last, in ``saveManifest``).
-    public func savePartition(_ partition: Int, stored: [UInt8], database: String, version: String) throws {
-        let target = versionDirectory(database: database, version: version)
-        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        do { try WholeFile.write(stored, to: target + "/" + Self.partitionFileName(partition)) } catch {
-            throw StoreError("cannot write partition \(partition): \(error)")
-        }
-    }
-
     /// Completes a version on disk.
     public func saveManifest(_ manifest: StoredVersionManifest, database: String, version: String) throws {
         let target = versionDirectory(database: database, version: version)
@@ -107,20 +98,22 @@ public final class LocalStore: Sendable {
         try encoder.encode(manifest).write(to: URL(fileURLWithPath: target + "/.manifest"), options: .atomic)
     }
 
-    /// Reads the partitions of a complete version back.
-    public func loadPartitions(database: String, version: String, manifest: StoredVersionManifest) throws -> [Int: PartitionIndex] {
-        let target = versionDirectory(database: database, version: version)
-        var result: [Int: PartitionIndex] = [:]
+    /// Maps the partitions of a complete version, each checked against its checksum first (both
+    /// cores share the reading).
+    /// - Throws: ``StoreError`` naming the first partition file that is missing, truncated or
+    ///   corrupt; the caller deletes the version and builds it again from the source.
+    public func openPartitions(database: String, version: String, manifest: StoredVersionManifest) throws -> [Int: PartitionFile] {
         guard manifest.format == StoredVersionManifest.currentFormat else {
             throw StoreError("the stored version has format \(manifest.format), this kv writes \(StoredVersionManifest.currentFormat)")
         }
-        for partition in manifest.selectedPartitions {
-            let path = target + "/" + Self.partitionFileName(partition)
-            guard let bytes = WholeFile.read(path) else {
-                throw StoreError("\(path) is missing although the manifest lists partition \(partition)")
-            }
-            result[partition] = try PartitionIndex(stored: bytes)
+        let target = versionDirectory(database: database, version: version)
+        let partitions = manifest.selectedPartitions
+        let results = ResultSlots<PartitionFile>(count: partitions.count)
+        DispatchQueue.concurrentPerform(iterations: partitions.count) { index in
+            results.set(index) { try PartitionFile(path: target + "/" + Self.partitionFileName(partitions[index]), verify: true) }
         }
+        var result: [Int: PartitionFile] = [:]
+        for (index, partition) in partitions.enumerated() { result[partition] = try results.get(index) }
         return result
     }
 
@@ -136,9 +129,9 @@ public final class LocalStore: Sendable {
 
 /// What a stored version holds: written last, so its presence means the version is complete.
 public struct StoredVersionManifest: Codable, Sendable, Hashable {
-    /// 2: partitions in ``PartitionIndex``'s stored format (1 had plain records; such versions
-    /// are loaded again from the source).
-    public static let currentFormat = 2
+    /// 3: ``PartitionFile``s, served mapped (versions of earlier formats, whose partitions were
+    /// read into memory, are built again from the source).
+    public static let currentFormat = 3
     public var format: Int = currentFormat
     public var numPartitions: Int
     public var selectedPartitions: [Int]

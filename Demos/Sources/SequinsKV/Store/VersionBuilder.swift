@@ -1,7 +1,8 @@
 import DemoSupport
 import Foundation
 
-/// Reads a version's SequenceFiles and keeps the records of the selected partitions.
+/// Reads a version's SequenceFiles and writes the records of the selected partitions into the
+/// local store's partition files.
 public struct VersionBuilder: Sendable {
     public var files: [String]
     public var partitionCount: Int
@@ -24,63 +25,91 @@ public struct VersionBuilder: Sendable {
     /// assumed pre-sharded and the rest of it is skipped (sequins' fast path).
     static let preShardedSkipThreshold = 5000
 
-    /// Reads every file (in parallel, off the cooperative pool) and returns the records of the
-    /// selected partitions in the store's buffer format.
-    /// - Throws: ``SequenceFileError`` for the first file that cannot be read.
-    public func build() async throws -> [Int: [UInt8]] {
+    /// Reads every file (in parallel, off the cooperative pool) and writes the selected
+    /// partitions' records into partition files in `directory` (created if needed), then indexes
+    /// them. Memory stays bounded by the records in flight and one partition's table, whatever
+    /// the size of the version. On failure the partition files written so far are deleted.
+    /// - Throws: ``SequenceFileError`` for the first file that cannot be read, ``StoreError``
+    ///   when a partition file cannot be written.
+    public func build(into directory: String) async throws -> [Int: PartitionFile] {
         if selected.isEmpty || partitionCount == 0 { return [:] }
-        let workers = max(1, min(maxParallelLoads == 0 ? 10 : maxParallelLoads, files.count))
-        let queue = WorkQueue(files)
-        // Each worker reads, decompresses and joins its files on a thread of its own (afterFile
-        // may block: a test's hang), and so does the final join.
-        let results = try await withThrowingTaskGroup(of: [Int: [UInt8]].self) { group in
-            for _ in 0..<workers {
-                group.addTask {
-                    try await runOffPool {
-                        var merged: [Int: [UInt8]] = [:]
-                        while let file = queue.next() {
-                            Self.join(try readFile(file), into: &merged)
-                            afterFile?(file)
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw StoreError("cannot create \(directory): \(error.localizedDescription)")
+        }
+        var writers = [PartitionFileWriter?](repeating: nil, count: partitionCount)
+        do {
+            for partition in selected.sorted() where partition < partitionCount {
+                writers[partition] = try PartitionFileWriter(path: directory + "/" + LocalStore.partitionFileName(partition))
+            }
+        } catch {
+            for writer in writers { writer?.abandon() }
+            throw error
+        }
+        let targets = writers
+        do {
+            let workers = max(1, min(maxParallelLoads == 0 ? 10 : maxParallelLoads, files.count))
+            let queue = WorkQueue(files)
+            // Each worker reads, decompresses and appends its files on a thread of its own
+            // (afterFile may block: a test's hang).
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<workers {
+                    group.addTask {
+                        try await runOffPool {
+                            while let file = queue.next() {
+                                try readFile(file, into: targets)
+                                afterFile?(file)
+                            }
                         }
-                        return merged
                     }
                 }
+                try await group.waitForAll()
             }
-            var all: [[Int: [UInt8]]] = []
-            for try await part in group { all.append(part) }
-            return all
-        }
-        let selected = self.selected
-        return try await runOffPool {
-            var merged: [Int: [UInt8]] = [:]
-            for partition in selected { merged[partition] = [] }
-            for part in results { Self.join(part, into: &merged) }
-            return merged
-        }
-    }
-
-    /// Appends each partition's records to `merged` (taking the buffer itself when it is the first).
-    static func join(_ records: [Int: [UInt8]], into merged: inout [Int: [UInt8]]) {
-        for (partition, bytes) in records {
-            if merged[partition]?.isEmpty ?? true { merged[partition] = bytes } else { merged[partition]!.append(contentsOf: bytes) }
+            try Task.checkCancellation()
+            let finishing = targets.enumerated().compactMap { partition, writer in writer.map { (partition, $0) } }
+            return try await runOffPool {
+                let results = ResultSlots<PartitionFile>(count: finishing.count)
+                DispatchQueue.concurrentPerform(iterations: finishing.count) { index in
+                    results.set(index) { try finishing[index].1.finish() }
+                }
+                var files: [Int: PartitionFile] = [:]
+                for (index, entry) in finishing.enumerated() { files[entry.0] = try results.get(index) }
+                return files
+            }
+        } catch {
+            for writer in targets { writer?.abandon() }
+            throw error
         }
     }
 
-    /// Reads one file and keeps the selected partitions' records.
-    public func readFile(_ path: String) throws -> [Int: [UInt8]] {
+    /// Bytes of records a reader gathers for one partition before appending them to its file:
+    /// large enough that appends are few, small enough that every reader's batches together stay
+    /// a few megabytes.
+    var batchSize: Int { max(16 << 10, min(256 << 10, (4 << 20) / max(1, selected.count))) }
+
+    /// Reads one file and appends the selected partitions' records to their files.
+    func readFile(_ path: String, into writers: [PartitionFileWriter?]) throws {
         var reader = try SequenceFileReader(path: path)
-        var isSelected = [Bool](repeating: false, count: partitionCount)
-        for partition in selected where partition < partitionCount { isSelected[partition] = true }
-        var buffers = [[UInt8]](repeating: [], count: partitionCount)
+        var batches = [[UInt8]](repeating: [], count: partitionCount)
+        var batchCounts = [Int](repeating: 0, count: partitionCount)
+        let batchSize = self.batchSize
         var runPartition = -1
         var runLength = 0
         var preSharded = true
         let throttleMicroseconds = throttle.components.seconds * 1_000_000 + throttle.components.attoseconds / 1_000_000_000_000
         try reader.forEachRecord { key, value in
             let location = KeyPartition(key: key, partitionCount: partitionCount)
-            let target = isSelected[location.partition] ? location.partition : (isSelected[location.alternate] ? location.alternate : -1)
+            let target = writers[location.partition] != nil ? location.partition : (writers[location.alternate] != nil ? location.alternate : -1)
             if target >= 0 {
-                PartitionIndex.append(key: key, value: value, to: &buffers[target])
+                if batches[target].capacity == 0 { batches[target].reserveCapacity(batchSize + 1024) }
+                PartitionFile.appendRecord(key: key, value: value, to: &batches[target])
+                batchCounts[target] += 1
+                if batches[target].count >= batchSize {
+                    try writers[target]!.append(batches[target], count: batchCounts[target])
+                    batches[target].removeAll(keepingCapacity: true)
+                    batchCounts[target] = 0
+                }
                 runLength = 0
             } else if preSharded {
                 if runPartition == -1 { runPartition = location.partition }
@@ -94,32 +123,9 @@ public struct VersionBuilder: Sendable {
             if throttleMicroseconds > 0 { usleep(UInt32(min(throttleMicroseconds, Int64(UInt32.max)))) }
             return true
         }
-        var result: [Int: [UInt8]] = [:]
-        for partition in buffers.indices where !buffers[partition].isEmpty { result[partition] = buffers[partition] }
-        return result
-    }
-}
-
-extension VersionBuilder {
-    /// Stores the built partitions (then the manifest) and indexes them, one partition per
-    /// thread; blocking, so call it off the cooperative pool.
-    public static func persistAndIndex(
-        _ partitions: [Int: [UInt8]], store: LocalStore?, database: String, version: String, manifest: StoredVersionManifest
-    ) throws -> [Int: PartitionIndex] {
-        let entries = Array(partitions)
-        let results = ResultSlots<PartitionIndex>(count: entries.count)
-        DispatchQueue.concurrentPerform(iterations: entries.count) { index in
-            let (partition, records) = entries[index]
-            results.set(index) {
-                let index = try PartitionIndex(records: records)
-                try store?.savePartition(partition, stored: index.stored, database: database, version: version)
-                return index
-            }
+        for partition in batches.indices where !batches[partition].isEmpty {
+            try writers[partition]!.append(batches[partition], count: batchCounts[partition])
         }
-        try store?.saveManifest(manifest, database: database, version: version)
-        var indexes: [Int: PartitionIndex] = [:]
-        for (index, entry) in entries.enumerated() { indexes[entry.key] = try results.get(index) }
-        return indexes
     }
 }
 

@@ -2,15 +2,16 @@ import DemoSupport
 import Foundation
 import NIOCore
 
-/// The partitions of one version that this node holds, indexed in memory (immutable once built).
+/// The partitions of one version that this node holds, each served from its mapped file in the
+/// local store (immutable once built).
 public final class VersionData: Sendable {
     public let partitionCount: Int
-    public let partitions: [Int: PartitionIndex]
+    public let partitions: [Int: PartitionFile]
     public let createdAt: Date
     /// `createdAt` as the `Last-Modified` header says it (formatted once, not per request).
     public let lastModified: String
 
-    public init(partitionCount: Int, partitions: [Int: PartitionIndex], createdAt: Date) {
+    public init(partitionCount: Int, partitions: [Int: PartitionFile], createdAt: Date) {
         self.partitionCount = partitionCount
         self.partitions = partitions
         self.createdAt = createdAt

@@ -1,0 +1,213 @@
+import DemoSupport
+import Coordination
+import Foundation
+import NIOCore
+import Testing
+import ZooKeeperTesting
+
+@testable import SequinsKV
+
+@Suite struct PartitionFileTests {
+    func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "kv-partition-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Writes `records` in batches of random sizes and finishes the file.
+    func write(_ records: [([UInt8], [UInt8])], to path: String, using generator: inout SeededRandomNumberGenerator) throws -> PartitionFile {
+        let writer = try PartitionFileWriter(path: path)
+        var batch: [UInt8] = []
+        var inBatch = 0
+        for (key, value) in records {
+            key.withUnsafeBytes { k in value.withUnsafeBytes { v in PartitionFile.appendRecord(key: k, value: v, to: &batch) } }
+            inBatch += 1
+            if Int.random(in: 0..<8, using: &generator) == 0 {
+                try writer.append(batch, count: inBatch)
+                batch.removeAll()
+                inBatch = 0
+            }
+        }
+        try writer.append(batch, count: inBatch)
+        return try writer.finish()
+    }
+
+    /// Random partitions (empty ones, tiny keys that collide often, repeated keys, a value larger
+    /// than the writer's read-back buffer): every key is found with its last value, in the file as
+    /// written and mapped again after a verified reopen, and nothing else is.
+    @Test func findsEveryKeyWithItsLastValueAndNothingElse() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var generator = SeededRandomNumberGenerator(seed: 0x4007b672)
+        for round in 0..<60 {
+            var expected: [[UInt8]: [UInt8]] = [:]
+            var records: [([UInt8], [UInt8])] = []
+            for _ in 0..<Int.random(in: 0...3000, using: &generator) {
+                let key = (0..<Int.random(in: 0...12, using: &generator)).map { _ in UInt8.random(in: 0...3, using: &generator) }
+                let value = (0..<Int.random(in: 0...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                expected[key] = value
+                records.append((key, value))
+            }
+            if round == 7 {
+                let large = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+                expected[Array("large".utf8)] = large
+                records.append((Array("large".utf8), large))
+            }
+            let path = directory + "/partition-\(round)"
+            let written = try write(records, to: path, using: &generator)
+            let reopened = try PartitionFile(path: path, verify: true)
+            for file in [written, reopened] {
+                #expect(file.count == expected.count)
+                for (key, value) in expected {
+                    #expect(key.withUnsafeBytes { file.withValue(for: $0) { Array($0) } } == value)
+                    let buffer = key.withUnsafeBytes { file.value(for: $0, allocator: ByteBufferAllocator()) }
+                    #expect(buffer.map { Array($0.readableBytesView) } == value)
+                }
+                for absent: [UInt8] in [[9, 9, 9], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], Array("larg".utf8)] {
+                    #expect(absent.withUnsafeBytes { file.withValue(for: $0) { _ in true } } == nil)
+                }
+            }
+        }
+    }
+
+    /// Readers append from several threads at once: nothing is lost or interleaved.
+    @Test func concurrentAppendsKeepEveryRecord() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let writer = try PartitionFileWriter(path: directory + "/partition")
+        await withTaskGroup(of: Void.self) { group in
+            for thread in 0..<4 {
+                group.addTask {
+                    for batchIndex in 0..<50 {
+                        var batch: [UInt8] = []
+                        for record in 0..<100 {
+                            let key = Array("t\(thread)-b\(batchIndex)-r\(record)".utf8)
+                            key.withUnsafeBytes { PartitionFile.appendRecord(key: $0, value: $0, to: &batch) }
+                        }
+                        try? writer.append(batch, count: 100)
+                    }
+                }
+            }
+        }
+        let file = try writer.finish()
+        #expect(file.count == 4 * 50 * 100)
+        for key in ["t0-b0-r0", "t3-b49-r99", "t2-b17-r42"].map({ Array($0.utf8) }) {
+            #expect(key.withUnsafeBytes { file.withValue(for: $0) { Array($0) } } == key)
+        }
+    }
+
+    /// A partition file that lost its end, has a byte changed anywhere, or is not a partition file
+    /// at all is refused, with an error naming the file and what is wrong.
+    @Test func truncatedCorruptOrForeignFilesAreRefusedByName() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var generator = SeededRandomNumberGenerator(seed: 0x51ce)
+        let records = (0..<2000).map { (Array("key-\($0)".utf8), Array(repeating: UInt8($0 % 251), count: 100)) }
+        let original = directory + "/original"
+        let file = try write(records, to: original, using: &generator)
+        let bytes = try #require(WholeFile.read(original))
+        #expect(bytes.count == file.size)
+        func refusal(_ damaged: [UInt8]) throws -> String? {
+            let path = directory + "/damaged"
+            try WholeFile.write(damaged, to: path)
+            do {
+                _ = try PartitionFile(path: path, verify: true)
+                return nil
+            } catch {
+                #expect(error.description.contains(path), "the error names the file: \(error)")
+                return error.description
+            }
+        }
+        for cut in [1, 7, 8, bytes.count / 2, bytes.count - 64, bytes.count - 10] {
+            let reason = try refusal(Array(bytes.dropLast(cut)))
+            #expect(reason?.contains("truncated") == true, "cut \(cut): \(reason ?? "accepted")")
+        }
+        // One flipped bit anywhere: in the header, the records, the table.
+        for _ in 0..<200 {
+            var damaged = bytes
+            let position = Int.random(in: 0..<bytes.count, using: &generator)
+            damaged[position] ^= 1 << UInt8.random(in: 0..<8, using: &generator)
+            let reason = try refusal(damaged)
+            #expect(reason != nil, "a flipped bit at \(position) is noticed")
+        }
+        #expect(try refusal(bytes + [0])?.contains("corrupt") == true)
+        #expect(try refusal(Array("KVP2\u{0}not the current format".utf8))?.contains("KVP3") == true)
+        #expect(try refusal([])?.contains("truncated") == true)
+    }
+
+    /// The checksum is the same whatever the pieces it is fed in, and changes with any bit.
+    @Test func theChecksumIsIndependentOfHowTheStreamIsCut() {
+        var generator = SeededRandomNumberGenerator(seed: 0xc4ec)
+        for _ in 0..<300 {
+            let bytes = (0..<Int.random(in: 0...400, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let whole = bytes.withUnsafeBytes { FileChecksum.of($0) }
+            var pieces = FileChecksum()
+            var start = 0
+            while start < bytes.count {
+                let end = min(bytes.count, start + Int.random(in: 0...70, using: &generator))
+                bytes.withUnsafeBytes { pieces.update(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+                start = end
+            }
+            #expect(pieces.value == whole)
+            if !bytes.isEmpty {
+                var flipped = bytes
+                flipped[Int.random(in: 0..<bytes.count, using: &generator)] ^= 1 << UInt8.random(in: 0..<8, using: &generator)
+                #expect(flipped.withUnsafeBytes { FileChecksum.of($0) } != whole)
+            }
+            #expect((bytes + [0]).withUnsafeBytes { FileChecksum.of($0) } != whole, "a longer stream differs")
+        }
+    }
+}
+
+@Suite struct SmallPiecesTests {
+    @Test func lastModifiedIsAnIMFFixdate() {
+        #expect(HTTPDate.format(Date(timeIntervalSince1970: 784_111_777)) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDate.format(Date(timeIntervalSince1970: 0.999)) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        // Random instants agree with Foundation's formatter.
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        for _ in 0..<500 {
+            let date = Date(timeIntervalSince1970: Double(Int.random(in: 0...4_102_444_800)))
+            #expect(HTTPDate.format(date) == formatter.string(from: date))
+        }
+    }
+
+    @Test func requestTargetsAreTakenApartAsSequinsRoutesThem() {
+        #expect(RequestTarget("/").route == .clusterStatus)
+        #expect(RequestTarget("/?proxy=status").proxy == "status")
+        #expect(RequestTarget("/healthz").route == .health)
+        #expect(RequestTarget("//key").route == .noDatabase)
+        #expect(RequestTarget("/db").route == .databaseStatus("db"))
+        #expect(RequestTarget("/db/").route == .databaseStatus("db"))
+        #expect(RequestTarget("/d%62/").route == .databaseStatus("db"))
+        let key = RequestTarget("/db/a%2Fb/c?x=1&proxy=v7")
+        #expect(key.route == .key && key.database == "db" && key.key == Array("a/b/c".utf8))
+        #expect(key.path == "/db/a%2Fb/c" && key.proxy == "v7")
+        #expect(RequestTarget("/db/k?proxy").proxy == "")
+        #expect(RequestTarget("/db/k?proxyx=1").proxy == nil)
+    }
+
+    @Test func percentDecodingKeepsRawBytes() {
+        #expect(PercentDecoding.decode("%00%00%00%2A") == [0, 0, 0, 42])
+        #expect(PercentDecoding.decode("a%2Fb") == Array("a/b".utf8))
+        #expect(PercentDecoding.decode("100%") == Array("100%".utf8))
+        #expect(PercentDecoding.decode("%zz") == Array("%zz".utf8))
+    }
+
+    @Test func flappingIsFiveLossesInTheWindow() {
+        var detector = FlapDetector(threshold: 5, window: .seconds(1))
+        let start = ContinuousClock.now
+        for index in 0..<4 {
+            let flapping = detector.record(at: start + .milliseconds(index))
+            #expect(!flapping)
+        }
+        for index in 0..<4 {
+            let flapping = detector.record(at: start + .seconds(2) + .milliseconds(index))
+            #expect(!flapping)
+        }
+        let flapping = detector.record(at: start + .seconds(2) + .milliseconds(10))
+        #expect(flapping)
+    }
+}
