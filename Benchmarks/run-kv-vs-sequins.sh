@@ -7,11 +7,11 @@
 #   req/s, latency, server CPU per request;
 # - memory of the single nodes after loading and after the rounds: resident, anonymous (private,
 #   from /proc/<pid>/smaps_rollup) and file-backed (mapped store files the kernel can drop);
-# - local GETs with a cold page cache (caches dropped before each system's round; needs root);
 # - a version switch (version 2 = the same files, SIGHUP): the peak resident and anonymous memory
 #   sampled every 50 ms until the node serves version 2, against the steady state before it;
 # - a restart of each single node with its store on disk: time from start to its first 200,
-#   with a warm page cache, then with a cold one.
+#   with a warm page cache, then with a cold one (caches dropped while it is down; needs root),
+#   followed by a round of local GETs served from that cold cache.
 #
 # Usage: Benchmarks/run-kv-vs-sequins.sh <sequins binary> [seconds] [connections] [records] [rounds]
 # Nothing of sequins is built here: pass the path of a sequins binary you built yourself.
@@ -30,6 +30,10 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; e
 trap cleanup EXIT
 
 "$bin/kv-bench" data --records "$records" --files 8 --value-size 100 --directory "$work" >&2
+# wrk reads its key list into each thread's memory: past a million keys, a uniform sample of them.
+for list in keys missing; do
+  if [ "$records" -gt 1000000 ]; then shuf -n 1000000 "$work/$list.txt" > "$work/$list.sample"; mv "$work/$list.sample" "$work/$list.txt"; fi
+done
 fifo=$work/zk.stdin; mkfifo "$fifo"
 "$bin/kv-bench" zookeeper < "$fifo" > "$work/zk.out" 2>"$work/zk.err" &
 pids+=($!)
@@ -129,6 +133,11 @@ measure() { # label system path
   echo "$path $label $system $rps $p50 $p99 $cpu${bad:+ INVALID:$bad}"
 }
 
+# Both warmed up alike (page cache, mappings, connections) before anything is measured.
+seconds_measured=$seconds; seconds=3
+for path in local missing proxied; do for system in sequins kv; do measure warmup "$system" "$path" > /dev/null; done; done
+seconds=$seconds_measured
+
 echo "path round system req/s p50_ms p99_ms cpu_us_per_request"
 for round in $(seq 1 "$rounds"); do
   for path in local missing proxied; do
@@ -136,13 +145,6 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 memory_line "after the rounds"
-
-if $can_drop; then
-  for system in sequins kv; do drop_caches; measure cold "$system" local; done
-  memory_line "after the cold rounds"
-else
-  echo "cold page cache: not measured (cannot write /proc/sys/vm/drop_caches)"
-fi
 
 # A version switch: version 2 holds the same files (hard links), offered by SIGHUP.
 cp -al "$work/source/bench/1" "$work/source/bench/2"
@@ -175,6 +177,13 @@ restart() { # system cache
   echo "restart $1 ($2 page cache): first 200 after $(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s"
 }
 for system in sequins kv; do restart "$system" warm; done
-if $can_drop; then for system in sequins kv; do restart "$system" cold; done; fi
 memory_line "after the restarts"
+# A page cache is cold only for files no process maps: each node restarts after the caches are
+# dropped, then serves local GETs for one round from disk.
+if $can_drop; then
+  for system in sequins kv; do restart "$system" cold; measure cold "$system" local; done
+  memory_line "after the cold rounds"
+else
+  echo "cold page cache: not measured (cannot write /proc/sys/vm/drop_caches)"
+fi
 echo "(logs and data in $work)"

@@ -26,6 +26,7 @@ public final class KVNode: Service, Sendable {
     let runtime = Mutex(Runtime())
     struct Runtime {
         var store: LocalStore?
+        var preopened: PreopenedVersions?
         var cluster: ClusterMembership?
         var databases: [String: Database] = [:]
         var refreshTrigger: AsyncStream<Void>.Continuation?
@@ -86,7 +87,11 @@ public final class KVNode: Service, Sendable {
 
     public func run() async throws {
         let store = try LocalStore(directory: configuration.localStore)
-        runtime.withLock { $0.store = store }
+        let preopened = PreopenedVersions(store: store)
+        runtime.withLock {
+            $0.store = store
+            $0.preopened = preopened
+        }
         var cluster: ClusterMembership?
         if configuration.sharding.enabled {
             let joined = try await ClusterMembership.connect(
@@ -110,6 +115,7 @@ public final class KVNode: Service, Sendable {
         try await NodeLifetime(logger: logger).run { group in
             flagFile?.reload()
             await refreshAll(initialStartup: true)
+            preopened.dropRest()
             await cleanUpStore()
             if let flagFile { group.addTask { try await flagFile.watch() } }
             let server = HTTPFrontEnd(node: self, peerClient: peerClient)
@@ -306,7 +312,12 @@ public final class KVNode: Service, Sendable {
             sourcePath: source.path(database: database.name, version: name), gate: gate)
         if let stored, stored.numPartitions == partitionCount, let store {
             do {
-                let partitions = try await runOffPool { try store.openPartitions(database: databaseName, version: name, manifest: stored) }
+                let partitions: [Int: PartitionFile]
+                if let opening = runtime.withLock({ $0.preopened })?.take(database: databaseName, version: name) {
+                    partitions = try await opening.value
+                } else {
+                    partitions = try await runOffPool { try store.openPartitions(database: databaseName, version: name, manifest: stored) }
+                }
                 version.install(VersionData(partitionCount: partitionCount, partitions: partitions, createdAt: Date(timeIntervalSince1970: stored.createdAt)))
                 logger.info("mapped the version from the local store", metadata: metadata)
             } catch {

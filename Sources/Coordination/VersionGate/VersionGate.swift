@@ -61,23 +61,49 @@ public final class VersionGate: Sendable {
         if let wrong = partitions.first(where: { $0 < 0 || $0 >= partitionCount }) {
             throw CoordinationError(.invalidArgument, path: versionPath, message: "partition \(wrong) is out of range 0..<\(partitionCount)")
         }
-        for partition in partitions {
-            let watcher = state.withLock { state -> MembershipWatcher? in
+        // One advertisement per partition, all in flight at once: a node holding many partitions
+        // waits one round trip (or one predecessor's expiry), not one per partition.
+        let joining = state.withLock { state -> [(Int, MembershipWatcher)] in
+            partitions.compactMap { partition in
                 guard state.advertised[partition] == nil else { return nil }
                 let watcher = MembershipWatcher(client: client, group: versionPath)
                 state.advertised[partition] = watcher
-                return watcher
-            }
-            guard let watcher else { continue }
-            do {
-                try await watcher.join(
-                    memberID: PartitionAdvertisement(partition: partition, holder: holder).name, waitingForOtherSession: waitingForOtherSession)
-            } catch {
-                _ = state.withLock { $0.advertised.removeValue(forKey: partition) }
-                throw error
+                return (partition, watcher)
             }
         }
+        let holder = self.holder
+        let failures = await withTaskGroup(of: (Int, (any Error)?).self) { group in
+            var pending = joining.makeIterator()
+            func addNext() -> Bool {
+                guard let (partition, watcher) = pending.next() else { return false }
+                group.addTask {
+                    do {
+                        try await watcher.join(
+                            memberID: PartitionAdvertisement(partition: partition, holder: holder).name, waitingForOtherSession: waitingForOtherSession)
+                        return (partition, nil)
+                    } catch {
+                        return (partition, error)
+                    }
+                }
+                return true
+            }
+            for _ in 0..<Self.advertisementsInFlight where !addNext() { break }
+            var failures: [(Int, any Error)] = []
+            while let (partition, error) = await group.next() {
+                if let error { failures.append((partition, error)) }
+                _ = addNext()
+            }
+            return failures.sorted { $0.0 < $1.0 }
+        }
+        guard let first = failures.first else { return }
+        state.withLock { state in
+            for (partition, _) in failures { state.advertised.removeValue(forKey: partition) }
+        }
+        throw first.1
     }
+
+    /// How many advertisements are written at once.
+    static let advertisementsInFlight = 64
 
     /// The partitions this member advertises.
     public var advertisedPartitions: [Int] { state.withLock { $0.advertised.keys.sorted() } }
