@@ -55,7 +55,9 @@ public final class VersionGate: Sendable {
     /// is waited out for `waitingForOtherSession` (see ``MembershipWatcher/join(memberID:payload:waitingForOtherSession:)``).
     /// - Throws: ``CoordinationError/Code/invalidArgument`` for a partition out of range (nothing
     ///   is advertised then); ``CoordinationError/Code/duplicateMember`` when another live session
-    ///   advertises the same partition with the same holder; `ZooKeeperError`.
+    ///   advertises the same partition with the same holder; `ZooKeeperError`. The partitions are
+    ///   written concurrently: when some fail, the others stay advertised, and the error is that of
+    ///   the lowest failed partition.
     public func advertise(_ partitions: some Sequence<Int>, waitingForOtherSession: Duration = .zero) async throws {
         let partitions = Array(partitions)
         if let wrong = partitions.first(where: { $0 < 0 || $0 >= partitionCount }) {
