@@ -1,3 +1,4 @@
+import DemoTestSupport
 import Foundation
 import Logging
 import Testing
@@ -7,12 +8,6 @@ import ZooKeeperTesting
 
 /// Ingestion from the file gateway into a node's partitions on disk, and a restart.
 @Suite struct NodeIndexTests {
-    func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "search-node-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     func drain(_ gateway: FileGateway, into node: NodeIndex, batch: Int = 100) throws -> Int {
         var read = 0
         while case let count = try node.ingestNextBatch(from: gateway, maxLines: batch), count > 0 { read += count }
@@ -20,7 +15,7 @@ import ZooKeeperTesting
     }
 
     @Test func twoNodesShareAPartitionAndARestartReadsNothingTwice() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("search-node")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var generator = SeededRandomNumberGenerator(seed: 5)
         let corpus = Corpus(count: 600, using: &generator)
@@ -72,7 +67,7 @@ import ZooKeeperTesting
     /// an ExecutionTimeout error, and the node does not wait for it (here it is stalled until the
     /// search has returned: waiting for it would hang the test).
     @Test(.timeLimit(.minutes(1))) func aLatePartitionIsLeftOutAndNotWaitedFor() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("search-node")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var generator = SeededRandomNumberGenerator(seed: 8)
         let corpus = Corpus(count: 900, using: &generator)
@@ -100,7 +95,7 @@ import ZooKeeperTesting
     }
 
     @Test func gatewayLinesAreNumberedAcrossReads() throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("search-node")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try "a\r\nb\n\nc\n".write(toFile: directory + "/g", atomically: true, encoding: .utf8)
         let gateway = FileGateway(path: directory + "/g")

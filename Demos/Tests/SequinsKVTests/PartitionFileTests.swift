@@ -1,3 +1,4 @@
+import DemoTestSupport
 import DemoSupport
 import Coordination
 import Foundation
@@ -8,12 +9,6 @@ import ZooKeeperTesting
 @testable import SequinsKV
 
 @Suite struct PartitionFileTests {
-    func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "kv-partition-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
-
     /// Writes `records` in batches of random sizes and finishes the file.
     func write(_ records: [([UInt8], [UInt8])], to path: String, using generator: inout SeededRandomNumberGenerator) throws -> PartitionFile {
         let writer = try PartitionFileWriter(path: path)
@@ -36,7 +31,7 @@ import ZooKeeperTesting
     /// than the writer's read-back buffer): every key is found with its last value, in the file as
     /// written and mapped again after a verified reopen, and nothing else is.
     @Test func findsEveryKeyWithItsLastValueAndNothingElse() throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("kv-partition")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var generator = SeededRandomNumberGenerator(seed: 0x4007b672)
         for round in 0..<60 {
@@ -72,7 +67,7 @@ import ZooKeeperTesting
 
     /// Readers append from several threads at once: nothing is lost or interleaved.
     @Test func concurrentAppendsKeepEveryRecord() async throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("kv-partition")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let writer = try PartitionFileWriter(path: directory + "/partition")
         await withTaskGroup(of: Void.self) { group in
@@ -99,7 +94,7 @@ import ZooKeeperTesting
     /// A partition file that lost its end, has a byte changed anywhere, or is not a partition file
     /// at all is refused, with an error naming the file and what is wrong.
     @Test func truncatedCorruptOrForeignFilesAreRefusedByName() throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("kv-partition")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var generator = SeededRandomNumberGenerator(seed: 0x51ce)
         let records = (0..<2000).map { (Array("key-\($0)".utf8), Array(repeating: UInt8($0 % 251), count: 100)) }

@@ -1,3 +1,4 @@
+import DemoTestSupport
 import Foundation
 import Testing
 import ZooKeeperTesting
@@ -9,12 +10,6 @@ import ZooKeeperTesting
         .appendingPathComponent("../../../../shared/data/sequins-test-databases").standardized.path
     /// sequins' Hadoop-written test databases are on the project's machines, not a user's.
     static let hasSharedData = FileManager.default.fileExists(atPath: sharedData + "/healthy/baby-names/1")
-
-    func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "kv-seqfile-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
 
     func readAll(_ path: String) throws -> [(String, String)] {
         var reader = try SequenceFileReader(path: path)
@@ -52,7 +47,7 @@ import ZooKeeperTesting
         .block(.gzip, blockSize: 4096), .block(.snappy, blockSize: 4096), .block(.zlib), .block(.snappy),
     ])
     func roundTripsEveryCompression(_ compression: SequenceFileWriter.Compression) throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("kv-seqfile")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for (keyClass, valueClass) in [(SequenceFileWriter.WritableClass.bytesWritable, SequenceFileWriter.WritableClass.bytesWritable), (.text, .text)] {
             let path = directory + "/part-\(keyClass)"
@@ -72,7 +67,7 @@ import ZooKeeperTesting
     }
 
     @Test func anUnsupportedCodecIsAClearError() throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("kv-seqfile")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/lz4"
         var bytes = Array("SEQ".utf8) + [6]
@@ -91,7 +86,7 @@ import ZooKeeperTesting
     }
 
     @Test func aTruncatedFileIsAnError() throws {
-        let directory = try temporaryDirectory()
+        let directory = try makeTemporaryDirectory("kv-seqfile")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/whole"
         let writer = try SequenceFileWriter(path: path, compression: .block(.zlib))

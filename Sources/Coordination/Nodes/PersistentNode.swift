@@ -131,16 +131,12 @@ public final class PersistentNode: Sendable {
     /// went with that session, even when this keeper only learns of it by creating the new one (the
     /// session expired between two of its looks): subscribers see it gone, then back.
     func setInPlace(owner: Int64) {
-        state.withLock { state in
-            let replaced = state.inPlace && state.session != owner
-            state.session = owner
-            guard replaced || !state.inPlace else { return }
-            if replaced {
-                for subscriber in state.subscribers.all { subscriber.yield(false) }
-            }
-            state.inPlace = true
-            for subscriber in state.subscribers.all { subscriber.yield(true) }
+        let replaced = state.withLock { state in
+            defer { state.session = owner }
+            return state.inPlace && state.session != owner
         }
+        if replaced { setInPlace(false) }
+        setInPlace(true)
     }
 
     /// Creates the node, watches it, and creates it again when it goes; touches a TTL node.
