@@ -84,8 +84,8 @@ public struct VersionBuilder: Sendable {
     }
 
     /// Bytes of records a reader gathers for one partition before appending them to its file:
-    /// large enough that appends are few, small enough that every reader's batches together stay
-    /// a few megabytes.
+    /// large enough that appends are few, small enough that one reader's batches for all its
+    /// partitions stay about 4 MiB (more only past 256 partitions, at 16 KiB each).
     var batchSize: Int { max(16 << 10, min(256 << 10, (4 << 20) / max(1, selected.count))) }
 
     /// Reads one file and appends the selected partitions' records to their files.
