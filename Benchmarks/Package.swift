@@ -44,7 +44,6 @@ let package = Package(
                 .product(name: "DemoSupport", package: "Demos"),
                 .product(name: "ZooKeeperTesting", package: "swift-zookeeper-coordination"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // Micro-benchmarks of the pure cores (package-benchmark): `swift package benchmark`.

@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
-# The search (Sensei) demo against SQLite FTS5 on the same generated corpus, in one run: indexing
-# documents/s, and single-term / two-term AND / two-term OR query p50, p90 and p99 (search: through
-# the broker of a three-node cluster; FTS5: one database with the whole corpus; both on the
-# `contents` column, one query at a time).
-# Then the selective-words comparison through a three-process cluster (search-cluster-fts5.py).
-# Usage: Benchmarks/run-search-fts5.sh [documents]
+# The search (Sensei) demo against SQLite FTS5 on the same generated corpus, in one run
+# (search-vs-fts5.py): indexing documents/s, and the p50/p99 of single-term, two-term AND and
+# two-term OR queries on mid-frequency and on frequency-weighted words, through the broker of a
+# three-process cluster and in process, beside an optimized FTS5 table.
+# Usage: Benchmarks/run-search-fts5.sh [--no-build] [documents]
+#   --no-build: use the release binaries already built (search-bench in Benchmarks/.build,
+#   search in Demos/.build), e.g. to measure while holding a lock that builds also take.
 set -euo pipefail
 cd "$(dirname "$0")"
+build=1
+if [ "${1:-}" = "--no-build" ]; then
+    build=0
+    shift
+fi
 documents=${1:-50000}
-swift build -c release --product search-bench >&2
-bin=$(swift build -c release --show-bin-path)
+if [ "$build" = 1 ]; then
+    swift build -c release --product search-bench >&2
+    swift build -c release --package-path ../Demos --product search >&2
+fi
+search_bench=.build/release/search-bench
+search=../Demos/.build/release/search
+for binary in "$search_bench" "$search"; do
+    [ -x "$binary" ] || { echo "$binary is not built (run without --no-build)" >&2; exit 1; }
+done
 directory=$(mktemp -d)
 trap 'rm -rf "$directory"' EXIT
-"$bin/search-bench" corpus --documents "$documents" --directory "$directory"
-"$bin/search-bench" index --directory "$directory"
-python3 search-fts5.py "$directory"
-"$bin/search-bench" cluster --directory "$directory"
-# The same corpus as its users run it: three `search` processes (each partition on two nodes),
-# one broker over a kept-alive connection, words from the middle of the frequency ranking,
-# against FTS5 optimized after its bulk load, alternating query by query.
-swift build -c release --package-path ../Demos --product search >&2
-python3 search-cluster-fts5.py "$(swift build -c release --package-path ../Demos --show-bin-path)/search" "$directory"
+"$search_bench" corpus --documents "$documents" --directory "$directory" >&2
+python3 search-vs-fts5.py "$search_bench" "$search" "$directory"

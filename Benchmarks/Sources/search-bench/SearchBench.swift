@@ -1,11 +1,8 @@
 import ArgumentParser
-import AsyncHTTPClient
 import DemoSupport
 import Foundation
 import Logging
-import NIOCore
 import SenseiSearch
-import ServiceLifecycle
 import ZooKeeperTesting
 
 /// The search (Sensei) demo's measurements, compared with SQLite FTS5 by run-search-fts5.sh.
@@ -13,7 +10,7 @@ import ZooKeeperTesting
 struct SearchBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "search-bench", abstract: "Measurements of the search (Sensei) demo.",
-        subcommands: [Corpus.self, Index.self, Restart.self, Cluster.self])
+        subcommands: [Corpus.self, Index.self, Restart.self])
 
     static func main() async {
         ProcessSetup.runConcurrencyOnEventLoops()  // as the search executable does
@@ -91,13 +88,17 @@ struct Corpus: ParsableCommand {
 
 /// Indexing: the gateway file into one node holding all three partitions (parse, shard, index,
 /// write segments with fsync per batch, merge in the background until the merges are done),
-/// documents per second, median of `repeats`; and
-/// a restart: the time to open the same directory again (segments read back) until it can search.
+/// documents per second, median of `repeats`;
+/// a restart: the time to open the same directory again (segments read back) until it can search;
+/// and queries in process on the reopened node: p50 and p99 per mix and kind.
 struct Index: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Time indexing docs.jsonl.")
     @Option var directory = NSTemporaryDirectory() + "search-bench"
     @Option var repeats = 3
     @Option(help: "Index into this directory and keep it (to profile a restart with `restart`); implies one repeat.") var keep: String?
+    @Option(help: "Lines mix<TAB>kind<TAB>query to ask in process (default: the frequency-weighted mix of queries-1.txt and queries-2.txt).")
+    var queries: String?
+    @Option(help: "Write each query's hit count here, one a line, in the order of the queries.") var hitsFile: String?
 
     func run() async throws {
         let schema = try SearchSchema(json: Data(contentsOf: URL(fileURLWithPath: directory + "/schema.json")))
@@ -130,20 +131,33 @@ struct Index: AsyncParsableCommand {
             precondition(reopened.documentCount == count)
             lastNode = reopened
         }
-        // The same queries as the cluster, in process on the one node (no HTTP), for comparison.
-        for (name, queries) in try QueryKinds.load(directory) {
-            var latencies: [Double] = []
+        // The queries in process on the one node (no HTTP, all three partitions): one pass to warm,
+        // then one measured, query by query.
+        let queries = try QueryKinds.load(directory, file: self.queries)
+        var latencies: [String: [Double]] = [:]
+        var order: [String] = []
+        var hits: [String] = []
+        for measured in [false, true] {
             for query in queries {
                 var request = SearchRequest()
-                request.query = query
+                request.query = query.query
                 let started = ContinuousClock.now
-                _ = try await lastNode!.search(request)
+                let result = try await lastNode!.search(request)
                 let elapsed = ContinuousClock.now - started
-                latencies.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+                guard measured else { continue }
+                let key = "mix=\(query.mix) kind=\(query.kind)"
+                if latencies[key] == nil { order.append(key) }
+                latencies[key, default: []].append(Self.seconds(elapsed) * 1000)
+                hits.append("\(result.numhits)")
             }
-            latencies.sort()
-            print("in-process \(name) p50_ms=\(String(format: "%.3f", latencies[latencies.count / 2]))")
         }
+        for key in order {
+            let sorted = latencies[key]!.sorted()
+            print(
+                "in-process \(key) queries=\(sorted.count) p50_ms=\(String(format: "%.3f", sorted[sorted.count / 2])) p99_ms=\(String(format: "%.3f", sorted[sorted.count * 99 / 100]))"
+            )
+        }
+        if let hitsFile { try (hits.joined(separator: "\n") + "\n").write(toFile: hitsFile, atomically: true, encoding: .utf8) }
         rates.sort()
         restartSeconds.sort()
         searchableRates.sort()
@@ -171,78 +185,24 @@ struct Restart: ParsableCommand {
     }
 }
 
-/// Queries through the broker of a three-node cluster (one partition each, in this process, one
-/// ZooKeeper): p50, p90 and p99 of single-term, two-term AND and two-term OR queries, top 10 by
-/// relevance, one at a time.
-struct Cluster: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Query latency through a 3-node cluster's broker.")
-    @Option var directory = NSTemporaryDirectory() + "search-bench"
-    @Option(help: "How many times each query list is run (more for profiling).") var rounds = 1
-
-    func run() async throws {
-        _ = ProcessSetup.bootstrapLogging(levelName: "warning", label: "bench")
-        let schema = try SearchSchema(json: Data(contentsOf: URL(fileURLWithPath: directory + "/schema.json")))
-        let documents = try String(contentsOfFile: directory + "/docs.jsonl", encoding: .utf8).split(separator: "\n").count
-        let server = try await ZooKeeperServer.start()
-        defer { Thread.detachNewThread { server.destroy() } }
-        var brokerPort = 0
-        let clusterName = "bench-\(UUID().uuidString.prefix(8))"
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for node in 0..<3 {
-                var configuration = SenseiConfiguration()
-                configuration.nodeID = node + 1
-                configuration.partitions = [node]
-                configuration.maxPartitionID = 2
-                configuration.serverPort = try freeLoopbackPort()
-                configuration.brokerPort = try freeLoopbackPort()
-                configuration.clusterName = clusterName
-                configuration.clusterURL = server.connectString
-                configuration.clusterTimeout = .seconds(10)
-                configuration.indexDirectory = directory + "/cluster-index-\(node)"
-                configuration.gatewayFilePath = directory + "/docs.jsonl"
-                try? FileManager.default.removeItem(atPath: configuration.indexDirectory)
-                if node == 0 { brokerPort = configuration.brokerPort }
-                let service = SearchNode(configuration: configuration, schema: schema, logger: Logger(label: "search"))
-                group.addTask { try await service.run() }
-            }
-            // A kept-alive HTTP/1.1 client with little overhead of its own (the one nodes use).
-            let client = PeerClient()
-            defer { client.shutdown() }
-            func ask(_ query: String) async throws -> (Duration, Int) {
-                let body = try JSONSerialization.data(withJSONObject: ["query": ["query_string": ["query": query]], "size": 10])
-                let started = ContinuousClock.now
-                let answer = try await client.send(peer: "127.0.0.1:\(brokerPort)", method: .POST, path: "/sensei", body: ByteBuffer(bytes: body))
-                let elapsed = ContinuousClock.now - started
-                let object = try JSONSerialization.jsonObject(with: Data(answer.body.readableBytesView)) as? [String: Any]
-                return (elapsed, object?["numhits"] as? Int ?? -1)
-            }
-            try await eventually("the cluster indexed everything", timeout: .seconds(600)) {
-                (try? await ask(""))?.1 == documents
-            }
-            for (name, queries) in try QueryKinds.load(directory) {
-                for query in queries.prefix(20) { _ = try await ask(query) }
-                var latencies: [Double] = []
-                for query in Array(repeating: queries, count: rounds).joined() {
-                    let (elapsed, _) = try await ask(query)
-                    latencies.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
-                }
-                latencies.sort()
-                print(
-                    "query \(name) p50_ms=\(String(format: "%.3f", latencies[latencies.count / 2])) p90_ms=\(String(format: "%.3f", latencies[latencies.count * 9 / 10])) p99_ms=\(String(format: "%.3f", latencies[latencies.count * 99 / 100]))")
-            }
-            group.cancelAll()
-        }
-    }
-}
-
-/// The query lists: single terms, and pairs of terms joined by AND and by OR.
+/// The query lists, as (mix, kind, query) triples: the lines `mix<TAB>kind<TAB>query` of `file`,
+/// or without one the frequency-weighted mix that `corpus` wrote (single terms from queries-1.txt, pairs
+/// from queries-2.txt joined by AND and by OR).
 enum QueryKinds {
-    static func load(_ directory: String) throws -> [(name: String, queries: [String])] {
+    typealias Query = (mix: String, kind: String, query: String)
+
+    static func load(_ directory: String, file: String?) throws -> [Query] {
+        if let file {
+            return try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map { line in
+                let fields = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+                guard fields.count == 3 else { throw ValidationError("\(file): not mix<TAB>kind<TAB>query: \(line)") }
+                return (fields[0], fields[1], fields[2])
+            }
+        }
         let singles = try String(contentsOfFile: directory + "/queries-1.txt", encoding: .utf8).split(separator: "\n").map(String.init)
         let pairs = try String(contentsOfFile: directory + "/queries-2.txt", encoding: .utf8).split(separator: "\n")
-        return [
-            ("single-term", singles), ("two-term-and", pairs.map { $0.split(separator: " ").joined(separator: " AND ") }),
-            ("two-term-or", pairs.map { $0.split(separator: " ").joined(separator: " OR ") }),
-        ]
+        return singles.map { ("frequency-weighted", "single-term", $0) }
+            + pairs.map { ("frequency-weighted", "two-term-and", $0.split(separator: " ").joined(separator: " AND ")) }
+            + pairs.map { ("frequency-weighted", "two-term-or", $0.split(separator: " ").joined(separator: " OR ")) }
     }
 }
