@@ -13,8 +13,9 @@ import ZooKeeper
 ///
 /// A dynamic ensemble (`dynamicReconfiguration: true`) keeps its membership in a dynamic
 /// configuration file with client addresses, allows `reconfig` (any client may: ACLs are skipped on
-/// its servers), and can grow: ``addServer(currentMembers:)`` starts a server that knows the current members and
-/// itself, ready to be added with `ZooKeeperClient.reconfigure(joining:leaving:ifVersion:)`.
+/// its servers), and can change: ``addServer(currentMembers:)`` starts a server that knows the current members and
+/// itself, ready to be added with `ZooKeeperClient.reconfigure(joining:leaving:ifVersion:)`;
+/// ``removeServer(_:timeout:)`` reconfigures a member out and stops it.
 public final class ZooKeeperEnsemble: Sendable {
     private struct State {
         var servers: [ZooKeeperServer]
@@ -97,6 +98,68 @@ public final class ZooKeeperEnsemble: Sendable {
         state.withLock { $0.servers.append(server) }
         try await server.start()
         return server
+    }
+
+    /// Reconfigures `server` out of the ensemble, then stops it (SIGTERM) and waits until the
+    /// remaining members serve with a leader: the way a server leaves, as ``addServer(currentMembers:)``
+    /// is the way one arrives. It stays in ``servers``, stopped.
+    ///
+    /// The reconfiguration (`reconfigure(leaving: [id], ifVersion: current)`) goes through a
+    /// client of its own, connected to the other running servers, so no test client loses its
+    /// connection to it before it has left. It is repeated while the ensemble cannot apply it yet
+    /// (`.newConfigNoQuorum`, `.reconfigInProgress`, a lost connection, a configuration that
+    /// moved on); a server the configuration no longer names is only stopped.
+    /// - Returns: the configuration without `server`.
+    /// - Throws: ``ZooKeeperTestingError`` when the ensemble is not dynamic, `server` is not one of
+    ///   its servers or the only one running, or it was not reconfigured out within `timeout`;
+    ///   a `ZooKeeperError` the ensemble answers otherwise (for example `.badArguments`).
+    @discardableResult
+    public func removeServer(_ server: ZooKeeperServer, timeout: Duration = .seconds(60)) async throws -> EnsembleConfiguration {
+        guard dynamicReconfiguration else {
+            throw ZooKeeperTestingError("servers can only be removed from an ensemble started with dynamicReconfiguration: true")
+        }
+        guard let id = server.serverID, servers.contains(where: { $0 === server }) else {
+            throw ZooKeeperTestingError("the server on port \(server.port) is not a member of this ensemble")
+        }
+        let others = servers.filter { $0 !== server && $0.isRunning }
+        guard !others.isEmpty else { throw ZooKeeperTestingError("server \(id) is the only one running: nothing would remain") }
+        var configuration = ZooKeeperClient.Configuration()
+        configuration.connectionTimeout = .seconds(20)
+        configuration.cLibraryLogLevel = nil  // the C library's messages stay with the test's clients
+        let client = try ZooKeeperClient(connectString: others.map(\.connectString).joined(separator: ","), configuration: configuration)
+        let remaining: EnsembleConfiguration
+        do {
+            try await client.connect()
+            remaining = try await Self.reconfigure(leaving: id, through: client, deadline: .now + timeout)
+            await client.close()
+        } catch {
+            await client.close()
+            throw error
+        }
+        await server.stop()
+        try await waitForQuorum(timeout: timeout)
+        return remaining
+    }
+
+    /// Removes server `id` from the configuration through `client`, again until it is gone or
+    /// `deadline` passes.
+    private static func reconfigure(
+        leaving id: Int, through client: ZooKeeperClient, deadline: ContinuousClock.Instant
+    ) async throws -> EnsembleConfiguration {
+        while true {
+            do {
+                let current = try await client.getConfiguration()
+                guard current.servers.contains(where: { $0.id == id }) else { return current }
+                return try await client.reconfigure(leaving: [id], ifVersion: current.version)
+            } catch let error as ZooKeeperError
+                where error.isRetryable || [.newConfigNoQuorum, .reconfigInProgress, .badVersion].contains(error.code)
+            {
+                guard ContinuousClock.now < deadline else {
+                    throw ZooKeeperTestingError("server \(id) was not reconfigured out of the ensemble in time: \(error)")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 
     /// The index (in ``servers``) of the current leader, if one serves.
