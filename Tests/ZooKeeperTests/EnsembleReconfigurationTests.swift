@@ -106,6 +106,49 @@ import ZooKeeperTesting
         await client.close()
     }
 
+    /// A non-incremental reconfiguration makes the list it is given the whole membership: server
+    /// 3 is replaced by a 4th the test kit started, the configuration names exactly the new
+    /// members at a higher version, the client follows them, and a change made against the
+    /// version before is refused with `.badVersion`.
+    @Test(.timeLimit(.minutes(3))) func aReconfigurationWithEveryMemberReplacesTheMembership() async throws {
+        let ensemble = try await ZooKeeperEnsemble.start(size: 3, dynamicReconfiguration: true)
+        defer { ensemble.destroy() }
+        let client = try await connectedTestClient(ensemble.connectString, sessionTimeout: .seconds(8))
+        let initial = try await client.getConfiguration()
+        let initialVersion = try #require(initial.version)
+        #expect(initial.servers.map(\.id) == [1, 2, 3])
+
+        let added = try await ensemble.addServer()
+        let members = initial.servers.filter { $0.id != 3 } + [try #require(added.ensembleMember)]
+        // The new server must be in sync with the leader before {1, 2, 4} has a quorum. Removing
+        // the server the client talks to cuts the connection, so the reply can be lost after the
+        // change was applied; then a retry finds the version moved on.
+        var replaced: EnsembleConfiguration?
+        try await eventually("the reconfiguration is applied", timeout: .seconds(60)) {
+            do {
+                replaced = try await client.reconfigure(members: members, ifVersion: initialVersion)
+                return true
+            } catch let error as ZooKeeperError where error.code == .newConfigNoQuorum || error.isRetryable || error.code == .badVersion {
+                replaced = try? await client.getConfiguration()
+                return replaced.map { $0.version != initialVersion } ?? false
+            }
+        }
+        let configuration = try #require(replaced)
+        #expect(configuration.servers == members, "exactly the members given, server 3 gone")
+        #expect(try #require(configuration.version) > initialVersion)
+        try await eventually("the client follows the new members") {
+            Set(client.servers.map(\.port)) == Set(members.compactMap(\.clientAddress?.port))
+        }
+
+        await #expect {
+            try await retryingConnectionLoss { try await client.reconfigure(members: initial.servers, ifVersion: initialVersion) }
+        } throws: { ($0 as? ZooKeeperError)?.code == .badVersion }
+        let after = try await retryingConnectionLoss { try await client.getConfiguration() }
+        #expect(after.servers == members, "the stale change was not applied")
+        #expect(after.version == configuration.version)
+        await client.close()
+    }
+
     @Test(.timeLimit(.minutes(2))) func reconfigurationErrorsAreClear() async throws {
         let server = try await ZooKeeperServer.shared()
         let standalone = try await connectedTestClient(server.connectString)
