@@ -258,10 +258,29 @@ import ZooKeeperTesting
         return count
     }
 
+    /// The number of watches the server keeps for one session (`wchc`: each session's id, then
+    /// one tab-indented path per watch, once for data and once for children watches).
+    static func serverWatchCount(_ server: ZooKeeperServer, session: Int64) async throws -> Int {
+        let answer = try await server.fourLetterWord("wchc")
+        let header = "0x" + String(UInt64(bitPattern: session), radix: 16)
+        var count = 0
+        var inSession = false
+        for line in answer.split(separator: "\n", omittingEmptySubsequences: true) {
+            if line.first?.isWhitespace == true {
+                if inSession { count += 1 }
+            } else if line.hasPrefix("0x") {
+                inSession = line.filter { !$0.isWhitespace } == header
+            } else {
+                throw ZooKeeperTestingError("unexpected wchc answer: \(answer)")
+            }
+        }
+        return count
+    }
+
     /// 10,000 streams (data and children streams on 100 nodes, many on the same node at once,
     /// and existence watches on missing nodes) started and cancelled leave the server's watch
-    /// count where it began; a stream that ends does not take the watch of another stream on
-    /// the same node with it.
+    /// count where it began, in total (`wchs`) and for the client's session (`wchc`); a stream
+    /// that ends does not take the watch of another stream on the same node with it.
     @Test(.timeLimit(.minutes(3))) func streamsThatEndRemoveTheirWatchesFromTheServer() async throws {
         let server = try await ZooKeeperServer.start()  // its own, so that every watch is this test's
         defer { server.destroy() }
@@ -270,12 +289,16 @@ import ZooKeeperTesting
             for index in 0..<100 { try await client.create("\(root)/n\(index)", parents: .persistent) }
             try await eventually("the client's own watches are in place") { client.outstandingCallbackContexts == client.registeredWatchCount + 1 }
             let baseline = try await Self.serverWatchCount(server)
+            let session = try #require(client.state.session?.sessionID)
+            let sessionBaseline = try await Self.serverWatchCount(server, session: session)
 
             let survivor = client.dataUpdates("\(root)/n0")
             var survivorUpdates = survivor.makeAsyncIterator()
             _ = try await survivorUpdates.next()
             let withSurvivor = try await Self.serverWatchCount(server)
             #expect(withSurvivor == baseline + 1)
+            let sessionWithSurvivor = try await Self.serverWatchCount(server, session: session)
+            #expect(sessionWithSurvivor == sessionBaseline + 1)
 
             for batch in 0..<20 {
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -301,6 +324,8 @@ import ZooKeeperTesting
             try await eventually("the server's watches are back where they were", timeout: .seconds(60)) {
                 try await Self.serverWatchCount(server) == withSurvivor
             }
+            #expect(try await Self.serverWatchCount(server, session: session) == sessionWithSurvivor, "the session's own watches too")
+            #expect(client.state.session?.sessionID == session, "one session throughout")
             #expect(client.registeredWatchCount == 1, "only the surviving stream's watch")
             try await client.setData("\(root)/n0", data: Array("changed".utf8))
             #expect(try await survivorUpdates.next().map { if case .data(let node) = $0 { node.string } else { "" } } == "changed")
