@@ -52,6 +52,45 @@ import ZooKeeperTesting
         #expect(back == lost)
         #expect(records.all.filter { $0.level == .info && $0.metadata["zk.source"] == nil }.count == lost + back)
     }
+
+    /// A session the server expires under a connected client is one `warning` from the client
+    /// and no `error`: the C library's own line about it ("sessionId=… has expired") is `debug`,
+    /// and the new session that follows is `info`.
+    @Test(.timeLimit(.minutes(2))) func anExpiredSessionIsOneWarningAndNoError() async throws {
+        let server = try await ZooKeeperServer.start()  // its own port, to tell its lines from other tests'
+        defer { server.destroy() }
+        let records = LogRecords()
+        // Long enough that the brief disconnect before the expiry never reaches presumedExpired.
+        var configuration = configuration(sessionTimeout: .seconds(10))
+        configuration.logger = Logger(label: "expiring-session") { _ in RecordingLogHandler(records) }
+        configuration.logger.logLevel = .trace
+        configuration.cLibraryLogLevel = .info
+        let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration)
+        try await client.connect()
+        let recorder = StateRecorder(client)
+        let expired = try #require(client.state.session?.sessionID)
+        try await client.expireSessionForTesting()
+        try await recorder.wait(for: .newSession)
+        try await client.waitUntilConnected()
+        _ = try await client.exists("/")
+        await client.close()
+
+        // The C library's log goes to the client opened last, in this whole process: lines that
+        // name another server are another test's.
+        let ours = records.all.filter { record in
+            record.metadata["zk.source"] == nil || !record.message.contains("127.0.0.1:") || record.message.contains("127.0.0.1:\(server.port)")
+        }
+        let loud = ours.filter { $0.level >= .error }
+        #expect(loud.isEmpty, "\(loud)")
+        let warnings = ours.filter { $0.level == .warning }
+        #expect(warnings.map(\.message) == ["the ZooKeeper session expired; its ephemeral nodes and watches are gone"])
+        #expect(warnings.first?.metadata["zk.session"] == "0x\(String(UInt64(bitPattern: expired), radix: 16))")
+        #expect(ours.filter { $0.message == "opened a new ZooKeeper session" }.count == 1)
+        // Another test's client opened later takes the C library's log away; when it does not,
+        // the C library's line about the expiry is here, at debug.
+        let cExpiry = ours.filter { $0.metadata["zk.source"] != nil && $0.message.contains("has expired") }
+        #expect(cExpiry.allSatisfy { $0.level == .debug }, "\(cExpiry)")
+    }
 }
 
 /// Log records kept by a test.
