@@ -22,6 +22,33 @@ import ZooKeeperTesting
         #expect(LockQueue.find(guid: guid, in: ["_c_aa-lock-0000000001", "_c_\(guid)-lock-0000000002"]) == "_c_\(guid)-lock-0000000002")
     }
 
+    /// Random names from the pieces contender names are made of (and pieces they are not):
+    /// parsing agrees with a plain string search for the last lock name.
+    @Test func parsingAgreesWithAStringSearchOnRandomNames() {
+        var random = SeededRandomNumberGenerator(seed: 24)
+        let pieces = ["_c_", "-", "3f688aeb-1fa9-4512-9722-45b346cf1e95", "lock-", "latch-", "lease-", "__READ__", "__WRIT__",
+                      "0000000042", "-2147483647", "12345", "x", "é", "__", "00000000000001"]
+        for _ in 0..<20_000 {
+            let name = (0..<Int.random(in: 1...6, using: &random)).map { _ in pieces.randomElement(using: &random)! }.joined()
+            #expect(LockQueue.parse(name) == Self.referenceParse(name), "\(name)")
+        }
+    }
+
+    /// What parse says, written with the standard library's string search.
+    static func referenceParse(_ name: String) -> LockQueue.Contender? {
+        for (lockName, kind) in LockQueue.lockNames {
+            // The last occurrence, overlapping ones included ("__READ__READ__" has two).
+            guard let start = name.indices.reversed().first(where: { name[$0...].hasPrefix(lockName) }) else { continue }
+            let range = start..<name.index(start, offsetBy: lockName.count)
+            let sequenceText = name[range.upperBound...]
+            guard sequenceText.utf8.count >= 10, let sequence = Int64(sequenceText) else { continue }
+            let head = name[..<range.lowerBound]
+            let guid = head.utf8.count > 4 && head.hasPrefix("_c_") && head.hasSuffix("-") ? String(head.dropFirst(3).dropLast()) : nil
+            return LockQueue.Contender(name: name, sequence: sequence, kind: kind, guid: guid)
+        }
+        return nil
+    }
+
     static func name(_ index: Int, _ kind: LockQueue.Kind, sequence: Int) -> String {
         "_c_0000000\(index)-0000-0000-0000-000000000000-\(kind.lockName)" + String(repeating: "0", count: 10 - String(sequence).count) + String(sequence)
     }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// The queue of contenders under a lock, election or semaphore node, and the decision a
 /// contender takes from it. Pure: children names in, a decision out.
 ///
@@ -17,6 +15,8 @@ package enum LockQueue {
     package static let lockNames: [(name: String, kind: Kind)] = [
         ("__WRIT__", .write), ("__READ__", .read), ("lock-", .exclusive), ("latch-", .exclusive), ("lease-", .exclusive),
     ]
+
+    private static let lockNameBytes: [(bytes: [UInt8], kind: Kind)] = lockNames.map { (Array($0.name.utf8), $0.kind) }
 
     /// One node of the queue.
     package struct Contender: Sendable, Hashable {
@@ -39,18 +39,35 @@ package enum LockQueue {
 
     /// Parses a contender node name; `nil` for a name that is not a contender (no known lock
     /// name followed by a sequence).
+    ///
+    /// Every contender parses the whole queue on every children read, so this works on the name's
+    /// UTF-8 bytes (all the markers are ASCII) rather than through Foundation's string search.
     package static func parse(_ name: String) -> Contender? {
-        for (lockName, kind) in lockNames {
-            guard let range = name.range(of: lockName, options: .backwards) else { continue }
-            let sequenceText = name[range.upperBound...]
-            // The server's 10 digits (a wrapped counter is negative: "-2147483647").
-            guard sequenceText.count >= 10, let sequence = Int64(sequenceText) else { continue }
-            var guid: String?
-            let head = name[..<range.lowerBound]
-            if head.hasPrefix("_c_"), head.hasSuffix("-"), head.count > 4 {
-                guid = String(head.dropFirst(3).dropLast())
+        var utf8 = name
+        return utf8.withUTF8 { bytes in
+            for (marker, kind) in lockNameBytes {
+                guard let start = lastOccurrence(of: marker, in: bytes) else { continue }
+                let sequenceBytes = UnsafeBufferPointer(rebasing: bytes[(start + marker.count)...])
+                // The server's 10 digits (a wrapped counter is negative: "-2147483647").
+                guard sequenceBytes.count >= 10, let sequence = Int64(String(decoding: sequenceBytes, as: UTF8.self)) else { continue }
+                var guid: String?
+                let head = UnsafeBufferPointer(rebasing: bytes[..<start])
+                if head.count > 4, head.starts(with: "_c_".utf8), head.last == UInt8(ascii: "-") {
+                    guid = String(decoding: UnsafeBufferPointer(rebasing: head[3..<(head.count - 1)]), as: UTF8.self)
+                }
+                return Contender(name: name, sequence: sequence, kind: kind, guid: guid)
             }
-            return Contender(name: name, sequence: sequence, kind: kind, guid: guid)
+            return nil
+        }
+    }
+
+    /// Where the last occurrence of `marker` starts in `bytes`.
+    private static func lastOccurrence(of marker: [UInt8], in bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard bytes.count >= marker.count else { return nil }
+        var start = bytes.count - marker.count
+        while start >= 0 {
+            if bytes[start] == marker[0], bytes[start..<(start + marker.count)].elementsEqual(marker) { return start }
+            start -= 1
         }
         return nil
     }
