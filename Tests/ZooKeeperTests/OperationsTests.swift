@@ -138,6 +138,12 @@ import ZooKeeperTesting
             try await client.createPath("\(root)/a/b/c")  // exists already: fine
             try await client.createPath("\(root)/p/q/r")
             #expect(try await client.exists("\(root)/p/q/r") != nil)
+            // Only the nearest ancestors missing: they are found from below.
+            try await client.createPath("\(root)/a/b/d/e")
+            try await client.create("\(root)/a/b/f/g", data: Array("g".utf8), parents: .persistent)
+            #expect(try await client.exists("\(root)/a/b/d/e") != nil)
+            #expect(try await client.getData("\(root)/a/b/f/g").string == "g")
+            for path in ["\(root)/a/b/d/e", "\(root)/a/b/d", "\(root)/a/b/f/g", "\(root)/a/b/f"] { try await client.delete(path) }
             for path in ["\(root)/a/b/c", "\(root)/a/b", "\(root)/a", "\(root)/x/y", "\(root)/p/q/r", "\(root)/p/q", "\(root)/p"] {
                 try await client.delete(path)
             }

@@ -34,16 +34,43 @@ extension ZooKeeperClient {
     }
 
     /// Creates `path` and every missing ancestor (as `mode`), succeeding if they already exist.
+    ///
+    /// One request when the node or its parent exists (the usual case: a path created once and
+    /// used many times); the ancestors are looked for only when the parent is missing.
     public func createPath(_ path: String, mode: CreateMode = .persistent, acl: [ACL] = ACL.openUnsafe) async throws {
         try ZooKeeperPath.validate(path)
+        do {
+            try await createNode(path, data: [], mode: mode, acl: acl)
+            return
+        } catch let error as ZooKeeperError where error.code == .nodeExists {
+            return
+        } catch let error as ZooKeeperError where error.code == .noNode {}
         try await createAncestors(of: path, as: mode, acl: acl)
         do {
             try await createNode(path, data: [], mode: mode, acl: acl)
         } catch let error as ZooKeeperError where error.code == .nodeExists {}
     }
 
+    /// Creates the missing ancestors of `path`, from the nearest up: a create whose own parent is
+    /// missing fails with `.noNode` and the next one up is tried, until one is created or found;
+    /// the ones below it are then created in order. Usually only the nearest is missing, and this
+    /// is one request where creating every ancestor from the root would be one per level.
     private func createAncestors(of path: String, as mode: CreateMode, acl: [ACL]) async throws {
-        for ancestor in ZooKeeperPath.ancestors(of: path) {
+        let ancestors = ZooKeeperPath.ancestors(of: path)
+        var firstToCreate = 0
+        for index in ancestors.indices.reversed() {
+            do {
+                try await createNode(ancestors[index], data: [], mode: mode, acl: acl)
+                firstToCreate = index + 1
+                break
+            } catch let error as ZooKeeperError where error.code == .nodeExists {
+                firstToCreate = index + 1
+                break
+            } catch let error as ZooKeeperError where error.code == .noNode {
+                continue
+            }
+        }
+        for ancestor in ancestors[firstToCreate...] {
             do {
                 try await createNode(ancestor, data: [], mode: mode, acl: acl)
             } catch let error as ZooKeeperError where error.code == .nodeExists {}
