@@ -8,7 +8,7 @@ import ZooKeeperTesting
 
 @Suite struct RecipeTracingTests {
     /// A lock's acquire is a span of its own, with the requests it made inside it.
-    @Test func acquiringALockIsASpanAroundItsRequests() async throws {
+    @Test(.timeLimit(.minutes(1))) func acquiringALockIsASpanAroundItsRequests() async throws {
         let server = try await ZooKeeperServer.shared()
         let client = try await connectedTestClient(server.connectString)
         let path = uniqueTestPath()
