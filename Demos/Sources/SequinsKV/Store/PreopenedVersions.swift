@@ -1,17 +1,27 @@
 import DemoSupport
 import Synchronization
 
-/// The versions of the local store, opened (checked against their checksums and mapped) in the
-/// background as soon as the node starts, so that the reading overlaps the cluster join (its
-/// `time_to_converge` wait) instead of following it. Each is taken at most once, by the first
-/// look at that version; what nobody took is dropped after the first refresh.
+/// The newest version of each database in the local store, opened (checked against its
+/// checksums and mapped) in the background as soon as the node starts, so that the reading
+/// overlaps the cluster join (its `time_to_converge` wait) instead of following it. Each is taken
+/// at most once, by the first look at that version; what nobody took is dropped after the first
+/// refresh.
+///
+/// Only the newest: the source's newest version is the one a node serves, and a store can still
+/// hold the version before it (kept until its removal timeout), whose checking would only compete
+/// with the join for the disk and the cores. Any other stored version is opened when it is looked at.
 final class PreopenedVersions: Sendable {
     private let opening: Mutex<[String: Task<[Int: PartitionFile], any Error>]>
 
-    /// Starts opening every complete version of `store`.
+    /// Starts opening the newest complete version of each database in `store` (versions compare
+    /// as strings, as the source's do).
     init(store: LocalStore) {
+        var newest: [String: String] = [:]
+        for (database, version) in store.storedVersions() where newest[database].map({ version > $0 }) ?? true {
+            newest[database] = version
+        }
         var opening: [String: Task<[Int: PartitionFile], any Error>] = [:]
-        for (database, version) in store.storedVersions() {
+        for (database, version) in newest {
             guard let manifest = store.manifest(database: database, version: version) else { continue }
             opening[Self.key(database, version)] = Task {
                 try await runOffPool { try store.openPartitions(database: database, version: version, manifest: manifest) }
