@@ -29,22 +29,28 @@ struct ZKBench: AsyncParsableCommand {
     @Option(help: "Upper bound of the measured phase in seconds.")
     var timeout: Double = 300
 
-    @Flag(help: "Run the data workloads' tasks on the client's completion thread (ZooKeeperClient.completionExecutor) instead of the cooperative pool.")
+    @Flag(help: "Run the workload's tasks on the client's completion thread (ZooKeeperClient.completionExecutor) instead of the cooperative pool.")
     var completionExecutor = false
 
     func run() async throws {
         let count: Int
         let sessions: Int
         let body: @Sendable () async throws -> Measurement
+        let executor: (any TaskExecutor)? = completionExecutor ? ZooKeeperClient.completionExecutor : nil
         if let kind = Workload(rawValue: workload) {
             count = n ?? kind.defaultCount
             sessions = 1
-            let executor: (any TaskExecutor)? = completionExecutor ? ZooKeeperClient.completionExecutor : nil
             body = { [server, payload] in try await kind.run(server: server, count: count, payload: payload, executor: executor) }
         } else if let kind = RecipeWorkload(rawValue: workload) {
             count = n ?? kind.defaultCount
             sessions = clients ?? kind.defaultClients
-            body = { [server, payload] in try await kind.run(server: server, count: count, clients: sessions, payload: payload) }
+            // The workload's own loop (and the task groups it opens) prefer the executor; the
+            // recipes' internal tasks run where the library puts them.
+            body = { [server, payload] in
+                try await withTaskExecutorPreference(executor) {
+                    try await kind.run(server: server, count: count, clients: sessions, payload: payload)
+                }
+            }
         } else {
             emit(["impl": "swift", "workload": workload, "ok": false, "unsupported": true,
                   "error": "unsupported workload \(workload)"])
