@@ -22,6 +22,16 @@ import ZooKeeperTesting
         #expect(CLibraryLog.level(of: line) == level)
     }
 
+    /// A client whose every line, and the C library's from `info` up, lands in `records`; its
+    /// session timeout (10 s) is long enough that a brief disconnect never reaches presumedExpired.
+    private func recordingClient(_ connectString: String, label: String, _ records: LogRecords) throws -> ZooKeeperClient {
+        var configuration = configuration(sessionTimeout: .seconds(10))
+        configuration.logger = Logger(label: label) { _ in RecordingLogHandler(records) }
+        configuration.logger.logLevel = .trace
+        configuration.cLibraryLogLevel = .info
+        return try ZooKeeperClient(connectString: connectString, configuration: configuration)
+    }
+
     /// Each server of an ensemble stopped and started in turn under a connected client: the
     /// client recovers every time, and nothing is logged at warning or above, only one `info`
     /// line per lost connection and one per reconnection.
@@ -29,11 +39,7 @@ import ZooKeeperTesting
         let ensemble = try await ZooKeeperEnsemble.start(size: 3)
         defer { ensemble.destroy() }
         let records = LogRecords()
-        var configuration = configuration(sessionTimeout: .seconds(10))
-        configuration.logger = Logger(label: "stopping-servers") { _ in RecordingLogHandler(records) }
-        configuration.logger.logLevel = .trace
-        configuration.cLibraryLogLevel = .info
-        let client = try ZooKeeperClient(connectString: ensemble.connectString, configuration: configuration)
+        let client = try recordingClient(ensemble.connectString, label: "stopping-servers", records)
         try await client.connect()
         for server in ensemble.servers {
             await server.stop()
@@ -60,12 +66,7 @@ import ZooKeeperTesting
         let server = try await ZooKeeperServer.start()  // its own port, to tell its lines from other tests'
         defer { server.destroy() }
         let records = LogRecords()
-        // Long enough that the brief disconnect before the expiry never reaches presumedExpired.
-        var configuration = configuration(sessionTimeout: .seconds(10))
-        configuration.logger = Logger(label: "expiring-session") { _ in RecordingLogHandler(records) }
-        configuration.logger.logLevel = .trace
-        configuration.cLibraryLogLevel = .info
-        let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration)
+        let client = try recordingClient(server.connectString, label: "expiring-session", records)
         try await client.connect()
         let recorder = StateRecorder(client)
         let expired = try #require(client.state.session?.sessionID)
