@@ -265,6 +265,109 @@ import ZooKeeperTesting
         await client.close()
     }
 
+    /// A semaphore lease's holder loses its session: the lease is reported lost, a waiting
+    /// contender takes the lease, and the holder takes one again on its new session once there is room.
+    @Test(.timeLimit(.minutes(2))) func expiryEndsASemaphoreLeaseAndAnotherContenderTakesIt() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let holder = try await connectedTestClient(server.connectString)
+        let contender = try await connectedTestClient(server.connectString)
+        let semaphore = DistributedSemaphore(client: holder, path: path, maxLeases: 1)
+        let lease = try await semaphore.acquire(timeout: .seconds(20))
+        let expiredSession = try #require(holder.state.session?.sessionID)
+        // The lease nodes are listed as soon as a lease is granted: no other lease may be there then.
+        let waiting = Task {
+            let lease = try await DistributedSemaphore(client: contender, path: path, maxLeases: 1).acquire(timeout: .seconds(60))
+            return (lease, try await contender.childrenIfExists("\(path)/leases"))
+        }
+        try await eventually("the contender waits with a lease node of its own") {
+            try await contender.childrenIfExists("\(path)/leases").count == 2
+        }
+
+        try await holder.expireSessionForTesting()
+        #expect(await lease.waitUntilLost() == .sessionLost)
+        #expect(!lease.isHeld)
+        let (taken, leasesWhenTaken) = try await waiting.value
+        #expect(taken.isHeld)
+        #expect(leasesWhenTaken == [taken.node.name], "the expired lease's node was gone when the contender got in")
+
+        // The holder, on its new session, waits for room and gets it when the contender releases.
+        let again = Task {
+            let lease = try await semaphore.acquire(timeout: .seconds(60))
+            return (lease, try await holder.childrenIfExists("\(path)/leases"))
+        }
+        try await eventually("the holder waits from its new session") {
+            try await contender.childrenIfExists("\(path)/leases").count == 2
+        }
+        await taken.release()
+        let (second, leasesWhenRetaken) = try await again.value
+        #expect(second.isHeld)
+        #expect(leasesWhenRetaken == [second.node.name], "the contender's lease was gone when the holder got in again")
+        #expect(second.node.generation == 2)
+        #expect(second.node.sessionID != expiredSession && second.node.sessionID == holder.state.session?.sessionID)
+        await second.release()
+        await lease.release()
+        try await eventually("no lease node is left behind") { try await contender.childrenIfExists("\(path)/leases").isEmpty }
+        await holder.close()
+        await contender.close()
+    }
+
+    /// A read/write lock holder whose session expires mid-hold: its lease is lost, the waiters of
+    /// the other kind proceed (two readers together after a writer, a writer after a reader), a
+    /// fenced write of the expired holder fails while theirs succeed, and on its new session the
+    /// holder queues behind them.
+    @Test(.timeLimit(.minutes(2)), arguments: [DistributedLock.Kind.write, .read])
+    func aReadWriteHolderWhoseSessionExpiresLetsTheOthersProceed(_ expiring: DistributedLock.Kind) async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let data = "\(path)-data"
+        let waiterKinds: [DistributedLock.Kind] = expiring == .write ? [.read, .read] : [.write]
+        let holder = try await connectedTestClient(server.connectString)
+        let waiters = try await waiterKinds.asyncMap { _ in try await connectedTestClient(server.connectString) }
+        try await holder.create(data, data: Array("initial".utf8))
+        let lock = DistributedLock(client: holder, path: path, kind: expiring)
+        let lease = try await lock.acquire(timeout: .seconds(20))
+        // The lock's children are listed as soon as a waiter gets in: the holder's node may not be there then.
+        let waiting = zip(waiters, waiterKinds).map { client, kind in
+            Task {
+                let lease = try await DistributedLock(client: client, path: path, kind: kind).acquire(timeout: .seconds(60))
+                return (lease, try await client.childrenIfExists(path))
+            }
+        }
+        try await eventually("the others queue") { try await holder.childrenIfExists(path).count == 1 + waiterKinds.count }
+
+        try await holder.expireSessionForTesting()
+        #expect(await lease.waitUntilLost() == .sessionLost)
+        let acquired = try await waiting.asyncMap { try await $0.value }
+        let leases = acquired.map(\.0)
+        #expect(leases.allSatisfy { $0.isHeld })
+        for (_, children) in acquired {
+            #expect(!children.contains(lease.node.name), "the expired holder's node was gone when a waiter got in")
+        }
+        do {
+            try await lease.fencedMulti([.setData(path: data, data: Array("stale".utf8))])
+            Issue.record("the expired holder wrote")
+        } catch let error as CoordinationError {
+            #expect(error.code == .lost)
+        } catch let error as ZooKeeperError {
+            #expect(error.code == .noNode && error.failedOperationIndex == 0)
+        }
+        for (index, lease) in leases.enumerated() {
+            try await lease.fencedMulti([.setData(path: data, data: Array("waiter \(index)".utf8))])
+        }
+
+        // On its new session the holder queues behind them: not before they release.
+        #expect(try await lock.tryAcquire() == nil)
+        for lease in leases { await lease.release() }
+        let again = try await lock.acquire(timeout: .seconds(20))
+        #expect(again.node.generation == 2)
+        #expect(try await holder.getData(data).string == "waiter \(leases.count - 1)", "the stale write never landed")
+        await again.release()
+        await lease.release()
+        await holder.close()
+        for client in waiters { await client.close() }
+    }
+
     /// withLock cancels its body when the lock is lost, and says so.
     @Test func withLockCancelsTheBodyOnLoss() async throws {
         let server = try await ZooKeeperServer.shared()
