@@ -43,8 +43,10 @@ public final class DoubleBarrier: Sendable {
     var ourNode: String { ZooKeeperPath.join(path, memberID) }
 
     /// Enters, and waits until `memberCount` members have.
-    /// - Throws: ``CoordinationError/Code/timedOut`` (our node is deleted then); `CancellationError`; `.closed`.
+    /// - Throws: `.invalidPath` naming ``path`` before anything is written;
+    ///   ``CoordinationError/Code/timedOut`` (our node is deleted then); `CancellationError`; `.closed`.
     public func enter(timeout: Duration? = nil) async throws {
+        try ZooKeeperPath.validate(path)  // before it is joined with member names (`""` + `ready` is valid)
         let deadline = timeout.map { ContinuousClock.now + $0 }
         do {
             try await recipeSpan("double-barrier.enter", path: path) {
@@ -74,8 +76,9 @@ public final class DoubleBarrier: Sendable {
     }
 
     /// Leaves, and waits until every member has.
-    /// - Throws: ``CoordinationError/Code/timedOut``; `CancellationError`; `.closed`.
+    /// - Throws: `.invalidPath` naming ``path``; ``CoordinationError/Code/timedOut``; `CancellationError`; `.closed`.
     public func leave(timeout: Duration? = nil) async throws {
+        try ZooKeeperPath.validate(path)
         let deadline = timeout.map { ContinuousClock.now + $0 }
         try await recipeSpan("double-barrier.leave", path: path) {
             var deletedOurs = false

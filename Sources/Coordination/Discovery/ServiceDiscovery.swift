@@ -35,10 +35,11 @@ public final class ServiceDiscovery: Sendable {
     private static func key(_ instance: ServiceInstance) -> String { instance.name + "/" + instance.id }
 
     /// Registers `instance` (a dynamic one is kept across expiries until ``unregister(_:)``).
-    /// - Throws: ``CoordinationError/Code/invalidArgument`` for a name or id that is not one node
-    ///   name; ``CoordinationError/Code/duplicateMember`` when another live session holds the id;
-    ///   what the client throws.
+    /// - Throws: `.invalidPath` naming ``basePath``; ``CoordinationError/Code/invalidArgument``
+    ///   for a name or id that is not one node name; ``CoordinationError/Code/duplicateMember``
+    ///   when another live session holds the id; what the client throws.
     public func register(_ instance: ServiceInstance) async throws {
+        try ZooKeeperPath.validate(basePath)  // before it is joined with the name (`""` + `api` is valid)
         try Self.checkNodeName(instance.name, what: "service name", path: basePath)
         let group = servicePath(instance.name)
         let document = Array(instance.curatorJSON.utf8)
@@ -67,7 +68,9 @@ public final class ServiceDiscovery: Sendable {
     }
 
     /// Replaces a registered instance's document (its id and name stay).
+    /// - Throws: `.invalidPath` naming ``basePath``; what the client throws.
     public func update(_ instance: ServiceInstance) async throws {
+        try ZooKeeperPath.validate(basePath)
         let document = Array(instance.curatorJSON.utf8)
         if let watcher = registrations.withLock({ $0[Self.key(instance)] }) {
             try await watcher.updatePayload(document)
@@ -77,7 +80,9 @@ public final class ServiceDiscovery: Sendable {
     }
 
     /// Removes an instance's registration (and its node).
+    /// - Throws: `.invalidPath` naming ``basePath``; what the client throws.
     public func unregister(_ instance: ServiceInstance) async throws {
+        try ZooKeeperPath.validate(basePath)
         if let watcher = registrations.withLock({ $0.removeValue(forKey: Self.key(instance)) }) {
             try await watcher.leave()
         } else {
@@ -92,9 +97,10 @@ public final class ServiceDiscovery: Sendable {
 
     /// The instances of `name` now, read once (every document in one round trip), in the order of
     /// their node names (the ids, but for dynamic sequential instances).
-    /// - Throws: `.marshallingError` naming the node of an instance whose document does not
-    ///   parse (none is left out silently); what the client throws.
+    /// - Throws: `.invalidPath` naming ``basePath``; `.marshallingError` naming the node of an
+    ///   instance whose document does not parse (none is left out silently); what the client throws.
     public func instances(of name: String) async throws -> [ServiceInstance] {
+        try ZooKeeperPath.validate(basePath)
         let service = servicePath(name)
         let nodes = try await client.childrenIfExists(service).sorted()
         let replies = nodes.map { ($0, client.submitGetData(ZooKeeperPath.join(service, $0))) }

@@ -51,9 +51,11 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
     /// - Parameters:
     ///   - value: the item.
     ///   - priority: 0…999, lower first (kazoo's; default 100).
-    /// - Throws: ``CoordinationError/Code/invalidArgument`` for a priority out of range;
-    ///   `.marshallingError` when the value cannot be encoded (nothing is added); what the client throws.
+    /// - Throws: `.invalidPath` naming ``path``; ``CoordinationError/Code/invalidArgument`` for a
+    ///   priority out of range; `.marshallingError` when the value cannot be encoded (nothing is
+    ///   added); what the client throws.
     public func put(_ value: Codec.Value, priority: Int = defaultPriority) async throws {
+        try ZooKeeperPath.validate(path)  // before it is joined with `entries` (`""` + `entries` is valid)
         guard (0...999).contains(priority) else {
             throw CoordinationError(.invalidArgument, path: path, message: "priority \(priority) is not in 0...999")
         }
@@ -66,14 +68,18 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
     }
 
     /// How many items are in the queue (taken ones included).
+    /// - Throws: `.invalidPath` naming ``path``; what the client throws.
     public func count() async throws -> Int {
-        Int(try await client.exists(entries)?.numChildren ?? 0)
+        try ZooKeeperPath.validate(path)
+        return Int(try await client.exists(entries)?.numChildren ?? 0)
     }
 
     /// Takes the first item nobody is processing, waiting for one; it stays in the queue until
     /// ``QueueItem/consume()``.
-    /// - Throws: ``CoordinationError/Code/timedOut`` after `timeout`; `CancellationError`; `.closed`.
+    /// - Throws: `.invalidPath` naming ``path``; ``CoordinationError/Code/timedOut`` after
+    ///   `timeout`; `CancellationError`; `.closed`.
     public func take(timeout: Duration? = nil) async throws -> QueueItem<Codec> {
+        try ZooKeeperPath.validate(path)
         let deadline = timeout.map { ContinuousClock.now + $0 }
         return try await recipeSpan("queue.take", path: path) {
             while true {
