@@ -5,7 +5,8 @@ import ZooKeeperTesting
 @testable import Coordination
 
 /// The persistent node against a real server: re-created with its latest data after an expiry
-/// and after a deletion, its in-place state reported, and gone after close.
+/// and after a deletion, its in-place state reported, gone after close, and ended by an error
+/// that trying again cannot mend.
 @Suite struct PersistentNodeTests {
     @Test(.timeLimit(.minutes(3))) func anEphemeralNodeIsKeptAcrossExpiriesWithItsLatestData() async throws {
         let server = try await ZooKeeperServer.shared()
@@ -14,16 +15,16 @@ import ZooKeeperTesting
         let observer = try await connectedTestClient(server.connectString)
         let node = PersistentNode(client: client, path: path, data: Array("v1".utf8))
         var states = node.states().makeAsyncIterator()
-        #expect(await states.next() == false)
+        #expect(try await states.next() == false)
         node.start()
         try await node.waitUntilInPlace()
-        #expect(await states.next() == true)
+        #expect(try await states.next() == true)
         #expect(try await observer.getData(path).string == "v1")
 
         try await node.setData(Array("v2".utf8))
         try await client.expireSessionForTesting()
-        #expect(await states.next() == false, "the node is reported gone with the session")
-        #expect(await states.next() == true)
+        #expect(try await states.next() == false, "the node is reported gone with the session")
+        #expect(try await states.next() == true)
         try await eventually("the node is re-created on the new session") {
             try await observer.exists(path)?.ephemeralOwner == client.state.session?.sessionID
         }
@@ -34,7 +35,7 @@ import ZooKeeperTesting
         try await eventually("the node is back") { try await observer.exists(path) != nil }
         await node.close()
         #expect(try await observer.exists(path) == nil, "close deletes it")
-        #expect(await states.next() == false)
+        #expect(try await states.next() == false)
         await client.close()
         await observer.close()
     }
@@ -46,13 +47,13 @@ import ZooKeeperTesting
         let client = try await connectedTestClient(server.connectString)
         let node = PersistentNode(client: client, path: uniqueTestPath() + "/instance")
         var states = node.states().makeAsyncIterator()
-        #expect(await states.next() == false)
+        #expect(try await states.next() == false)
         node.setInPlace(owner: 0x1001)
         node.setInPlace(owner: 0x1001)  // looked again on the same session: nothing to report
         node.setInPlace(owner: 0x2002)
         await node.close()
         var seen: [Bool] = []
-        while let inPlace = await states.next() { seen.append(inPlace) }
+        while let inPlace = try await states.next() { seen.append(inPlace) }
         #expect(seen == [true, false, true, false])
         await client.close()
     }
@@ -69,6 +70,46 @@ import ZooKeeperTesting
         await node.close()
         #expect(try await client.exists(path) != nil, "a TTL node is left to expire")
         try await client.delete(path)
+        await client.close()
+    }
+
+    /// An invalid path ends the keeping at once: the states report the node not in place, then
+    /// throw the error naming the path; waiting throws it too, as does a later subscription.
+    @Test(.timeLimit(.minutes(1))) func anInvalidPathEndsTheKeepingWithTheError() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let client = try await connectedTestClient(server.connectString)
+        let path = uniqueTestPath() + "//instance"
+        let node = PersistentNode(client: client, path: path)
+        var states = node.states().makeAsyncIterator()
+        #expect(try await states.next() == false)
+        node.start()
+        let error = await #expect(throws: ZooKeeperError.self) { try await node.waitUntilInPlace() }
+        #expect(error?.code == .invalidPath && error?.path == path, "\(String(describing: error))")
+        await #expect(throws: ZooKeeperError.self) { _ = try await states.next() }
+        var later = node.states().makeAsyncIterator()
+        #expect(try await later.next() == false)
+        await #expect(throws: ZooKeeperError.self) { _ = try await later.next() }
+        #expect(!node.isInPlace)
+        await node.close()
+        await #expect(throws: CoordinationError.self) { try await node.waitUntilInPlace() }
+        await client.close()
+    }
+
+    /// A TTL node on a server without extended types: the server refuses it as unimplemented, and
+    /// that ends the keeping instead of a create tried again without end.
+    @Test(.timeLimit(.minutes(2))) func aTTLNodeOnAServerWithoutTTLSupportEndsTheKeeping() async throws {
+        var configuration = ZooKeeperServer.Configuration()
+        configuration.extendedTypesEnabled = false
+        let server = try await ZooKeeperServer.start(configuration: configuration)
+        defer { server.destroy() }
+        let client = try await connectedTestClient(server.connectString)
+        let path = uniqueTestPath() + "/ttl"
+        let node = PersistentNode(client: client, path: path, mode: .ttl(.seconds(30)))
+        node.start()
+        let error = await #expect(throws: ZooKeeperError.self) { try await node.waitUntilInPlace() }
+        #expect(error?.code == .unimplemented, "\(String(describing: error))")
+        #expect(try await client.exists(path) == nil)
+        await node.close()
         await client.close()
     }
 }

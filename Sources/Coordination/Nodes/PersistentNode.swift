@@ -14,6 +14,9 @@ import ZooKeeper
 /// A node another live session holds is not taken over (Curator's `PersistentNode` would write
 /// its data into it): it waits until that node goes, then creates its own.
 ///
+/// An error that trying again cannot mend ends the keeping (an invalid path, a refusal by an ACL,
+/// TTL nodes disabled on the server): ``states()`` and ``waitUntilInPlace()`` throw it.
+///
 /// ```swift
 /// let node = PersistentNode(client: client, path: "/services/api/host-7", data: Array("10.0.0.7:8080".utf8))
 /// node.start()
@@ -39,14 +42,23 @@ public final class PersistentNode: Sendable {
         var data: [UInt8]
         var inPlace = false
         var closed = false
+        /// How the keeping ended, once the streams are finished: `nil` while it goes on.
+        var ending: Ending?
         var task: Task<Void, Never>?
-        var subscribers = Subscribers<AsyncStream<Bool>.Continuation>()
+        var subscribers = Subscribers<AsyncThrowingStream<Bool, any Error>.Continuation>()
         /// The session that created or adopted the node (an ephemeral node goes with it).
         var session: Int64?
         /// Set to make the keeper look again (a new session, data written while it was absent).
         var nudged = Latch<Void>()
     }
     private let state: Mutex<State>
+
+    private enum Ending {
+        /// By ``close()``: the streams finish.
+        case closed
+        /// By an error retrying cannot mend: the streams throw it.
+        case failed(ZooKeeperError)
+    }
 
     /// A node at `path` with `data` (nothing is written until ``start()``).
     public init(client: ZooKeeperClient, path: String, mode: Mode = .ephemeral, data: [UInt8] = []) {
@@ -57,7 +69,8 @@ public final class PersistentNode: Sendable {
     }
 
     /// Starts keeping the node in place (idempotent). It is kept until ``close()`` (or until the
-    /// client closes): dropping the last reference does not stop it.
+    /// client closes, or an error that trying again cannot mend ends it): dropping the last
+    /// reference does not stop it. A keeper that ended is not started again: make a new one.
     public func start() {
         state.withLock { state in
             guard state.task == nil, !state.closed else { return }
@@ -78,7 +91,8 @@ public final class PersistentNode: Sendable {
         }
         setInPlace(false)
         let subscribers = state.withLock { state in
-            state.subscribers.takeAll()
+            state.ending = .closed
+            return state.subscribers.takeAll()
         }
         for subscriber in subscribers { subscriber.finish() }
     }
@@ -96,23 +110,59 @@ public final class PersistentNode: Sendable {
     /// Whether the node is in place now (as far as this process knows).
     public var isInPlace: Bool { state.withLock { $0.inPlace } }
 
-    /// Whether the node is in place, now and at every change; ends after ``close()``.
-    public func states() -> AsyncStream<Bool> {
-        let (stream, continuation) = AsyncStream<Bool>.makeStream(bufferingPolicy: .unbounded)
-        let id = state.withLock { state -> Int in
+    /// Whether the node is in place, now and at every change. Ends after ``close()``; throws the
+    /// `ZooKeeperError` that ended the keeping, after reporting `false`: one that trying again
+    /// cannot mend (`.invalidPath`, `.badArguments`, `.invalidACL`, `.noAuth`, `.authFailed`,
+    /// `.unimplemented` for a TTL node on a server without extended types, `.dataTooLarge`).
+    public func states() -> PersistentNodeStates {
+        let (stream, continuation) = AsyncThrowingStream<Bool, any Error>.makeStream(bufferingPolicy: .unbounded)
+        let id = state.withLock { state -> Int? in
             continuation.yield(state.inPlace)
-            return state.subscribers.add(continuation)
+            switch state.ending {
+            case nil: return state.subscribers.add(continuation)
+            case .closed: continuation.finish()
+            case .failed(let error): continuation.finish(throwing: error)
+            }
+            return nil
         }
-        continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.remove(id) } }
-        return stream
+        if let id {
+            continuation.onTermination = { [weak self] _ in _ = self?.state.withLock { $0.subscribers.remove(id) } }
+        }
+        return PersistentNodeStates(base: stream)
     }
 
     /// Waits until the node is in place.
-    /// - Throws: `CancellationError`, or ``CoordinationError/Code/closed`` after ``close()``.
+    /// - Throws: the `ZooKeeperError` that ended the keeping (see ``states()``), for example
+    ///   `.invalidPath`; ``CoordinationError/Code/closed`` after ``close()``; `CancellationError`.
     public func waitUntilInPlace() async throws {
-        for await inPlace in states() where inPlace { return }
+        for try await inPlace in states() where inPlace { return }
         try Task.checkCancellation()
         throw CoordinationError(.closed, path: path, message: "the persistent node was closed")
+    }
+
+    /// Whether `error` ends the keeping: trying the same request again cannot succeed until
+    /// something outside this process changes (the path, the ACLs or credentials, the server's
+    /// configuration, the data's size). These are `.invalidPath`, `.badArguments`, `.invalidACL`,
+    /// `.noAuth`, `.authFailed`, `.unimplemented` (a TTL node on a server without
+    /// `zookeeper.extendedTypesEnabled=true`) and `.dataTooLarge`. Every other error is tried
+    /// again: a lost connection or session, and `.noChildrenForEphemerals` (the parent is another
+    /// session's ephemeral node, which goes with that session).
+    static func endsKeeping(_ error: ZooKeeperError) -> Bool {
+        switch error.code {
+        case .invalidPath, .badArguments, .invalidACL, .noAuth, .authFailed, .unimplemented, .dataTooLarge: return true
+        default: return false
+        }
+    }
+
+    /// Ends the keeping with `error`: reports the node not in place, then ends the streams with the error.
+    private func fail(_ error: ZooKeeperError) {
+        setInPlace(false)
+        let subscribers = state.withLock { state -> [AsyncThrowingStream<Bool, any Error>.Continuation] in
+            guard state.ending == nil else { return [] }
+            state.ending = .failed(error)
+            return state.subscribers.takeAll()
+        }
+        for subscriber in subscribers { subscriber.finish(throwing: error) }
     }
 
     private func nudge() {
@@ -172,12 +222,15 @@ public final class PersistentNode: Sendable {
             } catch let error as ZooKeeperError where error.code == .closed {
                 setInPlace(false)
                 return
+            } catch let error as ZooKeeperError where Self.endsKeeping(error) {
+                fail(error)
+                return
             } catch let error as ZooKeeperError where error.isRetryable {
                 // A lost connection: the node is still there as long as the session lasts.
                 if (try? await client.waitUntilConnected()) == nil { return }
             } catch {
-                // Refused (no permission, an invalid path, TTL nodes disabled on the server): try
-                // again, backing off, so that a fix on the server side is picked up.
+                // The session expired, or a refusal that can mend (an ephemeral parent of another
+                // session): try again, backing off.
                 setInPlace(false)
                 failures += 1
                 try? await Task.sleep(for: min(.milliseconds(100) * (1 << min(failures, 6)), .seconds(5)))
@@ -243,5 +296,32 @@ public final class PersistentNode: Sendable {
             if still != nil { _ = await waitForChange(watch) }
             try await ensureCreated()
         }
+    }
+}
+
+/// A ``PersistentNode``'s in-place states over time (see ``PersistentNode/states()``).
+public struct PersistentNodeStates: AsyncSequence, Sendable {
+    public typealias Element = Bool
+    public typealias Failure = any Error
+    let base: AsyncThrowingStream<Bool, any Error>
+
+    /// Iterates the states of one subscription.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncThrowingStream<Bool, any Error>.AsyncIterator
+
+        /// Whether the node is in place, at the next change; `nil` after ``PersistentNode/close()``
+        /// or when the consuming task is cancelled.
+        /// - Throws: the `ZooKeeperError` that ended the keeping (see ``PersistentNode/states()``).
+        public mutating func next() async throws -> Bool? { try await base.next() }
+
+        /// The next state, resuming on `actor`'s executor.
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(any Error) -> Bool? {
+            try await base.next(isolation: actor)
+        }
+    }
+
+    /// Starts iterating the subscription.
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: base.makeAsyncIterator())
     }
 }
