@@ -5,8 +5,8 @@ import ZooKeeperTesting
 @testable import Coordination
 
 /// The persistent node against a real server: re-created with its latest data after an expiry
-/// and after a deletion, its in-place state reported, gone after close, and ended by an error
-/// that trying again cannot mend.
+/// and after a deletion, a TTL node kept through an expiry, its in-place state reported, gone
+/// after close, and ended by an error that trying again cannot mend.
 @Suite struct PersistentNodeTests {
     @Test(.timeLimit(.minutes(3))) func anEphemeralNodeIsKeptAcrossExpiriesWithItsLatestData() async throws {
         let server = try await ZooKeeperServer.shared()
@@ -71,6 +71,49 @@ import ZooKeeperTesting
         #expect(try await client.exists(path) != nil, "a TTL node is left to expire")
         try await client.delete(path)
         await client.close()
+    }
+
+    /// A TTL node belongs to no session: an expiry leaves the same node in place (never reported
+    /// gone), the latest data reaches it from the new session, and the keeper, now on the new
+    /// session, creates it again when it is deleted and touches it.
+    @Test(.timeLimit(.minutes(3))) func aTTLNodeIsKeptAcrossExpiriesWithItsLatestData() async throws {
+        let server = try await ZooKeeperServer.shared()  // with extended types, as the test kit starts it
+        let path = uniqueTestPath() + "/ttl"
+        let client = try await connectedTestClient(server.connectString)
+        let observer = try await connectedTestClient(server.connectString)
+        let node = PersistentNode(client: client, path: path, mode: .ttl(.seconds(20)), data: Array("v1".utf8))
+        var states = node.states().makeAsyncIterator()
+        #expect(try await states.next() == false)
+        node.start()
+        try await node.waitUntilInPlace()
+        #expect(try await states.next() == true)
+        let created = try #require(try await observer.exists(path))
+        #expect(created.ephemeralOwner == 0)
+
+        try await client.expireSessionForTesting()
+        try await node.setData(Array("v2".utf8))  // while the client opens its new session
+        try await eventually("the latest data is written") { try await observer.getData(path).string == "v2" }
+        #expect(try await observer.exists(path)?.czxid == created.czxid, "the same node: the expiry did not take it")
+        let session = "0x" + String(UInt64(bitPattern: try #require(client.state.session?.sessionID)), radix: 16)
+        try await eventually("the keeper watches the node from its new session") {
+            let blocks = try await server.fourLetterWord("wchc").components(separatedBy: "0x").map { "0x" + $0 }
+            return blocks.contains { $0.hasPrefix(session) && $0.contains(path) }
+        }
+
+        try await observer.delete(path)  // someone deletes it: it comes back, with the latest data
+        try await eventually("the node is back") { try await observer.exists(path).map { $0.czxid != created.czxid } ?? false }
+        #expect(try await observer.getData(path).string == "v2")
+        let (_, touch) = try await observer.getDataAndWatch(path)
+        #expect(try await touch.triggered().kind == .nodeDataChanged, "touched every half TTL")
+        #expect(try await observer.getData(path).string == "v2")
+        await node.close()
+        #expect(try await observer.exists(path) != nil, "a TTL node is left to expire")
+        var seen: [Bool] = []
+        while let inPlace = try await states.next() { seen.append(inPlace) }
+        #expect(seen == [false, true, false], "reported gone when deleted and when closed, never because of the expiry")
+        try await observer.delete(path)
+        await client.close()
+        await observer.close()
     }
 
     /// An invalid path ends the keeping at once: the states report the node not in place, then

@@ -229,9 +229,9 @@ public final class PersistentNode: Sendable {
                 // A lost connection: the node is still there as long as the session lasts.
                 if (try? await client.waitUntilConnected()) == nil { return }
             } catch {
-                // The session expired, or a refusal that can mend (an ephemeral parent of another
-                // session): try again, backing off.
-                setInPlace(false)
+                // The session expired (an ephemeral node went with it, a TTL node stays), or a
+                // refusal that can mend (an ephemeral parent of another session): try again, backing off.
+                if mode == .ephemeral || (error as? ZooKeeperError)?.code != .sessionExpired { setInPlace(false) }
                 failures += 1
                 try? await Task.sleep(for: min(.milliseconds(100) * (1 << min(failures, 6)), .seconds(5)))
                 if (try? await client.waitUntilConnected()) == nil { return }
@@ -244,13 +244,15 @@ public final class PersistentNode: Sendable {
     private enum Change { case gone, other }
 
     /// Waits for the watch to fire or a nudge (new session, data written while absent):
-    /// ``Change/gone`` when the node was deleted or its session ended.
+    /// ``Change/gone`` when the node was deleted, or when the session of an ephemeral node ended
+    /// (a TTL node belongs to no session: it stays, and is looked at again from the new session).
     private func waitForChange(_ watch: NodeWatch) async -> Change {
         let nudged = state.withLock { $0.nudged }
         defer {
             // A nudge is taken once: the next wait needs a new one (a nudge that came meanwhile counts).
             state.withLock { state in if state.nudged === nudged, nudged.value != nil { state.nudged = Latch() } }
         }
+        let mode = self.mode
         return await withTaskGroup(of: Change.self) { group in
             group.addTask {
                 do {
@@ -259,7 +261,8 @@ public final class PersistentNode: Sendable {
                 } catch let error as ZooKeeperError where error.isRetryable {
                     return .other
                 } catch {
-                    return .gone  // the session expired or the client closed: the node went with it
+                    // The session expired or the client closed: an ephemeral node went with it.
+                    return mode == .ephemeral ? .gone : .other
                 }
             }
             group.addTask {
