@@ -40,8 +40,9 @@ import ZooKeeperTesting
         await observer.close()
     }
 
-    /// The keeper may learn of a new session only by creating the node on it (the old session
-    /// expired between two of its requests): the node of the old session still went, and is reported so.
+    /// The keeper may learn of a new session, or of a deletion, only by creating the node (the old
+    /// session expired, or someone deleted the node, between two of its requests): the node still
+    /// went, and is reported so.
     @Test func aNodeTakenOverByANewSessionIsReportedGoneThenBack() async throws {
         let server = try await ZooKeeperServer.shared()
         let client = try await connectedTestClient(server.connectString)
@@ -51,10 +52,11 @@ import ZooKeeperTesting
         node.setInPlace(owner: 0x1001)
         node.setInPlace(owner: 0x1001)  // looked again on the same session: nothing to report
         node.setInPlace(owner: 0x2002)
+        node.setInPlace(owner: 0x2002, created: true)  // created again on the same session: it had gone
         await node.close()
         var seen: [Bool] = []
         while let inPlace = try await states.next() { seen.append(inPlace) }
-        #expect(seen == [true, false, true, false])
+        #expect(seen == [true, false, true, false, true, false])
         await client.close()
     }
 

@@ -177,13 +177,15 @@ public final class PersistentNode: Sendable {
         }
     }
 
-    /// Records the node as in place, held by the session `owner`. A node of an earlier session
-    /// went with that session, even when this keeper only learns of it by creating the new one (the
-    /// session expired between two of its looks): subscribers see it gone, then back.
-    func setInPlace(owner: Int64) {
+    /// Records the node as in place, held by the session `owner`; `created` when this keeper has
+    /// just created it. A node of an earlier session went with that session, and a node this
+    /// keeper could create was not there, even when the keeper only learns of it by creating the
+    /// new one (the session expired, or someone deleted the node, between two of its looks):
+    /// subscribers see it gone, then back.
+    func setInPlace(owner: Int64, created: Bool = false) {
         let replaced = state.withLock { state in
             defer { state.session = owner }
-            return state.inPlace && state.session != owner
+            return state.inPlace && (created || state.session != owner)
         }
         if replaced { setInPlace(false) }
         setInPlace(true)
@@ -284,7 +286,7 @@ public final class PersistentNode: Sendable {
         }
         do {
             let created = try await client.create(path, data: data, mode: createMode, parents: .container)
-            setInPlace(owner: created.stat.ephemeralOwner)
+            setInPlace(owner: created.stat.ephemeralOwner, created: true)
         } catch let error as ZooKeeperError where error.code == .nodeExists {
             guard let stat = try await client.exists(path) else { return try await ensureCreated() }
             let ours = stat.ephemeralOwner == 0 ? mode != .ephemeral : stat.ephemeralOwner == client.state.session?.sessionID
