@@ -60,5 +60,23 @@ import Testing
         }
         #expect(ConsistentHashRouter(view: [:]).plan(for: "x").isEmpty)
     }
+
+    /// The broker of a search node takes its own replica of each partition it serves live; the
+    /// other partitions keep the router's choice, and every planned partition is still asked once.
+    @Test func aBrokerPrefersItsOwnLiveReplicas() {
+        for key in 0..<500 {
+            let plan = ConsistentHashRouter(view: Self.view).plan(for: "k\(key)")
+            let addresses = Self.view.mapValues { $0.map { SearchNodeAddress(nodeId: $0, address: "n\($0)") } }
+            for node in 1...6 {
+                let preferred = SearchBroker.preferring(node, in: plan, view: addresses)
+                #expect(preferred.values.flatMap { $0 }.sorted() == plan.values.flatMap { $0 }.sorted())
+                for (partition, replicas) in Self.view {
+                    let owner = preferred.first { $0.value.contains(partition) }?.key
+                    let planned = plan.first { $0.value.contains(partition) }?.key
+                    #expect(owner == (replicas.contains(node) ? node : planned), "key \(key), node \(node), partition \(partition)")
+                }
+            }
+        }
+    }
 }
 

@@ -9,6 +9,11 @@ import Synchronization
 /// gathered in parallel within `sensei.broker.timeout`, merged. A node that fails or times out is
 /// left out and the result's `errors` names the partitions that are missing; the request itself
 /// never fails. No live node at all: an empty result with an error.
+///
+/// The broker of a search node searches that node's own partitions in process
+/// (``searchLocally(nodeID:index:partitionTimeout:)``): without a `routeParam` the replica of a
+/// partition is anyone's, so the node's own is taken where it is live, and whichever replica a
+/// `routeParam` chose is asked without a loopback round trip when it is this node.
 public final class SearchBroker: Sendable {
     public let cluster: SearchCluster
     /// Kept-alive connections to the nodes, on the event loop of the request being answered.
@@ -18,6 +23,14 @@ public final class SearchBroker: Sendable {
     let partitionCount: Int
     let logger: Logger
     private let cachedRouting = Mutex<Routing?>(nil)
+    private let local = Mutex<LocalNode?>(nil)
+
+    /// The search node in the same process, once it serves.
+    struct LocalNode: Sendable {
+        var nodeID: Int
+        var index: NodeIndex
+        var partitionTimeout: Duration
+    }
 
     /// What a view gives the broker: the router and each node's address.
     struct Routing: Sendable {
@@ -45,11 +58,30 @@ public final class SearchBroker: Sendable {
         return built
     }
 
+    /// Searches the partitions of node `nodeID` in process, through `index`, from now on.
+    func searchLocally(nodeID: Int, index: NodeIndex, partitionTimeout: Duration) {
+        local.withLock { $0 = LocalNode(nodeID: nodeID, index: index, partitionTimeout: partitionTimeout) }
+    }
+
+    /// `plan` with every partition that `node` serves live (in `view`) moved to it.
+    static func preferring(_ node: Int, in plan: [Int: [Int]], view: [Int: [SearchNodeAddress]]) -> [Int: [Int]] {
+        var preferred: [Int: [Int]] = [:]
+        for (planned, partitions) in plan {
+            for partition in partitions {
+                let owner = view[partition]?.contains { $0.nodeId == node } == true ? node : planned
+                preferred[owner, default: []].append(partition)
+            }
+        }
+        return preferred.mapValues { $0.sorted() }
+    }
+
     public func search(_ request: SearchRequest) async -> SearchResult {
         let started = ContinuousClock.now
         let routing = routing()
+        let local = self.local.withLock { $0 }
         let key = request.routeParam ?? String((0..<4).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! })
-        let plan = routing.router.plan(for: key)
+        var plan = routing.router.plan(for: key)
+        if request.routeParam == nil, let local { plan = Self.preferring(local.nodeID, in: plan, view: routing.view) }
         guard !plan.isEmpty else {
             var empty = ResultMerger.merge([], request: request)
             empty.errors.append(.init(errorType: "BrokerGatherError", message: "no search nodes to handle the request", errorCode: 500))
@@ -66,6 +98,10 @@ public final class SearchBroker: Sendable {
                 group.addTask {
                     let asked = ContinuousClock.now
                     do {
+                        if let local, local.nodeID == node {
+                            let result = try await local.index.search(perNode, timeout: local.partitionTimeout)
+                            return NodeOutcome(node: node, partitions: partitions, result: result, failure: nil, took: .now - asked)
+                        }
                         let payload = try JSONEncoder().encode(perNode)
                         let result = try SearchResultWire.decode(try await self.askForBytes(address: address, path: "/node/search", body: payload, deadline: deadline))
                         return NodeOutcome(node: node, partitions: partitions, result: result, failure: nil, took: .now - asked)

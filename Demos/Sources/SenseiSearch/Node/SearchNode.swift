@@ -55,6 +55,7 @@ public final class SearchNode: Service, Sendable {
                     try await catchUp(index, gateway: gateway)
                     group.addTask { try await self.follow(index, gateway: gateway) }
                 }
+                broker.searchLocally(nodeID: configuration.nodeID, index: index, partitionTimeout: configuration.partitionTimeout)
                 try await cluster.register(
                     nodeID: configuration.nodeID, host: configuration.serverHost, port: configuration.serverPort, partitions: configuration.partitions)
                 logger.info("joined the cluster", metadata: ["search.node": "\(configuration.nodeID)", "search.group": "\(cluster.group)"])
