@@ -7,6 +7,18 @@ import ZooKeeperTesting
 @testable import Coordination
 
 @Suite struct RecipeTracingTests {
+    /// The spans made inside the `occurrence`th finished span named `name` (which must be there,
+    /// with the recipe's `path`); every one of them is a ZooKeeper request.
+    private func recipeSpan(_ name: String, path: String, in tracer: InMemoryTracer, occurrence: Int = 0) throws -> [FinishedInMemorySpan] {
+        let spans = tracer.finishedSpans.filter { $0.operationName == name }
+        try #require(spans.count > occurrence, "\(spans.count) spans named \(name)")
+        let span = spans[occurrence]
+        #expect(span.attributes["coordination.path"]?.toSpanAttribute() == .string(path))
+        let children = tracer.finishedSpans.filter { $0.parentSpanID == span.spanID }
+        #expect(children.allSatisfy { $0.operationName.hasPrefix("zookeeper.") }, "\(children.map(\.operationName))")
+        return children
+    }
+
     /// A lock's acquire is a span of its own, with the requests it made inside it.
     @Test(.timeLimit(.minutes(1))) func acquiringALockIsASpanAroundItsRequests() async throws {
         let server = try await ZooKeeperServer.shared()
@@ -15,11 +27,8 @@ import ZooKeeperTesting
         let tracer = InMemoryTracer()
         let lease = try await withTracer(tracer) { try await DistributedLock(client: client, path: path).acquire() }
         await lease.release()
-        let acquire = try #require(tracer.finishedSpans.first { $0.operationName == "coordination.lock.acquire" })
-        #expect(acquire.attributes["coordination.path"]?.toSpanAttribute() == .string(path))
-        let children = tracer.finishedSpans.filter { $0.parentSpanID == acquire.spanID }
+        let children = try recipeSpan("coordination.lock.acquire", path: path, in: tracer)
         #expect(!children.isEmpty, "the requests of the acquire are its children")
-        #expect(children.allSatisfy { $0.operationName.hasPrefix("zookeeper.") })
         await client.close()
     }
 
@@ -39,21 +48,10 @@ import ZooKeeperTesting
         let secondTerm = try await waiting.value
         await secondTerm.resign()
 
-        let campaigns = tracer.finishedSpans.filter { $0.operationName == "coordination.election.campaign" }
-        try #require(campaigns.count == 2)
-        for campaign in campaigns {
-            #expect(campaign.attributes["coordination.path"]?.toSpanAttribute() == .string(path))
-        }
-        let (leading, waited) = (campaigns[0], campaigns[1])
-        let created = tracer.finishedSpans.filter { $0.parentSpanID == leading.spanID }
-        #expect(created.contains { $0.operationName == "zookeeper.create" && $0.attributes["zookeeper.path"]?.toSpanAttribute() == .string(path) },
-                "the first campaign creates the election's node: \(created.map(\.operationName))")
-        let watched = tracer.finishedSpans.filter { $0.parentSpanID == waited.spanID }
-        #expect(watched.contains { $0.operationName == "zookeeper.getData" && $0.attributes["zookeeper.path"]?.toSpanAttribute() == .string(firstTerm.node.path) },
-                "the second campaign watches the leader's node: \(watched.map(\.operationName))")
-        for child in created + watched {
-            #expect(child.operationName.hasPrefix("zookeeper."))
-        }
+        let created = try recipeSpan("coordination.election.campaign", path: path, in: tracer, occurrence: 0)
+        #expect(created.contains { $0.is("zookeeper.create", at: path) }, "the first campaign creates the election's node: \(created.map(\.operationName))")
+        let watched = try recipeSpan("coordination.election.campaign", path: path, in: tracer, occurrence: 1)
+        #expect(watched.contains { $0.is("zookeeper.getData", at: firstTerm.node.path) }, "the second campaign watches the leader's node: \(watched.map(\.operationName))")
         await client.close()
     }
 
@@ -67,12 +65,15 @@ import ZooKeeperTesting
         try await withTracer(tracer) { try await watcher.join(memberID: "member-1", payload: Array("here".utf8)) }
         try await watcher.leave()
 
-        let join = try #require(tracer.finishedSpans.first { $0.operationName == "coordination.membership.join" })
-        #expect(join.attributes["coordination.path"]?.toSpanAttribute() == .string(group))
-        let children = tracer.finishedSpans.filter { $0.parentSpanID == join.spanID }
-        #expect(children.contains { $0.operationName == "zookeeper.create" && $0.attributes["zookeeper.path"]?.toSpanAttribute() == .string(group + "/member-1") },
-                "the member's node is created inside the join: \(children.map(\.operationName))")
-        #expect(children.allSatisfy { $0.operationName.hasPrefix("zookeeper.") })
+        let children = try recipeSpan("coordination.membership.join", path: group, in: tracer)
+        #expect(children.contains { $0.is("zookeeper.create", at: group + "/member-1") }, "the member's node is created inside the join: \(children.map(\.operationName))")
         await client.close()
+    }
+}
+
+extension FinishedInMemorySpan {
+    /// Whether this is the request `operation` on `path`.
+    fileprivate func `is`(_ operation: String, at path: String) -> Bool {
+        operationName == operation && attributes["zookeeper.path"]?.toSpanAttribute() == .string(path)
     }
 }
