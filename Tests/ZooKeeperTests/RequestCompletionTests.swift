@@ -10,6 +10,9 @@ import Testing
     static let ZCLOSING: Int32 = -116
     static let ZCONNECTIONLOSS: Int32 = -4
     static let ZINVALIDSTATE: Int32 = -9
+    /// What every request in flight fails with when the C client drops the connection after a
+    /// reply it did not expect.
+    static let ZRUNTIMEINCONSISTENCY: Int32 = -2
     static let ZNONODE: Int32 = -101
 
     /// One kind of completion: hands `code` and the retained box to the C trampoline of that kind.
@@ -70,7 +73,7 @@ import Testing
     func aRequestCutOffWhileAnExpiredHandleClosesFailsWithSessionExpired(_ completion: Completion) async {
         let inFlight = InFlightRequests()
         inFlight.handleClosing(generation: 3, reason: ZooKeeperError(.sessionExpired, message: "the session expired"))
-        for code in [Self.ZCLOSING, Self.ZCONNECTIONLOSS, Self.ZINVALIDSTATE] {
+        for code in [Self.ZCLOSING, Self.ZCONNECTIONLOSS, Self.ZINVALIDSTATE, Self.ZRUNTIMEINCONSISTENCY] {
             let result = await completion.run(code, inFlight, 3)
             guard case .failure(let error) = result else {
                 Issue.record("\(completion) with \(code) succeeded")
@@ -91,6 +94,17 @@ import Testing
         // Another generation of the same client, not being closed: a connection loss stays one.
         let lost = await completion.run(Self.ZCONNECTIONLOSS, inFlight, 2)
         #expect(lost.failure?.code == .connectionLoss)
+    }
+
+    /// The C client drops the connection after a reply it did not expect (a server leaving the
+    /// ensemble sent one) and fails what was in flight with `ZRUNTIMEINCONSISTENCY`: for the caller
+    /// that is a lost connection on a session that lives on, so it is retried like one.
+    @Test(arguments: completions)
+    func aConnectionDroppedAfterAnUnexpectedReplyIsAConnectionLoss(_ completion: Completion) async {
+        let result = await completion.run(Self.ZRUNTIMEINCONSISTENCY, InFlightRequests(), 1)
+        #expect(result.failure?.code == .connectionLoss)
+        #expect(result.failure?.rawCode == Self.ZRUNTIMEINCONSISTENCY)
+        #expect(result.failure?.isRetryable == true)
     }
 
     @Test func aServersAnswerIsKeptWhileTheHandleCloses() async {

@@ -29,7 +29,7 @@ final class InFlightRequests: Sendable {
     /// C codes that only say the request was cut off (no server answered it).
     private static let cutOffCodes: Set<Int32> = [
         ZCLOSING.rawValue, ZCONNECTIONLOSS.rawValue, ZSESSIONEXPIRED.rawValue,
-        ZINVALIDSTATE.rawValue, ZOPERATIONTIMEOUT.rawValue,
+        ZINVALIDSTATE.rawValue, ZOPERATIONTIMEOUT.rawValue, ZRUNTIMEINCONSISTENCY.rawValue,
     ]
 
     @inline(__always)

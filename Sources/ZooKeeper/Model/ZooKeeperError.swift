@@ -7,9 +7,10 @@ import CZooKeeper
 ///
 /// How a request that got no answer fails says why, whatever code the C client reported
 /// (``rawCode`` keeps that code):
-/// - ``Code/connectionLoss``: the connection broke (or was being re-established); the session
-///   lives on, so the request may or may not have been applied and a retry on the same session
-///   may succeed.
+/// - ``Code/connectionLoss``: the connection broke (or was being re-established, or the C client
+///   dropped it after a reply it did not expect: ``rawCode`` -2, `ZRUNTIMEINCONSISTENCY`); the
+///   session lives on, so the request may or may not have been applied and a retry on the same
+///   session may succeed.
 /// - ``Code/sessionExpired``: the session ended on the server (ephemeral nodes and watches are
 ///   gone). This includes everything the C client cut off with `ZCLOSING` while it tore the
 ///   expired handle down. The client opens a new session by itself (unless
@@ -185,6 +186,16 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
         case ZNEWCONFIGNOQUORUM.rawValue: code = .newConfigNoQuorum
         case ZRECONFIGINPROGRESS.rawValue: code = .reconfigInProgress
         case ZNOWATCHER.rawValue: code = .noWatcher
+        case ZRUNTIMEINCONSISTENCY.rawValue:
+            // A whole request fails with this only when the C client read a reply it did not
+            // expect (a server leaving the ensemble can send one): it drops the connection and
+            // fails every request in flight with this code, then reconnects on the same session.
+            // (In a multi's results it marks the operations after the failing one; those are not
+            // mapped here.)
+            self.init(
+                .connectionLoss, path: path, rawCode: rawCode,
+                message: "the C client dropped the connection after an unexpected reply; the request may or may not have been applied")
+            return
         default: code = .unknown
         }
         self.init(code, path: path, rawCode: rawCode)
