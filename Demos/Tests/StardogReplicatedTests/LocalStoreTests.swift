@@ -28,6 +28,34 @@ import ZooKeeperTesting
         return next
     }
 
+    /// A log is folded into a snapshot once it is longer than the threshold and than its
+    /// database, so a large database is not rewritten every few thousand transactions.
+    @Test func aLogIsFoldedIntoASnapshotOnceLongerThanItsDatabase() throws {
+        let home = Self.home()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let store = try LocalStore(home: home, compactionThreshold: 10)
+        let log = home + "/databases/db/tx.log"
+        func logLines() throws -> Int { try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").count }
+        _ = try Self.run(store, ClusterOperation(kind: .createDatabase, database: "db"))
+        // 30 transactions adding a triple each: as many log entries as triples, never folded.
+        for value in 0..<30 {
+            _ = try Self.run(store, ClusterOperation(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("v\(value)")])))
+        }
+        #expect(try logLines() == 30)
+        // Removing and re-adding one triple: the 31st entry is one more than the database's 29
+        // triples and folds the log; the next ones start a new log.
+        var lines: [Int] = []
+        for step in 0..<4 {
+            let triple = NTriples.serialize([Self.t("v0")])
+            _ = try Self.run(store, ClusterOperation(kind: .transaction, database: "db", add: step % 2 == 1 ? triple : "", remove: step % 2 == 0 ? triple : ""))
+            lines.append(try logLines())
+        }
+        #expect(lines == [0, 1, 2, 3])
+        let reopened = try LocalStore(home: home, compactionThreshold: 10)
+        #expect(reopened.version(of: "db") == store.version(of: "db"))
+        #expect(try reopened.size(of: "db") == 30)
+    }
+
     @Test func randomTransactionsMatchAModelAndSurviveAReopen() throws {
         var random = SeededRandomNumberGenerator(seed: 0x57a4d06)
         let home = Self.home()

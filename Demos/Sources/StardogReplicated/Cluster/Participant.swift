@@ -1,4 +1,5 @@
 import DemoSupport
+import Foundation
 import Synchronization
 
 /// A member's side of two-phase commit: it votes (durably) on a coordinator's round, applies or
@@ -15,8 +16,9 @@ final class Participant: Sendable {
 
     /// Votes on `batch`. An undecided vote of an earlier coordinator (a lower fencing token) is
     /// decided from ZooKeeper's record first: the new coordinator holds the lock, so that round is
-    /// over. A prepare from an earlier coordinator than one already seen is refused.
-    func prepare(_ batch: PreparedBatch) async throws {
+    /// over. A prepare from an earlier coordinator than one already seen is refused. `encoded` is
+    /// `batch` as JSON (the prepare request's body), written as the vote.
+    func prepare(_ batch: PreparedBatch, encoded: Data) async throws {
         let highest = highestFencingToken.withLock { $0 }
         guard batch.fencingToken >= highest else {
             throw ReplicatedError(.outOfSync, "a prepare from an earlier coordinator (token \(batch.fencingToken) < \(highest))")
@@ -29,7 +31,7 @@ final class Participant: Sendable {
         }
         highestFencingToken.withLock { $0 = max($0, batch.fencingToken) }
         let store = context.store
-        try await runOffPool { try store.prepare(batch) }
+        try await runOffPool { try store.prepare(batch, encoded: encoded) }
     }
 
     func commit(round: String) async throws {

@@ -6,8 +6,10 @@ import Synchronization
 import ZooKeeper
 
 /// The coordinator's side of two-phase commit, with group commit: operations that arrive while a
-/// round runs wait for the next one, and one round carries them all, under one hold of the
-/// cluster lock (joins and admin operations queue for the lock between rounds):
+/// round runs wait for the next one, and one round carries them all, under the cluster lock.
+/// Rounds that follow each other keep the lock from one to the next; a round that finds another
+/// contender queued for the lock (a join, an admin operation) releases it when it ends, so the
+/// contender gets it between two rounds, and so does the last round before the queue runs dry.
 ///
 /// 1. read the members and ZooKeeper's record of the databases named, and plan the round
 ///    (``RoundPlan``: an operation that cannot apply fails alone);
@@ -28,6 +30,8 @@ final class CommitCoordinator: Sendable {
     /// The release of the last round's lock, which runs while its writes are acknowledged; the
     /// next round waits for it before it takes the lock again.
     private let lastRelease = Mutex<Task<Void, Never>?>(nil)
+    /// The lock kept after a round for the next one (nobody else waited for it).
+    private let keptLease = Mutex<LockLease?>(nil)
 
     /// How long a member may keep serving after it was expelled (its standing lease).
     private let standingLease: Duration
@@ -44,7 +48,23 @@ final class CommitCoordinator: Sendable {
 
     /// Commits `operation` in the next round; its database's new version (nil: dropped).
     func submit(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
-        try await queue.submit(operation) { take in await self.runRound(take) }
+        try await queue.submit(operation, round: { take in await self.runRound(take) }, whenIdle: { self.releaseKeptLease() })
+    }
+
+    /// Releases the lock kept for a next round (none is coming).
+    private func releaseKeptLease() {
+        guard let kept = keptLease.withLock({ $0.take() }) else { return }
+        lastRelease.withLock { $0 = Task { await kept.release() } }
+    }
+
+    /// The lock for a round: the one the last round kept, or a new hold.
+    private func leaseForRound() async throws -> LockLease {
+        if let kept = keptLease.withLock({ $0.take() }) {
+            if kept.isHeld { return kept }
+            await kept.release()  // lost with the session: its node is gone or going
+        }
+        await lastRelease.withLock { $0.take() }?.value
+        return try await context.lock.acquire(timeout: context.configuration.commitTimeout * 4)
     }
 
     private var logger: Logger { context.logger }
@@ -52,9 +72,8 @@ final class CommitCoordinator: Sendable {
     /// One round, under the cluster lock: the operations queued once the lock is held (those that
     /// arrive while it is being taken join), a result for each.
     private func runRound(_ take: @Sendable () -> [ClusterOperation]) async -> [Result<DatabaseVersion?, any Error>] {
-        await lastRelease.withLock { $0.take() }?.value
         let lease: LockLease
-        do { lease = try await context.lock.acquire(timeout: context.configuration.commitTimeout * 4) } catch {
+        do { lease = try await leaseForRound() } catch {
             let operations = take()
             context.metrics.aborts.increment(by: operations.count)
             return operations.map { _ in .failure(ReplicatedError(.transactionAborted, "could not take the cluster lock: \(error)")) }
@@ -62,14 +81,20 @@ final class CommitCoordinator: Sendable {
         let operations = take()
         let started = ContinuousClock.now
         var results: [Result<DatabaseVersion?, any Error>]
+        var othersWaitForTheLock = true
         do {
-            results = try await runUnderLock(operations, lease: lease)
+            results = try await runUnderLock(operations, lease: lease, othersWaitForTheLock: &othersWaitForTheLock)
         } catch {
             results = operations.map { _ in .failure(error) }
+            othersWaitForTheLock = true  // a failed round lets go of the lock
         }
         // The round is over (recorded, applied, expelled members waited out): its writes are
-        // acknowledged while the lock is released.
-        lastRelease.withLock { $0 = Task { await lease.release() } }
+        // acknowledged while the lock is released, or kept for the next round.
+        if othersWaitForTheLock {
+            lastRelease.withLock { $0 = Task { await lease.release() } }
+        } else {
+            keptLease.withLock { $0 = lease }
+        }
         let committed = results.count { (try? $0.get()) != nil }
         context.metrics.commits.increment(by: committed)
         context.metrics.aborts.increment(by: results.count - committed)
@@ -79,13 +104,19 @@ final class CommitCoordinator: Sendable {
         return results
     }
 
-    private func runUnderLock(_ operations: [ClusterOperation], lease: LockLease) async throws -> [Result<DatabaseVersion?, any Error>] {
+    /// Runs a round holding `lease`; `othersWaitForTheLock` tells whether anyone else queued for
+    /// the cluster lock by the time the round read the cluster's state.
+    private func runUnderLock(
+        _ operations: [ClusterOperation], lease: LockLease, othersWaitForTheLock: inout Bool
+    ) async throws -> [Result<DatabaseVersion?, any Error>] {
         let client = context.client
         let layout = context.layout
-        // The three reads go out together (the server answers a session's requests in order).
+        // The reads go out together (the server answers a session's requests in order).
         async let readOnly = client.exists(layout.readOnly)
         async let members = layout.readMembers(client)
         async let recorded = Self.readRecords(of: Set(operations.map(\.database)), layout: layout, client: client)
+        async let contenders = client.getChildren(layout.lock)
+        othersWaitForTheLock = try await contenders.names.contains { layout.lock + "/" + $0 != lease.node.path }
         if try await readOnly != nil {
             throw ReplicatedError(.readOnly, "the cluster is in read-only mode (DELETE /admin/cluster/readonly to leave it)")
         }
@@ -148,8 +179,9 @@ final class CommitCoordinator: Sendable {
         var expelled: [String] = []
 
         // Phase 1: every member votes on the whole round (durably).
-        let votes = await askAll(members, path: "/admin/replication/prepare", body: try JSONEncoder().encode(batch)) {
-            try await self.participant.prepare(batch)
+        let encoded = try JSONEncoder().encode(batch)
+        let votes = await askAll(members, path: "/admin/replication/prepare", body: encoded) {
+            try await self.participant.prepare(batch, encoded: encoded)
         }
         let afterPrepare = CommitRound.afterPrepare(coordinator: context.id, answers: votes)
         guard afterPrepare.proceeds else {

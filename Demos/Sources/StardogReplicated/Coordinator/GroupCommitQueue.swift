@@ -4,7 +4,7 @@ import Synchronization
 /// carries all of them (as many as fit in ``maxWeight``, at least one). One round runs at a time;
 /// each submitter gets its own operation's result when its round ends.
 ///
-/// Before a round starts, it lingers a little (at most half the last round's duration, and
+/// Before a round starts, it lingers a little (at most as long as the last round took, and
 /// ``maxLinger``) until as many operations wait as there were clients when the last round ended
 /// (those it answered, who come back with their next operation as soon as they are answered, and
 /// those already waiting). Without it, clients that commit in a loop split into cohorts that
@@ -51,16 +51,17 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
     ///   - maxWeight: the most a round carries, by `weigh` (an operation heavier than that alone
     ///     still gets a round of its own).
     ///   - maxLinger: the longest a round waits for the last round's clients.
-    init(maxWeight: Int, maxLinger: Duration = .milliseconds(2), weigh: @escaping @Sendable (Operation) -> Int) {
+    init(maxWeight: Int, maxLinger: Duration = .milliseconds(4), weigh: @escaping @Sendable (Operation) -> Int) {
         self.maxWeight = maxWeight
         self.maxLinger = maxLinger
         self.weigh = weigh
     }
 
     /// Queues `operation` for the next round and waits for its result. When no round is running,
-    /// rounds start, run by `round` (every submitter passes the same), until none waits. A round
+    /// rounds start, run by `round` (every submitter passes the same), until none waits; then
+    /// `whenIdle` runs (a submission meanwhile may already have started the next rounds). A round
     /// runs to its end even if a submitter is cancelled: what a round decides cannot be taken back.
-    func submit(_ operation: Operation, round: @escaping Round) async throws -> Value {
+    func submit(_ operation: Operation, round: @escaping Round, whenIdle: @escaping @Sendable () -> Void = {}) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
             let startsRunner = state.withLock { state -> Bool in
                 state.waiting.append(Waiting(operation: operation, weight: weigh(operation), continuation: continuation))
@@ -68,7 +69,12 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
                 state.running = true
                 return true
             }
-            if startsRunner { Task { await self.runRounds(round) } }
+            if startsRunner {
+                Task {
+                    await self.runRounds(round)
+                    whenIdle()
+                }
+            }
             enoughToEndTheLinger()?.resume()
         }
     }
@@ -98,7 +104,7 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
     private func lingerForTheLastRoundsClients() async {
         let (target, deadline) = state.withLock { state -> (Int, ContinuousClock.Instant) in
             guard let last = state.lastRound, ContinuousClock.now - last.ended < last.duration * 2 else { return (0, .now) }
-            return (last.clients, last.ended + min(maxLinger, last.duration / 2))
+            return (last.clients, last.ended + min(maxLinger, last.duration))
         }
         guard deadline > .now else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

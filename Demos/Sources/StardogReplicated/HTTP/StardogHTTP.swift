@@ -268,7 +268,7 @@ public enum StardogHTTP {
                 json(OperationResult(next: try await node.coordinate(try request.decode(ClusterOperation.self))))
             },
             Route(.POST, "/admin/replication/prepare") { request in
-                try await node.participant.prepare(try request.decode(PreparedBatch.self))
+                try await node.participant.prepare(try request.decode(PreparedBatch.self), encoded: Data(buffer: request.body ?? ByteBuffer()))
                 return json(Done())
             },
             Route(.POST, "/admin/replication/commit") { request in

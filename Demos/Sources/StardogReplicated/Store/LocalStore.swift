@@ -25,8 +25,10 @@ public final class LocalStore: Sendable {
     public let home: URL
     var databasesDirectory: URL { home.appendingPathComponent("databases") }
     var preparedFile: URL { home.appendingPathComponent("prepared.json") }
-    /// A log longer than this is folded into a new snapshot.
-    static let compactionThreshold = 5000
+    /// A log longer than this, and longer than its database has triples, is folded into a new
+    /// snapshot (so that writing snapshots costs a bounded amount per transaction however large
+    /// the database grows).
+    let compactionThreshold: Int
 
     struct Database: Sendable {
         var version: DatabaseVersion
@@ -53,8 +55,10 @@ public final class LocalStore: Sendable {
     }
 
     /// Opens (or creates) the store under `home`.
-    public init(home: String) throws {
+    /// - Parameter compactionThreshold: the fewest log entries that are folded into a snapshot.
+    public init(home: String, compactionThreshold: Int = 5000) throws {
         self.home = URL(fileURLWithPath: home)
+        self.compactionThreshold = compactionThreshold
         try FileManager.default.createDirectory(at: databasesDirectory, withIntermediateDirectories: true)
         var loaded = State()
         for name in try FileManager.default.contentsOfDirectory(atPath: databasesDirectory.path).sorted() {
@@ -117,7 +121,9 @@ public final class LocalStore: Sendable {
     /// Votes yes to the round `prepared` after checking that this node can apply every operation
     /// of it in order, and records the vote on disk (one write). An undecided earlier vote must be
     /// resolved first.
-    public func prepare(_ prepared: PreparedBatch) throws {
+    /// - Parameter encoded: `prepared` as JSON, when the caller has it already (a coordinator's
+    ///   prepare request is that JSON): the vote is written as it is instead of encoded again.
+    public func prepare(_ prepared: PreparedBatch, encoded: Data? = nil) throws {
         try changing.withLock { _ in
             let (catalog, pending) = state.withLock { ($0.databases.mapValues(\.version), $0.prepared) }
             if let pending {
@@ -138,7 +144,7 @@ public final class LocalStore: Sendable {
                 }
                 current[database] = operation.next
             }
-            try Self.durably { try DurableFile.replace(preparedFile.path, with: JSONEncoder().encode(prepared)) }
+            try Self.durably { try DurableFile.replace(preparedFile.path, with: encoded ?? JSONEncoder().encode(prepared)) }
             state.withLock { $0.prepared = prepared }
         }
     }
@@ -257,7 +263,7 @@ public final class LocalStore: Sendable {
                     state.databases[database]!.logEntries += 1
                 }
             }
-            return state.databases.filter { lines[$0.key] != nil && $0.value.logEntries > Self.compactionThreshold }
+            return state.databases.filter { lines[$0.key] != nil && $0.value.logEntries > max(compactionThreshold, $0.value.triples.count) }
         }
         for (database, db) in compact.sorted(by: { $0.key < $1.key }) {
             let directory = databasesDirectory.appendingPathComponent(database)
