@@ -4,8 +4,9 @@ import Foundation
 import Synchronization
 
 /// Who coordinates, as this node last heard from the election, and the forwarding of operations
-/// to that coordinator: an operation sent to a coordinator that is replaced before it answers
-/// ends as `OutcomeUnknown` (the old coordinator may or may not have committed it).
+/// to that coordinator: operations that arrive together are sent together (one request, see
+/// ``ForwardingOutbox``), and an operation sent to a coordinator that is replaced before it answers ends as
+/// `OutcomeUnknown` (the old coordinator may or may not have committed it).
 final class CoordinatorForwarding: Sendable {
     private let context: NodeContext
     private let election: LeaderElection
@@ -16,13 +17,22 @@ final class CoordinatorForwarding: Sendable {
         /// Set (with the new address) when the election names a coordinator other than the last
         /// one named, then replaced: a forwarded operation waits on it.
         var replaced = Latch<String>()
+        /// The operations forwarded to the coordinator named now, replaced with the latch.
+        var outbox = CoordinatorForwarding.newOutbox()
     }
     private let state = Mutex(State())
 
-    /// A coordinator as this node knows it: its address, and the latch its successor sets.
+    /// A coordinator as this node knows it: its address, the latch its successor sets, and the
+    /// queue of operations forwarded to it.
     struct KnownCoordinator: Sendable {
         var address: String
         var replaced: Latch<String>
+        var outbox: ForwardingOutbox<ClusterOperation, DatabaseVersion?>
+    }
+
+    /// A request carries at most a client body's worth of triples, as a coordinator round does.
+    private static func newOutbox() -> ForwardingOutbox<ClusterOperation, DatabaseVersion?> {
+        ForwardingOutbox(maxWeight: StardogHTTP.maxBody, weigh: { $0.add.utf8.count + $0.remove.utf8.count + 1 })
     }
 
     init(context: NodeContext, election: LeaderElection) {
@@ -46,13 +56,16 @@ final class CoordinatorForwarding: Sendable {
             guard let address, address != previous else { return }
             state.replaced.set(address)
             state.replaced = Latch()
+            state.outbox = Self.newOutbox()
         }
     }
 
     /// The coordinator: the one last observed, or the next leader the election reports (an
     /// election is under way), until `deadline`.
     func current(until deadline: ContinuousClock.Instant) async throws -> KnownCoordinator {
-        let (known, replaced) = state.withLock { state in (state.address.map { KnownCoordinator(address: $0, replaced: state.replaced) }, state.replaced) }
+        let (known, replaced) = state.withLock { state in
+            (state.address.map { KnownCoordinator(address: $0, replaced: state.replaced, outbox: state.outbox) }, state.replaced)
+        }
         if let known { return known }
         let election = self.election
         let found = try await withThrowingTaskGroup(of: String?.self) { group in
@@ -70,19 +83,37 @@ final class CoordinatorForwarding: Sendable {
             return try await group.next() ?? nil
         }
         guard let found else { throw ReplicatedError(.transactionAborted, "no coordinator is available; retry") }
-        return KnownCoordinator(address: found, replaced: replaced)
+        // (An outbox of its own: the one in the state is for the coordinator the state names next.)
+        return KnownCoordinator(address: found, replaced: replaced, outbox: Self.newOutbox())
     }
 
-    /// Sends `operation` to `coordinator` and waits for its answer, or for a successor to be
-    /// elected (then the outcome is unknown).
+    /// Sends `operation` to `coordinator` with the others waiting for it, and waits for its
+    /// answer, or for a successor to be elected (then the outcome is unknown).
     func forward(_ operation: ClusterOperation, to coordinator: KnownCoordinator) async throws -> DatabaseVersion? {
+        try await coordinator.outbox.submit(operation) { operations in
+            do {
+                let outcomes = try await self.send(operations, to: coordinator)
+                return outcomes.map(\.result)
+            } catch {
+                return operations.map { _ in .failure(error) }
+            }
+        }
+    }
+
+    /// Sends `operations` to `coordinator` in one request: an outcome for each, or (thrown) the
+    /// reason none came.
+    private func send(_ operations: [ClusterOperation], to coordinator: KnownCoordinator) async throws -> [OperationOutcome] {
         let address = coordinator.address
-        let body = try JSONEncoder().encode(operation)
+        let body = try JSONEncoder().encode(ForwardedOperations(operations: operations))
         let (peers, timeout) = (context.peers, context.configuration.commitTimeout * 4)
         do {
-            return try await withThrowingTaskGroup(of: DatabaseVersion?.self) { group in
+            return try await withThrowingTaskGroup(of: [OperationOutcome].self) { group in
                 group.addTask {
-                    try await peers.json(OperationResult.self, .POST, address, "/admin/replication/operation", body: body, timeout: timeout).next
+                    let answer = try await peers.json(ForwardedOutcomes.self, .POST, address, "/admin/replication/operations", body: body, timeout: timeout)
+                    guard answer.outcomes.count == operations.count else {
+                        throw ReplicatedError(.outcomeUnknown, "the coordinator \(address) answered \(answer.outcomes.count) outcomes for \(operations.count) operations")
+                    }
+                    return answer.outcomes
                 }
                 group.addTask {
                     // A coordinator elected meanwhile means the one we wait for lost its term:

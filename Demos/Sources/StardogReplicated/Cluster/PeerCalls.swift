@@ -43,9 +43,27 @@ public struct ErrorBody: Codable, Sendable {
     public var message: String
 }
 
-/// `{"next": {"seq":…,"txId":…}}` (or no `next` for a dropped database).
-struct OperationResult: Codable, Sendable {
+/// The operations a member forwards to the coordinator together: `{"operations": [...]}`.
+struct ForwardedOperations: Codable, Sendable {
+    var operations: [ClusterOperation]
+}
+
+/// The coordinator's answer to forwarded operations, one outcome each, in their order.
+struct ForwardedOutcomes: Codable, Sendable {
+    var outcomes: [OperationOutcome]
+}
+
+/// What became of one operation: `{"next": {"seq":…,"txId":…}}` (no `next`: a dropped
+/// database), or `{"error": {"code":…,"message":…}}`.
+struct OperationOutcome: Codable, Sendable {
     var next: DatabaseVersion?
+    var error: ErrorBody?
+
+    /// The outcome as the forwarding member's caller sees it.
+    var result: Result<DatabaseVersion?, any Error> {
+        guard let error else { return .success(next) }
+        return .failure(ReplicatedError(ReplicatedError.Code.named(error.code) ?? .transactionAborted, error.message))
+    }
 }
 
 /// An empty JSON reply.

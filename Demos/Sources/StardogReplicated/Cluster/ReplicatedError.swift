@@ -1,3 +1,6 @@
+import Coordination
+import ZooKeeper
+
 /// An error a node answers with: a stable code (part of the HTTP API: the `code` field of the
 /// JSON error body), the HTTP status, and a message naming the problem.
 public struct ReplicatedError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -41,4 +44,17 @@ public struct ReplicatedError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public var description: String { "\(code): \(message)" }
+}
+
+extension ReplicatedError {
+    /// The error a node answers for `error`: itself when it is a ``ReplicatedError``, ZooKeeper's
+    /// and the cluster lock's as ``Code-swift.struct/clusterUnavailable``, anything else as
+    /// ``Code-swift.struct/storage``.
+    init(answering error: any Error) {
+        switch error {
+        case let error as ReplicatedError: self = error
+        case is ZooKeeperError, is CoordinationError: self.init(.clusterUnavailable, "ZooKeeper: \(error)")
+        default: self.init(.storage, "\(error)")
+        }
+    }
 }

@@ -247,10 +247,35 @@ public final class ReplicatedNode: Service, Sendable {
 
     // MARK: Coordinator
 
-    /// Commits `operation` in this node's next round, if this node coordinates.
-    func coordinate(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
-        guard isCoordinator else { throw ReplicatedError(.transactionAborted, "\(id) is not the coordinator; retry") }
-        return try await coordinator.submit(operation)
+    /// Commits `operations` (forwarded together by a member) in this node's next round, if this
+    /// node coordinates; each has its own outcome.
+    func coordinate(_ operations: [ClusterOperation]) async -> [OperationOutcome] {
+        guard isCoordinator else {
+            let error = ErrorBody(code: ReplicatedError.Code.transactionAborted.name, message: "\(id) is not the coordinator; retry")
+            return operations.map { _ in OperationOutcome(error: error) }
+        }
+        let coordinator = self.coordinator
+        return await withTaskGroup(of: NumberedOutcome.self) { group in
+            for (index, operation) in operations.enumerated() {
+                group.addTask {
+                    do {
+                        return NumberedOutcome(index: index, outcome: OperationOutcome(next: try await coordinator.submit(operation)))
+                    } catch {
+                        let answered = ReplicatedError(answering: error)
+                        return NumberedOutcome(index: index, outcome: OperationOutcome(error: ErrorBody(code: answered.code.name, message: answered.message)))
+                    }
+                }
+            }
+            var outcomes = [OperationOutcome](repeating: OperationOutcome(), count: operations.count)
+            for await numbered in group { outcomes[numbered.index] = numbered.outcome }
+            return outcomes
+        }
+    }
+
+    /// One forwarded operation's outcome and its place among them.
+    private struct NumberedOutcome: Sendable {
+        var index: Int
+        var outcome: OperationOutcome
     }
 
     // MARK: Read-only mode and shutdown

@@ -119,12 +119,7 @@ public enum StardogHTTP {
     }
 
     static func error(_ error: any Error) -> HTTPReply {
-        let replicated: ReplicatedError
-        switch error {
-        case let error as ReplicatedError: replicated = error
-        case is ZooKeeperError, is CoordinationError: replicated = ReplicatedError(.clusterUnavailable, "ZooKeeper: \(error)")
-        default: replicated = ReplicatedError(.storage, "\(error)")
-        }
+        let replicated = ReplicatedError(answering: error)
         return json(ErrorBody(code: replicated.code.name, message: replicated.message), status: HTTPResponseStatus(statusCode: replicated.code.status))
     }
 
@@ -264,8 +259,8 @@ public enum StardogHTTP {
 
     static func replication(_ node: ReplicatedNode) -> [Route] {
         [
-            Route(.POST, "/admin/replication/operation") { request in
-                json(OperationResult(next: try await node.coordinate(try request.decode(ClusterOperation.self))))
+            Route(.POST, "/admin/replication/operations") { request in
+                json(ForwardedOutcomes(outcomes: await node.coordinate(try request.decode(ForwardedOperations.self).operations)))
             },
             Route(.POST, "/admin/replication/prepare") { request in
                 try await node.participant.prepare(try request.decode(PreparedBatch.self), encoded: Data(buffer: request.body ?? ByteBuffer()))
