@@ -116,11 +116,15 @@ public final class KVNode: Service, Sendable {
             flagFile?.reload()
             await refreshAll(initialStartup: true)
             preopened.dropRest()
-            await cleanUpStore()
             if let flagFile { group.addTask { try await flagFile.watch() } }
             let server = HTTPFrontEnd(node: self, peerClient: peerClient)
             group.addTask { try await server.run() }
-            group.addTask { try await self.refreshLoop() }
+            group.addTask {
+                // Deleting the versions no longer served does not hold up serving (sequins deletes
+                // them in the background too); it runs before any refresh, which may store more.
+                await self.cleanUpStore()
+                try await self.refreshLoop()
+            }
             group.addTask {
                 for await _ in flapping { throw ClusterError("Dying due to ZK flapping") }
             }
@@ -485,7 +489,7 @@ public final class KVNode: Service, Sendable {
         guard let store else { return }
         let stored = (try? await runOffPool { store.storedVersions() }) ?? []
         for (databaseName, versionName) in stored where database(databaseName)?.version(named: versionName) == nil {
-            logger.info("deleting a stored version that is no longer served", metadata: ["kv.db": "\(databaseName)", "kv.version": "\(versionName)"])
+            logger.info("Clearing defunct version \(versionName) of \(databaseName)", metadata: ["kv.db": "\(databaseName)", "kv.version": "\(versionName)"])  // sequins' line
             _ = try? await runOffPool { store.remove(database: databaseName, version: versionName) }
         }
     }

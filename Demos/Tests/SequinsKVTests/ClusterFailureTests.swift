@@ -257,6 +257,28 @@ import ZooKeeperTesting
         }
     }
 
+    /// A restarted node deletes the stored versions nothing serves, as sequins does, without
+    /// holding up serving for it, and logs it in sequins' words.
+    @Test func aRestartedNodeClearsDefunctVersionsFromItsStore() async throws {
+        try await withKVCluster { cluster in
+            try await cluster.startNodes(1, serving: "v1", minReplication: 1)
+            let node = cluster.nodes[0]
+            await node.stop()
+            #expect(await node.waitForExit() == 0)
+            let defunct = node.store + "/data/db/v0"
+            try FileManager.default.copyItem(atPath: node.store + "/data/db/v1", toPath: defunct)
+
+            try node.start()
+            try await node.waitForVersion("v1")
+            let deadline = ContinuousClock.now + .seconds(20)
+            while FileManager.default.fileExists(atPath: defunct), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(!FileManager.default.fileExists(atPath: defunct))
+            #expect(node.log.contains("Clearing defunct version v0 of db"))
+            #expect(FileManager.default.fileExists(atPath: node.store + "/data/db/v1"))
+            await expectEveryKeyAnswered([node], version: "v1", records: 0..<500)
+        }
+    }
+
     /// A node whose HTTP port is taken stops (and leaves the cluster) instead of staying joined
     /// without serving.
     @Test func aNodeThatCannotBindItsPortExits() async throws {
