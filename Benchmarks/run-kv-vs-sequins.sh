@@ -111,6 +111,14 @@ cpu_ticks() { local total=0; for name in "$@"; do total=$((total + $(awk '{print
 hz=$(getconf CLK_TCK)
 
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v * 1000 } }'; }
+# A warm page cache has to be made warm: a kernel's proactive reclaim (DAMON's `pageout` scheme,
+# on where these figures were taken: /sys/kernel/mm/damon) drops file pages left unaccessed for a
+# minute, so the store of whichever system finished building first, or was measured longest ago,
+# would otherwise be read back from disk page by page during its round. Each warm round starts
+# with the stores it reads in the page cache, for both systems alike.
+warm_stores() { # node names
+  for name in "$@"; do find "$work/$name/store" -type f -exec cat {} + > /dev/null; done
+}
 measure() { # label system path
   local label=$1 system=$2 path=$3 target keys measured
   case $path in
@@ -119,6 +127,7 @@ measure() { # label system path
     proxied) target=$system-pair1; keys=$work/keys.txt; measured=($system-pair1 $system-pair2) ;;
   esac
   local before after report rps requests p50 p99 cpu bad
+  [ "$label" = cold ] || warm_stores "${measured[@]}"
   before=$(cpu_ticks "${measured[@]}")
   report=$(KEYS=$keys wrk -t2 -c"$connections" -d"${seconds}s" --latency -s kv-wrk.lua "http://127.0.0.1:${ports[$target]}")
   after=$(cpu_ticks "${measured[@]}")
