@@ -9,11 +9,7 @@ final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
     /// Sends operations together: one result per operation, in order.
     typealias Send = @Sendable (_ operations: [Operation]) async -> [Result<Value, any Error>]
 
-    private struct Waiting: Sendable {
-        let operation: Operation
-        let weight: Int
-        let continuation: CheckedContinuation<Value, any Error>
-    }
+    private typealias Waiting = WaitingOperation<Operation, Value>
     private struct State {
         var waiting: [Waiting] = []
         var sendScheduled = false
@@ -45,15 +41,7 @@ final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
 
     private func sendWaiting(_ send: @escaping Send) async {
         let (batch, more) = state.withLock { state -> ([Waiting], Bool) in
-            var total = 0
-            var count = 0
-            for waiting in state.waiting {
-                if count > 0 && total + waiting.weight > maxWeight { break }
-                total += waiting.weight
-                count += 1
-            }
-            let batch = Array(state.waiting.prefix(count))
-            state.waiting.removeFirst(count)
+            let batch = state.waiting.removeBatch(maxWeight: maxWeight)
             state.sendScheduled = !state.waiting.isEmpty
             return (batch, state.sendScheduled)
         }

@@ -16,11 +16,7 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
     /// meanwhile join it. One result per operation taken, in order.
     typealias Round = @Sendable (_ take: @Sendable () -> [Operation]) async -> [Result<Value, any Error>]
 
-    private struct Waiting: Sendable {
-        let operation: Operation
-        let weight: Int
-        let continuation: CheckedContinuation<Value, any Error>
-    }
+    private typealias Waiting = WaitingOperation<Operation, Value>
     private struct State {
         var waiting: [Waiting] = []
         var running = false
@@ -147,17 +143,6 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
 
     /// The operations of the next round, oldest first (only the runner takes them).
     private func nextBatch() -> [Waiting] {
-        state.withLock { state in
-            var total = 0
-            var count = 0
-            for waiting in state.waiting {
-                if count > 0 && total + waiting.weight > maxWeight { break }
-                total += waiting.weight
-                count += 1
-            }
-            let batch = Array(state.waiting.prefix(count))
-            state.waiting.removeFirst(count)
-            return batch
-        }
+        state.withLock { $0.waiting.removeBatch(maxWeight: maxWeight) }
     }
 }
