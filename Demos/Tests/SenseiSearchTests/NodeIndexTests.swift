@@ -92,6 +92,26 @@ import ZooKeeperTesting
         #expect(hurried.errors.map(\.errorType) == ["ExecutionTimeout"])
         #expect(hurried.errors.first?.message.contains("partition 1") == true)
         #expect(hurried.numhits == corpus.cars.filter { $0.id % 3 != 1 }.count)
+
+        // One partition alone is searched on the calling task when it is free, and under the
+        // timeout, like several, while something holds it.
+        var one = SearchRequest()
+        one.partitions = [1]
+        let alone = try await node.search(one, timeout: .seconds(60))
+        #expect(alone.errors.isEmpty)
+        #expect(alone.numhits == corpus.cars.filter { $0.id % 3 == 1 }.count)
+        let (heldAgain, releaseAgain) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        Thread.detachNewThread {
+            node.withPartitionIndex(1) { _ in
+                heldAgain.signal()
+                releaseAgain.wait()
+            }
+        }
+        heldAgain.wait()
+        let stalled = try await node.search(one, timeout: .milliseconds(200))
+        releaseAgain.signal()
+        #expect(stalled.errors.map(\.errorType) == ["ExecutionTimeout"])
+        #expect(stalled.numhits == 0)
     }
 
     @Test func gatewayLinesAreNumberedAcrossReads() throws {

@@ -41,6 +41,13 @@ public final class NodeIndex: Sendable {
         func withIndex<T>(_ body: (PartitionIndex) throws -> T) rethrows -> T {
             try lock.withLock { try body(index) }
         }
+
+        /// `body` with the index if nothing holds it now (an ingest or a merge may), else nil.
+        func withIndexIfFree<T>(_ body: (PartitionIndex) -> T) -> T? {
+            guard lock.try() else { return nil }
+            defer { lock.unlock() }
+            return body(index)
+        }
     }
 
     /// How many searches each partition has answered (which replica the brokers pick).
@@ -236,7 +243,8 @@ public final class NodeIndex: Sendable {
     }
 
     /// Searches `request.partitions` (those this node holds; all of them when nil) in parallel,
-    /// each on a thread of its own, and combines their results. A partition that has not answered
+    /// each on a thread of its own (one partition alone, when nothing holds it, on the calling
+    /// task), and combines their results. A partition that has not answered
     /// within `timeout` (Sensei's `sensei.node.partition.timeout`) is not waited for: it
     /// contributes nothing and an `ExecutionTimeout` error; one this node does not hold, a
     /// `PartitionCallError`.
@@ -249,28 +257,12 @@ public final class NodeIndex: Sendable {
             errors.append(.init(errorType: "PartitionCallError", message: "partition \(partition) is not on this node", errorCode: 251))
         }
         let held = wanted.filter { indexes[$0] != nil }
-        let outcomes = await withTaskGroup(of: PartitionOutcome?.self) { group in
-            for partition in held {
-                let slot = indexes[partition]!
-                group.addTask {
-                    await runOffPoolUnlessCancelled {
-                        do {
-                            return PartitionOutcome(partition: partition, result: try slot.withIndex { try $0.search(request, query: query) })
-                        } catch {
-                            return PartitionOutcome(partition: partition, failure: "\(error)")
-                        }
-                    }
-                }
-            }
-            group.addTask {
-                try? await eventLoopSleep(for: timeout)
-                return nil
-            }
-            var outcomes: [PartitionOutcome] = []
-            while outcomes.count < held.count, let next = await group.next(), let outcome = next { outcomes.append(outcome) }
-            group.cancelAll()  // the late partitions' waits end at once
-            return outcomes
-        }
+        // One partition leaves nothing to run in parallel: it is searched on the calling task
+        // when nothing holds it, without the hop to a search thread and back and the timer (most
+        // of what a broker's call to a node costs beyond the search). A partition that an ingest
+        // or a merge holds is searched as several are: off the pool, under the timeout.
+        let alone = held.count == 1 ? indexes[held[0]]!.withIndexIfFree { Self.search($0, held[0], request, query: query) } : nil
+        let outcomes = if let alone { [alone] } else { await searchInParallel(held, request, query: query, timeout: timeout) }
         state.withLock { state in
             for outcome in outcomes where outcome.result != nil { state.searchesByPartition[outcome.partition, default: 0] += 1 }
         }
@@ -286,6 +278,36 @@ public final class NodeIndex: Sendable {
         var combined = ResultMerger.combineOnNode(results, request: request)
         combined.errors += errors
         return combined
+    }
+
+    /// Searches `partitions`, each on a search thread of its own; those that answer within
+    /// `timeout`.
+    private func searchInParallel(_ partitions: [Int], _ request: SearchRequest, query: QueryNode, timeout: Duration) async -> [PartitionOutcome] {
+        await withTaskGroup(of: PartitionOutcome?.self) { group in
+            for partition in partitions {
+                let slot = indexes[partition]!
+                group.addTask {
+                    await runOffPoolUnlessCancelled { slot.withIndex { Self.search($0, partition, request, query: query) } }
+                }
+            }
+            group.addTask {
+                try? await eventLoopSleep(for: timeout)
+                return nil
+            }
+            var outcomes: [PartitionOutcome] = []
+            while outcomes.count < partitions.count, let next = await group.next(), let outcome = next { outcomes.append(outcome) }
+            group.cancelAll()  // the late partitions' waits end at once
+            return outcomes
+        }
+    }
+
+    /// One partition's search, its failure included.
+    private static func search(_ index: PartitionIndex, _ partition: Int, _ request: SearchRequest, query: QueryNode) -> PartitionOutcome {
+        do {
+            return PartitionOutcome(partition: partition, result: try index.search(request, query: query))
+        } catch {
+            return PartitionOutcome(partition: partition, failure: "\(error)")
+        }
     }
 
     /// Runs `body` with `partition`'s index, holding its lock (tests read a partition, or stall it).
