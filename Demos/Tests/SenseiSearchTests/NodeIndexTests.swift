@@ -79,16 +79,9 @@ import ZooKeeperTesting
         #expect(patient.errors.isEmpty)
         #expect(patient.numhits == 900)
         // Partition 1 is held by another thread until the search has come back.
-        let (held, release) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
-        Thread.detachNewThread {
-            node.withPartitionIndex(1) { _ in
-                held.signal()
-                release.wait()
-            }
-        }
-        held.wait()
+        var release = Self.hold(partition: 1, of: node)
         let hurried = try await node.search(SearchRequest(), timeout: .milliseconds(200))
-        release.signal()
+        release()
         #expect(hurried.errors.map(\.errorType) == ["ExecutionTimeout"])
         #expect(hurried.errors.first?.message.contains("partition 1") == true)
         #expect(hurried.numhits == corpus.cars.filter { $0.id % 3 != 1 }.count)
@@ -100,18 +93,25 @@ import ZooKeeperTesting
         let alone = try await node.search(one, timeout: .seconds(60))
         #expect(alone.errors.isEmpty)
         #expect(alone.numhits == corpus.cars.filter { $0.id % 3 == 1 }.count)
-        let (heldAgain, releaseAgain) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
-        Thread.detachNewThread {
-            node.withPartitionIndex(1) { _ in
-                heldAgain.signal()
-                releaseAgain.wait()
-            }
-        }
-        heldAgain.wait()
+        release = Self.hold(partition: 1, of: node)
         let stalled = try await node.search(one, timeout: .milliseconds(200))
-        releaseAgain.signal()
+        release()
         #expect(stalled.errors.map(\.errorType) == ["ExecutionTimeout"])
         #expect(stalled.numhits == 0)
+    }
+
+    /// Holds `partition` of `node` on another thread (as an ingest or a merge would) until the
+    /// returned closure is called.
+    static func hold(partition: Int, of node: NodeIndex) -> @Sendable () -> Void {
+        let (held, release) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        Thread.detachNewThread {
+            node.withPartitionIndex(partition) { _ in
+                held.signal()
+                release.wait()
+            }
+        }
+        held.wait()
+        return { release.signal() }
     }
 
     @Test func gatewayLinesAreNumberedAcrossReads() throws {
