@@ -30,9 +30,7 @@ struct PeerCalls: Sendable {
     }
 
     static func error(from reply: Reply, peer: String) -> ReplicatedError {
-        if let body = try? JSONDecoder().decode(ErrorBody.self, from: reply.body), let code = ReplicatedError.Code.named(body.code) {
-            return ReplicatedError(code, body.message)
-        }
+        if let body = try? JSONDecoder().decode(ErrorBody.self, from: reply.body), let error = body.replicatedError { return error }
         return ReplicatedError(.transactionAborted, "\(peer) answered \(reply.status): \(String(decoding: reply.body.prefix(200), as: UTF8.self))")
     }
 }
@@ -41,6 +39,17 @@ struct PeerCalls: Sendable {
 public struct ErrorBody: Codable, Sendable {
     public var code: String
     public var message: String
+}
+
+extension ErrorBody {
+    init(_ error: ReplicatedError) {
+        self.init(code: error.code.name, message: error.message)
+    }
+
+    /// The error this body names (nil: a code this node does not know).
+    var replicatedError: ReplicatedError? {
+        ReplicatedError.Code.named(code).map { ReplicatedError($0, message) }
+    }
 }
 
 /// The operations a member forwards to the coordinator together: `{"operations": [...]}`.
@@ -62,7 +71,7 @@ struct OperationOutcome: Codable, Sendable {
     /// The outcome as the forwarding member's caller sees it.
     var result: Result<DatabaseVersion?, any Error> {
         guard let error else { return .success(next) }
-        return .failure(ReplicatedError(ReplicatedError.Code.named(error.code) ?? .transactionAborted, error.message))
+        return .failure(error.replicatedError ?? ReplicatedError(.transactionAborted, error.message))
     }
 }
 

@@ -251,7 +251,7 @@ public final class ReplicatedNode: Service, Sendable {
     /// node coordinates; each has its own outcome.
     func coordinate(_ operations: [ClusterOperation]) async -> [OperationOutcome] {
         guard isCoordinator else {
-            let error = ErrorBody(code: ReplicatedError.Code.transactionAborted.name, message: "\(id) is not the coordinator; retry")
+            let error = ErrorBody(ReplicatedError(.transactionAborted, "\(id) is not the coordinator; retry"))
             return operations.map { _ in OperationOutcome(error: error) }
         }
         let coordinator = self.coordinator
@@ -261,8 +261,7 @@ public final class ReplicatedNode: Service, Sendable {
                     do {
                         return NumberedOutcome(index: index, outcome: OperationOutcome(next: try await coordinator.submit(operation)))
                     } catch {
-                        let answered = ReplicatedError(answering: error)
-                        return NumberedOutcome(index: index, outcome: OperationOutcome(error: ErrorBody(code: answered.code.name, message: answered.message)))
+                        return NumberedOutcome(index: index, outcome: OperationOutcome(error: ErrorBody(ReplicatedError(answering: error))))
                     }
                 }
             }

@@ -120,7 +120,7 @@ public enum StardogHTTP {
 
     static func error(_ error: any Error) -> HTTPReply {
         let replicated = ReplicatedError(answering: error)
-        return json(ErrorBody(code: replicated.code.name, message: replicated.message), status: HTTPResponseStatus(statusCode: replicated.code.status))
+        return json(ErrorBody(replicated), status: HTTPResponseStatus(statusCode: replicated.code.status))
     }
 
     /// Runs `body`, answering a thrown error as its JSON error.
