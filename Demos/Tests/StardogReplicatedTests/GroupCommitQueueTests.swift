@@ -99,7 +99,7 @@ import ZooKeeperTesting
     /// The coordinator keeps the cluster lock from one round to the next and lets go of it when
     /// the queue runs dry: `whenIdle` runs once per run of rounds, after its last round, never
     /// during one.
-    @Test func whenIdleRunsOnceTheRoundsRunDry() async throws {
+    @Test(.timeLimit(.minutes(1))) func whenIdleRunsOnceTheRoundsRunDry() async throws {
         let queue = GroupCommitQueue<Int, Int>(maxWeight: 4, weigh: { _ in 1 })
         let state = Mutex<(running: Bool, rounds: Int, idles: [Int], idleDuringARound: Bool)>((false, 0, [], false))
         let round: GroupCommitQueue<Int, Int>.Round = { take in
@@ -112,20 +112,23 @@ import ZooKeeperTesting
             state.withLock { $0.running = false }
             return operations.map { .success($0) }
         }
+        let (idled, idle) = AsyncStream<Void>.makeStream()
         let whenIdle: @Sendable () -> Void = {
             state.withLock {
                 $0.idleDuringARound = $0.idleDuringARound || $0.running
                 $0.idles.append($0.rounds)
             }
+            idle.yield()
         }
+        var idleEvents = idled.makeAsyncIterator()
         for burst in 0..<3 {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for operation in 0..<20 { group.addTask { _ = try await queue.submit(operation, round: round, whenIdle: whenIdle) } }
                 try await group.waitForAll()
             }
-            // Every operation is answered before the runner finds the queue empty.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while state.withLock({ $0.idles.last != $0.rounds }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+            // Every operation is answered before the runner finds the queue empty: wait for the
+            // idle that follows the burst's last round.
+            while state.withLock({ $0.idles.last != $0.rounds }) { await idleEvents.next() }
             let (rounds, idles) = state.withLock { ($0.rounds, $0.idles) }
             #expect(idles.count > burst && idles.last == rounds, "rounds \(rounds), idle after rounds \(idles)")
             #expect(rounds >= 5 * (burst + 1), "20 operations, at most 4 a round")
