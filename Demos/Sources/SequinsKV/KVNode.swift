@@ -1,4 +1,4 @@
-import Coordination
+@_spi(Concurrency) import Coordination
 import DemoSupport
 import Foundation
 import Logging
@@ -23,6 +23,8 @@ public final class KVNode: Service, Sendable {
     /// Called once the node serves HTTP, with the bound port.
     let onServing: @Sendable (Int) -> Void
 
+    /// Set to the bound port once the node serves HTTP.
+    private let serving = Latch<Int>()
     let runtime = Mutex(Runtime())
     struct Runtime {
         var store: LocalStore?
@@ -41,6 +43,12 @@ public final class KVNode: Service, Sendable {
         self.onServing = onServing
         source = try SourceRoot(configuration.source, requireSuccessFile: configuration.requireSuccessFile)
         flagFile = configuration.goforitFlagJSONPath.isEmpty ? nil : FlagFile(path: configuration.goforitFlagJSONPath, logger: logger)
+    }
+
+    /// The HTTP server is bound to `port`.
+    func didStartServing(port: Int) {
+        _ = serving.set(port)
+        onServing(port)
     }
 
     var cluster: ClusterMembership? { runtime.withLock { $0.cluster } }
@@ -87,10 +95,12 @@ public final class KVNode: Service, Sendable {
 
     public func run() async throws {
         let store = try LocalStore(directory: configuration.localStore)
-        let preopened = PreopenedVersions(store: store)
-        runtime.withLock {
-            $0.store = store
-            $0.preopened = preopened
+        runtime.withLock { $0.store = store }
+        // The stored versions are read while the member list converges, not before: with a cold
+        // page cache their reads would delay the pages of code the join itself needs.
+        let preopen: @Sendable () -> Void = { [self] in
+            let preopened = PreopenedVersions(store: store)
+            runtime.withLock { $0.preopened = preopened }
         }
         var cluster: ClusterMembership?
         if configuration.sharding.enabled {
@@ -99,13 +109,16 @@ public final class KVNode: Service, Sendable {
             cluster = joined
             do {
                 let shardID = try await joined.join(
-                    configuredShardID: configuration.sharding.shardID, store: store, timeToConverge: configuration.sharding.timeToConverge)
+                    configuredShardID: configuration.sharding.shardID, store: store, timeToConverge: configuration.sharding.timeToConverge,
+                    whileConverging: preopen)
                 logger.info("joined the cluster", metadata: ["kv.shard_id": "\(shardID)", "kv.address": "\(joined.address)"])
             } catch {
                 await joined.shutdown()
                 throw ClusterError("cannot join the cluster at \(joined.root): \(error)")
             }
             runtime.withLock { $0.cluster = joined }
+        } else {
+            preopen()
         }
         let peerClient = PeerClient()
         let (flapping, flapSignal) = AsyncStream<Void>.makeStream()
@@ -115,7 +128,7 @@ public final class KVNode: Service, Sendable {
         try await NodeLifetime(logger: logger).run { group in
             flagFile?.reload()
             await refreshAll(initialStartup: true)
-            preopened.dropRest()
+            runtime.withLock { $0.preopened }?.dropRest()
             if let flagFile { group.addTask { try await flagFile.watch() } }
             let server = HTTPFrontEnd(node: self, peerClient: peerClient)
             group.addTask { try await server.run() }
@@ -322,8 +335,10 @@ public final class KVNode: Service, Sendable {
                 } else {
                     partitions = try await runOffPool { try store.openPartitions(database: databaseName, version: name, manifest: stored) }
                 }
-                version.install(VersionData(partitionCount: partitionCount, partitions: partitions, createdAt: Date(timeIntervalSince1970: stored.createdAt)))
+                let data = VersionData(partitionCount: partitionCount, partitions: partitions, createdAt: Date(timeIntervalSince1970: stored.createdAt))
+                version.install(data)
                 logger.info("mapped the version from the local store", metadata: metadata)
+                checkPagesOnceServing(version, data)
             } catch {
                 logger.warning("the stored version is unreadable; loading it again", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
                 _ = try? await runOffPool { store.remove(database: databaseName, version: name) }
@@ -422,6 +437,63 @@ public final class KVNode: Service, Sendable {
             logger.error(
                 "cannot build the version; still serving what this node had", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
         }
+    }
+
+    /// Checks every page of a version read back from the local store, in the background once the
+    /// node serves: damage is found (and its partition built again) before a lookup meets it, and
+    /// a cold page cache fills at disk speed instead of page by page.
+    private func checkPagesOnceServing(_ version: Version, _ data: VersionData) {
+        let metadata: Logger.Metadata = ["kv.db": "\(version.database)", "kv.version": "\(version.name)"]
+        version.adopt(
+            Task {
+                guard await self.serving.wait() != nil else { return }
+                let started = ContinuousClock.now
+                for (partition, file) in data.partitions.sorted(by: { $0.key < $1.key }) {
+                    guard !Task.isCancelled else { return }
+                    do {
+                        try await runOffPool { try file.checkAllPages() }
+                    } catch var damage as PartitionDamage {
+                        damage.partition = partition
+                        self.repair(version, damage)
+                    } catch {}
+                }
+                self.logger.info("checked the stored version's pages", metadata: metadata.merging(["kv.elapsed": "\(ContinuousClock.now - started)"]) { $1 })
+            })
+    }
+
+    /// Builds a damaged partition of `version` again from the source (once at a time) and serves
+    /// the new file in its place; lookups that meet the damage meanwhile are not answered from it.
+    func repair(_ version: Version, _ damage: PartitionDamage) {
+        guard let partition = damage.partition, let store, version.beginRepair(partition) else { return }
+        let metadata: Logger.Metadata = ["kv.db": "\(version.database)", "kv.version": "\(version.name)", "kv.partition": "\(partition)"]
+        logger.error("\(damage); building the partition again from the source", metadata: metadata)
+        var builder = VersionBuilder(files: version.files, partitionCount: version.partitionCount, selected: version.selected)
+        builder.maxParallelLoads = configuration.maxParallelLoads
+        builder.throttle = configuration.throttleLoads
+        let directory = store.versionDirectory(database: version.database, version: version.name)
+        let scratch = directory + "/.rebuilding"
+        let name = LocalStore.partitionFileName(partition)
+        version.adopt(
+            Task {
+                do {
+                    _ = try await builder.build(into: scratch, writing: [partition])
+                    // Renamed over the damaged file: lookups still reading its mapping keep it until they finish.
+                    let file = try await runOffPool { () throws(StoreError) -> PartitionFile in
+                        guard rename(scratch + "/" + name, directory + "/" + name) == 0 else {
+                            throw StoreError("cannot move the rebuilt \(name) into \(directory): \(String(cString: strerror(errno)))")
+                        }
+                        return try PartitionFile(path: directory + "/" + name)
+                    }
+                    version.endRepair(partition, with: file)
+                    self.logger.info("built the damaged partition again", metadata: metadata.merging(["kv.records": "\(file.count)"]) { $1 })
+                } catch {
+                    version.endRepair(partition, with: nil)
+                    if !(error is CancellationError) {
+                        self.logger.error("cannot build the damaged partition again", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
+                    }
+                }
+                _ = try? await runOffPool { try FileManager.default.removeItem(atPath: scratch) }
+            })
     }
 
     /// Advertises the version's partitions. The gate waits for ZooKeeper while it is unreachable,

@@ -29,7 +29,8 @@ import ZooKeeperTesting
 
     /// Random partitions (empty ones, tiny keys that collide often, repeated keys, a value larger
     /// than the writer's read-back buffer): every key is found with its last value, in the file as
-    /// written and mapped again after a verified reopen, and nothing else is.
+    /// written and mapped again after a reopen, and nothing else is; every page the lookups read
+    /// matched its checksum, and so does every other one.
     @Test func findsEveryKeyWithItsLastValueAndNothingElse() throws {
         let directory = try makeTemporaryDirectory("kv-partition")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -50,17 +51,21 @@ import ZooKeeperTesting
             }
             let path = directory + "/partition-\(round)"
             let written = try write(records, to: path, using: &generator)
-            let reopened = try PartitionFile(path: path, verify: true)
+            let reopened = try PartitionFile(path: path)
+            #expect(reopened.checkedPageCount == 0, "opening reads no page")
+            #expect(written.checkedPageCount == written.pageCount, "a file just written was checked as it was read back")
             for file in [written, reopened] {
                 #expect(file.count == expected.count)
                 for (key, value) in expected {
-                    #expect(key.withUnsafeBytes { file.withValue(for: $0) { Array($0) } } == value)
-                    let buffer = key.withUnsafeBytes { file.value(for: $0, allocator: ByteBufferAllocator()) }
+                    #expect(try key.withUnsafeBytes { try file.withValue(for: $0) { Array($0) } } == value)
+                    let buffer = try key.withUnsafeBytes { try file.value(for: $0, allocator: ByteBufferAllocator()) }
                     #expect(buffer.map { Array($0.readableBytesView) } == value)
                 }
                 for absent: [UInt8] in [[9, 9, 9], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], Array("larg".utf8)] {
-                    #expect(absent.withUnsafeBytes { file.withValue(for: $0) { _ in true } } == nil)
+                    #expect(try absent.withUnsafeBytes { try file.withValue(for: $0) { _ in true } } == nil)
                 }
+                try file.checkAllPages()
+                #expect(file.checkedPageCount == file.pageCount)
             }
         }
     }
@@ -87,12 +92,13 @@ import ZooKeeperTesting
         let file = try writer.finish()
         #expect(file.count == 4 * 50 * 100)
         for key in ["t0-b0-r0", "t3-b49-r99", "t2-b17-r42"].map({ Array($0.utf8) }) {
-            #expect(key.withUnsafeBytes { file.withValue(for: $0) { Array($0) } } == key)
+            #expect(try key.withUnsafeBytes { try file.withValue(for: $0) { Array($0) } } == key)
         }
     }
 
-    /// A partition file that lost its end, has a byte changed anywhere, or is not a partition file
-    /// at all is refused, with an error naming the file and what is wrong.
+    /// A partition file that lost its end, whose header or page checksums were changed, or that is
+    /// not a partition file at all is refused when opened, with an error naming the file and what
+    /// is wrong.
     @Test func truncatedCorruptOrForeignFilesAreRefusedByName() throws {
         let directory = try makeTemporaryDirectory("kv-partition")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -106,7 +112,7 @@ import ZooKeeperTesting
             let path = directory + "/damaged"
             try WholeFile.write(damaged, to: path)
             do {
-                _ = try PartitionFile(path: path, verify: true)
+                _ = try PartitionFile(path: path)
                 return nil
             } catch {
                 #expect(error.description.contains(path), "the error names the file: \(error)")
@@ -117,17 +123,66 @@ import ZooKeeperTesting
             let reason = try refusal(Array(bytes.dropLast(cut)))
             #expect(reason?.contains("truncated") == true, "cut \(cut): \(reason ?? "accepted")")
         }
-        // One flipped bit anywhere: in the header, the records, the table.
-        for _ in 0..<200 {
+        // One flipped bit in the header or in the page checksums (after the table).
+        let pageChecksumBytes = PartitionFile.pageCount(checkedEnd: bytes.count) * 8
+        for _ in 0..<100 {
             var damaged = bytes
-            let position = Int.random(in: 0..<bytes.count, using: &generator)
+            let position =
+                Bool.random(using: &generator)
+                ? Int.random(in: 0..<PartitionFile.headerSize, using: &generator)
+                : Int.random(in: (bytes.count - pageChecksumBytes)..<bytes.count, using: &generator)
             damaged[position] ^= 1 << UInt8.random(in: 0..<8, using: &generator)
             let reason = try refusal(damaged)
-            #expect(reason != nil, "a flipped bit at \(position) is noticed")
+            #expect(reason?.contains("corrupt") == true || reason?.contains("KVP4") == true, "a flipped bit at \(position): \(reason ?? "accepted")")
         }
         #expect(try refusal(bytes + [0])?.contains("corrupt") == true)
-        #expect(try refusal(Array("KVP2\u{0}not the current format".utf8))?.contains("KVP3") == true)
+        #expect(try refusal(Array("KVP3\u{0}an earlier format".utf8))?.contains("KVP4") == true)
         #expect(try refusal([])?.contains("truncated") == true)
+    }
+
+    /// A bit flipped anywhere in the records or the table is never served: the file opens, each
+    /// lookup answers the key's true value or absence or throws a ``PartitionDamage`` naming the
+    /// file and the page, a lookup whose pages are intact still answers, and checking every page
+    /// finds the damage.
+    @Test func aDamagedPageIsNeverServed() throws {
+        let directory = try makeTemporaryDirectory("kv-partition")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var generator = SeededRandomNumberGenerator(seed: 0xda3a9e)
+        let records = (0..<3000).map { (Array("key-\($0)".utf8), (0..<Int.random(in: 0...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }) }
+        let original = directory + "/original"
+        _ = try write(records, to: original, using: &generator)
+        let bytes = try #require(WholeFile.read(original))
+        let checkedEnd = bytes.count - PartitionFile.pageCount(checkedEnd: bytes.count) * 8
+        #expect(PartitionFile.pageCount(checkedEnd: checkedEnd) * 8 == bytes.count - checkedEnd)
+        let absent = (0..<50).map { Array("absent-\($0)".utf8) }
+        var refused = 0
+        for round in 0..<40 {
+            var damaged = bytes
+            let position = Int.random(in: PartitionFile.headerSize..<checkedEnd, using: &generator)
+            damaged[position] ^= 1 << UInt8.random(in: 0..<8, using: &generator)
+            let damagedPage = position / PartitionFile.pageSize
+            let path = directory + "/damaged-\(round)"
+            try WholeFile.write(damaged, to: path)
+            let reopened = try PartitionFile(path: path)
+            var answered = 0
+            for (key, value) in records.map({ ($0.0, Optional($0.1)) }) + absent.map({ ($0, nil) }) {
+                do {
+                    let found = try key.withUnsafeBytes { try reopened.withValue(for: $0) { Array($0) } }
+                    #expect(found == value, "round \(round): key \(String(decoding: key, as: UTF8.self)) answered wrong after a flip at \(position)")
+                    answered += 1
+                } catch let error as PartitionDamage {
+                    #expect(error.path == path && error.page == damagedPage && error.bytes.contains(position))
+                    #expect(error.description.contains(path) && error.description.contains("page \(damagedPage)"))
+                    refused += 1
+                } catch {
+                    Issue.record("round \(round): \(error)")
+                }
+            }
+            #expect(answered > 0)
+            #expect(throws: PartitionDamage.self) { try reopened.checkAllPages() }
+            try? FileManager.default.removeItem(atPath: path)
+        }
+        #expect(refused > 0, "most flips land in a record some lookup reads")
     }
 
     /// The checksum is the same whatever the pieces it is fed in, and changes with any bit.

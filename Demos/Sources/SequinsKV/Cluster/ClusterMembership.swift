@@ -44,10 +44,15 @@ public final class ClusterMembership: Sendable {
         let root = ZooKeeperPath.join(ZooKeeperPath.join("/", clusterName), "v1")
         let membership = ClusterMembership(client: client, root: root, address: address, logger: logger)
         do {
-            try await client.createPath(ZooKeeperPath.join(membership.root, "nodes"))
+            // Both persistent, as sequins' client creates them: a lock's parent created on demand
+            // is a container, which ZooKeeper deletes a minute after its last lock, so that every
+            // later start would pay a failed create and a container's write first.
+            async let nodes: Void = client.createPath(ZooKeeperPath.join(membership.root, "nodes"))
+            async let lock: Void = client.createPath(membership.idAssignmentLockPath)
+            _ = try await (nodes, lock)
         } catch {
             await client.close()
-            throw ClusterError("cannot create \(membership.root)/nodes in ZooKeeper: \(error)")
+            throw ClusterError("cannot create \(membership.root)/nodes and \(membership.idAssignmentLockPath) in ZooKeeper: \(error)")
         }
         return membership
     }
@@ -61,6 +66,9 @@ public final class ClusterMembership: Sendable {
     }
 
     public var shardID: String? { state.withLock { $0.shardID } }
+
+    /// `<root>/id_assignment_lock`: the lock a node holds while it claims its shard id.
+    var idAssignmentLockPath: String { ZooKeeperPath.join(root, "id_assignment_lock") }
 
     /// `<root>/partitions`: sequins' version nodes, `<db>/<version>`, under it.
     public var versionsRoot: String { ZooKeeperPath.join(root, "partitions") }
@@ -89,13 +97,16 @@ public final class ClusterMembership: Sendable {
     /// expires that session. As sequins, it does not hold the lock while it waits for it to go
     /// (so a node restarting beside it is not held up too): the lock is released, then the
     /// registration waits. Its id stays taken meanwhile, by the old registration.
-    public func join(configuredShardID: String, store: LocalStore, timeToConverge: Duration) async throws -> String {
+    /// - Parameter whileConverging: called once registered, as the wait for the member list begins.
+    public func join(
+        configuredShardID: String, store: LocalStore, timeToConverge: Duration, whileConverging: @Sendable () -> Void = {}
+    ) async throws -> String {
         let nodes = self.nodes
         let address = self.address
         let existing = configuredShardID.isEmpty ? store.selfAssignedShardID() : configuredShardID
         let waitingFor = Mutex<String?>(nil)
         let (shardID, chosen) = try await ShardID.claim(
-            client: client, lockPath: ZooKeeperPath.join(root, "id_assignment_lock"), membersPath: nodes.group,
+            client: client, lockPath: idAssignmentLockPath, membersPath: nodes.group,
             existing: existing, quietPeriod: min(timeToConverge, .seconds(3))
         ) { id in
             if existing == nil { try store.saveSelfAssignedShardID(id) }
@@ -110,6 +121,7 @@ public final class ClusterMembership: Sendable {
         if chosen { logger.info("self-assigned a shard id", metadata: ["kv.shard_id": "\(shardID)"]) }
         state.withLock { $0.shardID = shardID }
         startWatchingPeers()
+        whileConverging()
         let waitStarted = ContinuousClock.now
         let members = try await nodes.awaitStable(quietPeriod: timeToConverge)
         applyMembers(members)

@@ -26,10 +26,11 @@ struct HTTPFrontEnd: Sendable {
         guard let (host, port) = SequinsConfiguration.splitHostPort(node.configuration.bind) else {
             throw ConfigurationError("bind must be host:port, got \(node.configuration.bind)")
         }
-        let (onServing, logger) = (node.onServing, node.logger)
+        let node = self.node
+        let logger = node.logger
         try await HTTPServer.run(host: host, port: port, logger: logger, onBound: { boundPort in
             logger.info("Listening on \(host):\(boundPort)", metadata: ["kv.bind": "\(host):\(boundPort)"])  // sequins' line
-            onServing(boundPort)
+            node.didStartServing(port: boundPort)
         }) { head, _, eventLoop in
             respond(to: head, on: eventLoop)
         }
@@ -78,7 +79,20 @@ struct HTTPFrontEnd: Sendable {
         let location = KeyPartition(key: key, partitionCount: version.partitionCount)
         if let data = version.data, data.holds(location.partition) || data.holds(location.alternate) {
             var headers: HTTPHeaders = [Self.versionHeader: version.name]
-            let value = key.withUnsafeBytes { data.value(for: $0, in: location, allocator: Self.allocator) }
+            let lookup = key.withUnsafeBytes { key in
+                Result { () throws(PartitionDamage) in try data.value(for: key, in: location, allocator: Self.allocator) }
+            }
+            let value: ByteBuffer?
+            switch lookup {
+            case .success(let found): value = found
+            case .failure(let damage):
+                node.repair(version, damage)
+                // Never answered from a damaged page: another holder answers, or the client hears why.
+                if proxyVersion == nil, !version.peers(holding: damage.partition ?? location.partition).isEmpty {
+                    return serveProxied(version: version, location: location, rawPath: rawPath, on: eventLoop)
+                }
+                return .now(HTTPReply(status: .internalServerError, headers: headers, body: ByteBuffer(string: "\(damage); building it again\n")))
+            }
             guard let value else { return .now(HTTPReply(status: .notFound, headers: headers)) }
             headers.add(name: "Last-Modified", value: data.lastModified)
             // Go's net/http sniffs a type for a non-empty body that has none (sequins sets none).

@@ -98,8 +98,8 @@ public final class LocalStore: Sendable {
         try encoder.encode(manifest).write(to: URL(fileURLWithPath: target + "/.manifest"), options: .atomic)
     }
 
-    /// Maps the partitions of a complete version, each checked against its checksum first (both
-    /// cores share the reading).
+    /// Maps the partitions of a complete version, each file's header and page checksums checked
+    /// first (its pages are checked as lookups first read them).
     /// - Throws: ``StoreError`` naming the first partition file that is missing, truncated or
     ///   corrupt; the caller deletes the version and builds it again from the source.
     public func openPartitions(database: String, version: String, manifest: StoredVersionManifest) throws -> [Int: PartitionFile] {
@@ -110,7 +110,7 @@ public final class LocalStore: Sendable {
         let partitions = manifest.selectedPartitions
         let results = ResultSlots<PartitionFile>(count: partitions.count)
         DispatchQueue.concurrentPerform(iterations: partitions.count) { index in
-            results.set(index) { try PartitionFile(path: target + "/" + Self.partitionFileName(partitions[index]), verify: true) }
+            results.set(index) { try PartitionFile(path: target + "/" + Self.partitionFileName(partitions[index])) }
         }
         var result: [Int: PartitionFile] = [:]
         for (index, partition) in partitions.enumerated() { result[partition] = try results.get(index) }
@@ -129,9 +129,9 @@ public final class LocalStore: Sendable {
 
 /// What a stored version holds: written last, so its presence means the version is complete.
 public struct StoredVersionManifest: Codable, Sendable, Hashable {
-    /// 3: ``PartitionFile``s, served mapped (versions of earlier formats, whose partitions were
-    /// read into memory, are built again from the source).
-    public static let currentFormat = 3
+    /// 4: ``PartitionFile``s with page checksums, served mapped (versions of earlier formats are
+    /// built again from the source).
+    public static let currentFormat = 4
     public var format: Int = currentFormat
     public var numPartitions: Int
     public var selectedPartitions: [Int]

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -13,18 +14,27 @@ import Darwin
 /// The file (written by ``PartitionFileWriter``), little-endian:
 ///
 /// ```
-/// 0    "KVP3"  u32 0
+/// 0    "KVP4"  u32 0
 /// 8    u64 distinct keys          16  u64 end of the records
 /// 24   u64 offset of the table    32  u64 slots in the table (a power of two)
-/// 40   u64 file size              48  u64 checksum of bytes 64 to the end
+/// 40   u64 file size              48  u64 checksum of the page checksums
 /// 56   u64 checksum of bytes 0 to 56
 /// 64   records: [key length: varint][value length: varint][key][value] ...
 ///      (zero padding to a multiple of 8)
 /// table: one u64 per slot: 0 when empty, else the key hash's top 24 bits << 40 | (record offset + 1)
+/// page checksums: one u64 per 4 KiB page of the file up to the end of the table (the first
+///      one from byte 64, the last one ending with the table)
 /// ```
 ///
 /// A lookup hashes the key, probes the table linearly and compares a record's key only when the
 /// slot's 24 hash bits match: about one read of the table and one of the record per lookup.
+///
+/// Opening a file checks its header and its page checksums, not its pages: a page is checked
+/// against its checksum the first time a lookup reads it (or by ``checkAllPages()``, which a
+/// node runs in the background once it serves), so that a restart serves at once instead of
+/// reading the whole version from disk first, and a damaged page is never served (the lookup
+/// throws ``PartitionDamage`` instead). Pages are the kernel's: checking one reads no more of
+/// the disk than the lookup does.
 public final class PartitionFile: @unchecked Sendable {
     /// The file.
     public let path: String
@@ -34,13 +44,29 @@ public final class PartitionFile: @unchecked Sendable {
     public let size: Int
     private let base: UnsafeRawPointer
     private let recordsEnd: Int
+    private let tableOffset: Int
     private let slots: UnsafePointer<UInt64>
     private let mask: Int
+    /// The end of the checked pages (the end of the table).
+    private let checkedEnd: Int
+    private let pageChecksums: UnsafePointer<UInt64>
+    /// One bit per page, set once the page matched its checksum. Lookups on any thread set them,
+    /// hence atomics; relaxed, as the pages themselves never change.
+    private let verifiedPages: UnsafeMutablePointer<Atomic<UInt64>>
+    private let verifiedWords: Int
+    /// Pages with a checksum.
+    let pageCount: Int
 
-    static let magic: [UInt8] = Array("KVP3".utf8)
+    static let magic: [UInt8] = Array("KVP4".utf8)
     static let headerSize = 64
     static let offsetBits: UInt64 = 40
     static let offsetMask: UInt64 = (1 << offsetBits) - 1
+    /// The bytes each page checksum covers: a page of memory, the least a fault reads from disk.
+    static let pageShift = 12
+    static let pageSize = 1 << pageShift
+
+    /// How many page checksums cover a file whose checked bytes end at `checkedEnd`.
+    static func pageCount(checkedEnd: Int) -> Int { (checkedEnd + pageSize - 1) >> pageShift }
 
     /// The header's fields.
     struct Header: Equatable {
@@ -49,12 +75,12 @@ public final class PartitionFile: @unchecked Sendable {
         var tableOffset: Int
         var slotCount: Int
         var fileSize: Int
-        var bodyChecksum: UInt64
+        var pageChecksumsChecksum: UInt64
 
         /// The 64 bytes, with the header's own checksum.
         var encoded: [UInt8] {
             var bytes = PartitionFile.magic + [0, 0, 0, 0]
-            for field in [UInt64(count), UInt64(recordsEnd), UInt64(tableOffset), UInt64(slotCount), UInt64(fileSize), bodyChecksum] {
+            for field in [UInt64(count), UInt64(recordsEnd), UInt64(tableOffset), UInt64(slotCount), UInt64(fileSize), pageChecksumsChecksum] {
                 withUnsafeBytes(of: field.littleEndian) { bytes += $0 }
             }
             let checksum = bytes.withUnsafeBytes { FileChecksum.of($0) }
@@ -62,20 +88,24 @@ public final class PartitionFile: @unchecked Sendable {
             return bytes
         }
 
-        init(count: Int, recordsEnd: Int, tableOffset: Int, slotCount: Int, fileSize: Int, bodyChecksum: UInt64) {
+        /// The end of the table, where the page checksums begin.
+        var checkedEnd: Int { tableOffset + slotCount * 8 }
+
+        init(count: Int, recordsEnd: Int, tableOffset: Int, slotCount: Int, pageChecksumsChecksum: UInt64) {
             self.count = count
             self.recordsEnd = recordsEnd
             self.tableOffset = tableOffset
             self.slotCount = slotCount
-            self.fileSize = fileSize
-            self.bodyChecksum = bodyChecksum
+            self.pageChecksumsChecksum = pageChecksumsChecksum
+            let checkedEnd = tableOffset + slotCount * 8
+            fileSize = checkedEnd + PartitionFile.pageCount(checkedEnd: checkedEnd) * 8
         }
 
         /// Reads and checks a header against the size of its file.
         /// - Throws: ``StoreError`` saying what is wrong, without the file's name.
         init(decoding bytes: [UInt8], fileSize actualSize: Int) throws(StoreError) {
             guard bytes.count >= PartitionFile.headerSize, Array(bytes[0..<4]) == PartitionFile.magic else {
-                throw StoreError("not a partition file of this kv (it does not start with KVP3)")
+                throw StoreError("not a partition file of this kv (it does not start with KVP4)")
             }
             func field(_ offset: Int) -> UInt64 {
                 bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
@@ -84,34 +114,34 @@ public final class PartitionFile: @unchecked Sendable {
                 throw StoreError("corrupt: its header does not match the header's checksum")
             }
             let fields = [8, 16, 24, 32, 40].map { field($0) }
-            guard fields.allSatisfy({ $0 < UInt64(Int.max) }) else { throw StoreError("corrupt: its header holds impossible sizes") }
+            guard fields.allSatisfy({ $0 < UInt64(1 << 50) }) else { throw StoreError("corrupt: its header holds impossible sizes") }
             count = Int(fields[0])
             recordsEnd = Int(fields[1])
             tableOffset = Int(fields[2])
             slotCount = Int(fields[3])
             fileSize = Int(fields[4])
-            bodyChecksum = field(48)
+            pageChecksumsChecksum = field(48)
             guard fileSize == actualSize else {
                 throw StoreError(
                     fileSize > actualSize
                         ? "truncated: \(actualSize) bytes where its header says \(fileSize)"
                         : "corrupt: \(actualSize) bytes where its header says \(fileSize)")
             }
-            let (tableBytes, overflow) = slotCount.multipliedReportingOverflow(by: 8)
             guard recordsEnd >= PartitionFile.headerSize, recordsEnd <= tableOffset, tableOffset % 8 == 0,
-                slotCount > 0, slotCount & (slotCount - 1) == 0, count < slotCount, !overflow,
-                tableOffset <= fileSize, fileSize - tableOffset == tableBytes,
+                slotCount > 0, slotCount & (slotCount - 1) == 0, count < slotCount,
+                fileSize == checkedEnd + PartitionFile.pageCount(checkedEnd: checkedEnd) * 8,
                 UInt64(recordsEnd) <= PartitionFile.offsetMask
             else { throw StoreError("corrupt: its header's sizes do not fit together") }
         }
     }
 
-    /// Opens and maps a partition file.
-    /// - Parameter verify: read the whole file once and check it against its checksum (a file
-    ///   found in the store; one just written needs no check).
+    /// Opens and maps a partition file, after checking its header and its page checksums (the
+    /// pages themselves are checked as lookups first read them).
+    /// - Parameter pagesChecked: the pages are known to match their checksums (a file just
+    ///   written, whose checksums were computed from its bytes read back).
     /// - Throws: ``StoreError`` naming the file and what is wrong with it (missing, truncated,
     ///   corrupt); nothing of it is served then.
-    public init(path: String, verify: Bool) throws(StoreError) {
+    public init(path: String, pagesChecked: Bool = false) throws(StoreError) {
         self.path = path
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw StoreError("cannot open partition file \(path): \(String(cString: strerror(errno)))") }
@@ -128,46 +158,88 @@ public final class PartitionFile: @unchecked Sendable {
         do { header = try Header(decoding: headerBytes, fileSize: size) } catch {
             throw StoreError("partition file \(path) is \(error.description)")
         }
-        if verify {
-            var checksum = FileChecksum()
-            try Self.forEachChunk(of: descriptor, from: Self.headerSize, to: size, path: path) { checksum.update($0) }
-            guard checksum.value == header.bodyChecksum else {
-                throw StoreError("partition file \(path) is corrupt: its contents do not match their checksum")
-            }
-        }
         guard let address = mmap(nil, size, PROT_READ, MAP_SHARED, descriptor, 0), address != MAP_FAILED else {
             throw StoreError("cannot map partition file \(path): \(String(cString: strerror(errno)))")
+        }
+        let base = UnsafeRawPointer(address)
+        let checkedEnd = header.checkedEnd
+        let pageCount = Self.pageCount(checkedEnd: checkedEnd)
+        guard FileChecksum.of(UnsafeRawBufferPointer(start: base + checkedEnd, count: pageCount * 8)) == header.pageChecksumsChecksum else {
+            munmap(address, size)
+            throw StoreError("partition file \(path) is corrupt: its page checksums do not match their checksum")
         }
         // Lookups land anywhere: read-ahead around a fault would only fill the cache with neighbours.
         _ = madvise(address, size, MADV_RANDOM)
         self.size = size
-        base = UnsafeRawPointer(address)
+        self.base = base
         count = header.count
         recordsEnd = header.recordsEnd
+        tableOffset = header.tableOffset
         slots = (base + header.tableOffset).assumingMemoryBound(to: UInt64.self)
         mask = header.slotCount - 1
+        self.checkedEnd = checkedEnd
+        pageChecksums = (base + checkedEnd).assumingMemoryBound(to: UInt64.self)
+        self.pageCount = pageCount
+        verifiedWords = (pageCount + 63) / 64
+        verifiedPages = .allocate(capacity: verifiedWords)
+        for word in 0..<verifiedWords {
+            let pagesInWord = min(64, pageCount - word * 64)
+            (verifiedPages + word).initialize(to: Atomic(pagesChecked ? UInt64.max >> UInt64(64 - pagesInWord) : 0))
+        }
     }
 
     deinit {
         munmap(UnsafeMutableRawPointer(mutating: base), size)
+        verifiedPages.deinitialize(count: verifiedWords)
+        verifiedPages.deallocate()
     }
 
-    /// Reads `[start, end)` of the file in chunks (the page cache, not this process, keeps them).
-    static func forEachChunk(
-        of descriptor: Int32, from start: Int, to end: Int, path: String, _ body: (UnsafeRawBufferPointer) throws(StoreError) -> Void
-    ) throws(StoreError) {
-        let chunkSize = 1 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
-        defer { buffer.deallocate() }
-        var offset = start
-        while offset < end {
-            let count = pread(descriptor, buffer.baseAddress, min(chunkSize, end - offset), off_t(offset))
-            guard count > 0 else {
-                throw StoreError("partition file \(path) is truncated: cannot read at byte \(offset): \(count < 0 ? String(cString: strerror(errno)) : "end of file")")
+    /// Checks every page not checked yet, in order, asking the kernel to read each stretch ahead
+    /// of the check (a sequential read brings a cold file into the page cache at disk speed,
+    /// where lookups alone would fault it in page by page).
+    /// - Parameter shouldContinue: asked between stretches; the check stops when it says false.
+    /// - Throws: ``PartitionDamage`` for the first page that does not match its checksum.
+    public func checkAllPages(while shouldContinue: () -> Bool = { true }) throws(PartitionDamage) {
+        let stretch = 256 << Self.pageShift  // 1 MiB
+        var start = 0
+        _ = madvise(UnsafeMutableRawPointer(mutating: base), min(stretch, checkedEnd), MADV_WILLNEED)
+        while start < checkedEnd, shouldContinue() {
+            let next = min(start + stretch, checkedEnd)
+            if next < checkedEnd {
+                _ = madvise(UnsafeMutableRawPointer(mutating: base + next), min(stretch, checkedEnd - next), MADV_WILLNEED)
             }
-            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-            offset += count
+            try checkPages(from: max(start, Self.headerSize), to: next)
+            start = next
         }
+    }
+
+    /// Pages checked so far.
+    var checkedPageCount: Int {
+        (0..<verifiedWords).reduce(0) { $0 + verifiedPages[$1].load(ordering: .relaxed).nonzeroBitCount }
+    }
+
+    // MARK: Pages
+
+    /// Checks the pages holding bytes `[start, end)` of the file (each at most once while it matches).
+    @inline(__always)
+    private func checkPages(from start: Int, to end: Int) throws(PartitionDamage) {
+        var page = start >> Self.pageShift
+        let last = (end - 1) >> Self.pageShift
+        while page <= last {
+            if verifiedPages[page >> 6].load(ordering: .relaxed) & (1 << UInt64(page & 63)) == 0 {
+                try checkPage(page)
+            }
+            page += 1
+        }
+    }
+
+    private func checkPage(_ page: Int) throws(PartitionDamage) {
+        let start = max(Self.headerSize, page << Self.pageShift)
+        let bytes = UnsafeRawBufferPointer(start: base + start, count: min((page + 1) << Self.pageShift, checkedEnd) - start)
+        guard FileChecksum.of(bytes) == UInt64(littleEndian: pageChecksums[page]) else {
+            throw PartitionDamage(path: path, page: page, bytes: start..<(start + bytes.count))
+        }
+        verifiedPages[page >> 6].bitwiseOr(1 << UInt64(page & 63), ordering: .relaxed)
     }
 
     // MARK: Lookups
@@ -178,28 +250,35 @@ public final class PartitionFile: @unchecked Sendable {
         var value: UnsafeRawBufferPointer
     }
 
-    /// The record at `offset`; nil when it would reach past the records (a file changed under the mapping).
+    /// The record at `offset`, its pages checked; nil when it would reach past the records.
     @inline(__always)
-    private func record(at offset: Int) -> Record? {
+    private func record(at offset: Int) throws(PartitionDamage) -> Record? {
+        guard offset >= Self.headerSize, offset < recordsEnd else { return nil }
+        // The two lengths first (at most 20 bytes), then the key and value they span.
+        try checkPages(from: offset, to: min(offset + 20, recordsEnd))
         let records = UnsafeRawBufferPointer(start: base, count: recordsEnd)
         var cursor = offset
         guard let keyLength = Self.readVarint(records, at: &cursor), let valueLength = Self.readVarint(records, at: &cursor),
             keyLength <= recordsEnd - cursor, valueLength <= recordsEnd - cursor - keyLength
         else { return nil }
+        let end = cursor + keyLength + valueLength
+        if end > offset + 20 { try checkPages(from: offset + 20, to: end) }
         return Record(
             key: UnsafeRawBufferPointer(start: base + cursor, count: keyLength),
             value: UnsafeRawBufferPointer(start: base + cursor + keyLength, count: valueLength))
     }
 
     @inline(__always)
-    private func find(_ key: UnsafeRawBufferPointer) -> Record? {
+    private func find(_ key: UnsafeRawBufferPointer) throws(PartitionDamage) -> Record? {
         let hash = Self.hash(key)
         let tag = hash >> Self.offsetBits
         var slot = Int(truncatingIfNeeded: hash) & mask
         while true {
+            let slotOffset = tableOffset + slot * 8
+            try checkPages(from: slotOffset, to: slotOffset + 8)
             let entry = UInt64(littleEndian: slots[slot])
             if entry == 0 { return nil }
-            if entry >> Self.offsetBits == tag, let record = record(at: Int(entry & Self.offsetMask) - 1),
+            if entry >> Self.offsetBits == tag, let record = try record(at: Int(entry & Self.offsetMask) - 1),
                 Self.equal(record.key, key)
             {
                 return record
@@ -209,14 +288,16 @@ public final class PartitionFile: @unchecked Sendable {
     }
 
     /// Calls `body` with the value of `key` (in the mapping) if it is stored, else returns nil.
-    public func withValue<R>(for key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
-        guard let record = find(key) else { return nil }
-        return try body(record.value)
+    /// - Throws: ``PartitionDamage`` when a page the lookup reads does not match its checksum.
+    public func withValue<R>(for key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) throws(PartitionDamage) -> R? {
+        guard let record = try find(key) else { return nil }
+        return body(record.value)
     }
 
     /// The value of `key` in a new buffer, or nil when it is not stored.
-    public func value(for key: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        guard let record = find(key) else { return nil }
+    /// - Throws: ``PartitionDamage`` when a page the lookup reads does not match its checksum.
+    public func value(for key: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) throws(PartitionDamage) -> ByteBuffer? {
+        guard let record = try find(key) else { return nil }
         var buffer = allocator.buffer(capacity: record.value.count)
         buffer.writeBytes(record.value)
         return buffer

@@ -54,21 +54,23 @@ final class PartitionFileWriter: @unchecked Sendable {
         var slotCount = 16
         while slotCount * 2 < appended * 3 { slotCount <<= 1 }  // at most two thirds full
         var table = [UInt64](repeating: 0, count: slotCount)
-        var checksum = FileChecksum()
+        var checksums = PageChecksums(start: PartitionFile.headerSize)
         var distinct = 0
-        try forEachRecord(upTo: recordsEnd, checksum: &checksum) { offset, key throws(StoreError) in
+        try forEachRecord(upTo: recordsEnd, checksums: &checksums) { offset, key throws(StoreError) in
             if try insert(offset: offset, key: key, into: &table) { distinct += 1 }
         }
         let tableOffset = (recordsEnd + 7) / 8 * 8
         let padding = [UInt8](repeating: 0, count: tableOffset - recordsEnd)
-        padding.withUnsafeBytes { checksum.update($0) }
+        padding.withUnsafeBytes { checksums.update($0) }
         try write(padding, at: recordsEnd)
         for index in table.indices { table[index] = table[index].littleEndian }
-        table.withUnsafeBytes { checksum.update($0) }
+        table.withUnsafeBytes { checksums.update($0) }
         try write(table, at: tableOffset)
+        let pageChecksums = checksums.finish().map(\.littleEndian)
+        try write(pageChecksums, at: tableOffset + slotCount * 8)
         let header = PartitionFile.Header(
             count: distinct, recordsEnd: recordsEnd, tableOffset: tableOffset, slotCount: slotCount,
-            fileSize: tableOffset + slotCount * 8, bodyChecksum: checksum.value)
+            pageChecksumsChecksum: pageChecksums.withUnsafeBytes { FileChecksum.of($0) })
         try write(header.encoded, at: 0)
         // On disk before it is mapped and served: the kernel writing back pages that a serving
         // process maps must clean them in its page tables (a TLB flush each time), which made
@@ -81,7 +83,7 @@ final class PartitionFileWriter: @unchecked Sendable {
             closed = true
             close(descriptor)
         }
-        return try PartitionFile(path: path, verify: false)
+        return try PartitionFile(path: path, pagesChecked: true)
     }
 
     /// Closes and deletes the unfinished file.
@@ -139,10 +141,10 @@ final class PartitionFileWriter: @unchecked Sendable {
         return bytes
     }
 
-    /// Reads the records back in order, feeding every byte to `checksum`, and calls `body` with
+    /// Reads the records back in order, feeding every byte to `checksums`, and calls `body` with
     /// each record's offset and key.
     private func forEachRecord(
-        upTo end: Int, checksum: inout FileChecksum, _ body: (Int, UnsafeRawBufferPointer) throws(StoreError) -> Void
+        upTo end: Int, checksums: inout PageChecksums, _ body: (Int, UnsafeRawBufferPointer) throws(StoreError) -> Void
     ) throws(StoreError) {
         var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
@@ -158,7 +160,7 @@ final class PartitionFileWriter: @unchecked Sendable {
             let want = min(buffer.count - filled, end - bufferStart - filled)
             let read = pread(descriptor, buffer.baseAddress! + filled, want, off_t(bufferStart + filled))
             guard read > 0 else { throw StoreError("partition file \(path) cannot be read back at byte \(bufferStart + filled)") }
-            checksum.update(UnsafeRawBufferPointer(rebasing: buffer[filled..<(filled + read)]))
+            checksums.update(UnsafeRawBufferPointer(rebasing: buffer[filled..<(filled + read)]))
             filled += read
             let available = UnsafeRawBufferPointer(rebasing: buffer[0..<filled])
             var consumed = 0

@@ -1,9 +1,10 @@
 import DemoSupport
 import Synchronization
 
-/// The newest version of each database in the local store, opened (checked against its
-/// checksums and mapped) in the background as soon as the node starts, so that the reading
-/// overlaps the cluster join (its `time_to_converge` wait) instead of following it. Each is taken
+/// The newest version of each database in the local store, opened (its files' headers and page
+/// checksums checked, the files mapped) in the background as the node begins its cluster join's
+/// `time_to_converge` wait (at start outside a cluster), so that the reading overlaps the wait
+/// instead of following it. Each is taken
 /// at most once, by the first look at that version; what nobody took is dropped after the first
 /// refresh.
 ///

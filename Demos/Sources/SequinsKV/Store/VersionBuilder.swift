@@ -29,10 +29,14 @@ public struct VersionBuilder: Sendable {
     /// partitions' records into partition files in `directory` (created if needed), then indexes
     /// them. Memory stays bounded by the records in flight and one partition's table, whatever
     /// the size of the version. On failure the partition files written so far are deleted.
+    /// - Parameter writing: the selected partitions to write (all when nil); a record still goes
+    ///   where the whole selection puts it, so a partition written alone (built again after
+    ///   damage) holds what it held.
     /// - Throws: ``SequenceFileError`` for the first file that cannot be read, ``StoreError``
     ///   when a partition file cannot be written.
-    public func build(into directory: String) async throws -> [Int: PartitionFile] {
-        if selected.isEmpty || partitionCount == 0 { return [:] }
+    public func build(into directory: String, writing: Set<Int>? = nil) async throws -> [Int: PartitionFile] {
+        let writing = writing.map { $0.intersection(selected) } ?? selected
+        if writing.isEmpty || partitionCount == 0 { return [:] }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -40,7 +44,7 @@ public struct VersionBuilder: Sendable {
         }
         var writers = [PartitionFileWriter?](repeating: nil, count: partitionCount)
         do {
-            for partition in selected.sorted() where partition < partitionCount {
+            for partition in writing.sorted() where partition < partitionCount {
                 writers[partition] = try PartitionFileWriter(path: directory + "/" + LocalStore.partitionFileName(partition))
             }
         } catch {
@@ -91,6 +95,8 @@ public struct VersionBuilder: Sendable {
     /// Reads one file and appends the selected partitions' records to their files.
     func readFile(_ path: String, into writers: [PartitionFileWriter?]) throws {
         var reader = try SequenceFileReader(path: path)
+        var isSelected = [Bool](repeating: false, count: partitionCount)
+        for partition in selected where partition < partitionCount { isSelected[partition] = true }
         var batches = [[UInt8]](repeating: [], count: partitionCount)
         var batchCounts = [Int](repeating: 0, count: partitionCount)
         let batchSize = self.batchSize
@@ -100,15 +106,17 @@ public struct VersionBuilder: Sendable {
         let throttleMicroseconds = throttle.components.seconds * 1_000_000 + throttle.components.attoseconds / 1_000_000_000_000
         try reader.forEachRecord { key, value in
             let location = KeyPartition(key: key, partitionCount: partitionCount)
-            let target = writers[location.partition] != nil ? location.partition : (writers[location.alternate] != nil ? location.alternate : -1)
+            let target = isSelected[location.partition] ? location.partition : (isSelected[location.alternate] ? location.alternate : -1)
             if target >= 0 {
-                if batches[target].capacity == 0 { batches[target].reserveCapacity(batchSize + 1024) }
-                PartitionFile.appendRecord(key: key, value: value, to: &batches[target])
-                batchCounts[target] += 1
-                if batches[target].count >= batchSize {
-                    try writers[target]!.append(batches[target], count: batchCounts[target])
-                    batches[target].removeAll(keepingCapacity: true)
-                    batchCounts[target] = 0
+                if let writer = writers[target] {
+                    if batches[target].capacity == 0 { batches[target].reserveCapacity(batchSize + 1024) }
+                    PartitionFile.appendRecord(key: key, value: value, to: &batches[target])
+                    batchCounts[target] += 1
+                    if batches[target].count >= batchSize {
+                        try writer.append(batches[target], count: batchCounts[target])
+                        batches[target].removeAll(keepingCapacity: true)
+                        batchCounts[target] = 0
+                    }
                 }
                 runLength = 0
             } else if preSharded {

@@ -23,21 +23,39 @@ public final class VersionData: Sendable {
 
     /// Looks `key` up in its partition, then its alternate partition (for the keys Cascading
     /// places one over). Returns nil when neither holds it locally or the key is absent.
-    public func withValue<R>(for key: UnsafeRawBufferPointer, in location: KeyPartition, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
-        if let index = partitions[location.partition], let result = try index.withValue(for: key, body) { return result }
-        if location.alternate != location.partition, let index = partitions[location.alternate] {
-            return try index.withValue(for: key, body)
-        }
-        return nil
+    /// - Throws: ``PartitionDamage`` when a page the lookup reads does not match its checksum.
+    public func withValue<R>(for key: UnsafeRawBufferPointer, in location: KeyPartition, _ body: (UnsafeRawBufferPointer) -> R) throws(PartitionDamage) -> R? {
+        try lookUp(key, in: location) { file, key throws(PartitionDamage) in try file.withValue(for: key, body) }
     }
 
     /// The value of `key` (in its partition, then its alternate) in a new buffer, or nil.
-    public func value(for key: UnsafeRawBufferPointer, in location: KeyPartition, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        if let index = partitions[location.partition], let value = index.value(for: key, allocator: allocator) { return value }
-        if location.alternate != location.partition, let index = partitions[location.alternate] {
-            return index.value(for: key, allocator: allocator)
+    /// - Throws: ``PartitionDamage`` when a page the lookup reads does not match its checksum.
+    public func value(for key: UnsafeRawBufferPointer, in location: KeyPartition, allocator: ByteBufferAllocator) throws(PartitionDamage) -> ByteBuffer? {
+        try lookUp(key, in: location) { file, key throws(PartitionDamage) in try file.value(for: key, allocator: allocator) }
+    }
+
+    @inline(__always)
+    private func lookUp<R>(
+        _ key: UnsafeRawBufferPointer, in location: KeyPartition, _ read: (PartitionFile, UnsafeRawBufferPointer) throws(PartitionDamage) -> R?
+    ) throws(PartitionDamage) -> R? {
+        var partition = location.partition
+        do {
+            if let file = partitions[partition], let result = try read(file, key) { return result }
+            partition = location.alternate
+            if location.alternate != location.partition, let file = partitions[partition] { return try read(file, key) }
+            return nil
+        } catch {
+            var damage = error
+            damage.partition = partition
+            throw damage
         }
-        return nil
+    }
+
+    /// The same data with `partition` served from `file` (a partition built again after damage).
+    public func replacing(_ partition: Int, with file: PartitionFile) -> VersionData {
+        var partitions = self.partitions
+        partitions[partition] = file
+        return VersionData(partitionCount: partitionCount, partitions: partitions, createdAt: createdAt)
     }
 
     public var recordCount: Int { partitions.values.reduce(0) { $0 + $1.count } }

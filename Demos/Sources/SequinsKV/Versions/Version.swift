@@ -32,6 +32,8 @@ public final class Version: Sendable {
         var holders: [Int: [String]] = [:]
         var tasks: [Task<Void, Never>] = []
         var building = false
+        /// Partitions being built again after damage.
+        var repairing: Set<Int> = []
         var closed = false
     }
     private let mutable: Mutex<Mutable>
@@ -102,6 +104,23 @@ public final class Version: Sendable {
             mutable.building = true
             if mutable.state == .error { mutable.state = .building }
             return true
+        }
+    }
+
+    /// Claims the rebuild of a damaged partition (false if one is running, or the version is
+    /// closed or has no data).
+    func beginRepair(_ partition: Int) -> Bool {
+        mutable.withLock { mutable in
+            guard !mutable.closed, mutable.data?.holds(partition) == true else { return false }
+            return mutable.repairing.insert(partition).inserted
+        }
+    }
+
+    /// Ends a partition's rebuild, serving `file` in place of the damaged one when it succeeded.
+    func endRepair(_ partition: Int, with file: PartitionFile?) {
+        mutable.withLock { mutable in
+            mutable.repairing.remove(partition)
+            if let file, let data = mutable.data { mutable.data = data.replacing(partition, with: file) }
         }
     }
 
