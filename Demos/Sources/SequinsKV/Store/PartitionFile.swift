@@ -52,8 +52,8 @@ public final class PartitionFile: @unchecked Sendable {
     private let pageChecksums: UnsafePointer<UInt64>
     /// One bit per page, set once the page matched its checksum. Lookups on any thread set them,
     /// hence atomics; relaxed, as the pages themselves never change.
-    private let verifiedPages: UnsafeMutablePointer<Atomic<UInt64>>
-    private let verifiedWords: Int
+    private let checkedPages: UnsafeMutablePointer<Atomic<UInt64>>
+    private let checkedWords: Int
     /// Pages with a checksum.
     let pageCount: Int
 
@@ -180,30 +180,29 @@ public final class PartitionFile: @unchecked Sendable {
         self.checkedEnd = checkedEnd
         pageChecksums = (base + checkedEnd).assumingMemoryBound(to: UInt64.self)
         self.pageCount = pageCount
-        verifiedWords = (pageCount + 63) / 64
-        verifiedPages = .allocate(capacity: verifiedWords)
-        for word in 0..<verifiedWords {
+        checkedWords = (pageCount + 63) / 64
+        checkedPages = .allocate(capacity: checkedWords)
+        for word in 0..<checkedWords {
             let pagesInWord = min(64, pageCount - word * 64)
-            (verifiedPages + word).initialize(to: Atomic(pagesChecked ? UInt64.max >> UInt64(64 - pagesInWord) : 0))
+            (checkedPages + word).initialize(to: Atomic(pagesChecked ? UInt64.max >> UInt64(64 - pagesInWord) : 0))
         }
     }
 
     deinit {
         munmap(UnsafeMutableRawPointer(mutating: base), size)
-        verifiedPages.deinitialize(count: verifiedWords)
-        verifiedPages.deallocate()
+        checkedPages.deinitialize(count: checkedWords)
+        checkedPages.deallocate()
     }
 
     /// Checks every page not checked yet, in order, asking the kernel to read each stretch ahead
     /// of the check (a sequential read brings a cold file into the page cache at disk speed,
     /// where lookups alone would fault it in page by page).
-    /// - Parameter shouldContinue: asked between stretches; the check stops when it says false.
     /// - Throws: ``PartitionDamage`` for the first page that does not match its checksum.
-    public func checkAllPages(while shouldContinue: () -> Bool = { true }) throws(PartitionDamage) {
+    public func checkAllPages() throws(PartitionDamage) {
         let stretch = 256 << Self.pageShift  // 1 MiB
         var start = 0
         _ = madvise(UnsafeMutableRawPointer(mutating: base), min(stretch, checkedEnd), MADV_WILLNEED)
-        while start < checkedEnd, shouldContinue() {
+        while start < checkedEnd {
             let next = min(start + stretch, checkedEnd)
             if next < checkedEnd {
                 _ = madvise(UnsafeMutableRawPointer(mutating: base + next), min(stretch, checkedEnd - next), MADV_WILLNEED)
@@ -215,7 +214,7 @@ public final class PartitionFile: @unchecked Sendable {
 
     /// Pages checked so far.
     var checkedPageCount: Int {
-        (0..<verifiedWords).reduce(0) { $0 + verifiedPages[$1].load(ordering: .relaxed).nonzeroBitCount }
+        (0..<checkedWords).reduce(0) { $0 + checkedPages[$1].load(ordering: .relaxed).nonzeroBitCount }
     }
 
     // MARK: Pages
@@ -226,7 +225,7 @@ public final class PartitionFile: @unchecked Sendable {
         var page = start >> Self.pageShift
         let last = (end - 1) >> Self.pageShift
         while page <= last {
-            if verifiedPages[page >> 6].load(ordering: .relaxed) & (1 << UInt64(page & 63)) == 0 {
+            if checkedPages[page >> 6].load(ordering: .relaxed) & (1 << UInt64(page & 63)) == 0 {
                 try checkPage(page)
             }
             page += 1
@@ -239,7 +238,7 @@ public final class PartitionFile: @unchecked Sendable {
         guard FileChecksum.of(bytes) == UInt64(littleEndian: pageChecksums[page]) else {
             throw PartitionDamage(path: path, page: page, bytes: start..<(start + bytes.count))
         }
-        verifiedPages[page >> 6].bitwiseOr(1 << UInt64(page & 63), ordering: .relaxed)
+        checkedPages[page >> 6].bitwiseOr(1 << UInt64(page & 63), ordering: .relaxed)
     }
 
     // MARK: Lookups
