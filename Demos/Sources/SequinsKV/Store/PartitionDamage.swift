@@ -3,7 +3,7 @@
 public struct PartitionDamage: Error, Sendable, Hashable, CustomStringConvertible {
     /// The partition file.
     public var path: String
-    /// The page (of ``PartitionFile``'s 4 KiB pages, counted from byte 64).
+    /// The page: the file's 4 KiB page `page` (``PartitionFile/pageSize``), counted from byte 0.
     public var page: Int
     /// The page's bytes in the file.
     public var bytes: Range<Int>

@@ -67,6 +67,10 @@ public final class PartitionFile: @unchecked Sendable {
 
     /// How many page checksums cover a file whose checked bytes end at `checkedEnd`.
     static func pageCount(checkedEnd: Int) -> Int { (checkedEnd + pageSize - 1) >> pageShift }
+    /// The size of a file whose checked bytes end at `checkedEnd`: they, then their page checksums.
+    static func fileSize(checkedEnd: Int) -> Int { checkedEnd + pageCount(checkedEnd: checkedEnd) * 8 }
+    /// The most bytes a record's two lengths take (two varints of at most 10 bytes).
+    static let lengthsMaxBytes = 20
 
     /// The header's fields.
     struct Header: Equatable {
@@ -97,8 +101,7 @@ public final class PartitionFile: @unchecked Sendable {
             self.tableOffset = tableOffset
             self.slotCount = slotCount
             self.pageChecksumsChecksum = pageChecksumsChecksum
-            let checkedEnd = tableOffset + slotCount * 8
-            fileSize = checkedEnd + PartitionFile.pageCount(checkedEnd: checkedEnd) * 8
+            fileSize = PartitionFile.fileSize(checkedEnd: tableOffset + slotCount * 8)
         }
 
         /// Reads and checks a header against the size of its file.
@@ -129,7 +132,7 @@ public final class PartitionFile: @unchecked Sendable {
             }
             guard recordsEnd >= PartitionFile.headerSize, recordsEnd <= tableOffset, tableOffset % 8 == 0,
                 slotCount > 0, slotCount & (slotCount - 1) == 0, count < slotCount,
-                fileSize == checkedEnd + PartitionFile.pageCount(checkedEnd: checkedEnd) * 8,
+                fileSize == PartitionFile.fileSize(checkedEnd: checkedEnd),
                 UInt64(recordsEnd) <= PartitionFile.offsetMask
             else { throw StoreError("corrupt: its header's sizes do not fit together") }
         }
@@ -253,15 +256,16 @@ public final class PartitionFile: @unchecked Sendable {
     @inline(__always)
     private func record(at offset: Int) throws(PartitionDamage) -> Record? {
         guard offset >= Self.headerSize, offset < recordsEnd else { return nil }
-        // The two lengths first (at most 20 bytes), then the key and value they span.
-        try checkPages(from: offset, to: min(offset + 20, recordsEnd))
+        // The two lengths first, then the key and value they span.
+        let lengthsEnd = min(offset + Self.lengthsMaxBytes, recordsEnd)
+        try checkPages(from: offset, to: lengthsEnd)
         let records = UnsafeRawBufferPointer(start: base, count: recordsEnd)
         var cursor = offset
         guard let keyLength = Self.readVarint(records, at: &cursor), let valueLength = Self.readVarint(records, at: &cursor),
             keyLength <= recordsEnd - cursor, valueLength <= recordsEnd - cursor - keyLength
         else { return nil }
         let end = cursor + keyLength + valueLength
-        if end > offset + 20 { try checkPages(from: offset + 20, to: end) }
+        if end > lengthsEnd { try checkPages(from: lengthsEnd, to: end) }
         return Record(
             key: UnsafeRawBufferPointer(start: base + cursor, count: keyLength),
             value: UnsafeRawBufferPointer(start: base + cursor + keyLength, count: valueLength))
