@@ -124,4 +124,34 @@ import ZooKeeperTesting
         #expect(!tally.isReady(minReplication: 1))
         #expect(PartitionReplication(advertisements: [], partitionCount: 0).isReady(minReplication: 2))
     }
+
+    /// A member's own advertisements, written, missing or left by its previous process, never
+    /// count: what it holds now does, once per partition, beside every other holder's.
+    @Test func countingWhatAMemberHoldsReplacesItsOwnAdvertisements() {
+        var generator = SeededRandomNumberGenerator(seed: 0x5eb1a2c4)
+        let holders = ["me:1", "a:1", "b:1", "c:1"]
+        for _ in 0..<1000 {
+            let partitionCount = Int.random(in: 0...12, using: &generator)
+            var names: [String] = []
+            var others = Array(repeating: Set<String>(), count: partitionCount)
+            for partition in 0..<partitionCount {
+                for holder in holders where Bool.random(using: &generator) {
+                    names.append(PartitionAdvertisement(partition: partition, holder: holder).name)
+                    if holder != "me:1" { others[partition].insert(holder) }
+                }
+            }
+            if Bool.random(using: &generator) { names.append("junk") }
+            names.shuffle(using: &generator)
+            let held = (0..<(partitionCount + 2)).filter { _ in Bool.random(using: &generator) }
+            let replication = PartitionReplication(advertisements: names, partitionCount: partitionCount)
+            let seen = replication.counting(held + held, heldBy: "me:1")
+            let expected = (0..<partitionCount).map { others[$0].count + (held.contains($0) ? 1 : 0) }
+            #expect(seen.counts == expected)
+            #expect(seen.holders(excluding: "me:1").mapValues(Set.init) == replication.holders(excluding: "me:1").mapValues(Set.init))
+            let minReplication = Int.random(in: 0...3, using: &generator)
+            #expect(seen.isReady(minReplication: minReplication) == expected.allSatisfy { $0 >= minReplication })
+        }
+        // Counts alone are other members' counts.
+        #expect(PartitionReplication(counts: [0, 1, 2]).counting([0, 2, 7], heldBy: "me:1").counts == [1, 1, 3])
+    }
 }

@@ -305,15 +305,17 @@ public final class KVNode: Service, Sendable {
             let versionGate = VersionGate(
                 client: cluster.client, versionPath: cluster.versionPath(database: database.name, version: name),
                 partitionCount: partitionCount, holder: cluster.address)
-            do {
-                try await cluster.client.createPath(versionGate.versionPath)
-                replication = try await versionGate.currentReplication()
-            } catch {
-                logger.error("cannot read the version's partitions in ZooKeeper", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
-                return nil
-            }
             gate = versionGate
+            // A version read back from the local store keeps its partitions and counts them as held
+            // here: the other holders come with the gate's updates, and nothing waits for ZooKeeper.
             if stored == nil {
+                do {
+                    try await cluster.client.createPath(versionGate.versionPath)
+                    replication = try await versionGate.currentReplication()
+                } catch {
+                    logger.error("cannot read the version's partitions in ZooKeeper", metadata: metadata.merging(["kv.error": "\(error)"]) { $1 })
+                    return nil
+                }
                 let assigner = StaticPartitionAssigner(partitionCount: partitionCount, replication: configuration.sharding.replication)
                 selected = Set(
                     assigner.partitions(
@@ -349,6 +351,10 @@ public final class KVNode: Service, Sendable {
         if let gate {
             let minReplication = configuration.sharding.minReplication
             version.apply(replication, minReplication: minReplication)
+            if !version.isReady, stored != nil, let current = try? await gate.currentReplication() {
+                // What this node holds is not enough: the other holders, read once before serving.
+                version.apply(current, minReplication: minReplication)
+            }
             let updates = gate.replication()
             version.adopt(
                 Task { [weak version] in
@@ -368,10 +374,9 @@ public final class KVNode: Service, Sendable {
     private func switchVersion(_ database: Database, to version: Version) async -> Bool {
         database.prepare(version)
         if version.data != nil, let gate = version.gate {
-            await advertise(version, gate: gate)
-            if let replication = try? await gate.currentReplication() {
-                version.apply(replication, minReplication: configuration.sharding.minReplication)
-            }
+            // Written while the version serves, as sequins does: its readiness already counts what
+            // this node holds, and after a crash the previous process's advertisements are waited out.
+            version.adopt(Task { await self.advertise(version, gate: gate) })
         }
         startBuild(version)
         if version.isReady {

@@ -36,6 +36,30 @@ public struct PartitionReplication: Sendable, Hashable {
         return holders
     }
 
+    /// The replication as `holder` sees it while it holds `partitions`: its own advertisements
+    /// (written or not yet, or left by its previous process) are replaced by what it holds now,
+    /// so a member that holds a partition counts for it before its advertisement's round trip,
+    /// as sequins' members count their local partitions. Partitions out of range are ignored. A
+    /// replication built from counts alone (``init(counts:)``) counts other members only.
+    public func counting(_ partitions: some Sequence<Int>, heldBy holder: String) -> PartitionReplication {
+        var counts = advertisements.isEmpty ? self.counts : Array(repeating: 0, count: self.counts.count)
+        var advertisements: [String] = []
+        for name in self.advertisements {
+            guard let advertisement = PartitionAdvertisement(name: name), advertisement.partition < counts.count,
+                advertisement.holder != holder
+            else { continue }
+            counts[advertisement.partition] += 1
+            advertisements.append(name)
+        }
+        for partition in Set(partitions) where counts.indices.contains(partition) {
+            counts[partition] += 1
+            advertisements.append(PartitionAdvertisement(partition: partition, holder: holder).name)
+        }
+        var replication = PartitionReplication(counts: counts)
+        replication.advertisements = advertisements
+        return replication
+    }
+
     /// For each partition, how many holders other than `holder` advertise it.
     public func remoteCounts(excluding holder: String) -> [Int: Int] {
         holders(excluding: holder).mapValues(\.count)

@@ -30,6 +30,8 @@ public final class Version: Sendable {
         var activeAt: Date?
         /// Partition → addresses of the *other* nodes advertising it.
         var holders: [Int: [String]] = [:]
+        /// The advertisements last reported and the gate's threshold (nil before the first report).
+        var replication: (advertised: PartitionReplication, minReplication: Int)?
         var tasks: [Task<Void, Never>] = []
         var building = false
         /// Partitions being built again after damage.
@@ -86,15 +88,17 @@ public final class Version: Sendable {
         if closed { task.cancel() }
     }
 
-    /// Installs data built here or read back from the local store; the version is then ready
-    /// without a cluster (min_replication is effectively 1).
+    /// Installs data built here or read back from the local store. Without a cluster the version
+    /// is then ready (min_replication is effectively 1); in one, its partitions count as held here
+    /// from now on, before their advertisements are written, as sequins counts local partitions.
     func install(_ data: VersionData) {
-        mutable.withLock { mutable in
+        let ready = mutable.withLock { mutable in
             mutable.data = data
             mutable.building = false
             if mutable.state == .error { mutable.state = .building }
+            return gate == nil || hasEnoughHolders(mutable)
         }
-        if gate == nil { readiness.set(true) }
+        if ready { readiness.set(true) }
     }
 
     /// Claims the build (false if one is running or done).
@@ -132,11 +136,23 @@ public final class Version: Sendable {
     }
 
     /// Takes in the version's advertisements as the gate reports them; opens once every
-    /// partition has at least `minReplication` holders (this node's own advertisements included).
+    /// partition has at least `minReplication` holders: the other nodes advertising it, and this
+    /// node once it holds the partition's data (its own advertisements are not waited for).
     func apply(_ replication: PartitionReplication, minReplication: Int) {
         let holders = replication.holders(excluding: address)
-        mutable.withLock { $0.holders = holders }
-        if replication.isReady(minReplication: minReplication) { readiness.set(true) }
+        let ready = mutable.withLock { mutable in
+            mutable.holders = holders
+            mutable.replication = (replication, minReplication)
+            return hasEnoughHolders(mutable)
+        }
+        if ready { readiness.set(true) }
+    }
+
+    /// Whether every partition has enough holders, counting this node for what its data holds.
+    private func hasEnoughHolders(_ mutable: Mutable) -> Bool {
+        guard let (advertised, minReplication) = mutable.replication, let address else { return false }
+        let held = mutable.data.map { data in selected.filter(data.holds) } ?? []
+        return advertised.counting(held, heldBy: address).isReady(minReplication: minReplication)
     }
 
     /// Returns once the version is ready (latched), or when it is closed.
