@@ -284,7 +284,8 @@ import ZooKeeperTesting
     }
 
     @Test(.timeLimit(.minutes(1))) func connectingToNoServerTimesOutWithAClearError() async throws {
-        let port = try freeLoopbackPort()
+        let nobody = try RefusingLoopbackPort()  // held: no parallel test's server can take it
+        let port = nobody.port
         let client = try ZooKeeperClient(connectString: "127.0.0.1:\(port)", configuration: configuration {
             $0.connectionTimeout = .seconds(2)
         })
@@ -293,6 +294,7 @@ import ZooKeeperTesting
         #expect(client.state == .closed)
         await expectError(.closed) { try await client.exists("/") }
         #expect(client.outstandingCallbackContexts == 0)
+        withExtendedLifetime(nobody) {}
     }
 
     /// A host name that does not resolve is named in the error, not left as a plain timeout.
