@@ -13,7 +13,9 @@ import Synchronization
 /// The broker of a search node searches that node's own partitions in process
 /// (``searchLocally(nodeID:index:partitionTimeout:)``): without a `routeParam` the replica of a
 /// partition is anyone's, so the node's own is taken where it is live, and whichever replica a
-/// `routeParam` chose is asked without a loopback round trip when it is this node.
+/// `routeParam` chose is asked without a loopback round trip when it is this node. They are
+/// searched once the other nodes' requests are out, one after another on the request's task:
+/// the other nodes search on the other cores meanwhile, and no hop to a search thread is paid.
 public final class SearchBroker: Sendable {
     public let cluster: SearchCluster
     /// Kept-alive connections to the nodes, on the event loop of the request being answered.
@@ -90,29 +92,44 @@ public final class SearchBroker: Sendable {
         let nodeRequest = request.forNodes
         let planned = ContinuousClock.now
         let deadline = NIODeadline.now() + TimeAmount(timeout)
-        let outcomes = await withTaskGroup(of: NodeOutcome.self) { group in
-            for (node, partitions) in plan {
-                guard let address = routing.addresses[node] else { continue }
-                var perNode = nodeRequest
-                perNode.partitions = partitions
-                group.addTask {
-                    let asked = ContinuousClock.now
-                    do {
-                        if let local, local.nodeID == node {
-                            let result = try await local.index.search(perNode, timeout: local.partitionTimeout)
-                            return NodeOutcome(node: node, partitions: partitions, result: result, failure: nil, took: .now - asked)
-                        }
-                        let payload = try JSONEncoder().encode(perNode)
-                        let result = try SearchResultWire.decode(try await self.askForBytes(address: address, path: "/node/search", body: payload, deadline: deadline))
-                        return NodeOutcome(node: node, partitions: partitions, result: result, failure: nil, took: .now - asked)
-                    } catch {
-                        return NodeOutcome(node: node, partitions: partitions, result: nil, failure: "\(error)", took: .now - asked)
-                    }
-                }
+        // The other nodes' requests go out first; this node's own partitions are then searched on
+        // this task, one after another, while the other nodes search theirs on the other cores.
+        var outcomes: [NodeOutcome] = []
+        var sent: [(node: Int, partitions: [Int], asked: ContinuousClock.Instant, request: SentRequest)] = []
+        var ownPartitions: [Int]?
+        for (node, partitions) in plan.sorted(by: { $0.key < $1.key }) {
+            guard let address = routing.addresses[node] else { continue }
+            if let local, local.nodeID == node {
+                ownPartitions = partitions
+                continue
             }
-            var outcomes: [NodeOutcome] = []
-            for await outcome in group { outcomes.append(outcome) }
-            return outcomes
+            var perNode = nodeRequest
+            perNode.partitions = partitions
+            let asked = ContinuousClock.now
+            do {
+                sent.append((node, partitions, asked, send(address: address, path: "/node/search", body: try JSONEncoder().encode(perNode), deadline: deadline)))
+            } catch {
+                outcomes.append(NodeOutcome(node: node, partitions: partitions, result: nil, failure: "\(error)", took: .now - asked))
+            }
+        }
+        if let local, let partitions = ownPartitions {
+            var perNode = nodeRequest
+            perNode.partitions = partitions
+            let asked = ContinuousClock.now
+            do {
+                let result = try await local.index.search(perNode, timeout: local.partitionTimeout, onCallingTask: !sent.isEmpty)
+                outcomes.append(NodeOutcome(node: local.nodeID, partitions: partitions, result: result, failure: nil, took: .now - asked))
+            } catch {
+                outcomes.append(NodeOutcome(node: local.nodeID, partitions: partitions, result: nil, failure: "\(error)", took: .now - asked))
+            }
+        }
+        for (node, partitions, asked, request) in sent {
+            do {
+                let result = try SearchResultWire.decode(try await request.answer())
+                outcomes.append(NodeOutcome(node: node, partitions: partitions, result: result, failure: nil, took: .now - asked))
+            } catch {
+                outcomes.append(NodeOutcome(node: node, partitions: partitions, result: nil, failure: "\(error)", took: .now - asked))
+            }
         }
         var results: [SearchResult] = []
         var errors: [SearchResult.SearchError] = []
@@ -149,8 +166,7 @@ public final class SearchBroker: Sendable {
 
     static func microseconds(_ duration: Duration) -> Int { Int(duration / .microseconds(1)) }
 
-    /// One node's part of a search. (A struct, not a tuple holding `Result<_, any Error>`: with
-    /// Swift 6.3.1 such a tuple as a task group's child result corrupted memory in release builds.)
+    /// One node's part of a search.
     struct NodeOutcome: Sendable {
         var node: Int
         var partitions: [Int]
@@ -170,19 +186,38 @@ public final class SearchBroker: Sendable {
     /// One request to a node's search port: the body of its 200 answer; abandoned (its connection
     /// closed) at `deadline`.
     func askForBytes(address: String, path: String, body: Data?, deadline: NIODeadline) async throws -> ByteBuffer {
+        try await send(address: address, path: path, body: body, deadline: deadline).answer()
+    }
+
+    /// Sends one request to a node's search port now; ``SentRequest/answer()`` awaits it.
+    func send(address: String, path: String, body: Data?, deadline: NIODeadline) -> SentRequest {
         let attempt = client.request(peer: address, method: body == nil ? .GET : .POST, path: path, body: body.map { ByteBuffer(bytes: $0) })
         let timer = attempt.answer.eventLoop.scheduleTask(deadline: deadline) { attempt.cancel() }
-        defer { timer.cancel() }
-        let answer: PeerClient.Answer
-        do {
-            answer = try await withTaskCancellationHandler { try await attempt.answer.get() } onCancel: { attempt.cancel() }
-        } catch where NIODeadline.now() >= deadline {
-            throw RequestError("no answer within sensei.broker.timeout (\(timeout))")
+        return SentRequest(attempt: attempt, timer: timer, deadline: deadline, timeout: timeout)
+    }
+
+    /// A request on its way to a node, abandoned (its connection closed) at its deadline.
+    struct SentRequest {
+        let attempt: PendingAnswer<PeerClient.Answer>
+        let timer: Scheduled<Void>
+        let deadline: NIODeadline
+        /// `sensei.broker.timeout`, for the error.
+        let timeout: Duration
+
+        /// The body of the node's 200 answer; cancelling the task abandons the request.
+        func answer() async throws -> ByteBuffer {
+            defer { timer.cancel() }
+            let answer: PeerClient.Answer
+            do {
+                answer = try await withTaskCancellationHandler { try await attempt.answer.get() } onCancel: { [attempt] in attempt.cancel() }
+            } catch where NIODeadline.now() >= deadline {
+                throw RequestError("no answer within sensei.broker.timeout (\(timeout))")
+            }
+            guard answer.status == 200 else {
+                throw RequestError("HTTP \(answer.status): \(String(buffer: answer.body))")
+            }
+            return answer.body
         }
-        guard answer.status == 200 else {
-            throw RequestError("HTTP \(answer.status): \(String(buffer: answer.body))")
-        }
-        return answer.body
     }
 
     /// `/sensei/sysinfo` merged over every live node: documents summed, cluster info listed.

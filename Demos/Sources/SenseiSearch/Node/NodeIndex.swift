@@ -242,14 +242,14 @@ public final class NodeIndex: Sendable {
         return true
     }
 
-    /// Searches `request.partitions` (those this node holds; all of them when nil) in parallel,
-    /// each on a thread of its own (one partition alone, when nothing holds it, on the calling
-    /// task), and combines their results. A partition that has not answered
-    /// within `timeout` (Sensei's `sensei.node.partition.timeout`) is not waited for: it
-    /// contributes nothing and an `ExecutionTimeout` error; one this node does not hold, a
-    /// `PartitionCallError`.
+    /// Searches `request.partitions` (those this node holds; all of them when nil) and combines
+    /// their results: in parallel, each on a thread of its own, or with `onCallingTask` (and for a
+    /// single partition) one after another on the calling task, each that nothing holds. A
+    /// partition that an ingest or a merge holds is searched off the pool, and not waited for
+    /// beyond `timeout` (Sensei's `sensei.node.partition.timeout`): it then contributes nothing and
+    /// an `ExecutionTimeout` error; one this node does not hold, a `PartitionCallError`.
     /// - Throws: ``RequestError`` or ``QueryParseError`` when the request itself is wrong.
-    public func search(_ request: SearchRequest, timeout: Duration = .seconds(8)) async throws -> SearchResult {
+    public func search(_ request: SearchRequest, timeout: Duration = .seconds(8), onCallingTask: Bool = false) async throws -> SearchResult {
         let query = try request.validated(against: schema)
         let wanted = request.partitions ?? partitions
         var errors: [SearchResult.SearchError] = []
@@ -257,12 +257,22 @@ public final class NodeIndex: Sendable {
             errors.append(.init(errorType: "PartitionCallError", message: "partition \(partition) is not on this node", errorCode: 251))
         }
         let held = wanted.filter { indexes[$0] != nil }
-        // One partition leaves nothing to run in parallel: it is searched on the calling task
-        // when nothing holds it, without the hop to a search thread and back and the timer (most
-        // of what a broker's call to a node costs beyond the search). A partition that an ingest
-        // or a merge holds is searched as several are: off the pool, under the timeout.
-        let alone = held.count == 1 ? indexes[held[0]]!.withIndexIfFree { Self.search($0, held[0], request, query: query) } : nil
-        let outcomes = if let alone { [alone] } else { await searchInParallel(held, request, query: query, timeout: timeout) }
+        // The calling task saves the hop to a search thread and back and the timer, which is most
+        // of what a broker's call to a node costs beyond the search, and all a broker gains by
+        // spreading its own partitions over cores that its other nodes are searching on.
+        var outcomes: [PartitionOutcome] = []
+        var busy = held
+        if held.count == 1 || onCallingTask {
+            busy = []
+            for partition in held {
+                if let outcome = indexes[partition]!.withIndexIfFree({ Self.search($0, partition, request, query: query) }) {
+                    outcomes.append(outcome)
+                } else {
+                    busy.append(partition)
+                }
+            }
+        }
+        if !busy.isEmpty { outcomes += await searchInParallel(busy, request, query: query, timeout: timeout) }
         state.withLock { state in
             for outcome in outcomes where outcome.result != nil { state.searchesByPartition[outcome.partition, default: 0] += 1 }
         }
@@ -272,7 +282,7 @@ public final class NodeIndex: Sendable {
                 errors.append(.init(errorType: "BoboExecutionError", message: "partition \(outcome.partition): \(outcome.failure ?? "failed")", errorCode: 500))
             }
         }
-        for partition in held where !outcomes.contains(where: { $0.partition == partition }) {
+        for partition in busy where !outcomes.contains(where: { $0.partition == partition }) {
             errors.append(.init(errorType: "ExecutionTimeout", message: "partition \(partition) did not answer within \(timeout)", errorCode: 500))
         }
         var combined = ResultMerger.combineOnNode(results, request: request)
