@@ -21,7 +21,6 @@ public final class ZooKeeperEnsemble: Sendable {
         var servers: [ZooKeeperServer]
         /// Every server's ports by id (including servers that have left).
         var ports: [Int: (peerPort: Int, electionPort: Int, clientPort: Int)]
-        var usedPorts: Set<Int>
     }
     private let state: Mutex<State>
     private let configuration: ZooKeeperServer.Configuration
@@ -63,17 +62,12 @@ public final class ZooKeeperEnsemble: Sendable {
     private init(configuration: ZooKeeperServer.Configuration, dynamicReconfiguration: Bool) {
         self.configuration = configuration
         self.dynamicReconfiguration = dynamicReconfiguration
-        state = Mutex(State(servers: [], ports: [:], usedPorts: []))
+        state = Mutex(State(servers: [], ports: [:]))
     }
 
     private func reservePorts(id: Int) throws -> (peerPort: Int, electionPort: Int, clientPort: Int) {
-        func port() throws -> Int {
-            while true {
-                let candidate = try freeLoopbackPort()
-                if state.withLock({ $0.usedPorts.insert(candidate).inserted }) { return candidate }
-            }
-        }
-        let ports = (try port(), try port(), try port())
+        // freeLoopbackPort never gives a port twice, so the three differ from every other server's.
+        let ports = (try freeLoopbackPort(), try freeLoopbackPort(), try freeLoopbackPort())
         state.withLock { $0.ports[id] = ports }
         return ports
     }

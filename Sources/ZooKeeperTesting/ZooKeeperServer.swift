@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import ZooKeeper
 
 #if canImport(Glibc)
@@ -280,25 +281,48 @@ public struct ZooKeeperTestingError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-/// A free TCP port on 127.0.0.1 (bound, read and released).
+/// A free TCP port on 127.0.0.1 (bound, read and released), never one this process was given
+/// before.
+///
+/// The port is free when it is read, not reserved: whoever asked must bind it soon. Between the
+/// release and that bind the kernel could hand the same port to the next caller (tests start
+/// servers in parallel, and a Java server takes a second or so to bind), so ports already given
+/// out are skipped. To connect where nothing listens, hold a ``RefusingLoopbackPort`` instead.
 public func freeLoopbackPort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { throw ZooKeeperTestingError("socket() failed: errno \(errno)") }
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    // Sockets holding ports given out before, while the kernel is asked again.
+    var skipped: [Int32] = []
+    defer { for descriptor in skipped { close(descriptor) } }
+    for _ in 0..<64 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw ZooKeeperTestingError("socket() failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let code = errno
+            close(descriptor)
+            throw ZooKeeperTestingError("bind() failed: errno \(code)")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        if givenLoopbackPorts.withLock({ $0.insert(port).inserted }) {
+            close(descriptor)
+            return port
+        }
+        skipped.append(descriptor)
     }
-    guard bound == 0 else { throw ZooKeeperTestingError("bind() failed: errno \(errno)") }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
+    throw ZooKeeperTestingError("no loopback port that was not given out before, after 64 tries")
 }
+
+/// Every port ``freeLoopbackPort()`` returned in this process.
+private let givenLoopbackPorts = Mutex<Set<Int>>([])
 
 /// Blocking loopback socket exchange for four-letter words (short, with timeouts).
 enum LoopbackSocket {
