@@ -64,9 +64,9 @@ public final class PeerClient: Sendable {
         self.maxIdlePerPeer = maxIdlePerPeer
     }
 
-    /// `method path` on `peer` (`host:port`), with `body` (JSON) if given and `extraHeaders`
-    /// (`Accept`, …), answered on the caller's event loop. `cancel` closes the connection. A
-    /// kept-alive connection that the peer closed meanwhile is replaced once (the requests between
+    /// `method path` on `peer` (`host:port`), with `body` (JSON unless `extraHeaders` give its
+    /// `Content-Type`) if given and `extraHeaders` (`Accept`, …), answered on the caller's event
+    /// loop. `cancel` closes the connection. A kept-alive connection that the peer closed meanwhile is replaced once (the requests between
     /// nodes are all safe to repeat).
     public func request(
         peer: String, method: HTTPMethod = .GET, path: String, body: ByteBuffer? = nil, extraHeaders: HTTPHeaders = [:]
@@ -76,7 +76,7 @@ public final class PeerClient: Sendable {
         var headers: HTTPHeaders = ["Host": peer]
         headers.add(contentsOf: extraHeaders)
         if let body {
-            headers.add(name: "Content-Type", value: "application/json")
+            if !headers.contains(name: "Content-Type") { headers.add(name: "Content-Type", value: "application/json") }
             headers.add(name: "Content-Length", value: String(body.readableBytes))
         }
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)

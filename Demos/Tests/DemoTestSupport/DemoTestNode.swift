@@ -78,12 +78,22 @@ open class DemoTestNode: @unchecked Sendable {
         _ method: HTTPMethod, address: String, _ path: String, headers: [(String, String)] = [], body: String? = nil,
         timeout: Duration = .seconds(20)
     ) async throws -> Reply {
+        let (status, answerHeaders, bytes) = try await exchange(
+            method, address: address, path, headers: headers, body: body.map { ByteBuffer(string: $0) }, timeout: timeout)
+        return Reply(status: status, headers: answerHeaders, body: String(buffer: bytes))
+    }
+
+    /// Sends one request with a body of any bytes to `http://<address><path>` and reads the whole
+    /// answer as bytes.
+    public static func exchange(
+        _ method: HTTPMethod, address: String, _ path: String, headers: [(String, String)] = [], body: ByteBuffer?,
+        timeout: Duration = .seconds(20)
+    ) async throws -> (status: Int, headers: HTTPHeaders, body: ByteBuffer) {
         var request = HTTPClientRequest(url: "http://\(address)\(path)")
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        if let body { request.body = .bytes(body) }
         let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(timeout / .milliseconds(1))))
-        let bytes = try await response.body.collect(upTo: 64 << 20)
-        return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: bytes))
+        return (Int(response.status.code), response.headers, try await response.body.collect(upTo: 64 << 20))
     }
 }

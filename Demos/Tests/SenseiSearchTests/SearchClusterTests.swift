@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Testing
 import ZooKeeper
 import ZooKeeperTesting
@@ -26,6 +27,7 @@ import ZooKeeperTesting
             try await startFixture(cluster)
             try await checkLayout(cluster)
             try await checkAnswers(cluster)
+            try await checkNodeRequests(cluster)
         }
     }
 
@@ -45,6 +47,33 @@ import ZooKeeperTesting
             SearchEndpoint(host: "127.0.0.1", port: cluster.nodes[node - 1].serverPort, shard: shard, nodeId: node)
         }
         #expect(Set(endpoints) == Set(expected))
+    }
+
+    /// A node answers a broker's binary request as it answers the same request in JSON (as tools
+    /// send it), and refuses a damaged one with the reason.
+    func checkNodeRequests(_ cluster: SearchTestCluster) async throws {
+        let node = "127.0.0.1:\(cluster.nodes[0].serverPort)"
+        var request = SearchRequest()
+        request.query = "leather turbo"
+        request.size = 7
+        request.facets = ["color": .init(max: 5)]
+        request.selections = [.init(field: "year", range: .init(low: 1995, high: nil))]
+        request.sort = [.init(field: "price", descending: false), .relevance]
+        request.partitions = [0, 1]
+        func ask(_ body: ByteBuffer, as contentType: String) async throws -> (status: Int, body: ByteBuffer) {
+            let answer = try await SearchTestNode.exchange(.POST, address: node, "/node/search", headers: [("Content-Type", contentType)], body: body)
+            return (answer.status, answer.body)
+        }
+        let json = try await ask(ByteBuffer(bytes: try JSONEncoder().encode(request)), as: "application/json")
+        let binary = try await ask(SearchRequestWire.encode(request), as: SearchRequestWire.contentType)
+        #expect(json.status == 200 && binary.status == 200)
+        let result = try SearchResultWire.decode(binary.body)
+        #expect(result.numhits > 0 && !result.hits.isEmpty, "\(result)")
+        #expect(try SearchResultWire.decode(json.body) == result)
+        let encoded = SearchRequestWire.encode(request)
+        let damaged = try await ask(encoded.getSlice(at: 0, length: encoded.readableBytes - 3)!, as: SearchRequestWire.contentType)
+        #expect(damaged.status == 400)
+        #expect(String(buffer: damaged.body).contains("a broker's search request ends early"), "\(String(buffer: damaged.body))")
     }
 
     func checkAnswers(_ cluster: SearchTestCluster) async throws {

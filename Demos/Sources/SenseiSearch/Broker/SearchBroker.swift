@@ -106,11 +106,8 @@ public final class SearchBroker: Sendable {
             var perNode = nodeRequest
             perNode.partitions = partitions
             let asked = ContinuousClock.now
-            do {
-                sent.append((node, partitions, asked, send(address: address, path: "/node/search", body: try JSONEncoder().encode(perNode), deadline: deadline)))
-            } catch {
-                outcomes.append(NodeOutcome(node: node, partitions: partitions, result: nil, failure: "\(error)", took: .now - asked))
-            }
+            let body = SearchRequestWire.encode(perNode)
+            sent.append((node, partitions, asked, send(address: address, path: "/node/search", body: body, contentType: SearchRequestWire.contentType, deadline: deadline)))
         }
         if let local, let partitions = ownPartitions {
             var perNode = nodeRequest
@@ -179,19 +176,15 @@ public final class SearchBroker: Sendable {
     /// One request to a node's search port, decoded as `T`; abandoned (its connection closed) at
     /// `deadline`.
     func ask<T: Decodable>(address: String, path: String, body: Data?, deadline: NIODeadline) async throws -> T {
-        let answer = try await askForBytes(address: address, path: path, body: body, deadline: deadline)
+        let answer = try await send(address: address, path: path, body: body.map { ByteBuffer(bytes: $0) }, deadline: deadline).answer()
         return try JSONDecoder().decode(T.self, from: Data(answer.readableBytesView))
     }
 
-    /// One request to a node's search port: the body of its 200 answer; abandoned (its connection
-    /// closed) at `deadline`.
-    func askForBytes(address: String, path: String, body: Data?, deadline: NIODeadline) async throws -> ByteBuffer {
-        try await send(address: address, path: path, body: body, deadline: deadline).answer()
-    }
-
-    /// Sends one request to a node's search port now; ``SentRequest/answer()`` awaits it.
-    func send(address: String, path: String, body: Data?, deadline: NIODeadline) -> SentRequest {
-        let attempt = client.request(peer: address, method: body == nil ? .GET : .POST, path: path, body: body.map { ByteBuffer(bytes: $0) })
+    /// Sends one request to a node's search port now (a body as `contentType`);
+    /// ``SentRequest/answer()`` awaits it.
+    func send(address: String, path: String, body: ByteBuffer?, contentType: String = "application/json", deadline: NIODeadline) -> SentRequest {
+        let attempt = client.request(
+            peer: address, method: body == nil ? .GET : .POST, path: path, body: body, extraHeaders: body == nil ? [:] : ["Content-Type": contentType])
         let timer = attempt.answer.eventLoop.scheduleTask(deadline: deadline) { attempt.cancel() }
         return SentRequest(attempt: attempt, timer: timer, deadline: deadline, timeout: timeout)
     }

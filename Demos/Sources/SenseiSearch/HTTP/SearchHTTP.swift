@@ -60,8 +60,15 @@ public enum SearchHTTP {
                 let received = ContinuousClock.now
                 return later(on: eventLoop) {
                     let started = ContinuousClock.now
-                    guard let body, let request = try? JSONDecoder().decode(SearchRequest.self, from: Data(body.readableBytesView)) else {
-                        return badRequest("the body is not a search request")
+                    guard let body else { return badRequest("the body is not a search request") }
+                    let request: SearchRequest
+                    if head.headers.first(name: "Content-Type") == SearchRequestWire.contentType {
+                        request = try SearchRequestWire.decode(body)  // a damaged one: 400 with the reason
+                    } else {
+                        guard let decoded = try? JSONDecoder().decode(SearchRequest.self, from: Data(body.readableBytesView)) else {
+                            return badRequest("the body is not a search request")
+                        }
+                        request = decoded
                     }
                     let decoded = ContinuousClock.now
                     let result = try await index.search(request, timeout: partitionTimeout)

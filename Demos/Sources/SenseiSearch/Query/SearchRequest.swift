@@ -1,7 +1,8 @@
 import Foundation
 
 /// One search, as Sensei's request JSON (or its older URL parameters) describes it. Brokers send
-/// it to nodes as JSON too, with `partitions` filled in and `from`/`size` widened.
+/// it to nodes in ``SearchRequestWire``'s binary layout, with `partitions` filled in and
+/// `from`/`size` widened (a field added here must be added there).
 public struct SearchRequest: Sendable, Hashable, Codable {
     /// `query.query_string.query`; empty matches every document.
     public var query: String = ""

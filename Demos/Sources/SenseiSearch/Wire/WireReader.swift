@@ -1,0 +1,67 @@
+import NIOCore
+
+/// Reads the binary forms a broker and its nodes exchange (``SearchRequestWire``,
+/// ``SearchResultWire``): fixed-width big-endian integers, counts and length-prefixed UTF-8
+/// strings, each checked against the bytes left, so a damaged message is refused with a reason
+/// instead of read wrong.
+struct WireReader {
+    private(set) var buffer: ByteBuffer
+    /// What is read, for errors ("a node's result").
+    let what: String
+
+    /// A reader of `buffer`, after checking that it starts with layout `version`.
+    /// - Throws: ``RequestError`` when it is in another layout.
+    init(_ buffer: ByteBuffer, what: String, version: UInt8) throws {
+        self.buffer = buffer
+        self.what = what
+        guard let found: UInt8 = self.buffer.readInteger(), found == version else {
+            throw RequestError("\(what) is not in layout \(version) (a node of another version?)")
+        }
+    }
+
+    mutating func integer<T: FixedWidthInteger>(_ type: T.Type = T.self) throws -> T {
+        guard let value: T = buffer.readInteger() else { throw RequestError("\(what) ends early") }
+        return value
+    }
+
+    /// A count of entries, each at least a byte long.
+    mutating func count() throws -> Int {
+        let value = Int(try integer(UInt32.self))
+        guard value <= buffer.readableBytes else { throw RequestError("\(what) claims \(value) entries in \(buffer.readableBytes) bytes") }
+        return value
+    }
+
+    mutating func string() throws -> String {
+        let length = Int(try integer(UInt32.self))
+        guard let text = buffer.readString(length: length) else { throw RequestError("\(what) ends inside a string") }
+        return text
+    }
+
+    mutating func flag() throws -> Bool {
+        switch try integer(UInt8.self) {
+        case 0: return false
+        case 1: return true
+        case let other: throw RequestError("\(what) has \(other) where a flag (0 or 1) belongs")
+        }
+    }
+
+    /// Checks that nothing follows the message.
+    func end() throws {
+        guard buffer.readableBytes == 0 else { throw RequestError("\(what) has \(buffer.readableBytes) bytes too many") }
+    }
+}
+
+extension ByteBuffer {
+    /// A string as ``WireReader/string()`` reads it: its UTF-8 length, then its bytes.
+    mutating func writeWireString(_ text: String) {
+        let length = writerIndex
+        writeInteger(UInt32(0))
+        let written = writeString(text)
+        setInteger(UInt32(written), at: length)
+    }
+
+    /// A flag as ``WireReader/flag()`` reads it.
+    mutating func writeWireFlag(_ flag: Bool) {
+        writeInteger(UInt8(flag ? 1 : 0))
+    }
+}
