@@ -289,34 +289,13 @@ public struct ZooKeeperTestingError: Error, CustomStringConvertible, Sendable {
 /// servers in parallel, and a Java server takes a second or so to bind), so ports already given
 /// out are skipped. To connect where nothing listens, hold a ``RefusingLoopbackPort`` instead.
 public func freeLoopbackPort() throws -> Int {
-    // Sockets holding ports given out before, while the kernel is asked again.
-    var skipped: [Int32] = []
-    defer { for descriptor in skipped { close(descriptor) } }
+    // Ports given out before stay bound while the kernel is asked again.
+    var skipped: [RefusingLoopbackPort] = []
+    defer { withExtendedLifetime(skipped) {} }
     for _ in 0..<64 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw ZooKeeperTestingError("socket() failed: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else {
-            let code = errno
-            close(descriptor)
-            throw ZooKeeperTestingError("bind() failed: errno \(code)")
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        let port = Int(UInt16(bigEndian: address.sin_port))
-        if givenLoopbackPorts.withLock({ $0.insert(port).inserted }) {
-            close(descriptor)
-            return port
-        }
-        skipped.append(descriptor)
+        let bound = try RefusingLoopbackPort()
+        if givenLoopbackPorts.withLock({ $0.insert(bound.port).inserted }) { return bound.port }  // released on return
+        skipped.append(bound)
     }
     throw ZooKeeperTestingError("no loopback port that was not given out before, after 64 tries")
 }
