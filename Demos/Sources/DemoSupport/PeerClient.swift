@@ -66,8 +66,8 @@ public final class PeerClient: Sendable {
 
     /// `method path` on `peer` (`host:port`), with `body` (JSON unless `extraHeaders` give its
     /// `Content-Type`) if given and `extraHeaders` (`Accept`, …), answered on the caller's event
-    /// loop. `cancel` closes the connection. A kept-alive connection that the peer closed meanwhile is replaced once (the requests between
-    /// nodes are all safe to repeat).
+    /// loop. `cancel` closes the connection. A kept-alive connection that the peer closed meanwhile
+    /// is replaced once (the requests between nodes are all safe to repeat).
     public func request(
         peer: String, method: HTTPMethod = .GET, path: String, body: ByteBuffer? = nil, extraHeaders: HTTPHeaders = [:]
     ) -> PendingAnswer<Answer> {

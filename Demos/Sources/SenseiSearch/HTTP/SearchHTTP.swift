@@ -37,6 +37,19 @@ public enum SearchHTTP {
         return .later(promise.futureResult)
     }
 
+    /// The search a broker asks a node for: in ``SearchRequestWire``'s layout, or as JSON (tools).
+    /// - Throws: ``RequestError`` (answered 400) saying what is wrong with it.
+    static func nodeRequest(_ head: HTTPRequestHead, _ body: ByteBuffer?) throws -> SearchRequest {
+        guard let body else { throw RequestError("the body is not a search request") }
+        if head.headers.first(name: "Content-Type") == SearchRequestWire.contentType {
+            return try SearchRequestWire.decode(body)
+        }
+        guard let request = try? JSONDecoder().decode(SearchRequest.self, from: Data(body.readableBytesView)) else {
+            throw RequestError("the body is not a search request")
+        }
+        return request
+    }
+
     /// The path and the raw query of a request target.
     static func split(_ uri: String) -> (path: Substring, query: Substring) {
         guard let question = uri.firstIndex(of: "?") else { return (uri[...], "") }
@@ -60,16 +73,7 @@ public enum SearchHTTP {
                 let received = ContinuousClock.now
                 return later(on: eventLoop) {
                     let started = ContinuousClock.now
-                    guard let body else { return badRequest("the body is not a search request") }
-                    let request: SearchRequest
-                    if head.headers.first(name: "Content-Type") == SearchRequestWire.contentType {
-                        request = try SearchRequestWire.decode(body)  // a damaged one: 400 with the reason
-                    } else {
-                        guard let decoded = try? JSONDecoder().decode(SearchRequest.self, from: Data(body.readableBytesView)) else {
-                            return badRequest("the body is not a search request")
-                        }
-                        request = decoded
-                    }
+                    let request = try nodeRequest(head, body)
                     let decoded = ContinuousClock.now
                     let result = try await index.search(request, timeout: partitionTimeout)
                     let searched = ContinuousClock.now
