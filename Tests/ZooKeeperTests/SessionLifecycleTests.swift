@@ -105,7 +105,9 @@ import ZooKeeperTesting
         let server = try await ZooKeeperServer.start()
         defer { server.destroy() }
         let proxy = try await FaultProxy.start(targetPort: server.port)
-        try await withClient(proxy.connectString, configuration: configuration(sessionTimeout: .seconds(6))) { client in
+        // The longest session the test server grants (20 ticks): the client must be back within
+        // 4/15 of it, 2.7 s, or it presumes the session expired; a loaded machine has taken 1.6 s.
+        try await withClient(proxy.connectString, configuration: configuration(sessionTimeout: .seconds(10))) { client in
             let session = client.sessionCredentials?.sessionID
             let recorder = StateRecorder(client)
             proxy.cut()
