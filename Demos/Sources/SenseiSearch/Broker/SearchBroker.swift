@@ -112,21 +112,14 @@ public final class SearchBroker: Sendable {
         if let local, let partitions = ownPartitions {
             var perNode = nodeRequest
             perNode.partitions = partitions
-            let asked = ContinuousClock.now
-            do {
-                let result = try await local.index.search(perNode, timeout: local.partitionTimeout, onCallingTask: !sent.isEmpty)
-                outcomes.append(NodeOutcome(node: local.nodeID, partitions: partitions, result: result, failure: nil, took: .now - asked))
-            } catch {
-                outcomes.append(NodeOutcome(node: local.nodeID, partitions: partitions, result: nil, failure: "\(error)", took: .now - asked))
-            }
+            outcomes.append(await NodeOutcome.of(node: local.nodeID, partitions: partitions, askedAt: .now) {
+                try await local.index.search(perNode, timeout: local.partitionTimeout, onCallingTask: !sent.isEmpty)
+            })
         }
         for (node, partitions, asked, request) in sent {
-            do {
-                let result = try SearchResultWire.decode(try await request.answer())
-                outcomes.append(NodeOutcome(node: node, partitions: partitions, result: result, failure: nil, took: .now - asked))
-            } catch {
-                outcomes.append(NodeOutcome(node: node, partitions: partitions, result: nil, failure: "\(error)", took: .now - asked))
-            }
+            outcomes.append(await NodeOutcome.of(node: node, partitions: partitions, askedAt: asked) {
+                try SearchResultWire.decode(try await request.answer())
+            })
         }
         var results: [SearchResult] = []
         var errors: [SearchResult.SearchError] = []
@@ -171,6 +164,18 @@ public final class SearchBroker: Sendable {
         var failure: String?
         /// From the request's encoding to its answer's decoding.
         var took: Duration = .zero
+
+        /// What `search` gives for `partitions` of `node`: its result or its error, timed from
+        /// `asked`.
+        static func of(
+            node: Int, partitions: [Int], askedAt asked: ContinuousClock.Instant, _ search: () async throws -> SearchResult
+        ) async -> NodeOutcome {
+            do {
+                return NodeOutcome(node: node, partitions: partitions, result: try await search(), failure: nil, took: .now - asked)
+            } catch {
+                return NodeOutcome(node: node, partitions: partitions, result: nil, failure: "\(error)", took: .now - asked)
+            }
+        }
     }
 
     /// One request to a node's search port, decoded as `T`; abandoned (its connection closed) at

@@ -5,7 +5,7 @@ import NIOCore
 /// strings, each checked against the bytes left, so a damaged message is refused with a reason
 /// instead of read wrong.
 struct WireReader {
-    private(set) var buffer: ByteBuffer
+    private var buffer: ByteBuffer
     /// What is read, for errors ("a node's result").
     let what: String
 
