@@ -52,7 +52,7 @@ let package = Package(
             dependencies: [
                 .product(name: "ZooKeeperTesting", package: "swift-zookeeper-coordination"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "DemoSupport", package: "Demos"),
             ]
         ),
         .executableTarget(

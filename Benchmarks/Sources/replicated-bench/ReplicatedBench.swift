@@ -1,7 +1,8 @@
 import ArgumentParser
-import AsyncHTTPClient
+import DemoSupport
 import Foundation
 import NIOCore
+import NIOHTTP1
 import ZooKeeperTesting
 
 /// Commit latency and throughput of `replicated` clusters of several sizes (fsync on, every node
@@ -86,7 +87,7 @@ struct ReplicatedBench: AsyncParsableCommand {
                         let address = cluster.addresses[(client + count) % cluster.addresses.count]
                         let body = "<urn:bench:c\(client)-\(count)> <urn:bench:p> \"\(count)\" .\n"
                         let start = ContinuousClock.now
-                        let status = try await BenchCluster.request(.post, address, "/db/add", body: body).status
+                        let status = try await BenchCluster.request(.POST, address, "/db/add", body: body).status
                         if status == 200 { latencies.append((ContinuousClock.now - start) / .milliseconds(1)) } else { failed += 1 }
                     }
                     return (latencies, failed)
@@ -111,7 +112,7 @@ struct ReplicatedBench: AsyncParsableCommand {
                     var count = 0
                     while ContinuousClock.now < deadline {
                         let path = "/db/triples?s=%3Curn:bench:c\(reader % writers)-\(count % 50 + 1)%3E"
-                        if try await BenchCluster.request(.get, address, path).status == 200 { count += 1 }
+                        if try await BenchCluster.request(.GET, address, path).status == 200 { count += 1 }
                     }
                     return count
                 }
@@ -150,35 +151,24 @@ struct BenchCluster: Sendable {
             addresses.append("127.0.0.1:\(port)")
             processes.append(process)
             try await eventually("127.0.0.1:\(port) is healthy", timeout: .seconds(60)) {
-                (try? await request(.get, "127.0.0.1:\(port)", "/admin/healthcheck"))?.status == 200
+                (try? await request(.GET, "127.0.0.1:\(port)", "/admin/healthcheck"))?.status == 200
             }
         }
         let cluster = BenchCluster(addresses: addresses, processes: processes, directory: directory)
-        guard try await request(.put, addresses[0], "/admin/databases/db").status == 201 else { throw ValidationError("could not create the database") }
+        guard try await request(.PUT, addresses[0], "/admin/databases/db").status == 201 else { throw ValidationError("could not create the database") }
         return cluster
     }
 
-    enum Method { case get, post, put }
+    /// Kept-alive connections, one per client in flight: the demos' peer client, which costs a
+    /// commit about half the CPU AsyncHTTPClient did (the clients share the two cores with the
+    /// nodes they measure).
+    static let client = PeerClient()
 
-    /// Enough connections per node for every client at once (the shared client keeps 8 per host,
-    /// which would queue the 32 clients of a one-node cluster behind each other in the client).
-    static let client: HTTPClient = {
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 128)
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
-
-    static func request(_ method: Method, _ address: String, _ path: String, body: String? = nil) async throws -> (status: Int, body: String) {
-        var request = HTTPClientRequest(url: "http://\(address)\(path)")
-        switch method {
-        case .get: request.method = .GET
-        case .post: request.method = .POST
-        case .put: request.method = .PUT
-        }
-        if let body { request.body = .bytes(ByteBuffer(string: body)) }
-        let response = try await client.execute(request, timeout: .seconds(30))
-        let bytes = try await response.body.collect(upTo: 1 << 24)
-        return (Int(response.status.code), String(buffer: bytes))
+    static func request(_ method: HTTPMethod, _ address: String, _ path: String, body: String? = nil) async throws -> (status: Int, body: String) {
+        let answer = try await client.send(
+            peer: address, method: method, path: path, body: body.map { ByteBuffer(string: $0) },
+            extraHeaders: body == nil ? [:] : ["Content-Type": "application/n-triples"], timeout: .seconds(30))
+        return (answer.status, String(buffer: answer.body))
     }
 
     /// How many transactions the coordinator's rounds carried (`GET /admin/status`), as
@@ -191,7 +181,7 @@ struct BenchCluster: Sendable {
         }
         var busiest: Status.Rounds?
         for address in addresses {
-            guard let reply = try? await Self.request(.get, address, "/admin/status"), reply.status == 200,
+            guard let reply = try? await Self.request(.GET, address, "/admin/status"), reply.status == 200,
                 let status = try? JSONDecoder().decode(Status.self, from: Data(reply.body.utf8))
             else { continue }
             if status.rounds.count > (busiest?.count ?? 0) { busiest = status.rounds }
