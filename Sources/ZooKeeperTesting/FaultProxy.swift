@@ -22,6 +22,9 @@ public final class FaultProxy: Sendable {
         case refuse
         /// Forward both ways, each chunk after `delay`.
         case delay(Duration)
+        /// Forward what clients send and drop what servers answer: requests are carried out, but
+        /// their replies (and the server's pings) never arrive.
+        case dropReplies
     }
 
     struct State {
@@ -85,9 +88,13 @@ public final class FaultProxy: Sendable {
     /// Forwards with `delay` added to each chunk.
     public func delay(_ delay: Duration) { setMode(.delay(delay), closeExisting: false) }
 
-    /// Forwards normally again. Connections that were blackholed lost bytes mid-stream, so they are
-    /// closed; the client reconnects through the proxy.
-    public func restore() { setMode(.pass, closeExisting: mode == .blackhole) }
+    /// Forwards requests to the server but drops its replies: what a client sent happens, and the
+    /// client never hears of it (then loses the connection for silence).
+    public func dropReplies() { setMode(.dropReplies, closeExisting: false) }
+
+    /// Forwards normally again. Connections that were blackholed or had replies dropped lost bytes
+    /// mid-stream, so they are closed; the client reconnects through the proxy.
+    public func restore() { setMode(.pass, closeExisting: mode == .blackhole || mode == .dropReplies) }
 
     /// The number of open client connections.
     public var connectionCount: Int { state.withLockedValue { $0.connections.count } }
@@ -119,8 +126,8 @@ public final class FaultProxy: Sendable {
         inbound.closeFuture.whenComplete { _ in
             _ = state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(inbound)) }
         }
-        let fromClient = ForwardingHandler(state: state)
-        let fromServer = ForwardingHandler(state: state)
+        let fromClient = ForwardingHandler(state: state, towardServer: true)
+        let fromServer = ForwardingHandler(state: state, towardServer: false)
         fromClient.partner = nil
         do {
             try inbound.pipeline.syncOperations.addHandler(fromClient)
@@ -158,11 +165,14 @@ private final class ForwardingHandler: ChannelInboundHandler, @unchecked Sendabl
     typealias InboundIn = ByteBuffer
 
     let state: NIOLockedValueBox<FaultProxy.State>
+    /// Whether this handler reads the client's side (and writes to the server).
+    let towardServer: Bool
     var partner: Channel?
     private var pending: [ByteBuffer] = []
 
-    init(state: NIOLockedValueBox<FaultProxy.State>) {
+    init(state: NIOLockedValueBox<FaultProxy.State>, towardServer: Bool) {
         self.state = state
+        self.towardServer = towardServer
     }
 
     /// Called on the event loop once the outbound connection exists: flushes what arrived before.
@@ -186,7 +196,9 @@ private final class ForwardingHandler: ChannelInboundHandler, @unchecked Sendabl
         switch state.withLockedValue({ $0.mode }) {
         case .pass:
             partner.writeAndFlush(buffer, promise: nil)
-        case .blackhole, .refuse:
+        case .dropReplies where towardServer:
+            partner.writeAndFlush(buffer, promise: nil)
+        case .blackhole, .refuse, .dropReplies:
             break
         case .delay(let delay):
             partner.eventLoop.scheduleTask(in: .nanoseconds(Int64(delay.components.seconds) * 1_000_000_000

@@ -1,7 +1,7 @@
 import Testing
 import ZooKeeper
 import ZooKeeperTesting
-@testable import Coordination
+@_spi(Concurrency) @testable import Coordination
 
 @Suite struct DistributedLockTests {
     /// With a digest ACL, the lock's node and the holder's node carry it: a session without the
@@ -248,6 +248,49 @@ import ZooKeeperTesting
         await proxy.shutdown()
     }
 
+    /// The create of an acquire happens on the server but its reply is lost, and the acquire
+    /// runs out of time before the connection comes back: once it does, the node is found and
+    /// deleted, so it does not hold up the lock for as long as the session lives.
+    @Test(.timeLimit(.minutes(2))) func anAcquireThatTimesOutAfterALostCreateReplyLeavesNoNode() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let path = uniqueTestPath()
+        let contender = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
+        let observer = try await connectedTestClient(server.connectString)
+        try await contender.createPath(path, mode: .container)
+        proxy.dropReplies()
+        await #expect(throws: CoordinationError.self) {
+            _ = try await DistributedLock(client: contender, path: path).acquire(timeout: .seconds(1))
+        }
+        let left = try await observer.childrenIfExists(path)
+        #expect(left.count == 1, "the create reached the server: \(left)")
+        proxy.restore()
+        try await eventually("the node the timed-out acquire created is deleted", timeout: .seconds(20)) {
+            try await observer.childrenIfExists(path).isEmpty
+        }
+        let lease = try #require(try await DistributedLock(client: observer, path: path).tryAcquire())
+        await lease.release()
+        await contender.close()
+        await observer.close()
+        await proxy.shutdown()
+    }
+
+    /// Disconnected, `tryAcquire` cannot know whether the lock is free: it waits for the
+    /// connection no longer than the session timeout, then says it timed out.
+    @Test(.timeLimit(.minutes(1))) func tryAcquireWhileDisconnectedGivesUpAfterTheSessionTimeout() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(4))
+        proxy.cut()
+        try await eventually("disconnected") { !client.state.isConnected }
+        await #expect {
+            _ = try await DistributedLock(client: client, path: uniqueTestPath()).tryAcquire()
+        } throws: { ($0 as? CoordinationError)?.code == .timedOut }
+        proxy.restore()
+        await client.close()
+        await proxy.shutdown()
+    }
+
     /// The holder's session expires: the loss fires, and a new session can take the lock again.
     @Test func expiryEndsTheLeaseAndTheLockCanBeRetaken() async throws {
         let server = try await ZooKeeperServer.shared()
@@ -458,6 +501,29 @@ import ZooKeeperTesting
         }
         #expect(sameLease)
         #expect(try await client.getChildren(path).names.isEmpty, "the outermost call released it")
+        await client.close()
+    }
+    /// A `Task` started in the body inherits the lease; its `withLock` is cancelled when the
+    /// outermost call releases the lease, instead of going on with a lease nobody holds.
+    @Test(.timeLimit(.minutes(1))) func anInheritedLeaseEndsForATaskThatOutlivesTheBody() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let client = try await connectedTestClient(server.connectString)
+        let path = uniqueTestPath()
+        let lock = DistributedLock(client: client, path: path)
+        let started = Latch<Void>()
+        let outliving = try await lock.withLock(timeout: .seconds(5)) { _ in
+            let task = Task {
+                try await lock.withLock { _ in
+                    _ = started.set(())
+                    try await Task.sleep(for: .seconds(60))
+                }
+            }
+            _ = await started.wait()
+            return task
+        }
+        await #expect {
+            try await outliving.value
+        } throws: { ($0 as? CoordinationError)?.code == .lost }
         await client.close()
     }
 }

@@ -84,10 +84,15 @@ public final class DistributedLock: Sendable {
     }
 
     /// Takes the lock only if it is free right now; `nil` otherwise (no node is left behind).
+    /// While the client is disconnected, whether the lock is free cannot be known: it waits for
+    /// the connection at most the session timeout.
+    /// - Throws: ``CoordinationError/Code/timedOut`` when the client is not connected within the
+    ///   session timeout (before or during the attempt); `ZooKeeperError`.
     public func tryAcquire() async throws -> LockLease? {
         try ZooKeeperPath.validate(path)
         let contender = self.contender
-        let (node, children) = try await contender.enqueue(data: [], deadline: nil)
+        let deadline = ContinuousClock.now + (client.state.session?.negotiatedTimeout ?? client.configuration.sessionTimeout)
+        let (node, children) = try await contender.enqueue(data: [], deadline: deadline)
         do {
             let names = children.isEmpty ? try await client.getChildren(path).names : children
             guard LockQueue.decide(children: names, ours: node.name) == .acquired else {
@@ -105,8 +110,9 @@ public final class DistributedLock: Sendable {
     /// Runs `body` while holding the lock, cancels it if the lock is lost, and releases the lock.
     ///
     /// Re-entrant within a task: a `withLock` of the same lock object inside `body` (in the same
-    /// task or a child task it started) runs at once with the same lease, which the outermost call
-    /// releases. (Curator's `InterProcessMutex` is re-entrant per thread; tasks move between
+    /// task, a child task, or a `Task` it started: they inherit the lease) runs at once with the
+    /// same lease, which the outermost call releases; it is cancelled when the lease ends (lost,
+    /// or released by the outermost call), and refused once it has ended. (Curator's `InterProcessMutex` is re-entrant per thread; tasks move between
     /// threads, so the task is the owner here.) ``acquire(timeout:)`` is not re-entrant: a second
     /// acquire before the release queues behind the first and waits for it.
     /// - Throws: what ``acquire(timeout:)`` throws; ``CoordinationError/Code/lost`` when the body
@@ -116,7 +122,9 @@ public final class DistributedLock: Sendable {
         let held = Self.leasesOfThisTask
         if let lease = held[ObjectIdentifier(self)] {
             guard lease.isHeld else { throw lease.lostError() }
-            return try await body(lease)
+            // Cancelled on its own when the lease ends: an unstructured `Task` started in the
+            // outer body inherits the lease too, and the outer call's cancellation does not reach it.
+            return try await Coordination.run({ try await body(lease) }, cancelledWhen: { await lease.hold.waitUntilEnded() != nil }, lostError: lease.lostError)
         }
         let lease = try await acquire(timeout: timeout)
         var leases = held

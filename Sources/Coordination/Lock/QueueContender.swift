@@ -71,7 +71,14 @@ struct QueueContender: Sendable {
                 return (node, names)
             } catch let error as ZooKeeperError where error.code == .connectionLoss || error.code == .operationTimeout {
                 _ = try? await children.value()
-                if let recovered = try await recover(guid: guid, deadline: deadline) { return recovered }
+                do {
+                    if let recovered = try await recover(guid: guid, deadline: deadline) { return recovered }
+                } catch {
+                    // Out of time (or cancelled) before the connection came back: the create may
+                    // have happened, so the node is looked for and deleted once it does.
+                    Task.detached { [self] in await removeCreated(guid: guid) }
+                    throw error
+                }
             } catch let error as ZooKeeperError where error.code == .sessionExpired {
                 _ = try? await children.value()
                 continue  // the node, if created, dies with the old session
@@ -99,17 +106,25 @@ struct QueueContender: Sendable {
         }
     }
 
-    /// Deletes the node created with `guid`, if it exists (after a cancelled create). A children
-    /// read sent after the create sees it (the server answers a session's requests in order).
+    /// Deletes the node created with `guid`, if it exists (after a create that was cancelled or
+    /// whose reply was lost). A children read sent after the create sees it (the server answers a
+    /// session's requests in order). While the connection is down, even past the point where the
+    /// session is presumed expired, it tries again: if the same session comes back, so does the
+    /// node. It stops once the session is gone (the node went with it), there is no parent, or
+    /// the client is closed.
     func removeCreated(guid: String) async {
-        // Read again after a lost connection: the same session still owns the node. Once the
-        // session is lost the node goes with it; with no parent there is none; on close, neither.
-        let client = self.client
-        let parent = self.parent
-        guard let children = try? await client.withRetry(.untilSessionLost, { try await client.getChildren(parent).names }),
-            let name = LockQueue.find(guid: guid, in: children)
-        else { return }
-        await remove(path: ZooKeeperPath.join(parent, name))
+        let generation = client.state.session?.generation
+        while true {
+            do {
+                let children = try await client.getChildren(parent).names
+                if let name = LockQueue.find(guid: guid, in: children) { await remove(path: ZooKeeperPath.join(parent, name)) }
+                return
+            } catch let error as ZooKeeperError where error.isRetryable && client.state.session?.generation == generation {
+                try? await Task.sleep(for: .milliseconds(100))
+            } catch {
+                return
+            }
+        }
     }
 
     /// Looks for the node created with `guid` after a lost reply.
