@@ -155,21 +155,34 @@ public final class TreeCache: Sendable {
         do {
             try await loadInitially()
             var generation = client.state.session?.generation
+            // Refreshes cut off by a session presumed lost: their watch fired and is not set
+            // again. If the same session comes back (the server had not expired it), no
+            // resynchronisation follows, so they are made then.
+            var unfinished: [Refresh] = []
+            func refreshing(_ refresh: Refresh) async throws {
+                if try await !self.refresh(refresh.path, children: refresh.children), !unfinished.contains(refresh) { unfinished.append(refresh) }
+            }
             for await next in wakes {
                 try Task.checkCancellation()
                 switch next {
                 case .data(let path):
-                    try await refresh(path, children: false)
+                    try await refreshing(Refresh(path: path, children: false))
                 case .deleted(let path):
                     // The event says it all: no read (the parent's children watch fires too, and
                     // its read brings the node back if it was created again meanwhile).
                     forgetWatches(under: path)
                     apply { state in state.nodeMissing(path) }
-                    if path == self.path { try await watchForCreation() }
+                    // The root is watched for its creation (the read finds it missing and sets the watch).
+                    if path == self.path { try await refreshing(Refresh(path: path, children: false)) }
                 case .children(let path):
-                    try await refresh(path, children: true)
+                    try await refreshing(Refresh(path: path, children: true))
+                case .session(.connected(let info)) where info.generation == generation && !unfinished.isEmpty:
+                    let again = unfinished
+                    unfinished = []
+                    for refresh in again { try await refreshing(refresh) }
                 case .session(.newSession(let info)) where info.generation != generation:
                     generation = info.generation
+                    unfinished = []  // the resynchronisation reads everything
                     try await resynchronize()
                 case .session(.closed):
                     throw ZooKeeperError(.closed, path: path, message: "the client is closed")
@@ -326,9 +339,16 @@ public final class TreeCache: Sendable {
         }
     }
 
+    /// A node's data or children to read again.
+    private struct Refresh: Equatable {
+        var path: String
+        var children: Bool
+    }
+
     /// Re-reads one node after its watch fired: its data, or its children (and then reads the new
-    /// children). A node that appears (the root) gets its children read too.
-    private func refresh(_ path: String, children: Bool) async throws {
+    /// children). A node that appears (the root) gets its children read too. Returns `false` when
+    /// the session was presumed lost before it was done.
+    private func refresh(_ path: String, children: Bool) async throws -> Bool {
         do {
             try await client.withRetry(.untilSessionLost) {
                 var frontier: [String]
@@ -352,8 +372,11 @@ public final class TreeCache: Sendable {
                 }
                 if !frontier.isEmpty { try await readSubtrees(frontier) { change in self.apply(change) } }
             }
+            return true
         } catch let error as ZooKeeperError where error.isTransient || error.code == .invalidState {
-            // The session is lost: the new session's resynchronisation reads everything again.
+            // The session may be lost: a new session's resynchronisation reads everything again,
+            // and if the same session comes back, the caller refreshes this again.
+            return false
         }
     }
 
