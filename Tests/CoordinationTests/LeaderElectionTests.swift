@@ -181,4 +181,43 @@ import ZooKeeperTesting
         await a.close()
         await b.close()
     }
+    /// A body that fails at once does not make `leadEveryTerm` take and drop leadership as fast
+    /// as the server answers: it waits longer after each failed term (50 ms doubling, at most 5 s).
+    @Test(.timeLimit(.minutes(1))) func leadEveryTermBacksOffWhenItsBodyKeepsFailing() async throws {
+        struct BodyFailed: Error {}
+        let server = try await ZooKeeperServer.shared()
+        let client = try await connectedTestClient(server.connectString)
+        let terms = Shared(0)
+        let election = LeaderElection(client: client, path: uniqueTestPath(), participantID: "failing")
+        let requeueing = Task {
+            try await election.leadEveryTerm { _ in
+                terms.withLock { $0 += 1 }
+                throw BodyFailed()
+            }
+        }
+        try await Task.sleep(for: .seconds(2))
+        requeueing.cancel()
+        _ = await requeueing.result
+        // Pauses of 50, 100, 200, 400, 800 ms fit in 2 s: at most six terms (hundreds without them).
+        #expect((1...6).contains(terms.value), "\(terms.value) terms in 2 s")
+        await client.close()
+    }
+
+    /// The pause after failed terms: 50 ms, doubling, capped at 5 s.
+    @Test func thePauseAfterFailedTermsDoublesUpToFiveSeconds() {
+        #expect(LeaderElection.pauseAfter(failures: 1) == .milliseconds(50))
+        #expect(LeaderElection.pauseAfter(failures: 2) == .milliseconds(100))
+        #expect(LeaderElection.pauseAfter(failures: 7) == .milliseconds(3200))
+        for failures in 8...200 { #expect(LeaderElection.pauseAfter(failures: failures) == .seconds(5)) }
+    }
+
+    /// An invalid election path is refused at once, not campaigned for again and again.
+    @Test func leadEveryTermRefusesAnInvalidPath() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let client = try await connectedTestClient(server.connectString)
+        await #expect(throws: ZooKeeperError.self) {
+            try await LeaderElection(client: client, path: "no/leading/slash", participantID: "x").leadEveryTerm { _ in }
+        }
+        await client.close()
+    }
 }

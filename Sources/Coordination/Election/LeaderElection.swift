@@ -93,12 +93,20 @@ public final class LeaderElection: Sendable {
     /// Campaigns again and again: runs `body` while leading, and when the term ends (`body`
     /// returned, or leadership was lost) enters the queue again (Curator's `autoRequeue`). Returns
     /// only by throwing: `CancellationError` when the calling task is cancelled, `.closed` when
-    /// the client closes; an error `body` throws ends the term, not the loop.
+    /// the client closes, `.invalidPath` for an invalid election path; an error `body` throws
+    /// ends the term, not the loop. After a term or a campaign that ended with an error, it
+    /// waits before campaigning again, from 50 ms doubling up to 5 s while they keep failing
+    /// within 5 s each, so that a body that fails at once, or a campaign the server refuses (an
+    /// ACL), does not spin.
     public func leadEveryTerm(payload: [UInt8] = [], _ body: @escaping @Sendable (Leadership) async throws -> Void) async throws -> Never {
+        try ZooKeeperPath.validate(path)
+        var failures = 0
         while true {
             try Task.checkCancellation()
+            let started = ContinuousClock.now
             do {
                 try await whileLeader(payload: payload, body)
+                failures = 0
             } catch let error as ZooKeeperError where error.code == .closed {
                 throw error
             } catch is CancellationError where Task.isCancelled {
@@ -106,9 +114,19 @@ public final class LeaderElection: Sendable {
             } catch let error as ZooKeeperError where error.isTransient {
                 try await client.waitUntilConnected()
             } catch {
-                // The term ended (lost, or body failed): campaign again.
+                // The term ended (lost, or body failed), or the campaign failed: campaign again.
+                // (A long term that ends in a loss starts the count again.)
+                if ContinuousClock.now - started >= .seconds(5) { failures = 0 }
+                failures += 1
+                try await Task.sleep(for: Self.pauseAfter(failures: failures))
             }
         }
+    }
+
+    /// The wait before campaigning again after `failures` terms or campaigns in a row ended with
+    /// an error: 50 ms, doubling, at most 5 s.
+    static func pauseAfter(failures: Int) -> Duration {
+        min(.milliseconds(50) * (1 << min(max(failures - 1, 0), 7)), .seconds(5))
     }
 
     /// Joins the election and waits until this participant leads.
