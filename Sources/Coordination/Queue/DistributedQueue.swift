@@ -102,20 +102,47 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
     }
 
     /// Takes `name` if nobody else has (`nil` otherwise).
+    ///
+    /// When the take does not finish (a lost reply, a lost connection before the item is read,
+    /// cancellation), the item may be marked taken by this session with nobody to process it: the
+    /// mark is deleted in the background, once the connection is back, if this session made it.
     private func lock(_ name: String) async throws -> QueueItem<Codec>? {
         let lockPath = ZooKeeperPath.join(taken, name)
-        let created: CreatedNode
+        let session = client.state.session?.sessionID
         do {
-            created = try await client.create(lockPath, data: Array(consumerID.utf8), mode: .ephemeral)
-        } catch let error as ZooKeeperError where error.code == .nodeExists {
-            return nil
+            let created: CreatedNode
+            do {
+                created = try await client.create(lockPath, data: Array(consumerID.utf8), mode: .ephemeral)
+            } catch let error as ZooKeeperError where error.code == .nodeExists {
+                return nil
+            }
+            do {
+                let entry = try await client.getData(ZooKeeperPath.join(entries, name))
+                return QueueItem(queue: self, name: name, bytes: entry.bytes, lockVersion: created.stat.version, session: created.stat.ephemeralOwner)
+            } catch let error as ZooKeeperError where error.code == .noNode {
+                try await client.deleteIfExists(lockPath)  // consumed meanwhile
+                return nil
+            }
+        } catch {
+            if let session { Task.detached { [client] in await Self.release(lockPath, ifOwnedBy: session, client: client) } }
+            throw error
         }
-        do {
-            let entry = try await client.getData(ZooKeeperPath.join(entries, name))
-            return QueueItem(queue: self, name: name, bytes: entry.bytes, lockVersion: created.stat.version, session: created.stat.ephemeralOwner)
-        } catch let error as ZooKeeperError where error.code == .noNode {
-            try await client.deleteIfExists(lockPath)  // consumed meanwhile
-            return nil
+    }
+
+    /// Deletes the taken mark at `lockPath` if `session` made it, trying again while the
+    /// connection is down and the session may still be alive (its mark with it).
+    private static func release(_ lockPath: String, ifOwnedBy session: Int64, client: ZooKeeperClient) async {
+        while client.state.session?.sessionID == session {
+            do {
+                if let stat = try await client.exists(lockPath), stat.ephemeralOwner == session {
+                    _ = try await client.deleteIfExists(lockPath, version: stat.version)
+                }
+                return
+            } catch let error as ZooKeeperError where error.isRetryable {
+                try? await Task.sleep(for: .milliseconds(100))
+            } catch {
+                return
+            }
         }
     }
 
