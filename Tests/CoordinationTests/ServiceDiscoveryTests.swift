@@ -25,6 +25,17 @@ import ZooKeeperTesting
         #expect(read.serviceType == .dynamic && read.uriSpec == nil && read.registrationTimeUTC == 1_733_480_000_000)
     }
 
+    /// A disabled instance says so (Curator's non-compatible field, which its readers take in
+    /// either mode); an enabled one is written as Curator's default mode writes it, without the field.
+    @Test func aDisabledInstanceIsWrittenAsDisabled() throws {
+        var instance = ServiceInstance(name: "orders", id: "o-1", address: "10.0.0.7", port: 8080, registrationTimeUTC: 1)
+        #expect(!instance.curatorJSON.contains("enabled"))
+        instance.enabled = false
+        #expect(instance.curatorJSON.hasSuffix(#""uriSpec":null,"enabled":false}"#))
+        let read = try ServiceInstance(curatorJSON: Array(instance.curatorJSON.utf8), path: "/services/orders/o-1")
+        #expect(read == instance)
+    }
+
     @Test func aPayloadIsTypedAtTheTopOnly() throws {
         #expect(ServicePayload.integer(1 << 40).curatorJSON == #"["java.lang.Long",1099511627776]"#)
         #expect(ServicePayload.integer(7).curatorJSON == "7")

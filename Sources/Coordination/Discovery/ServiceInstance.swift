@@ -7,6 +7,8 @@ import ZooKeeper
 /// ``curatorJSON`` writes what Curator 5.4's default `JsonInstanceSerializer` writes (its
 /// "compatible" mode, without `enabled`), fields in its order:
 /// `{"name":…,"id":…,"address":…,"port":…,"sslPort":…,"payload":…,"registrationTimeUTC":…,"serviceType":…,"uriSpec":…}`.
+/// A disabled instance adds `"enabled":false` at the end, as Curator's non-compatible mode
+/// writes it (the compatible mode cannot say it); Curator's readers take it in either mode.
 public struct ServiceInstance: Sendable, Hashable {
     /// How the instance's node lives.
     public enum ServiceType: String, Sendable, Hashable, CaseIterable {
@@ -81,6 +83,7 @@ public struct ServiceInstance: Sendable, Hashable {
     /// Its URI template.
     public var uriSpec: URISpec?
     /// Whether it takes requests (Curator's non-compatible documents carry it; `true` otherwise).
+    /// ``curatorJSON`` writes it when it is `false`.
     public var enabled: Bool
 
     /// An instance registered now.
@@ -111,11 +114,11 @@ public struct ServiceInstance: Sendable, Hashable {
         text += ",\"registrationTimeUTC\":\(registrationTimeUTC),\"serviceType\":" + JSONText.quoted(serviceType.rawValue)
         if let uriSpec {
             let parts = uriSpec.parts.map { "{\"value\":" + JSONText.quoted($0.value) + ",\"variable\":\($0.variable)}" }
-            text += ",\"uriSpec\":{\"parts\":[" + parts.joined(separator: ",") + "]}}"
+            text += ",\"uriSpec\":{\"parts\":[" + parts.joined(separator: ",") + "]}"
         } else {
-            text += ",\"uriSpec\":null}"
+            text += ",\"uriSpec\":null"
         }
-        return text
+        return text + (enabled ? "}" : ",\"enabled\":false}")
     }
 
     /// Reads an instance document (Curator's, in either serialisation mode).
