@@ -40,6 +40,29 @@ import ZooKeeperTesting
         await observer.close()
     }
 
+    /// Another live session's node is at the path: `setData` leaves it alone, and the node this
+    /// keeper creates once that one goes carries the data set meanwhile.
+    @Test(.timeLimit(.minutes(1))) func setDataDoesNotWriteIntoAnotherSessionsNode() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath() + "/instance"
+        let client = try await connectedTestClient(server.connectString)
+        let other = try await connectedTestClient(server.connectString)
+        try await other.create(path, data: Array("theirs".utf8), mode: .ephemeral, parents: .persistent)
+        let node = PersistentNode(client: client, path: path, data: Array("v1".utf8))
+        node.start()
+        try await node.setData(Array("v2".utf8))
+        #expect(try await other.getData(path).string == "theirs")
+        #expect(!node.isInPlace)
+        await other.close()  // their node goes with their session
+        try await node.waitUntilInPlace()
+        let observer = try await connectedTestClient(server.connectString)
+        #expect(try await observer.getData(path).string == "v2")
+        #expect(try await observer.exists(path)?.ephemeralOwner == client.state.session?.sessionID)
+        await node.close()
+        await client.close()
+        await observer.close()
+    }
+
     /// The keeper may learn of a new session, or of a deletion, only by creating the node (the old
     /// session expired, or someone deleted the node, between two of its requests): the node still
     /// went, and is reported so.

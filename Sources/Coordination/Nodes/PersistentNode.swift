@@ -97,13 +97,28 @@ public final class PersistentNode: Sendable {
         for subscriber in subscribers { subscriber.finish() }
     }
 
-    /// Replaces the node's data now, and for every time it is created again.
+    /// Replaces the node's data now, and for every time it is created again. Only a node this
+    /// keeper holds is written: while another session's node is at the path (or none), the data
+    /// waits for the keeper to create the node.
     public func setData(_ data: [UInt8]) async throws {
-        state.withLock { $0.data = data }
+        let owner = state.withLock { state -> Int64? in
+            state.data = data
+            return state.inPlace ? state.session : nil
+        }
+        guard let owner else { return nudge() }  // not in place: the keeper creates it with the new data
         do {
-            try await client.setData(path, data: data)
+            while true {
+                guard let stat = try await client.exists(path), mode != .ephemeral || stat.ephemeralOwner == owner else { return nudge() }
+                do {
+                    // Versioned: a node replaced between the read and the write is not written.
+                    _ = try await client.setData(path, data: data, version: stat.version)
+                    return
+                } catch let error as ZooKeeperError where error.code == .badVersion {
+                    continue  // written meanwhile (a touch of a TTL node): read it again
+                }
+            }
         } catch let error as ZooKeeperError where error.code == .noNode || error.isTransient {
-            nudge()  // not in place: the keeper creates it with the new data
+            nudge()
         }
     }
 
