@@ -185,5 +185,24 @@ import ZooKeeperTesting
         try await watcher.leave()
         await client.close()
     }
+    /// A join waiting for a connection that does not come does not hold up `leave()`: the leave
+    /// returns while still disconnected, and the join ends saying the watcher left.
+    @Test(.timeLimit(.minutes(1))) func leaveDoesNotWaitForAJoinWaitingForTheConnection() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
+        proxy.cut()
+        try await eventually("disconnected") { !client.state.isConnected }
+        let member = MembershipWatcher(client: client, group: uniqueTestPath())
+        let joining = Task { try await member.join(memberID: "m-1") }
+        try await Task.sleep(for: .milliseconds(300))
+        try await member.leave()
+        #expect(!client.state.isConnected, "left while still disconnected")
+        await #expect {
+            try await joining.value
+        } throws: { ($0 as? CoordinationError)?.code == .closed }
+        proxy.restore()
+        await client.close()
+        await proxy.shutdown()
+    }
 }
-

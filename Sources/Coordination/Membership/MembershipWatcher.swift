@@ -139,6 +139,7 @@ public final class MembershipWatcher: Sendable {
                 state.desired = Desired(naming: naming, payload: payload)
             }
             try await publish(otherSessionDeadline: otherSessionDeadline)
+            if state.withLock({ $0.left }) { throw CoordinationError(.closed, path: group, message: "this watcher left the group while joining") }
         }
     }
 
@@ -199,7 +200,7 @@ public final class MembershipWatcher: Sendable {
                 return (desired, state.earlierSessions)
             }) else { return }
             guard let session = client.state.session, client.state.isConnected else {
-                try await client.waitUntilConnected()
+                try await waitUntilConnectedOrLeft()
                 continue
             }
             do {
@@ -212,8 +213,21 @@ public final class MembershipWatcher: Sendable {
                 return
             } catch let error as ZooKeeperError where error.isTransient {
                 try await Task.sleep(for: .milliseconds(50))
-                try await client.waitUntilConnected()
+                try await waitUntilConnectedOrLeft()
             } catch is RetryNow {
+                continue
+            }
+        }
+    }
+
+    /// Waits until the client is connected, or until ``leave()`` is called (a publication
+    /// waiting for ZooKeeper must not hold up the leave, which waits for it).
+    private func waitUntilConnectedOrLeft() async throws {
+        while !state.withLock({ $0.left }) {
+            do {
+                _ = try await client.waitUntilConnected(timeout: .milliseconds(200))
+                return
+            } catch let error as ZooKeeperError where error.code == .connectionTimeout {
                 continue
             }
         }
