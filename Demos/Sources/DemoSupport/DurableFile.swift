@@ -35,9 +35,28 @@ public enum DurableFile {
         try syncDirectory(folder(of: path))
     }
 
-    /// Appends `bytes` to the file at `path` (created if missing) and syncs it.
+    /// Appends `bytes` to the file at `path` and syncs it. A file it creates has its directory
+    /// synced too. An append that fails part-way is cut off again, so that the file ends where it
+    /// ended before (what follows a failed append would otherwise follow a torn record).
     public static func append(_ bytes: some ContiguousBytes, to path: String) throws {
-        try write(bytes, to: path, flags: O_WRONLY | O_CREAT | O_APPEND)
+        var created = false
+        var descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        if descriptor < 0 && errno == ENOENT {
+            descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if descriptor >= 0 { created = true } else if errno == EEXIST { descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC) }
+        }
+        guard descriptor >= 0 else { throw Failure("open \(path)") }
+        defer { close(descriptor) }
+        let end = lseek(descriptor, 0, SEEK_END)
+        guard end >= 0 else { throw Failure("seek \(path)") }
+        do {
+            try writeAll(bytes, to: descriptor, path: path)
+            guard fsync(descriptor) == 0 else { throw Failure("fsync \(path)") }
+        } catch {
+            _ = ftruncate(descriptor, end)
+            throw error
+        }
+        if created { try syncDirectory(folder(of: path)) }
     }
 
     /// Deletes the file at `path` (nothing to do if it is missing) and syncs the directory.

@@ -64,6 +64,13 @@ struct ClusterTests {
             #expect(refusal(try await nodes[0].request(.DELETE, "/admin/databases/nope")) == "404 UnknownDatabase")
             let huge = String(repeating: triple("x") + "\n", count: (StardogHTTP.maxBody / triple("x").utf8.count) + 10)
             #expect(refusal(try await nodes[2].add(huge)) == "413 BodyTooLarge")
+            // A body within the limit whose triples grow past it written out (a control character
+            // in a literal takes six bytes): refused before any round, so no member is expelled
+            // for a prepare larger than members accept.
+            let growing = "<urn:test:sctl> <urn:test:p> \"" + String(repeating: "\u{01}", count: 3 << 20) + "\" .\n"
+            #expect(refusal(try await nodes[0].add(growing)) == "413 BodyTooLarge")
+            #expect(refusal(try await nodes[1].add(growing)) == "413 BodyTooLarge")
+            #expect(try await cluster.members(via: nodes[0]).count == 3, "nobody was expelled")
             #expect(try await nodes[0].request(.PUT, "/admin/databases/big").status == 201)
             #expect(try await nodes[1].request(.DELETE, "/admin/databases/big").status == 200)
             for node in nodes { #expect(refusal(try await node.request(.GET, "/big/size")) == "404 UnknownDatabase") }

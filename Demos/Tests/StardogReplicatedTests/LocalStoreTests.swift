@@ -121,6 +121,28 @@ import ZooKeeperTesting
         #expect(try LocalStore(home: home).size(of: "db") == 2)
     }
 
+    /// An unreadable line with entries after it is not a torn append: the store refuses to open,
+    /// naming the log, instead of cutting off the acknowledged entries that follow.
+    @Test func anUnreadableLogLineFollowedByEntriesIsRefused() throws {
+        let home = Self.home()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let store = try LocalStore(home: home)
+        _ = try Self.run(store, ClusterOperation(kind: .createDatabase, database: "db"))
+        _ = try Self.run(store, ClusterOperation(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("a")])))
+        _ = try Self.run(store, ClusterOperation(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("b")])))
+        let log = home + "/databases/db/tx.log"
+        var data = try Data(contentsOf: URL(fileURLWithPath: log))
+        let firstLineEnd = try #require(data.firstIndex(of: UInt8(ascii: "\n")))
+        data.replaceSubrange(0..<firstLineEnd, with: Data("{\"seq\":".utf8))  // the first entry damaged
+        try data.write(to: URL(fileURLWithPath: log))
+        #expect {
+            _ = try LocalStore(home: home)
+        } throws: { error in
+            (error as? ReplicatedError)?.code == .storage && "\(error)".contains(log) && "\(error)".contains("entries follow it")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: log)) == data, "nothing was cut off")
+    }
+
     @Test func aVoteSurvivesARestartAndIsDecidedFromTheRecord() throws {
         let home = Self.home()
         defer { try? FileManager.default.removeItem(atPath: home) }

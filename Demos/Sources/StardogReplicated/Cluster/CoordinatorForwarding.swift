@@ -32,7 +32,7 @@ final class CoordinatorForwarding: Sendable {
 
     /// A request carries at most a client body's worth of triples, as a coordinator round does.
     private static func newOutbox() -> ForwardingOutbox<ClusterOperation, DatabaseVersion?> {
-        ForwardingOutbox(maxWeight: StardogHTTP.maxBody, weigh: { $0.add.utf8.count + $0.remove.utf8.count + 1 })
+        ForwardingOutbox(maxWeight: StardogHTTP.maxBody, weigh: { $0.size + 1 })
     }
 
     init(context: NodeContext, election: LeaderElection) {

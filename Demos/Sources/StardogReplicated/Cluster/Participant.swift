@@ -36,7 +36,11 @@ final class Participant: Sendable {
 
     func commit(round: String) async throws {
         let store = context.store
-        try await runOffPool { try store.commitPrepared(round: round) }
+        if let folding = try await runOffPool({ try store.commitPrepared(round: round) }) {
+            // The round is applied; only the folding of a log into a snapshot failed (tried again
+            // at the next commit).
+            context.logger.warning("could not fold a log into a snapshot", metadata: ["replicated.error": "\(folding)"])
+        }
     }
 
     func abort(round: String) async throws {
@@ -58,6 +62,9 @@ final class Participant: Sendable {
     /// Decides this node's undecided vote from ZooKeeper's record of its databases.
     func resolveUndecided(reason: String) async throws {
         guard let prepared = context.store.prepared else { return }
+        // `sync` first: the server this node reads from may lag behind the one the coordinator
+        // recorded the round on, and a record read too early would abort a committed round here.
+        try await context.client.sync(context.layout.members)
         var recorded: Catalog = [:]
         for outcome in prepared.outcome {
             recorded[outcome.database] = try await context.layout.readDatabase(context.client, outcome.database)?.version

@@ -77,12 +77,3 @@ struct OperationOutcome: Codable, Sendable {
 
 /// An empty JSON reply.
 struct Done: Codable, Sendable {}
-
-extension ReplicatedError.Code {
-    static let all: [ReplicatedError.Code] = [
-        .unknownDatabase, .databaseExists, .invalidDatabaseName, .unknownTransaction, .malformedRDF, .malformedRequest, .bodyTooLarge,
-        .readOnly, .notInCluster, .transactionAborted, .outcomeUnknown, .outOfSync, .storage, .transactionBusy, .tooManyTransactions, .clusterUnavailable,
-    ]
-
-    static func named(_ name: String) -> ReplicatedError.Code? { all.first { $0.name == name } }
-}

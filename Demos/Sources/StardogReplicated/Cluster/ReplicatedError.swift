@@ -58,3 +58,14 @@ extension ReplicatedError {
         }
     }
 }
+
+extension ReplicatedError.Code {
+    /// Every code, for reading one back from its name in an error body (a code missing here
+    /// reaches a forwarding node as `TransactionAborted`).
+    static let all: [ReplicatedError.Code] = [
+        .unknownDatabase, .databaseExists, .invalidDatabaseName, .unknownTransaction, .malformedRDF, .malformedRequest, .bodyTooLarge,
+        .readOnly, .notInCluster, .transactionAborted, .outcomeUnknown, .outOfSync, .storage, .transactionBusy, .tooManyTransactions, .clusterUnavailable,
+    ]
+
+    static func named(_ name: String) -> ReplicatedError.Code? { all.first { $0.name == name } }
+}

@@ -235,6 +235,7 @@ public final class ReplicatedNode: Service, Sendable {
     /// Runs `operation` on the cluster: here when this node coordinates, otherwise forwarded to
     /// the coordinator.
     public func submit(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
+        try operation.checkSize()
         guard await inGoodStanding() else { throw Self.notInCluster }
         let known = try await forwarding.current(until: .now + configuration.commitTimeout * 2)
         if known.address == id {

@@ -14,9 +14,11 @@ import ZooKeeper
 /// 1. read the members and ZooKeeper's record of the databases named, and plan the round
 ///    (``RoundPlan``: an operation that cannot apply fails alone);
 /// 2. prepare: every member votes on the whole round (one fsync each); members that fail or time
-///    out are expelled, and the round aborts only if the coordinator itself cannot prepare;
+///    out are expelled, and the round aborts if the coordinator itself cannot prepare or they
+///    cannot be expelled;
 /// 3. record the round's outcome in ZooKeeper, one multi-operation fenced by the lock: the commit
-///    point;
+///    point (a record that fails aborts the round; one whose answer is lost leaves the outcome
+///    to ZooKeeper's record, and the clients are told it is unknown);
 /// 4. commit on the members that voted (expelling those that fail), wait out the standing lease if
 ///    anyone was expelled, then acknowledge every operation of the round.
 final class CommitCoordinator: Sendable {
@@ -41,14 +43,15 @@ final class CommitCoordinator: Sendable {
         self.participant = participant
         self.standingLease = standingLease
         self.stepDown = stepDown
-        // A round's prepare carries every operation's data, re-encoded as JSON: at most one
-        // client body's worth of triples per round (a larger operation gets a round of its own).
-        queue = GroupCommitQueue(maxWeight: StardogHTTP.maxBody, weigh: { $0.add.utf8.count + $0.remove.utf8.count + 1 })
+        // A round's prepare carries every operation's data, re-encoded as JSON (at most twice as
+        // long): at most one client body's worth of triples per round.
+        queue = GroupCommitQueue(maxWeight: StardogHTTP.maxBody, weigh: { $0.size + 1 })
     }
 
     /// Commits `operation` in the next round; its database's new version (nil: dropped).
     func submit(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
-        try await queue.submit(operation, round: { take in await self.runRound(take) }, whenIdle: { self.releaseKeptLease() })
+        try operation.checkSize()  // a forwarded one too: a round's prepare must stay within what members accept
+        return try await queue.submit(operation, round: { take in await self.runRound(take) }, whenIdle: { self.releaseKeptLease() })
     }
 
     /// Releases the lock kept for a next round (none is coming).
@@ -190,7 +193,14 @@ final class CommitCoordinator: Sendable {
             await stepDown()
             throw ReplicatedError(.transactionAborted, afterPrepare.abortReason ?? "aborted")
         }
-        try await expel(afterPrepare.expel, reasons: votes, lease: lease)
+        do {
+            try await expel(afterPrepare.expel, reasons: votes, lease: lease)
+        } catch {
+            // Nothing is recorded: the round aborts, and the votes are withdrawn now rather than
+            // left for the next prepare (or twice the commit timeout) to decide.
+            _ = await askAll(members, path: "/admin/replication/abort", body: decision) { try await self.participant.abort(round: batch.round) }
+            throw ReplicatedError(.transactionAborted, "members that failed the prepare could not be expelled (\(error)); nothing was committed")
+        }
         expelled += afterPrepare.expel
         if let pause = context.configuration.faultInjection.pauseBeforeRecord, batch.operations.contains(where: { $0.operation.kind == .transaction }) {
             logger.notice(
@@ -215,8 +225,9 @@ final class CommitCoordinator: Sendable {
         } catch let error as ZooKeeperError where error.isRetryable {
             // The record may or may not have been made: the members keep their votes and decide
             // them from ZooKeeper's record later (at the next prepare, or when they time out).
+            // Not "aborted": a client that retried could commit the same change twice.
             throw ReplicatedError(
-                .transactionAborted, "the decision could not be confirmed in ZooKeeper (\(error)); ZooKeeper's record decides it: check before retrying")
+                .outcomeUnknown, "the decision could not be confirmed in ZooKeeper (\(error)); ZooKeeper's record decides it: read before retrying")
         } catch {
             // Not recorded (the lock is gone, or the record changed under us): abort this round
             // (only this round: a later coordinator's votes are left alone).
@@ -235,14 +246,16 @@ final class CommitCoordinator: Sendable {
             // cluster to resync, and cannot acknowledge what it cannot show.
             await stepDown()
             throw ReplicatedError(
-                .storage, "the operation is recorded as committed, but the coordinator could not apply it (\(reason)); it leaves the cluster to resync")
+                .outcomeUnknown,
+                "the operation is recorded as committed, but the coordinator could not apply it (\(reason)) and leaves the cluster to resync: read from another node before retrying")
         }
         let failedCommits = CommitRound.afterCommit(answers: acks)
         do {
             try await expel(failedCommits, reasons: acks, lease: lease)
         } catch {
             throw ReplicatedError(
-                .storage, "the operation is recorded as committed, but members that did not apply it could not be expelled (\(error)); not acknowledged")
+                .outcomeUnknown,
+                "the operation is recorded as committed, but members that did not apply it could not be expelled (\(error)), so it is not acknowledged: read before retrying")
         }
         expelled += failedCommits
         if !expelled.isEmpty {

@@ -32,6 +32,19 @@ public struct ClusterOperation: Codable, Sendable, Hashable {
         self.add = add
         self.remove = remove
     }
+
+    /// The size of its triples written out (what a round's prepare carries of it).
+    var size: Int { add.utf8.count + remove.utf8.count }
+
+    /// Refuses an operation whose triples, written out as N-Triples, exceed what a transaction may
+    /// hold (``StardogHTTP/maxBody``). Written out, a body can grow (a control character in a
+    /// literal takes six bytes), and a round's prepare must stay within what members accept.
+    func checkSize() throws {
+        guard size <= StardogHTTP.maxBody else {
+            throw ReplicatedError(
+                .bodyTooLarge, "the transaction's triples, written out as N-Triples, take \(size) bytes, more than the \(StardogHTTP.maxBody >> 20) MiB a transaction may")
+        }
+    }
 }
 
 /// One operation of a round with the versions it moves its database between: `previous` (`nil`:

@@ -150,14 +150,23 @@ public final class LocalStore: Sendable {
     }
 
     /// Applies the prepared round `round` (the coordinator's decision).
-    public func commitPrepared(round: String) throws {
+    /// - Returns: why folding a log into a snapshot failed, when it did after the round was
+    ///   applied (the round stands; the next commit tries the folding again).
+    @discardableResult
+    public func commitPrepared(round: String) throws -> (any Error)? {
         try changing.withLock { _ in
             guard let prepared = state.withLock({ $0.prepared }), prepared.round == round else {
                 throw ReplicatedError(.outOfSync, "no prepared operation for round \(round)")
             }
-            try apply(prepared)
+            let folding = try apply(prepared)
             try Self.durably { try DurableFile.remove(preparedFile.path) }
             state.withLock { $0.prepared = nil }
+            do {
+                try compact(folding)
+                return nil
+            } catch {
+                return error
+            }
         }
     }
 
@@ -214,7 +223,8 @@ public final class LocalStore: Sendable {
     /// fsync per database. Only then does the round show in memory, where each database's triples
     /// are changed in place (a copy of a whole database per transaction would make a commit cost
     /// grow with the database).
-    private func apply(_ batch: PreparedBatch) throws {
+    /// - Returns: the databases whose logs are now long enough to fold into a snapshot.
+    private func apply(_ batch: PreparedBatch) throws -> [String] {
         enum Change {
             case create(DatabaseVersion)
             case drop
@@ -251,7 +261,7 @@ public final class LocalStore: Sendable {
             let log = databasesDirectory.appendingPathComponent(database).appendingPathComponent("tx.log").path
             try Self.durably { try DurableFile.append(data, to: log) }
         }
-        let compact = try state.withLock { state -> [String: Database] in
+        return try state.withLock { state -> [String] in
             for (database, change) in changes {
                 switch change {
                 case .create(let version): state.databases[database] = Database(version: version, triples: TripleSet(), logEntries: 0)
@@ -263,9 +273,15 @@ public final class LocalStore: Sendable {
                     state.databases[database]!.logEntries += 1
                 }
             }
-            return state.databases.filter { lines[$0.key] != nil && $0.value.logEntries > max(compactionThreshold, $0.value.triples.count) }
+            return state.databases.filter { $0.value.logEntries > max(compactionThreshold, $0.value.triples.count) }.keys.sorted()
         }
-        for (database, db) in compact.sorted(by: { $0.key < $1.key }) {
+    }
+
+    /// Folds each database's log into a new snapshot (the log starts again empty). Call holding
+    /// `changing`.
+    private func compact(_ databases: [String]) throws {
+        for database in databases {
+            guard let db = state.withLock({ $0.databases[database] }) else { continue }
             let directory = databasesDirectory.appendingPathComponent(database)
             try Self.writeSnapshot(version: db.version, triples: NTriples.serialize(Array(db.triples.all)), in: directory)
             try Self.durably { try DurableFile.replace(directory.appendingPathComponent("tx.log").path, with: Data()) }
@@ -318,11 +334,16 @@ public final class LocalStore: Sendable {
         var entries = 0
         var offset = 0
         while offset < log.count {
-            guard let newline = log[offset...].firstIndex(of: UInt8(ascii: "\n")),
-                let entry = try? JSONDecoder().decode(LogEntry.self, from: log[offset..<newline])
-            else {
-                // A torn append (no newline, or cut mid-line) can only be the last one.
-                try FileHandle(forWritingTo: logURL).truncate(atOffset: UInt64(offset))
+            let newline = log[offset...].firstIndex(of: UInt8(ascii: "\n"))
+            guard let newline, let entry = try? JSONDecoder().decode(LogEntry.self, from: log[offset..<newline]) else {
+                // A torn append (a crash mid-append, never acknowledged) is the last line, cut
+                // short; an unreadable line with lines after it is damage, not a torn append.
+                guard newline.map({ $0 + 1 == log.count }) ?? true else {
+                    throw ReplicatedError(.storage, "\(logURL.path): the entry at byte \(offset) is unreadable and entries follow it")
+                }
+                let handle = try FileHandle(forWritingTo: logURL)
+                defer { try? handle.close() }
+                try handle.truncate(atOffset: UInt64(offset))
                 break
             }
             if entry.seq > version.seq {
