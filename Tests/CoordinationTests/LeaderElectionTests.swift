@@ -220,4 +220,32 @@ import ZooKeeperTesting
         }
         await client.close()
     }
+    /// Following an election sets one children watch and one watch on the leader's data, and sets
+    /// each again only once it fired: followers coming and going do not pile up watches on the
+    /// leader's node, nor does reading the leader once.
+    @Test(.timeLimit(.minutes(1))) func followingAnElectionDoesNotPileUpWatches() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let leaderClient = try await connectedTestClient(server.connectString)
+        let followerClient = try await connectedTestClient(server.connectString)
+        let observer = try await connectedTestClient(server.connectString)
+        let term = try await LeaderElection(client: leaderClient, path: path, participantID: "leader").campaign()
+        var updates = LeaderElection(client: observer, path: path, participantID: "observer").observe().makeAsyncIterator()
+        guard case .leader(let info)? = try await updates.next() else { Issue.record("no leader"); return }
+        #expect(info.participantID == "leader" && info.epoch == term.epoch)
+        for round in 0..<10 {
+            let follower = Task { try await LeaderElection(client: followerClient, path: path, participantID: "f\(round)").campaign() }
+            try await eventually("follower \(round) queued") { try await observer.childrenIfExists(path).count == 2 }
+            follower.cancel()
+            _ = await follower.result
+            try await eventually("follower \(round) left") { try await observer.childrenIfExists(path).count == 1 }
+        }
+        for _ in 0..<10 { _ = try await LeaderElection(client: observer, path: path, participantID: "observer").currentLeader() }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(observer.registeredWatchCount <= 2, "\(observer.registeredWatchCount) watches after 20 changes of the followers")
+        await term.resign()
+        await leaderClient.close()
+        await followerClient.close()
+        await observer.close()
+    }
 }

@@ -159,7 +159,7 @@ public final class LeaderElection: Sendable {
 
     /// The current leader, read once.
     public func currentLeader() async throws -> LeaderInfo? {
-        try await LeaderUpdates.readLeader(client: client, path: path).0
+        try await LeaderUpdates.readLeader(client: client, path: path, among: client.childrenIfExists(path), watching: false)?.info
     }
 }
 
@@ -279,20 +279,38 @@ public struct LeaderUpdates: AsyncSequence, Sendable {
         let (stream, output) = AsyncThrowingStream<LeaderState, any Error>.makeStream()
         let producer = Task {
             var last: LeaderState?
+            // The watches set and not fired yet, with what was read when they were set: the
+            // children (who leads) and the leader's data (its payload). Each is set again only
+            // once it fired: setting both on every change would pile up one-shot watches that
+            // never fire (the leader's data watch, at every change of the followers).
+            var childrenWatch: (names: [String], watch: NodeWatch)?
+            var leaderWatch: (node: String, info: LeaderInfo, watch: NodeWatch)?
             do {
                 while true {
                     try Task.checkCancellation()
                     do {
-                        // Watch the children (who leads) and the leader's data (its payload).
                         var watches: [NodeWatch] = []
                         let state: LeaderState
                         do {
-                            let (children, childrenWatch) = try await client.getChildrenAndWatch(path)
-                            watches.append(childrenWatch)
-                            let (info, dataWatch) = try await Self.readLeader(client: client, path: path, update: .children(children))
-                            state = info.map(LeaderState.leader) ?? .vacant
-                            if let dataWatch { watches.append(dataWatch) }
+                            if childrenWatch == nil {
+                                let (children, watch) = try await client.getChildrenAndWatch(path)
+                                childrenWatch = (children.names, watch)
+                            }
+                            let (names, watch) = childrenWatch!
+                            watches.append(watch)
+                            if let leader = leaderWatch, leader.node == LockQueue.queue(names).first?.name {
+                                state = .leader(leader.info)
+                                watches.append(leader.watch)
+                            } else if let read = try await Self.readLeader(client: client, path: path, among: names, watching: true), let watch = read.watch {
+                                leaderWatch = (read.node, read.info, watch)
+                                state = .leader(read.info)
+                                watches.append(watch)
+                            } else {
+                                leaderWatch = nil
+                                state = .vacant
+                            }
                         } catch let error as ZooKeeperError where error.code == .noNode {
+                            (childrenWatch, leaderWatch) = (nil, nil)
                             let (stat, creation) = try await client.existsAndWatch(path)
                             if stat != nil { continue }
                             watches.append(creation)
@@ -302,8 +320,11 @@ public struct LeaderUpdates: AsyncSequence, Sendable {
                             output.yield(state)
                             last = state
                         }
-                        try await Self.firstEvent(of: watches)
+                        // The first watch is the children's (or the creation's), the second the leader's data.
+                        if try await Self.firstEvent(of: watches) == 0 { childrenWatch = nil } else { leaderWatch = nil }
                     } catch let error as ZooKeeperError where error.isTransient {
+                        // Watches of an expired session are gone: set them all again.
+                        (childrenWatch, leaderWatch) = (nil, nil)
                         try await Task.sleep(for: .milliseconds(50))  // back off; the state event may lag the error
                         try await client.waitUntilConnected()
                     }
@@ -319,31 +340,40 @@ public struct LeaderUpdates: AsyncSequence, Sendable {
     }
 
     /// Returns when any of `watches` fires (or fails).
-    private static func firstEvent(of watches: [NodeWatch]) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for watch in watches { group.addTask { _ = try await watch.triggered() } }
+    /// Waits for the first of `watches` to fire; its position.
+    private static func firstEvent(of watches: [NodeWatch]) async throws -> Int {
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for (position, watch) in watches.enumerated() {
+                group.addTask {
+                    _ = try await watch.triggered()
+                    return position
+                }
+            }
             defer { group.cancelAll() }
-            try await group.next()
+            return try await group.next()!
         }
     }
 
-
-    static func readLeader(client: ZooKeeperClient, path: String, update: ChildrenUpdate? = nil) async throws -> (LeaderInfo?, NodeWatch?) {
-        var names: [String]
-        switch update {
-        case .children(let children)?: names = children.names
-        case .noNode?: return (nil, nil)
-        case nil:
-            names = try await client.childrenIfExists(path)
-        }
+    /// The first candidate among `candidates` (children of the election at `path`) whose node is
+    /// still there, and what it published, with a data watch on it when `watching`; `nil` when
+    /// none is left.
+    static func readLeader(
+        client: ZooKeeperClient, path: String, among candidates: [String], watching: Bool
+    ) async throws -> (node: String, info: LeaderInfo, watch: NodeWatch?)? {
+        var names = candidates
         while let first = LockQueue.queue(names).first {
+            let node = ZooKeeperPath.join(path, first.name)
             do {
-                let (data, watch) = try await client.getDataAndWatch(ZooKeeperPath.join(path, first.name))
-                return (LeaderInfo.decode(data.bytes, epoch: data.stat.czxid), watch)
+                if watching {
+                    let (data, watch) = try await client.getDataAndWatch(node)
+                    return (first.name, LeaderInfo.decode(data.bytes, epoch: data.stat.czxid), watch)
+                }
+                let data = try await client.getData(node)
+                return (first.name, LeaderInfo.decode(data.bytes, epoch: data.stat.czxid), nil)
             } catch let error as ZooKeeperError where error.code == .noNode {
                 names.removeAll { $0 == first.name }
             }
         }
-        return (nil, nil)
+        return nil
     }
 }
