@@ -134,9 +134,26 @@ public enum HTTPServer {
         @exclusivity(unchecked) private var body: ByteBuffer?
         /// The body is too large: answered 413 at its end, then the connection closes.
         @exclusivity(unchecked) private var tooLarge = false
-        /// Whole requests waiting for the one being answered.
-        @exclusivity(unchecked) private var waiting = CircularBuffer<(HTTPRequestHead, ByteBuffer?)>(initialCapacity: 2)
+        /// Whole requests waiting for the one being answered. Past ``maxWaiting`` the connection
+        /// is not read until they are answered (a client pipelining without end behind a slow
+        /// answer does not fill memory).
+        @exclusivity(unchecked) private var waiting = CircularBuffer<Waiting>(initialCapacity: 2)
         @exclusivity(unchecked) private var answering = false
+        /// The waiting requests are being answered, one after another, further up the stack.
+        @exclusivity(unchecked) private var draining = false
+        /// Reading is paused until the waiting requests are answered.
+        @exclusivity(unchecked) private var readingPaused = false
+        /// An answer that closes the connection was written: nothing more is answered.
+        @exclusivity(unchecked) private var closing = false
+        static let maxWaiting = 1024
+
+        /// A request waiting its turn, with its answer when it is known already (a body too large,
+        /// answered and then the connection closed).
+        struct Waiting {
+            var head: HTTPRequestHead
+            var body: ByteBuffer?
+            var tooLarge: HTTPReply?
+        }
         /// Close once idle (the server is shutting down).
         @exclusivity(unchecked) private var quiescing = false
         /// The `Date` header value, made once per second.
@@ -181,15 +198,15 @@ public enum HTTPServer {
             case .end:
                 guard let head = receiving else { return }
                 receiving = nil
-                let request = (head, body)
+                let requestBody = body
                 body = nil
+                guard !closing else { return }  // after an answer that closes the connection
                 if tooLarge {
-                    let reply = tooLargeReply(maxBody)
-                    quiescing = true  // then the connection closes
-                    if answering { waiting.append(request) } else { write(reply, for: head, context: context) }
+                    let reply = tooLargeReply(maxBody)  // then the connection closes
+                    if answering { wait(Waiting(head: head, tooLarge: reply), context: context) } else { write(reply, for: head, closing: true, context: context) }
                     return
                 }
-                if answering { waiting.append(request) } else { answer(request.0, body: request.1, context: context) }
+                if answering { wait(Waiting(head: head, body: requestBody), context: context) } else { answer(head, body: requestBody, context: context) }
             }
         }
 
@@ -211,6 +228,38 @@ public enum HTTPServer {
             }
         }
 
+        private func wait(_ request: Waiting, context: ChannelHandlerContext) {
+            waiting.append(request)
+            if waiting.count >= Self.maxWaiting && !readingPaused {
+                readingPaused = true
+                try? context.channel.syncOptions?.setOption(.autoRead, value: false)
+            }
+        }
+
+        /// Answers the waiting requests in order, in a loop rather than by recursion (an answer
+        /// given at once would otherwise answer the next one a frame deeper, thousands deep
+        /// behind one slow answer).
+        private func answerWaiting(context: ChannelHandlerContext) {
+            guard !draining else { return }
+            draining = true
+            defer { draining = false }
+            while !answering && !closing, let next = waiting.popFirst() {
+                if let reply = next.tooLarge {
+                    answering = true  // as answer(…) does: write(…) ends it
+                    write(reply, for: next.head, closing: true, context: context)
+                } else {
+                    answer(next.head, body: next.body, context: context)
+                }
+            }
+            guard !answering && !closing else { return }
+            if readingPaused {
+                readingPaused = false
+                try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+                context.read()
+            }
+            if quiescing && receiving == nil { context.close(promise: nil) }
+        }
+
         private func answer(_ head: HTTPRequestHead, body: ByteBuffer?, context: ChannelHandlerContext) {
             answering = true
             switch respond(head, body, context.eventLoop) {
@@ -229,8 +278,10 @@ public enum HTTPServer {
             }
         }
 
-        private func write(_ reply: HTTPReply, for request: HTTPRequestHead, context: ChannelHandlerContext) {
-            let keepAlive = request.isKeepAlive && !quiescing
+        /// Writes `reply`; with `closing` (or when the request or the server's shutdown says so) it
+        /// is the connection's last.
+        private func write(_ reply: HTTPReply, for request: HTTPRequestHead, closing last: Bool = false, context: ChannelHandlerContext) {
+            let keepAlive = request.isKeepAlive && !quiescing && !last
             let bodyLength = reply.body?.readableBytes ?? 0
             let inline = bodyLength <= 4096
             var buffer = context.channel.allocator.buffer(capacity: 160 + (inline ? bodyLength : 0))
@@ -266,16 +317,13 @@ public enum HTTPServer {
             }
             answering = false
             guard keepAlive else {
+                closing = true
                 let channel = context.channel
                 context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
                 return
             }
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-            if let next = waiting.popFirst() {
-                answer(next.0, body: next.1, context: context)
-            } else if quiescing && receiving == nil {
-                context.close(promise: nil)
-            }
+            answerWaiting(context: context)
         }
 
         private func currentDate() -> String {

@@ -69,6 +69,32 @@ import ZooKeeperTesting
         }
     }
 
+    /// Thousands of requests pipelined behind a slow one wait (the connection is not read past a
+    /// thousand waiting) and are then answered in order, one after another rather than each a
+    /// stack frame deeper; a body too large among them still gets its 413.
+    @Test func thousandsOfPipelinedRequestsBehindASlowOneAreAnsweredInOrder() async throws {
+        try await withServer { port in
+            let count = 30_000
+            var request = "GET /slow/first HTTP/1.1\r\n\r\n"
+            for index in 0..<count { request += "GET /p\(index) HTTP/1.1\r\n\r\n" }
+            request += "GET /last HTTP/1.1\r\nConnection: close\r\n\r\n"
+            let text = try await exchange(port: port, request)
+            let paths = text.components(separatedBy: "X-Path: ").dropFirst().map { $0.prefix { !$0.isNewline } }
+            #expect(paths.count == count + 2, "\(paths.count) answers")
+            #expect(paths.elementsEqual(["/slow/first"] + (0..<count).map { "/p\($0)" } + ["/last"]), "in order")
+        }
+    }
+
+    @Test func aTooLargeBodyWaitingBehindASlowAnswerStillGets413() async throws {
+        try await withServer { port in
+            let large = String(repeating: "x", count: HTTPServer.maxBody + 1)
+            let text = try await exchange(
+                port: port, "GET /slow/1 HTTP/1.1\r\n\r\nPOST /big HTTP/1.1\r\nContent-Length: \(large.utf8.count)\r\n\r\n\(large)")
+            #expect(text.contains("answer for /slow/1") && text.contains("413"), "\(text.prefix(400))")
+            #expect(!text.contains("got "), "the large body was not answered as if it were a request")
+        }
+    }
+
     @Test func http10GetsKeepAliveOnlyWhenItAsks() async throws {
         try await withServer { port in
             let closing = try await exchange(port: port, "GET /a HTTP/1.0\r\n\r\n")
