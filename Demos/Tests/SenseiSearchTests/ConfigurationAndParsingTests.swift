@@ -155,8 +155,21 @@ import ZooKeeperTesting
         #expect(error(#"{"query": {"match": {}}}"#).contains("unsupported query type match"))
         #expect(error(#"{"selections": [{"fuzzy": {"x": {}}}]}"#).contains("unsupported selection type fuzzy"))
         #expect(error(#"{"from": -1}"#) == "from and size must not be negative")
+        // Huge values are refused, never added up into an overflow (which would stop the process).
+        #expect(error(#"{"from": 9000000000000000000, "size": 9000000000000000000}"#) == "from + size must be at most 100000")
+        #expect(error(#"{"size": 1e30}"#) == "size must be an integer")
         #expect(error(#"{"facets": {"color": {"expand": "yes"}}}"#) == "facets.color.expand must be true or false")
         #expect(error(#"{"query": {"query_string": {"query": "a", "default_operator": "xor"}}}"#).contains("default_operator must be and or or"))
+    }
+
+    /// The URL's `start` and `rows` (and a broker's request to a node) are held to the same window
+    /// when the request is validated, before anything adds them up.
+    @Test func aHugeWindowFromTheURLIsRefusedWhenValidated() throws {
+        let schema = try SearchSchema(json: Data(#"{"table": {"uid": "id", "columns": [{"name": "title", "type": "text"}]}, "facets": []}"#.utf8))
+        let request = try SearchRequest(parameters: [("q", "title:ipad"), ("rows", "5000000000000000000"), ("start", "5000000000000000000")])
+        #expect(throws: RequestError("from + size must be at most 100000")) { try request.validated(against: schema) }
+        let fine = try SearchRequest(parameters: [("q", "title:ipad"), ("rows", "100"), ("start", "99900")])
+        #expect(throws: Never.self) { try fine.validated(against: schema) }
     }
 
     @Test func senseiURLParameters() throws {

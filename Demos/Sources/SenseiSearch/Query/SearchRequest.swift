@@ -148,8 +148,7 @@ extension SearchRequest {
         }
         from = try Self.integer(root["from"], name: "from", default: 0)
         size = try Self.integer(root["size"], name: "size", default: 10)
-        guard from >= 0, size >= 0 else { throw RequestError("from and size must not be negative") }
-        guard from + size <= 100_000 else { throw RequestError("from + size must be at most 100000") }
+        try Self.checkWindow(from: from, size: size)
         if let selections = root["selections"] {
             guard let list = selections as? [[String: Any]] else { throw RequestError("selections must be an array of objects") }
             self.selections = try list.flatMap { try Self.selections($0) }
@@ -206,9 +205,20 @@ extension SearchRequest {
         return SortField(field: name, descending: direction == "desc")
     }
 
+    /// The most hits a request may page through (`from + size`): a node keeps that many per partition.
+    public static let maxWindow = 100_000
+
+    /// Refuses a negative `from` or `size`, and a window (`from + size`) past ``maxWindow``,
+    /// without overflowing on huge values.
+    static func checkWindow(from: Int, size: Int) throws {
+        guard from >= 0, size >= 0 else { throw RequestError("from and size must not be negative") }
+        let (window, overflow) = from.addingReportingOverflow(size)
+        guard !overflow, window <= maxWindow else { throw RequestError("from + size must be at most \(maxWindow)") }
+    }
+
     static func integer(_ value: Any?, name: String, default defaultValue: Int) throws -> Int {
         guard let value, !(value is NSNull) else { return defaultValue }
-        if let number = JSONScalar.number(value), number.doubleValue == number.doubleValue.rounded() { return number.intValue }
+        if let number = JSONScalar.number(value), let integer = Int(exactly: number.doubleValue) { return integer }
         if let text = value as? String, let number = Int(text) { return number }
         throw RequestError("\(name) must be an integer")
     }
@@ -332,6 +342,9 @@ extension SearchRequest {
     /// - Throws: ``QueryParseError`` or ``RequestError`` naming the problem.
     @discardableResult
     public func validated(against schema: SearchSchema) throws -> QueryNode {
+        // Every way in (JSON, the URL's start and rows, a broker's request to a node) comes here
+        // before anything adds from and size.
+        try Self.checkWindow(from: from, size: size)
         let parsed = try QueryString.parse(self.query, defaultOperator: defaultOperator)
         func known(_ field: String) -> Bool { schema.column(named: field) != nil || schema.facet(named: field) != nil }
         if Self.hasBareTerms(parsed) {
