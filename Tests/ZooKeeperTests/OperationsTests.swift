@@ -127,6 +127,21 @@ import ZooKeeperTesting
         }
     }
 
+    /// `createPath` with an ephemeral mode makes persistent ancestors (an ephemeral node cannot
+    /// have children), and refuses a sequential mode, which would make a new node on every call.
+    @Test func createPathMakesAncestorsPersistentAndRefusesSequentialModes() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            let root = uniquePath()
+            try await client.createPath("\(root)/a/leaf", mode: .ephemeral)
+            #expect(try await client.exists("\(root)/a/leaf")?.isEphemeral == true)
+            #expect(try await client.exists("\(root)/a")?.isEphemeral == false)
+            await expectError(.badArguments) { try await client.createPath("\(root)/seq-", mode: .persistentSequential) }
+            #expect(try await client.getChildren(root).names == ["a"], "no sequential node was made")
+            for path in ["\(root)/a/leaf", "\(root)/a", root] { try await client.delete(path) }
+        }
+    }
+
     @Test func createWithParentsMakesMissingAncestors() async throws {
         let server = try await SharedServer.get()
         try await withClient(server.connectString) { client in

@@ -33,19 +33,27 @@ extension ZooKeeperClient {
         }
     }
 
-    /// Creates `path` and every missing ancestor (as `mode`), succeeding if they already exist.
+    /// Creates `path` (as `mode`) and every missing ancestor (containers when `mode` is
+    /// `.container`, persistent nodes otherwise: an ephemeral node cannot have children),
+    /// succeeding if they already exist.
     ///
     /// One request when the node or its parent exists (the usual case: a path created once and
     /// used many times); the ancestors are looked for only when the parent is missing.
+    /// - Throws: `.badArguments` for a sequential `mode` (every call, and every retry, would create
+    ///   another node: use ``create(_:data:mode:acl:parents:)``); what a create throws.
     public func createPath(_ path: String, mode: CreateMode = .persistent, acl: [ACL] = ACL.openUnsafe) async throws {
         try ZooKeeperPath.validate(path)
+        guard !mode.isSequential else {
+            throw ZooKeeperError(.badArguments, path: path, message: "createPath cannot make a sequential node (each call or retry would make another); use create")
+        }
+        let ancestorMode: CreateMode = mode == .container ? .container : .persistent
         do {
             try await createNode(path, data: [], mode: mode, acl: acl)
             return
         } catch let error as ZooKeeperError where error.code == .nodeExists {
             return
         } catch let error as ZooKeeperError where error.code == .noNode {}
-        try await createAncestors(of: path, as: mode, acl: acl)
+        try await createAncestors(of: path, as: ancestorMode, acl: acl)
         do {
             try await createNode(path, data: [], mode: mode, acl: acl)
         } catch let error as ZooKeeperError where error.code == .nodeExists {}
