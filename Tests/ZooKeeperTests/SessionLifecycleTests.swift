@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Synchronization
 import Testing
 import ZooKeeper
@@ -32,6 +33,30 @@ import ZooKeeperTesting
             let order = recorder.recorded.map { SessionStateKind($0.state) }.filter { [.expired, .connecting, .newSession, .connected].contains($0) }
             #expect(order.suffix(4) == [.expired, .connecting, .newSession, .connected])
         }
+    }
+
+    /// A handle opened while no server answers: the C client refuses credentials between its
+    /// connection attempts, so they wait and are given at the first connection, before it is
+    /// reported (they were dropped, and the session ran without them).
+    @Test(.timeLimit(.minutes(1))) func credentialsGivenWhileNoServerAnswersApplyOnceConnected() async throws {
+        let server = try await SharedServer.get()
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        proxy.cut()
+        let client = try ZooKeeperClient(connectString: proxy.connectString, configuration: configuration {
+            $0.digestCredentials = [.init(user: "carol", password: "secret")]
+        })
+        // Give the C client time to fail a connection attempt before the credentials are given.
+        client.afterHandleInitForTesting.withLock { $0 = { _ in Thread.sleep(forTimeInterval: 0.3) } }
+        client.start()
+        try await Task.sleep(for: .milliseconds(600))
+        proxy.restore()
+        try await client.waitUntilConnected(timeout: .seconds(20))
+        let path = uniquePath()
+        try await client.create(path, acl: [ACL.digest(user: "carol", password: "secret")])
+        #expect(try await client.getData(path).bytes == [], "the session carries the credentials")
+        try await client.delete(path)
+        await client.close()
+        await proxy.shutdown()
     }
 
     /// On a busy machine the session watcher can see a new handle connect (and the client can be

@@ -332,5 +332,23 @@ import ZooKeeperTesting
             try await client.deleteRecursively(root)
         }
     }
+    /// A watching read cancelled before its reply, whose reply is an error (the node is missing):
+    /// the C client set no watch, and the client forgets its registration too (it stayed counted,
+    /// so a later withdrawal on the path would not have removed the server's watch).
+    @Test(.timeLimit(.minutes(1))) func aCancelledWatchingReadThatFailsLeavesNoRegistration() async throws {
+        let server = try await SharedServer.get()
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let client = try await connectedTestClient(proxy.connectString)
+        proxy.delay(.milliseconds(300))
+        let reading = Task { try await client.getDataAndWatch(uniquePath()) }
+        try await Task.sleep(for: .milliseconds(50))
+        reading.cancel()
+        _ = await reading.result
+        try await eventually("the registration of the watch that was never set is gone", timeout: .seconds(5)) {
+            client.registeredWatchCount == 0
+        }
+        proxy.restore()
+        await client.close()
+        await proxy.shutdown()
+    }
 }
-

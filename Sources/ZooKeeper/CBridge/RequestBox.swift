@@ -126,6 +126,10 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
     /// would replace the first, which would then never resume).
     private let awaiterClaimed = Atomic<Bool>(false)
 
+    /// Run when the C client answers with an error (a watching request: its watch was not set).
+    /// Set before the request is handed to the C client and never after.
+    nonisolated(unsafe) var onFailure: (@Sendable () -> Void)?
+
     init(path: String?, inFlight: InFlightRequests?, attachment: AnyObject? = nil) {
         self.path = path
         self.attachment = attachment
@@ -162,6 +166,7 @@ final class RequestBox<Value: Sendable>: @unchecked Sendable {
     }
 
     func fail(rawCode: Int32) {
+        onFailure?()
         resume(.failure(ZooKeeperError(rawCode: rawCode, path: path)))
     }
 
@@ -235,6 +240,14 @@ let voidCompletion: void_completion_t = { rc, data in
         let box: RequestBox<Void> = takeBox(data)
         if rc == ZOK.rawValue { box.succeed(()) } else { box.fail(rawCode: rc) }
     }
+}
+
+/// `zoo_add_auth`'s completion. The C client calls it from its I/O thread (holding its own
+/// locks) or from `zookeeper_close`, never from the completion thread: the task it resumes runs
+/// elsewhere, even one that prefers the completion executor.
+let authCompletion: void_completion_t = { rc, data in
+    let box: RequestBox<Void> = takeBox(data)
+    if rc == ZOK.rawValue { box.succeed(()) } else { box.fail(rawCode: rc) }
 }
 
 let statCompletion: stat_completion_t = { rc, stat, data in

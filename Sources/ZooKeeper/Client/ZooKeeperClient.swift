@@ -184,7 +184,8 @@ public final class ZooKeeperClient: Sendable {
         if let generation { await waitForHandleClosed(generation: generation) }
     }
 
-    /// Waits until the first session is connected.
+    /// Waits until the first session is connected. A client not started yet is waited for too
+    /// (another task may be about to start it, as a service group does).
     /// - Throws: `.connectionTimeout` after `timeout`, `.closed` or `.authFailed` when the client
     ///   can no longer connect, `CancellationError`.
     @discardableResult
@@ -665,6 +666,9 @@ public final class ZooKeeperClient: Sendable {
                 watches.register(watchBox)
                 watch.withLock { $0 = watchBox }
                 armed?.set(watchBox)
+                // An error reply means the C client did not set the watch: forget the box, also
+                // when the caller was cancelled before the reply (nobody else would).
+                box.onFailure = { [watches] in _ = watches.remove(watchBox) }
                 return call(handle, watchBox.context, data)
             }
         }
@@ -678,8 +682,9 @@ public final class ZooKeeperClient: Sendable {
                 box.cancel()
             }
         } catch let error as ZooKeeperError {
-            // Not registered by the C client: forget the box. (After a cancelled wait the reply may
-            // still succeed, so then the box stays until the watch resolves or the handle closes.)
+            // Not registered by the C client (a refused submission, or an error reply, which
+            // `onFailure` handled already): forget the box. After a cancelled wait the reply may
+            // still succeed: then the box stays until the watch resolves or the handle closes.
             if let watchBox = watch.withLock({ $0 }) { _ = watches.remove(watchBox) }
             throw error
         }
@@ -742,27 +747,69 @@ public final class ZooKeeperClient: Sendable {
         return ZooKeeperError(rawCode: rc, path: path)
     }
 
+    /// Gives the C client a credential for the session of `handle` (which sends it now if
+    /// connected, and again on every reconnect). Between two connection attempts the C client
+    /// refuses credentials (`ZINVALIDSTATE` while its state is 0): the credential then waits on
+    /// the handle's context and is given at its next connection, before the connection is reported.
     func submitAuth(handle: OpaquePointer, generation: Int, scheme: String, credential: [UInt8], box: RequestBox<Void>?) {
-        let data = box.map { Unmanaged.passRetained($0).toOpaque() }
-        if let box { inFlight.insert(box, generation: generation) }
-        let rc = credential.withUnsafeBufferPointer { buffer in
+        var pending = HandleContext.PendingAuthentication(scheme: scheme, credential: credential, box: box)
+        guard !giveAuth(pending, handle: handle, generation: generation),
+            let context = zoo_get_context(handle).map({ Unmanaged<HandleContext>.fromOpaque($0).takeUnretainedValue() })
+        else { return }
+        pending.waited = true
+        context.pendingAuthentications.withLock { $0.append(pending) }
+        // Connected meanwhile (its event may have been handled before the append): give it now.
+        if zoo_state(handle) != 0 { givePendingAuths(handle: handle, context: context) }
+    }
+
+    /// Gives the credentials waiting on `context` to `handle` (see ``submitAuth(handle:generation:scheme:credential:box:)``).
+    func givePendingAuths(handle: OpaquePointer, context: HandleContext) {
+        let pending = context.pendingAuthentications.withLock { pending in
+            defer { pending.removeAll() }
+            return pending
+        }
+        var refused: [HandleContext.PendingAuthentication] = []
+        for authentication in pending where !giveAuth(authentication, handle: handle, generation: context.generation) {
+            refused.append(authentication)
+        }
+        if !refused.isEmpty { context.pendingAuthentications.withLock { $0.insert(contentsOf: refused, at: 0) } }
+    }
+
+    /// `zoo_add_auth`; `false` when the C client is between connection attempts (try again at the
+    /// next connection). Any other refusal fails the caller's request, if there is one.
+    ///
+    /// A caller's request stays in flight (with the reference the C client is to hold) while its
+    /// credential waits, so that closing the handle fails it as it fails any other request.
+    private func giveAuth(_ authentication: HandleContext.PendingAuthentication, handle: OpaquePointer, generation: Int) -> Bool {
+        let box = authentication.box
+        let data = box.map { box in
+            if authentication.waited { return Unmanaged.passUnretained(box).toOpaque() }
+            inFlight.insert(box, generation: generation)
+            return Unmanaged.passRetained(box).toOpaque()
+        }
+        let rc = authentication.credential.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { chars in
-                zoo_add_auth(handle, scheme, chars.baseAddress, Int32(chars.count), data == nil ? nil : voidCompletion, data)
+                zoo_add_auth(handle, authentication.scheme, chars.baseAddress, Int32(chars.count), data == nil ? nil : authCompletion, data)
             }
         }
-        if rc != ZOK.rawValue {
-            if let box { inFlight.remove(box) }
-            if let data { Unmanaged<RequestBox<Void>>.fromOpaque(data).release() }
-            box?.resume(.failure(Self.submissionError(rc, handle: handle, path: nil)))
-            logger.warning("addAuth could not be submitted", metadata: ["zk.scheme": "\(scheme)", "zk.rc": "\(rc)"])
-        }
+        guard rc != ZOK.rawValue else { return true }
+        if rc == ZINVALIDSTATE.rawValue && zoo_state(handle) == 0 { return false }
+        if let box, inFlight.remove(box), let data { Unmanaged<RequestBox<Void>>.fromOpaque(data).release() }
+        box?.resume(.failure(Self.submissionError(rc, handle: handle, path: nil)))
+        logger.warning("addAuth could not be submitted", metadata: ["zk.scheme": "\(authentication.scheme)", "zk.rc": "\(rc)"])
+        return true
     }
 
     /// Adds an identity to the session (for example `scheme: "digest", credential: "user:password"`).
-    /// It is applied again on every new session after expiry.
+    /// It is applied again on every new session after expiry. Given while the client is between
+    /// two connection attempts, it goes out at the next connection, before the connection is
+    /// reported, and this call returns once the server has taken it.
     /// - Throws: `.authFailed` (the session is then unusable), `.connectionLoss`, `.closed`.
     public func addAuth(scheme: String, credential: [UInt8]) async throws {
         let box = RequestBox<Void>(path: nil, inFlight: inFlight)
+        // Kept for every later session first: once given, the C client keeps it for this
+        // session's reconnects, even when this call reports a lost connection.
+        session.withLock { $0.authentications.append((scheme, credential)) }
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
             _ = box.install(continuation)
             let failure: ZooKeeperError? = slot.read { slot in
@@ -772,7 +819,6 @@ public final class ZooKeeperClient: Sendable {
             }
             if let failure { box.resume(.failure(failure)) }
         }
-        session.withLock { $0.authentications.append((scheme, credential)) }
     }
 
     /// Adds a `digest` identity (`user:password`); see ``addAuth(scheme:credential:)``.
@@ -819,6 +865,17 @@ final class HandleContext: @unchecked Sendable {
     /// Whether the handle was ever put in the slot (read and written under the slot's lock only).
     /// From then on, the close action that takes it out of the slot closes it and releases this context.
     var published = false
+    /// Credentials the C client refused between two connection attempts, given at the next connection.
+    let pendingAuthentications = Mutex<[PendingAuthentication]>([])
+
+    struct PendingAuthentication {
+        var scheme: String
+        var credential: [UInt8]
+        /// The request of an ``ZooKeeperClient/addAuth(scheme:credential:)`` call waiting for it.
+        var box: RequestBox<Void>?
+        /// Whether it was refused once: its request is in flight already.
+        var waited = false
+    }
 
     init(client: ZooKeeperClient, generation: Int) {
         self.client = client
@@ -834,6 +891,8 @@ private let sessionWatcher: watcher_fn = { handle, type, state, _, context in
     let event: SessionStateMachine.HandleEvent
     switch state {
     case ZOO_CONNECTED_STATE, ZOO_READONLY_STATE:
+        // Credentials that waited for a connection go out before the connection is reported.
+        if let handle { client.givePendingAuths(handle: handle, context: handleContext) }
         let id = handle.flatMap { zoo_client_id($0)?.pointee.client_id } ?? 0
         let timeout = Duration.milliseconds(handle.map { Int64(zoo_recv_timeout($0)) } ?? 0)
         event = state == ZOO_CONNECTED_STATE
