@@ -810,14 +810,24 @@ public final class ZooKeeperClient: Sendable {
         // Kept for every later session first: once given, the C client keeps it for this
         // session's reconnects, even when this call reports a lost connection.
         session.withLock { $0.authentications.append((scheme, credential)) }
-        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-            _ = box.install(continuation)
-            let failure: ZooKeeperError? = slot.read { slot in
-                guard case .open(let handle, let generation) = slot else { return slot.unavailableError(path: nil) }
-                submitAuth(handle: handle.pointer, generation: generation, scheme: scheme, credential: credential, box: box)
-                return nil
+        do {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                _ = box.install(continuation)
+                let failure: ZooKeeperError? = slot.read { slot in
+                    guard case .open(let handle, let generation) = slot else { return slot.unavailableError(path: nil) }
+                    submitAuth(handle: handle.pointer, generation: generation, scheme: scheme, credential: credential, box: box)
+                    return nil
+                }
+                if let failure { box.resume(.failure(failure)) }
             }
-            if let failure { box.resume(.failure(failure)) }
+        } catch let error as ZooKeeperError where error.code == .authFailed {
+            // Refused: not given to later sessions either.
+            session.withLock { book in
+                if let index = book.authentications.lastIndex(where: { $0.scheme == scheme && $0.credential == credential }) {
+                    book.authentications.remove(at: index)
+                }
+            }
+            throw error
         }
     }
 
