@@ -297,7 +297,16 @@ public final class KVNode: Service, Sendable {
         }
         let partitionCount = files.count
         let store = self.store
-        let stored = try? await runOffPool { store?.manifest(database: databaseName, version: name) }
+        var stored = try? await runOffPool { store?.manifest(database: databaseName, version: name) }
+        if let found = stored, found.numPartitions != partitionCount, let store {
+            // The source's version was written again with another number of files: what is stored
+            // is another version by the same name. It goes, and the partitions are assigned anew.
+            logger.warning(
+                "the stored version has \(found.numPartitions) partitions and the source \(partitionCount): building it again",
+                metadata: metadata)
+            _ = try? await runOffPool { store.remove(database: databaseName, version: name) }
+            stored = nil
+        }
         var selected = Set(0..<partitionCount)
         var gate: VersionGate?
         var replication = PartitionReplication(counts: Array(repeating: 0, count: partitionCount))
@@ -323,13 +332,13 @@ public final class KVNode: Service, Sendable {
                         remoteHolders: replication.remoteCounts(excluding: cluster.address)))
             }
         }
-        if let stored, stored.numPartitions == partitionCount {
+        if let stored {
             selected = Set(stored.selectedPartitions)
         }
         let version = Version(
             database: database.name, name: name, files: files, selected: selected,
             sourcePath: source.path(database: database.name, version: name), gate: gate)
-        if let stored, stored.numPartitions == partitionCount, let store {
+        if let stored, let store {
             do {
                 let partitions: [Int: PartitionFile]
                 if let opening = runtime.withLock({ $0.preopened })?.take(database: databaseName, version: name) {
@@ -476,7 +485,8 @@ public final class KVNode: Service, Sendable {
         builder.maxParallelLoads = configuration.maxParallelLoads
         builder.throttle = configuration.throttleLoads
         let directory = store.versionDirectory(database: version.database, version: version.name)
-        let scratch = directory + "/.rebuilding"
+        // A scratch directory of its own: two partitions of one version can be repaired at once.
+        let scratch = directory + "/.rebuilding-\(partition)"
         let name = LocalStore.partitionFileName(partition)
         version.adopt(
             Task {
@@ -561,10 +571,12 @@ public final class KVNode: Service, Sendable {
         logger.info("removed a version", metadata: ["kv.db": "\(version.database)", "kv.version": "\(version.name)"])
     }
 
-    /// Deletes stored versions that no database references (sequins' `cleanupStore`).
+    /// Deletes stored versions that no database references, complete or not (sequins'
+    /// `cleanupStore` deletes every version directory it does not use, so a build a crash cut
+    /// off does not stay on disk).
     private func cleanUpStore() async {
         guard let store else { return }
-        let stored = (try? await runOffPool { store.storedVersions() }) ?? []
+        let stored = (try? await runOffPool { store.versionDirectories() }) ?? []
         for (databaseName, versionName) in stored where database(databaseName)?.version(named: versionName) == nil {
             logger.info("Clearing defunct version \(versionName) of \(databaseName)", metadata: ["kv.db": "\(databaseName)", "kv.version": "\(versionName)"])  // sequins' line
             _ = try? await runOffPool { store.remove(database: databaseName, version: versionName) }

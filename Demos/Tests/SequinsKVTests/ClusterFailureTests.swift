@@ -298,14 +298,43 @@ import ZooKeeperTesting
             #expect(await node.waitForExit() == 0)
             let defunct = node.store + "/data/db/v0"
             try FileManager.default.copyItem(atPath: node.store + "/data/db/v1", toPath: defunct)
+            // A build a crash cut off: partition files, no manifest.
+            let unfinished = node.store + "/data/db/v00"
+            try FileManager.default.copyItem(atPath: node.store + "/data/db/v1", toPath: unfinished)
+            try FileManager.default.removeItem(atPath: unfinished + "/.manifest")
 
             try node.start()
             try await node.waitForVersion("v1")
             let deadline = ContinuousClock.now + .seconds(20)
-            while FileManager.default.fileExists(atPath: defunct), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            while FileManager.default.fileExists(atPath: defunct) || FileManager.default.fileExists(atPath: unfinished), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
             #expect(!FileManager.default.fileExists(atPath: defunct))
+            #expect(!FileManager.default.fileExists(atPath: unfinished), "an unfinished build is deleted too")
             #expect(node.log.contains("Clearing defunct version v0 of db"))
             #expect(FileManager.default.fileExists(atPath: node.store + "/data/db/v1"))
+            await expectEveryKeyAnswered([node], version: "v1", records: 0..<500)
+        }
+    }
+
+    /// A stored version whose partition count differs from the source's (the version was written
+    /// again under the same name) is not taken for it: it is deleted and built again.
+    @Test func aStoredVersionWithAnotherPartitionCountIsBuiltAgain() async throws {
+        try await withKVCluster { cluster in
+            try await cluster.startNodes(1, serving: "v1", minReplication: 1)
+            let node = cluster.nodes[0]
+            await node.stop()
+            #expect(await node.waitForExit() == 0)
+            let manifestPath = node.store + "/data/db/v1/.manifest"
+            var manifest = try JSONDecoder().decode(StoredVersionManifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
+            manifest.numPartitions += 1
+            manifest.selectedPartitions.append(manifest.numPartitions - 1)
+            try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: manifestPath))
+
+            try node.start()
+            try await node.waitForVersion("v1")
+            #expect(node.log.contains("partitions and the source"), "\(node.log.suffix(2000))")
+            #expect(!node.log.contains("mapped the version from the local store"))
             await expectEveryKeyAnswered([node], version: "v1", records: 0..<500)
         }
     }

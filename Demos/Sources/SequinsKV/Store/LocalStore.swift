@@ -82,6 +82,19 @@ public final class LocalStore: Sendable {
         return result
     }
 
+    /// Every version directory on disk, complete or not (a build cut off by a crash leaves one
+    /// without its manifest), as (database, version).
+    public func versionDirectories() -> [(database: String, version: String)] {
+        var result: [(String, String)] = []
+        let data = directory + "/data"
+        for database in (try? FileManager.default.contentsOfDirectory(atPath: data))?.sorted() ?? [] where !database.hasPrefix(".") {
+            for version in (try? FileManager.default.contentsOfDirectory(atPath: data + "/" + database))?.sorted() ?? [] where !version.hasPrefix(".") {
+                result.append((database, version))
+            }
+        }
+        return result
+    }
+
     /// The manifest of a complete version, or nil if the version was never completed here.
     public func manifest(database: String, version: String) -> StoredVersionManifest? {
         let path = versionDirectory(database: database, version: version) + "/.manifest"
