@@ -38,7 +38,9 @@ extension ZooKeeperClient {
 
     // MARK: - Changing the ensemble
 
-    /// Adds and removes servers (an incremental reconfiguration).
+    /// Adds and removes servers (an incremental reconfiguration). A client that follows the
+    /// ensemble (``Configuration/followsEnsembleChanges``) takes the new configuration's client
+    /// addresses as its server list at once; one that does not keeps its list.
     ///
     /// - Parameters:
     ///   - joining: the servers to add, as their configuration lines
@@ -81,7 +83,8 @@ extension ZooKeeperClient {
             zoo_areconfig(handle, joining, leaving, members, version ?? -1, dataCompletion, box)
         }
         let configuration = try EnsembleConfiguration(parsing: node.string)
-        apply(configuration)
+        // The client's own server list follows only when it follows the ensemble.
+        if self.configuration.followsEnsembleChanges { apply(configuration) }
         return configuration
     }
 
