@@ -239,6 +239,7 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
             defer { group.cancelAll() }
 
             var needsWatch = true  // no watch of ours is registered on the current session
+            var needsRead = false  // the watch is in place; a fresh snapshot is owed (after a reconnect)
             var armedGeneration = 0
             var disconnected = false
             var wakeIterator = wakes.makeAsyncIterator()
@@ -256,6 +257,7 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
                         }
                         guard let snapshot else { continue }
                         needsWatch = false
+                        needsRead = false
                         disconnected = false  // this snapshot is already fresher than any reconnect seen so far
                         armedGeneration = client.state.session?.generation ?? armedGeneration
                         output.yield(snapshot)
@@ -264,6 +266,14 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
                     } catch let error as ZooKeeperError where error.isTransient || error.code == .invalidState || error.code == .sessionMoved
                     {
                         // Not connected: retry when the session changes, or in a second at the latest.
+                        scheduleRetry(wake)
+                    }
+                } else if needsRead {
+                    // Same session after a reconnect: the C client kept our watch; hand out a fresh snapshot.
+                    do {
+                        output.yield(try await read())
+                        needsRead = false
+                    } catch let error as ZooKeeperError where error.code != .closed {
                         scheduleRetry(wake)
                     }
                 }
@@ -288,15 +298,7 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
                     case .connected(let info), .readOnly(let info):
                         guard disconnected else { continue }
                         disconnected = false
-                        if info.generation != armedGeneration { needsWatch = true }
-                        if !needsWatch {
-                            // Same session: the C client kept our watch; hand out a fresh snapshot.
-                            do {
-                                output.yield(try await read())
-                            } catch let error as ZooKeeperError where error.code != .closed {
-                                scheduleRetry(wake)
-                            }
-                        }
+                        if info.generation != armedGeneration { needsWatch = true } else { needsRead = true }
                     case .connecting:
                         continue
                     }
