@@ -123,6 +123,8 @@ import ZooKeeperTesting
             #expect(policy.isLoss(.connected(next), heldOn: 2))
             #expect(policy.isLoss(.newSession(next), heldOn: 2))
             #expect(!policy.isLoss(.connecting, heldOn: 2))
+            // A read-only server cannot keep the session alive on the quorum's side.
+            #expect(policy.isLoss(.readOnly(info), heldOn: 2))
         }
     }
 }

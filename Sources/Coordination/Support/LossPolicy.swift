@@ -12,11 +12,16 @@ public enum LossPolicy: Sendable, Hashable {
     case onPresumedExpired
 
     /// Whether `state` means something held on session `generation` is lost. Pure.
+    ///
+    /// A connection to a read-only server (a client with `allowReadOnly`, cut off from the quorum)
+    /// is a loss under either policy: that server cannot keep the session alive on the quorum's
+    /// side, which expires it while the client sees no suspension to time, and nothing held can
+    /// be written from there anyway.
     public func isLoss(_ state: SessionState, heldOn generation: Int) -> Bool {
         switch state {
         case .suspended: return self == .onSuspended
-        case .presumedExpired, .expired, .authFailed, .closed: return true
-        case .connected(let info), .newSession(let info), .readOnly(let info): return info.generation != generation
+        case .presumedExpired, .expired, .authFailed, .closed, .readOnly: return true
+        case .connected(let info), .newSession(let info): return info.generation != generation
         case .connecting: return false
         }
     }
