@@ -11,7 +11,10 @@ public enum ProcessSetup {
     ///
     /// From then on a task that blocks holds up network I/O: blocking work (loading, indexing,
     /// file listings and deletions, a search) goes through ``runOffPool(_:)``, and the ZooKeeper C
-    /// client calls back on its own threads.
+    /// client calls back on its own threads. One exception is deliberate: a search broker searches
+    /// the partitions of its own node on the request's task, once the other nodes' requests have
+    /// been sent, because the hop to a search thread cost more than a typical search; a long
+    /// search holds up its event loop's other connections for as long as it runs.
     public static func runConcurrencyOnEventLoops() {
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
     }
