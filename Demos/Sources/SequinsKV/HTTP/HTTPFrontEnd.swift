@@ -109,8 +109,10 @@ struct HTTPFrontEnd: Sendable {
     }
 
     func serveProxied(version: Version, location: KeyPartition, rawPath: Substring, on eventLoop: any EventLoop) -> HTTPAnswer {
-        var peers = version.peers(holding: location.partition)
-        if peers.isEmpty && location.alternate != location.partition { peers = version.peers(holding: location.alternate) }
+        let holders = version.peers(holding: location.partition)
+        // Nobody holds the partition: its alternate's holders are asked first, and then not again.
+        let alternateAsked = holders.isEmpty && location.alternate != location.partition
+        let peers = alternateAsked ? version.peers(holding: location.alternate) : holders
         guard !peers.isEmpty else {
             return .now(HTTPReply(status: .badGateway, headers: [Self.versionHeader: version.name], body: ByteBuffer(string: "no peer holds the partition\n")))
         }
@@ -125,7 +127,7 @@ struct HTTPFrontEnd: Sendable {
         let first = proxy.begin(peers: peers, on: eventLoop, start: attempt, isGood: isGood).outcome
         let outcome = first.flatMap { result -> EventLoopFuture<StagedProxy.Outcome<PeerClient.Answer>> in
             // A 404 from the partition's holders: the key may be in the alternate partition.
-            guard case .success(let (_, answer)) = result, answer.status == 404, location.alternate != location.partition else {
+            guard case .success(let (_, answer)) = result, answer.status == 404, location.alternate != location.partition, !alternateAsked else {
                 return eventLoop.makeSucceededFuture(result)
             }
             let alternatePeers = version.peers(holding: location.alternate)
