@@ -23,10 +23,11 @@ public struct HTTPReply: Sendable {
 }
 
 /// What the server does with a request: answer it on the spot (a key this node holds, a miss), or
-/// later, on the same event loop (a proxied key, a status page).
+/// later, on the same event loop (a proxied key, a status page). `whenClientLeaves` is called if
+/// the client's connection closes before the answer is ready (to stop work nobody will read).
 public enum HTTPAnswer: Sendable {
     case now(HTTPReply)
-    case later(EventLoopFuture<HTTPReply>)
+    case later(EventLoopFuture<HTTPReply>, whenClientLeaves: (@Sendable () -> Void)? = nil)
 }
 
 /// The demo servers' HTTP/1.1 server on SwiftNIO (`NIOHTTP1`'s request decoder): each request is
@@ -145,6 +146,8 @@ public enum HTTPServer {
         @exclusivity(unchecked) private var readingPaused = false
         /// An answer that closes the connection was written: nothing more is answered.
         @exclusivity(unchecked) private var closing = false
+        /// What to call if the client leaves before the pending answer is ready.
+        @exclusivity(unchecked) private var clientLeft: (@Sendable () -> Void)?
         static let maxWaiting = 1024
 
         /// A request waiting its turn, with its answer when it is known already (a body too large,
@@ -176,6 +179,10 @@ public enum HTTPServer {
 
         func channelInactive(context: ChannelHandlerContext) {
             connections.closed(context.channel)
+            if let clientLeft {
+                self.clientLeft = nil
+                clientLeft()
+            }
             context.fireChannelInactive()
         }
 
@@ -265,10 +272,12 @@ public enum HTTPServer {
             switch respond(head, body, context.eventLoop) {
             case .now(let reply):
                 write(reply, for: head, context: context)
-            case .later(let future):
+            case .later(let future, let whenClientLeaves):
+                clientLeft = whenClientLeaves
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 future.whenComplete { result in
                     let (handler, context) = loopBound.value
+                    handler.clientLeft = nil
                     guard context.channel.isActive else { return }
                     switch result {
                     case .success(let reply): handler.write(reply, for: head, context: context)

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -36,7 +37,7 @@ import ZooKeeperTesting
         try await runOffPool { try Self.blockingExchange(port: port, request, until: expected) }
     }
 
-    static func blockingExchange(port: Int, _ request: String, until expected: String?) throws -> String {
+    static func blockingExchange(port: Int, _ request: String, until expected: String?, receiveTimeout: Int = 5) throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -45,7 +46,7 @@ import ZooKeeperTesting
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard connected == 0 else { throw ZooKeeperTestingError("cannot connect") }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        var timeout = timeval(tv_sec: receiveTimeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
         var received: [UInt8] = []
@@ -93,6 +94,30 @@ import ZooKeeperTesting
             #expect(text.contains("answer for /slow/1") && text.contains("413"), "\(text.prefix(400))")
             #expect(!text.contains("got "), "the large body was not answered as if it were a request")
         }
+    }
+
+    /// A client that leaves before its answer is ready is told to the answer's maker (kv stops
+    /// proxying for it), and the answer that comes later is not written anywhere.
+    @Test func aClientLeavingBeforeItsAnswerIsReported() async throws {
+        let port = try freeLoopbackPort()
+        let left = NIOLockedValueBox(false)
+        let pending = NIOLockedValueBox<EventLoopPromise<HTTPReply>?>(nil)
+        let server = Task {
+            try await HTTPServer.run(host: "127.0.0.1", port: port, logger: Logger(label: "test")) { head, _, eventLoop in
+                guard head.uri == "/never" else { return .now(HTTPReply(status: .ok)) }
+                let promise = eventLoop.makePromise(of: HTTPReply.self)
+                pending.withLockedValue { $0 = promise }
+                return .later(promise.futureResult, whenClientLeaves: { left.withLockedValue { $0 = true } })
+            }
+        }
+        defer { server.cancel() }
+        try await eventually("the server listens", timeout: .seconds(10)) {
+            (try? await exchange(port: port, "GET /up HTTP/1.1\r\nConnection: close\r\n\r\n")) != nil
+        }
+        // The exchange gives up after its receive timeout and closes the connection.
+        _ = try? await runOffPool { try Self.blockingExchange(port: port, "GET /never HTTP/1.1\r\n\r\n", until: "never comes", receiveTimeout: 1) }
+        try await eventually("the server heard the client leave", timeout: .seconds(5)) { left.withLockedValue { $0 } }
+        pending.withLockedValue { $0 }?.succeed(HTTPReply(status: .ok))  // written nowhere, and nothing breaks
     }
 
     @Test func http10GetsKeepAliveOnlyWhenItAsks() async throws {

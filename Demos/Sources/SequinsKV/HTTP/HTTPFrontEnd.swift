@@ -1,6 +1,7 @@
 import DemoSupport
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
@@ -57,7 +58,7 @@ struct HTTPFrontEnd: Sendable {
         case .now(let reply):
             metrics.requests(status: Int(reply.status.code)).increment()
             metrics.requestDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
-        case .later(let future):
+        case .later(let future, _):
             future.whenSuccess { reply in
                 metrics.requests(status: Int(reply.status.code)).increment()
                 metrics.requestDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
@@ -124,15 +125,19 @@ struct HTTPFrontEnd: Sendable {
             client.request(peer: peer, path: peerPath)
         }
         let isGood: @Sendable (PeerClient.Answer) -> Bool = { $0.status == 200 || $0.status == 404 }
-        let first = proxy.begin(peers: peers, on: eventLoop, start: attempt, isGood: isGood).outcome
-        let outcome = first.flatMap { result -> EventLoopFuture<StagedProxy.Outcome<PeerClient.Answer>> in
+        // The attempt under way, stopped if the client leaves (sequins answers such a request 499).
+        let first = proxy.begin(peers: peers, on: eventLoop, start: attempt, isGood: isGood)
+        let cancelCurrent = NIOLockedValueBox<@Sendable () -> Void>(first.cancel)
+        let outcome = first.outcome.flatMap { result -> EventLoopFuture<StagedProxy.Outcome<PeerClient.Answer>> in
             // A 404 from the partition's holders: the key may be in the alternate partition.
             guard case .success(let (_, answer)) = result, answer.status == 404, location.alternate != location.partition, !alternateAsked else {
                 return eventLoop.makeSucceededFuture(result)
             }
             let alternatePeers = version.peers(holding: location.alternate)
             if alternatePeers.isEmpty { return eventLoop.makeSucceededFuture(result) }
-            return proxy.begin(peers: alternatePeers, on: eventLoop, start: attempt, isGood: isGood).outcome
+            let alternate = proxy.begin(peers: alternatePeers, on: eventLoop, start: attempt, isGood: isGood)
+            cancelCurrent.withLockedValue { $0 = alternate.cancel }
+            return alternate.outcome
         }
         let metrics = node.metrics
         return .later(
@@ -156,7 +161,8 @@ struct HTTPFrontEnd: Sendable {
                 case .failure(.cancelled):
                     return HTTPReply(status: .custom(code: 499, reasonPhrase: "Client Closed Request"), headers: headers)
                 }
-            })
+            },
+            whenClientLeaves: { cancelCurrent.withLockedValue { $0 }() })
     }
 
     // MARK: Status and health
