@@ -46,6 +46,43 @@ import ZooKeeperTesting
         }
     }
 
+    /// What would break the broker's merge is refused at the wire: a hit without a sort value
+    /// for every sort field (the merge compares them by position), and counts that are negative
+    /// or large enough to overflow when the nodes' counts are added up.
+    @Test func aResultTheMergeCannotUseIsRefused() throws {
+        let hit = SearchResult.Hit(uid: "1", score: 1, sortValues: [.number(1)], stored: [:], source: nil)
+        let oneSortValue = SearchResultWire.encode(SearchResult(numhits: 1, totaldocs: 1, hits: [hit]))
+        #expect(try SearchResultWire.decode(oneSortValue, sortFields: 1).hits == [hit])
+        #expect(throws: RequestError.self) { try SearchResultWire.decode(oneSortValue, sortFields: 2) }
+        for numhits in [-1, Int(Int64.max)] {
+            #expect(throws: RequestError.self) { try SearchResultWire.decode(SearchResultWire.encode(SearchResult(numhits: numhits, totaldocs: 1, hits: []))) }
+        }
+    }
+
+    /// The order hits are merged in is one total order, whatever the uids (numbers and text
+    /// mixed) and sort values (NaN included): otherwise partitions, nodes and the broker could
+    /// pick different hits for a page.
+    @Test func hitOrderIsATotalOrder() {
+        var random = SeededRandomNumberGenerator(seed: 25)
+        let uids = ["10", "5x", "9", "007", "7", "-3", "abc", "", "9223372036854775807", "1e3"]
+        let values: [SearchResult.SortValue] = [.number(1), .number(.nan), .number(-2), .text("a"), .missing]
+        for sort in [[], [SearchRequest.SortField(field: "price", descending: true)]] {
+            let order = HitOrder(sort: sort)
+            let hits = (0..<40).map { _ in
+                SearchResult.Hit(
+                    uid: uids.randomElement(using: &random)!, score: Float(Int.random(in: 0...2, using: &random)),
+                    sortValues: sort.map { _ in values.randomElement(using: &random)! }, stored: [:], source: nil)
+            }
+            for a in hits {
+                #expect(!order.precedes(a, a))
+                for b in hits {
+                    #expect(!(order.precedes(a, b) && order.precedes(b, a)))
+                    for c in hits where order.precedes(a, b) && order.precedes(b, c) { #expect(order.precedes(a, c)) }
+                }
+            }
+        }
+    }
+
     @Test func aDamagedResultIsRefusedWithAReason() throws {
         var random = SeededRandomNumberGenerator(seed: 24)
         for _ in 0..<300 {

@@ -118,7 +118,7 @@ public final class SearchBroker: Sendable {
         }
         for (node, partitions, asked, request) in sent {
             outcomes.append(await NodeOutcome.of(node: node, partitions: partitions, askedAt: asked) {
-                try SearchResultWire.decode(try await request.answer())
+                try SearchResultWire.decode(try await request.answer(), sortFields: nodeRequest.sort.count)
             })
         }
         var results: [SearchResult] = []

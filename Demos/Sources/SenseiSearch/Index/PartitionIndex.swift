@@ -272,7 +272,8 @@ public final class PartitionIndex {
     private func facetValues(_ document: SearchDocument, facet: SearchSchema.Facet, selection: SearchRequest.Selection?) -> [String] {
         guard let column = schema.columns.firstIndex(where: { $0.name == facet.column }) else { return [] }
         switch facet.type {
-        case .simple: return Array(document.values[column].prefix(1))
+        // Every value a selection matches (a document may give a simple column several values).
+        case .simple: return Array(Set(document.values[column]))
         case .multi: return Array(Set(document.values[column]))
         case .range:
             guard let number = document.numbers[column] else { return [] }
@@ -445,7 +446,9 @@ public final class PartitionIndex {
     private func phraseScores(slot: Int, words: [String]) -> Scored {
         guard liveCount > 0 else { return [] }
         // Statistics over the whole partition: document frequency summed over the segments.
-        let frequencies = words.map { word in segments.reduce(0) { $0 + $1.documentFrequency(slot: slot, term: word) } }
+        // The segments' frequencies count deleted (replaced) documents until a merge drops them,
+        // while the count is of live ones: held to the count, so an idf is never negative.
+        let frequencies = words.map { word in min(segments.reduce(0) { $0 + $1.documentFrequency(slot: slot, term: word) }, liveCount) }
         guard !frequencies.contains(0) else { return [] }
         let count = Float(liveCount)
         let averageLength = max(Float(totalLengths[slot]) / count, 1)

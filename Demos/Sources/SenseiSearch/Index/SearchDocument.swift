@@ -53,7 +53,9 @@ public struct SearchDocument: Sendable, Hashable {
             }
             var number: Double?
             if column.type.isNumeric, let first = columnValues.first {
-                guard let parsed = Double(first) else { throw Error(description: "column \(column.name) is \(column.type.rawValue) but has \"\(first)\"") }
+                guard let parsed = Double(first), parsed.isFinite else {
+                    throw Error(description: "column \(column.name) is \(column.type.rawValue) but has \"\(first)\"")
+                }
                 number = parsed
             }
             values.append(columnValues)

@@ -81,13 +81,21 @@ public struct HitOrder: Sendable {
                 return field.descending ? order > 0 : order < 0
             }
         }
-        if let leftNumber = Int64(left.uid), let rightNumber = Int64(right.uid), leftNumber != rightNumber { return leftNumber < rightNumber }
-        return left.uid < right.uid
+        // Numeric uids first, by value, then the others by text: one total order across
+        // partitions and nodes (comparing by value only when both are numbers made a cycle:
+        // "10" < "5x" < "9" < "10"), so paging neither repeats nor skips a hit.
+        switch (Int64(left.uid), Int64(right.uid)) {
+        case let (leftNumber?, rightNumber?) where leftNumber != rightNumber: return leftNumber < rightNumber
+        case (_?, nil): return true
+        case (nil, _?): return false
+        default: return left.uid < right.uid
+        }
     }
 
     /// −1, 0 or 1; missing sorts after everything.
     static func compare(_ left: SearchResult.SortValue, _ right: SearchResult.SortValue) -> Int {
         switch (left, right) {
+        case (.number(let a), .number(let b)) where a.isNaN || b.isNaN: a.isNaN == b.isNaN ? 0 : (a.isNaN ? 1 : -1)  // after every number
         case (.number(let a), .number(let b)): a < b ? -1 : (a > b ? 1 : 0)
         case (.text(let a), .text(let b)): a < b ? -1 : (a > b ? 1 : 0)
         case (.number, .text): -1

@@ -60,19 +60,26 @@ enum SearchResultWire {
         return buffer
     }
 
+    /// - Parameter sortFields: how many sort values every hit must carry (the request's sort
+    ///   fields), when known: merging compares hits by them.
     /// - Throws: ``RequestError`` naming what is wrong when the bytes are not one result.
-    static func decode(_ buffer: ByteBuffer) throws -> SearchResult {
+    static func decode(_ buffer: ByteBuffer, sortFields: Int? = nil) throws -> SearchResult {
         var reader = try WireReader(buffer, what: "a node's result", version: version)
         var result = SearchResult()
-        result.numhits = Int(try reader.integer(Int64.self))
-        result.totaldocs = Int(try reader.integer(Int64.self))
-        let hitCount = try reader.count()
+        result.numhits = try reader.tally("hits")
+        result.totaldocs = try reader.tally("documents")
+        // A hit takes at least its uid's length, score, sort value count, stored count and flag.
+        let hitCount = try reader.count(entryBytes: 17)
         result.hits.reserveCapacity(hitCount)
         for _ in 0..<hitCount {
             let uid = try reader.string()
             let score = Float(bitPattern: try reader.integer(UInt32.self))
             var sortValues: [SearchResult.SortValue] = []
-            for _ in 0..<(try reader.count()) {
+            let sortCount = try reader.count()
+            if let sortFields, sortCount != sortFields {
+                throw RequestError("a node's result has a hit with \(sortCount) sort values for \(sortFields) sort fields")
+            }
+            for _ in 0..<sortCount {
                 switch try reader.integer(UInt8.self) {
                 case 0: sortValues.append(.number(Double(bitPattern: try reader.integer(UInt64.self))))
                 case 1: sortValues.append(.text(try reader.string()))
@@ -95,7 +102,7 @@ enum SearchResultWire {
             var counts: [SearchResult.FacetCount] = []
             for _ in 0..<(try reader.count()) {
                 let value = try reader.string()
-                let number = Int(try reader.integer(Int64.self))
+                let number = try reader.tally("as a facet count")
                 counts.append(SearchResult.FacetCount(value: value, count: number, selected: try reader.flag()))
             }
             result.facets[name] = counts

@@ -24,11 +24,22 @@ struct WireReader {
         return value
     }
 
-    /// A count of entries, each at least a byte long.
-    mutating func count() throws -> Int {
+    /// A count of entries, each at least `entryBytes` long (so that a damaged count cannot make
+    /// the reader allocate for more entries than the bytes left can hold).
+    mutating func count(entryBytes: Int = 1) throws -> Int {
         let value = Int(try integer(UInt32.self))
-        guard value <= buffer.readableBytes else { throw RequestError("\(what) claims \(value) entries in \(buffer.readableBytes) bytes") }
+        guard value <= buffer.readableBytes / max(entryBytes, 1) else {
+            throw RequestError("\(what) claims \(value) entries in \(buffer.readableBytes) bytes")
+        }
         return value
+    }
+
+    /// A count of things (hits, documents) sent as a 64-bit integer: never negative, and small
+    /// enough that adding up the counts of many nodes cannot overflow.
+    mutating func tally(_ name: String) throws -> Int {
+        let value = try integer(Int64.self)
+        guard value >= 0, value <= 1 << 48 else { throw RequestError("\(what) has \(value) \(name)") }
+        return Int(value)
     }
 
     mutating func string() throws -> String {
