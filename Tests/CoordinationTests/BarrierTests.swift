@@ -88,4 +88,17 @@ import ZooKeeperTesting
         #expect(try await client.childrenIfExists(path).isEmpty)
         await client.close()
     }
+    /// A member cancelled while it waits to enter leaves no node behind (the delete is sent even
+    /// from the cancelled task), so the next two members do not pass a barrier for three.
+    @Test(.timeLimit(.minutes(1))) func aCancelledEnterLeavesNoMemberNode() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let client = try await connectedTestClient(server.connectString)
+        let entering = Task { try await DoubleBarrier(client: client, path: path, memberCount: 3).enter() }
+        try await eventually("the member's node is there") { try await client.childrenIfExists(path).count == 1 }
+        entering.cancel()
+        _ = await entering.result
+        try await eventually("the cancelled member's node is gone", timeout: .seconds(5)) { try await client.childrenIfExists(path).isEmpty }
+        await client.close()
+    }
 }

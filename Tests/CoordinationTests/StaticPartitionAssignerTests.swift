@@ -42,6 +42,11 @@ import ZooKeeperTesting
         #expect(lexicographic.assignment(members: ids) == ["1": [0], "10": [1], "2": [2]])  // "10" < "2", as sequins
         let numeric = StaticPartitionAssigner(partitionCount: 3, replication: 1, strategy: .roundRobin(.numeric))
         #expect(numeric.assignment(members: ids) == ["1": [0], "2": [1], "10": [2]])
+        // Mixed ids: one order, whatever order the members are listed in (integers first).
+        let mixed = ["10x", "2", "10", "b", "007", "7"]
+        #expect(numeric.orderedIDs(mixed) == ["2", "007", "7", "10", "10x", "b"])
+        var random = SeededRandomNumberGenerator(seed: 41)
+        for _ in 0..<200 { #expect(numeric.orderedIDs(mixed.shuffled(using: &random)) == numeric.orderedIDs(mixed)) }
     }
 
     static func randomMembers(_ generator: inout some RandomNumberGenerator) -> [String] {

@@ -17,7 +17,7 @@ public struct StaticPartitionAssigner: Sendable, Hashable {
         /// As strings ("10" < "2"), so that every implementation agrees without parsing ids
         /// (sequins orders its shard ids this way).
         case lexicographic
-        /// As integers where both ids are integers, as strings otherwise.
+        /// Integer ids first, by value, then the others as strings.
         case numeric
     }
 
@@ -114,9 +114,16 @@ public struct StaticPartitionAssigner: Sendable, Hashable {
         case .roundRobin(.lexicographic), .rendezvous:
             return unique.sorted()
         case .roundRobin(.numeric):
+            // One total order, so that every member sorts the same ids the same way: numeric
+            // ids first, by value, then the others as text (comparing by value only when both
+            // were numbers was not transitive: "10x" < "2" < "10" < "10x").
             return unique.sorted { left, right in
-                if let l = Int(left), let r = Int(right), l != r { return l < r }
-                return left < right
+                switch (Int(left), Int(right)) {
+                case let (l?, r?) where l != r: return l < r
+                case (_?, nil): return true
+                case (nil, _?): return false
+                default: return left < right
+                }
             }
         }
     }

@@ -70,7 +70,9 @@ public final class DoubleBarrier: Sendable {
                 }
             }
         } catch {
-            _ = try? await client.deleteIfExists(ourNode)
+            // Sent even from a cancelled task, and retried through a lost connection: a node left
+            // behind would count as a member and let the others through one short.
+            client.deleteGuaranteed(ourNode)
             throw error
         }
     }

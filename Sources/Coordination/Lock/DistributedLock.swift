@@ -94,7 +94,8 @@ public final class DistributedLock: Sendable {
         let deadline = ContinuousClock.now + (client.state.session?.negotiatedTimeout ?? client.configuration.sessionTimeout)
         let (node, children) = try await contender.enqueue(data: [], deadline: deadline)
         do {
-            let names = children.isEmpty ? try await client.getChildren(path).names : children
+            let names: [String]
+            if let children { names = children } else { names = try await client.getChildren(path).names }
             guard LockQueue.decide(children: names, ours: node.name) == .acquired else {
                 await contender.remove(path: node.path, owner: node.sessionID)
                 return nil

@@ -88,7 +88,7 @@ public final class DistributedSemaphore: Sendable {
     }
 
     /// Waits until the leases node has at most `maxLeases` children, ours among them.
-    private func waitForRoom(_ node: ContenderNode, children initial: [String], deadline: ContinuousClock.Instant?) async throws {
+    private func waitForRoom(_ node: ContenderNode, children initial: [String]?, deadline: ContinuousClock.Instant?) async throws {
         var known: [String]? = initial
         while true {
             try Task.checkCancellation()
@@ -102,15 +102,23 @@ public final class DistributedSemaphore: Sendable {
                 (names, watch) = (listed, nil)
                 known = nil
             } else {
-                let (children, childrenWatch) = try await client.withRetry(.untilSessionLost) { try await client.getChildrenAndWatch(leases) }
-                (names, watch) = (children.names, childrenWatch)
+                do {
+                    let (children, childrenWatch) = try await client.getChildrenAndWatch(leases)
+                    (names, watch) = (children.names, childrenWatch)
+                } catch let error as ZooKeeperError where error.isRetryable {
+                    try await leaseContender.waitForConnection(deadline: deadline)  // within the caller's deadline
+                    continue
+                }
             }
             guard names.contains(node.name) else {
                 throw CoordinationError(.lost, path: node.path, message: "the lease's node is gone")
             }
             if names.count <= maxLeases { return }
-            if let watch {
+            guard let watch else { continue }
+            do {
                 try await leaseContender.wait(for: watch, deadline: deadline)
+            } catch let error as ZooKeeperError where error.code == .sessionExpired {
+                throw CoordinationError(.lost, path: node.path, message: "the session that created the lease expired")
             }
         }
     }

@@ -40,7 +40,10 @@ struct QueueContender: Sendable {
     /// A create whose reply is lost (`connectionLoss`) may have happened: the queue is searched for
     /// our GUID, and a node found is adopted only if the current session owns it; a node of an
     /// earlier session is deleted and the create retried.
-    func enqueue(data: [UInt8], deadline: ContinuousClock.Instant?) async throws -> (ContenderNode, [String]) {
+    ///
+    /// - Returns: our node, and the queue as read with it (`nil` when that read did not come
+    ///   back: read it again).
+    func enqueue(data: [UInt8], deadline: ContinuousClock.Instant?) async throws -> (ContenderNode, [String]?) {
         let guid = UUID().uuidString.lowercased()  // Curator's protection id: a UUID with dashes
         let prefix = ZooKeeperPath.join(parent, LockQueue.prefix(guid: guid, lockName: lockName))
         while true {
@@ -67,8 +70,7 @@ struct QueueContender: Sendable {
                 }
                 let node = ContenderNode(path: created.path, sessionID: created.stat.ephemeralOwner,
                                          generation: session.generation, czxid: created.stat.czxid)
-                let names = (try? await children.value().names) ?? []
-                return (node, names)
+                return (node, try? await children.value().names)
             } catch let error as ZooKeeperError where error.code == .connectionLoss || error.code == .operationTimeout {
                 _ = try? await children.value()
                 do {
@@ -128,7 +130,7 @@ struct QueueContender: Sendable {
     }
 
     /// Looks for the node created with `guid` after a lost reply.
-    private func recover(guid: String, deadline: ContinuousClock.Instant?) async throws -> (ContenderNode, [String])? {
+    private func recover(guid: String, deadline: ContinuousClock.Instant?) async throws -> (ContenderNode, [String]?)? {
         while true {
             try checkDeadline(deadline)
             do {
@@ -198,33 +200,9 @@ struct QueueContender: Sendable {
         try await waitForEvent(watch, until: deadline, path: parent, what: "acquired")
     }
 
-    /// Deletes `path` whatever happens to the calling task: the delete is sent before this returns
-    /// (so every later request of this client sees it: the server answers a session's requests in
-    /// order), and a task of its own retries it until the node is gone, its session is gone, or the
-    /// client is closed ("guaranteed delete"). Other sessions see the node gone a moment later.
+    /// Deletes `path` whatever happens to the calling task (``ZooKeeperClient/deleteGuaranteed(_:owner:)``).
     func remove(path: String, owner: Int64? = nil) async {
-        let client = self.client
-        let first = client.submitDelete(path)
-        Task.detached {
-            var attempt: PendingReply<Void>? = first
-            while true {
-                do {
-                    try await (attempt ?? client.submitDelete(path)).value()
-                    return
-                } catch let error as ZooKeeperError {
-                    attempt = nil
-                    switch error.code {
-                    case .noNode, .closed, .authFailed: return
-                    case .sessionExpired where owner == nil: return
-                    default:
-                        if let owner, let stat = try? await client.exists(path), stat.ephemeralOwner != owner { return }
-                        try? await Task.sleep(for: .milliseconds(100))
-                    }
-                } catch {
-                    return
-                }
-            }
-        }
+        client.deleteGuaranteed(path, owner: owner)
     }
 
     /// Waits until the client is connected (`ZooKeeperClient/waitUntilConnected(timeout:)`), or

@@ -163,7 +163,9 @@ public final class MembershipWatcher: Sendable {
     }
 
     /// Leaves the group: forgets the membership first (so nothing republishes it, and a
-    /// republication waiting for ZooKeeper gives up), then deletes the node.
+    /// republication waiting for ZooKeeper gives up), then deletes the node. A delete the
+    /// connection cuts off is retried in the background once it is back, until it is done or the
+    /// session is gone; this does not wait for that.
     public func leave() async throws {
         let keeper = state.withLock { state -> Task<Void, Never>? in
             state.left = true
@@ -177,7 +179,12 @@ public final class MembershipWatcher: Sendable {
         guard let path else { return }
         do {
             try await client.delete(path)
-        } catch let error as ZooKeeperError where error.code == .noNode || error.code == .sessionExpired || error.code == .closed {}
+        } catch let error as ZooKeeperError where error.code == .noNode || error.code == .sessionExpired || error.code == .closed {
+        } catch let error as ZooKeeperError where error.isRetryable {
+            // Retried once the connection is back: a member node left behind would stay in the
+            // group (and in every count of it) for the session's life.
+            client.deleteGuaranteed(path)
+        }
     }
 
     /// Waits for `watch` to fire or for `deadline`, whichever comes first.
