@@ -29,10 +29,13 @@ import ZooKeeperTesting
             case .formCluster: Issue.record("formed over recorded state")
             case .register: #expect(local == recorded)
             case .refuse(let message):
+                // Only when something must be copied and nobody can give it.
                 #expect(live == 0 && local != recorded)
+                #expect(recorded.contains { local[$0.key] != $0.value })
                 #expect(message.contains("zk clear"))
             case .sync(let fetch, let drop):
-                #expect(live > 0 && local != recorded)
+                #expect(local != recorded)
+                #expect(live > 0 || fetch.isEmpty, "a copy needs a live member")
                 // Applying the plan yields exactly the recorded catalog.
                 var after = local
                 for name in drop { after[name] = nil }

@@ -19,10 +19,11 @@ struct ClusterJoin: Sendable {
 
     private var configuration: StardogConfiguration { context.configuration }
 
-    /// Joins; returns once this node is registered.
+    /// Joins; returns once this node is registered, with the instant the registration was sent
+    /// (the start of the node's standing: it was a member from no later than that).
     /// - Throws: ``Refused`` after the last attempt, `CancellationError`, or a ZooKeeper error
     ///   the caller may wait out.
-    func join() async throws {
+    func join() async throws -> ContinuousClock.Instant {
         try await removeRegistration()
         let attempts = configuration.joinRetryCount
         var lastRefusal: String?
@@ -31,7 +32,7 @@ struct ClusterJoin: Sendable {
                 attempt: attempt, unlockedAttempts: configuration.joinUnlockedAttempts, neverLock: configuration.joinNeverLocks)
             context.metrics.joinAttempts.increment()
             do {
-                if try await joinAttempt(attempt, underLock: underLock) { return }
+                if let registeredAt = try await joinAttempt(attempt, underLock: underLock) { return registeredAt }
             } catch let refused as Refused {
                 // In a full restart a node can start before the nodes it needs: keep trying. The
                 // reason is said once (and again only if it changes), not once per attempt.
@@ -68,14 +69,15 @@ struct ClusterJoin: Sendable {
         try await client.deleteIfExists(path)
     }
 
-    /// One attempt; true when registered.
-    private func joinAttempt(_ attempt: Int, underLock: Bool) async throws -> Bool {
+    /// One attempt; when registered, the instant the registration was sent.
+    private func joinAttempt(_ attempt: Int, underLock: Bool) async throws -> ContinuousClock.Instant? {
         let (client, layout, store, logger) = (context.client, context.layout, context.store, context.logger)
         let lease = try await context.lock.acquire(timeout: configuration.commitTimeout * 4)
         do {
             let recorded = try await layout.readCatalog(client)
             try await participant.resolveUndecided(against: recorded?.catalog ?? [:], reason: "joining")
             let others = try await layout.readMembers(client).subtracting([context.id])
+            let registeredAt: ContinuousClock.Instant
             switch JoinPlan.decide(recorded: recorded?.catalog, local: store.catalog, liveMembers: others.count) {
             case .formCluster:
                 var operations: [MultiOperation] = [.create(path: layout.databases, acl: layout.acl)]
@@ -84,12 +86,11 @@ struct ClusterJoin: Sendable {
                 }
                 _ = try await lease.fencedMulti(operations)
                 logger.notice("formed a new cluster", metadata: ["replicated.catalog": "\(JoinPlan.describe(store.catalog))"])
-                try await register(lease)
+                registeredAt = try await register(lease)
             case .register:
-                try await register(lease)
+                registeredAt = try await register(lease)
             case .refuse(let message):
-                await lease.release()
-                throw Refused(description: message)
+                throw Refused(description: message)  // the lock is released below
             case .sync(let fetch, let drop):
                 if underLock {
                     logger.notice("join attempt \(attempt): syncing while holding the cluster lock", metadata: ["replicated.fetch": "\(fetch)", "replicated.drop": "\(drop)"])
@@ -97,32 +98,33 @@ struct ClusterJoin: Sendable {
                     guard store.catalog == recorded?.catalog else {
                         throw ReplicatedError(.outOfSync, "the copies do not match ZooKeeper's record")
                     }
-                    try await register(lease)
+                    registeredAt = try await register(lease)
                 } else {
                     await lease.release()
                     logger.notice("join attempt \(attempt): syncing without the cluster lock", metadata: ["replicated.fetch": "\(fetch)", "replicated.drop": "\(drop)"])
                     try await sync(fetch: fetch, drop: drop, from: others)
-                    return false
+                    return nil
                 }
             }
             await lease.release()
-            return true
+            return registeredAt
         } catch {
             await lease.release()
             throw error
         }
     }
 
-    /// Publishes this node's member znode (fenced by the lock).
-    private func register(_ lease: LockLease) async throws {
+    /// Publishes this node's member znode (fenced by the lock); the instant it was sent.
+    private func register(_ lease: LockLease) async throws -> ContinuousClock.Instant {
         let client = context.client
         let path = context.layout.member(context.id)
         for _ in 0..<2 {
+            let sent = ContinuousClock.now
             do {
                 _ = try await lease.fencedMulti([.create(path: path, mode: .ephemeral, acl: context.layout.acl)])
-                return
+                return sent
             } catch let error as ZooKeeperError where error.code == .nodeExists {
-                if let stat = try await client.exists(path), stat.ephemeralOwner == client.state.session?.sessionID { return }
+                if let stat = try await client.exists(path), stat.ephemeralOwner == client.state.session?.sessionID { return sent }
                 try? await client.delete(path)  // an earlier process's (or session's) node
             }
         }

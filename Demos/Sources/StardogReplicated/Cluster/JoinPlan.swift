@@ -1,5 +1,5 @@
 /// What a starting, expelled or restarted node does in one join attempt, decided from what it
-/// has and what ZooKeeper says (pure: the join loop in ``ReplicatedNode`` is the shell).
+/// has and what ZooKeeper says (pure: ``ClusterJoin`` is the shell).
 public enum JoinDecision: Sendable, Hashable {
     /// ZooKeeper holds no state for this cluster: this node forms it with what it has.
     case formCluster
@@ -7,7 +7,7 @@ public enum JoinDecision: Sendable, Hashable {
     case register
     /// Databases to copy from a live member, and databases to remove here.
     case sync(fetch: [String], drop: [String])
-    /// ZooKeeper holds state this node does not have, and no member is alive to copy it from.
+    /// ZooKeeper holds databases this node does not have, and no member is alive to copy them from.
     case refuse(String)
 }
 
@@ -19,13 +19,14 @@ public enum JoinPlan {
     public static func decide(recorded: Catalog?, local: Catalog, liveMembers: Int) -> JoinDecision {
         guard let recorded else { return .formCluster }
         if recorded == local { return .register }
-        guard liveMembers > 0 else {
+        let fetch = recorded.filter { local[$0.key] != $0.value }.keys.sorted()
+        let drop = local.keys.filter { recorded[$0] == nil }.sorted()
+        // Only a copy needs a live member: databases the cluster dropped are removed here alone.
+        guard liveMembers > 0 || fetch.isEmpty else {
             return .refuse(
                 "ZooKeeper holds this cluster's state (\(describe(recorded))) but no member is alive, and this node has \(describe(local)); "
                     + "start a node that has the cluster's data, or run `replicated zk clear` to reset the cluster")
         }
-        let fetch = recorded.filter { local[$0.key] != $0.value }.keys.sorted()
-        let drop = local.keys.filter { recorded[$0] == nil }.sorted()
         return .sync(fetch: fetch, drop: drop)
     }
 

@@ -25,9 +25,10 @@ final class MemberStanding: Sendable {
         self.context = context
     }
 
-    /// This node has just registered.
-    func joined() {
-        state.withLock { $0 = State(confirmedAt: .now, steppedDown: false) }
+    /// This node registered; `registeredAt` is when the registration was sent (a node paused
+    /// between its registration and this call starts its standing then, not when it resumes).
+    func joined(registeredAt: ContinuousClock.Instant) {
+        state.withLock { $0 = State(confirmedAt: registeredAt, steppedDown: false) }
     }
 
     /// Stops serving as a member (nothing is answered until the next join).

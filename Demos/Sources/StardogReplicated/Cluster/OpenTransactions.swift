@@ -18,7 +18,8 @@ final class OpenTransactions: Sendable {
         let id = UUID().uuidString.lowercased()
         try buffers.withLock { buffers in
             let now = ContinuousClock.now
-            buffers = buffers.filter { now - $0.value.lastUsed < Self.idleTimeout }
+            // A transaction being committed is never idle: its outcome is still to be told.
+            buffers = buffers.filter { $0.value.isCommitting || now - $0.value.lastUsed < Self.idleTimeout }
             guard buffers.count < Self.maximum else {
                 throw ReplicatedError(.tooManyTransactions, "\(Self.maximum) transactions are open on this node; commit or roll back some")
             }
@@ -48,6 +49,7 @@ final class OpenTransactions: Sendable {
         let buffer = try buffers.withLock { buffers -> TransactionBuffer in
             var buffer = try Self.idle(buffers, transaction, database)
             buffer.isCommitting = true
+            buffer.lastUsed = .now
             buffers[transaction] = buffer
             return buffer
         }

@@ -124,15 +124,16 @@ public final class ReplicatedNode: Service, Sendable {
     func lifecycle() async throws {
         guard await serverRunning.wait() != nil else { throw CancellationError() }
         while !Task.isCancelled {
+            let registeredAt: ContinuousClock.Instant
             do {
-                try await ClusterJoin(context: context, participant: participant).join()
+                registeredAt = try await ClusterJoin(context: context, participant: participant).join()
             } catch let error as ZooKeeperError where error.isTransient {
                 logger.warning("cannot join while ZooKeeper is unreachable; waiting for the session", metadata: ["replicated.error": "\(error)"])
                 try await Task.sleep(for: .milliseconds(100))
                 try await client.waitUntilConnected()
                 continue
             }
-            standing.joined()
+            standing.joined(registeredAt: registeredAt)
             logger.info("joined the cluster", metadata: ["replicated.catalog": "\(JoinPlan.describe(store.catalog))"])
             do {
                 try await serveAsMember()
@@ -199,7 +200,7 @@ public final class ReplicatedNode: Service, Sendable {
     /// The coordinator in good standing (what `/admin/cluster/coordinator` answers).
     public func isCoordinatorInGoodStanding() async -> Bool { await inGoodStanding() && isCoordinator }
 
-    /// Leaves on shutdown: resigns and deletes the member znode.
+    /// Leaves on shutdown: deletes the member znode.
     private func leave() async {
         guard client.state.isConnected else { return }
         try? await client.delete(layout.member(id))
