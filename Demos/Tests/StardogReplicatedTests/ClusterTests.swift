@@ -261,7 +261,7 @@ struct ClusterTests {
         }
     }
 
-    @Test func aJoinUnderContinuousWritesSyncsWithoutTheLockThenUnderIt() async throws {
+    @Test func aJoinUnderContinuousWritesSyncsWithoutTheLockFirstAndUnderItIfStillBehind() async throws {
         try await withCluster { cluster in
             let nodes = try cluster.addNodes(3, settings: ["pack.node.join.unlocked.attempts": "2"])
             try nodes[0].start()
@@ -278,11 +278,15 @@ struct ClusterTests {
             try await nodes[2].waitUntilHealthy()
             let acknowledged = await writer.stop()
 
+            // It copies without the lock first, comparing again at once after each copy; if it has
+            // not caught up after the two unlocked attempts, the third copies under the lock.
             let unlocked = nodes[2].logLines(containing: "syncing without the cluster lock")
             let locked = nodes[2].logLines(containing: "syncing while holding the cluster lock")
-            #expect(unlocked.count == 2, "\(nodes[2].log.suffix(4000))")
-            #expect(locked.count == 1)
-            #expect(locked.first?.contains("join attempt 3") == true)
+            #expect((1...2).contains(unlocked.count), "\(nodes[2].log.suffix(4000))")
+            #expect(locked.count <= 1)
+            if let first = locked.first {
+                #expect(unlocked.count == 2 && first.contains("join attempt 3"), "\(nodes[2].log.suffix(4000))")
+            }
             // (The last write may still be committing: the writer stopped waiting for it.)
             try await eventually("the members agree") {
                 let views = await [nodes[0].triples(), nodes[1].triples(), nodes[2].triples()]

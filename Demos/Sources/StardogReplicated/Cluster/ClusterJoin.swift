@@ -5,9 +5,12 @@ import ZooKeeper
 
 /// How a node becomes a member: under the cluster lock it decides its undecided vote, compares
 /// what it has with ZooKeeper's record (``JoinPlan``), copies what it lacks from a live member and
-/// registers its member znode. `pack.node.join.retry.count` attempts,
-/// `pack.node.join.retry.delay` apart; the first `pack.node.join.unlocked.attempts` copy without
-/// holding the lock, later ones while holding it (unless `pack.node.join.lock.never`).
+/// registers its member znode. `pack.node.join.retry.count` attempts; the first
+/// `pack.node.join.unlocked.attempts` copy without holding the lock, later ones while holding it
+/// (unless `pack.node.join.lock.never`). An attempt that copied without the lock is followed at
+/// once by the next; one that was refused or failed, after `pack.node.join.retry.delay`. A node
+/// that never locks keeps copying, the delay apart, for as long as it gets closer: those attempts
+/// do not count.
 struct ClusterJoin: Sendable {
     let context: NodeContext
     let participant: Participant
@@ -27,23 +30,36 @@ struct ClusterJoin: Sendable {
         try await removeRegistration()
         let attempts = configuration.joinRetryCount
         var lastRefusal: String?
-        for attempt in 1...attempts {
+        var attempt = 0
+        var counted = 0  // attempts that count toward pack.node.join.retry.count
+        while counted < attempts {
+            attempt += 1
+            counted += 1
             let underLock = JoinPlan.syncsUnderLock(
                 attempt: attempt, unlockedAttempts: configuration.joinUnlockedAttempts, neverLock: configuration.joinNeverLocks)
             context.metrics.joinAttempts.increment()
             do {
                 if let registeredAt = try await joinAttempt(attempt, underLock: underLock) { return registeredAt }
+                // Copied without the lock. A node that may lock compares again at once (what
+                // changed meanwhile is little; waiting the retry delay let continuous writes keep
+                // it behind until it locked). One that never locks made progress, which does not
+                // use up its attempts; it waits the delay, so as not to copy back to back.
+                if configuration.joinNeverLocks {
+                    counted -= 1
+                    try await Task.sleep(for: configuration.joinRetryDelay)
+                }
+                continue
             } catch let refused as Refused {
                 // In a full restart a node can start before the nodes it needs: keep trying. The
                 // reason is said once (and again only if it changes), not once per attempt.
                 if refused.description != lastRefusal {
                     lastRefusal = refused.description
                     context.logger.warning(
-                        "the cluster refuses this node's join (attempt \(attempt) of \(attempts), retried every \(configuration.joinRetryDelay)): \(refused.description)")
+                        "the cluster refuses this node's join (attempt \(counted) of \(attempts), retried every \(configuration.joinRetryDelay)): \(refused.description)")
                 } else {
                     context.logger.debug("join attempt \(attempt) refused again for the same reason")
                 }
-                guard attempt < attempts else {
+                guard counted < attempts else {
                     throw Refused(description: "could not join the cluster after \(attempts) attempts (pack.node.join.retry.count); the reason is logged above")
                 }
             } catch is CancellationError {
@@ -51,7 +67,7 @@ struct ClusterJoin: Sendable {
             } catch {
                 context.logger.warning("join attempt \(attempt) failed: \(error)")
             }
-            if attempt < attempts { try await Task.sleep(for: configuration.joinRetryDelay) }
+            if counted < attempts { try await Task.sleep(for: configuration.joinRetryDelay) }
         }
         throw Refused(description: "could not join the cluster after \(attempts) attempts (pack.node.join.retry.count)")
     }
