@@ -219,4 +219,24 @@ import ZooKeeperTesting
         let second = try open()
         #expect(second.documentCount == 200 && second.gatewayPosition == first.gatewayPosition)
     }
+    /// An index written with another schema (a column added since) is refused at start with a
+    /// reason naming the file and what to do, instead of being read into the wrong columns (or
+    /// stopping the process).
+    @Test func anIndexOfAnotherSchemaIsRefusedAtStart() throws {
+        let directory = NSTemporaryDirectory() + "search-schema-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var generator = SeededRandomNumberGenerator(seed: 4)
+        let corpus = Corpus(count: 50, using: &generator)
+        try FileManager.default.createDirectory(atPath: directory + "/partition-0", withIntermediateDirectories: true)
+        try (corpus.cars.map(\.json).joined(separator: "\n") + "\n").write(toFile: directory + "/partition-0/documents.jsonl", atomically: true, encoding: .utf8)
+        _ = try NodeIndex(schema: Corpus.schema, partitions: [0], partitionCount: 1, sharding: .uidModulo, directory: directory, logger: Logger(label: "test"))
+        let wider = try SearchSchema(json: Data(Corpus.schemaJSON.replacingOccurrences(
+            of: #"{"name": "category", "type": "string"},"#, with: #"{"name": "category", "type": "string"}, {"name": "maker", "type": "string"},"#).utf8))
+        #expect(wider.columns.count == Corpus.schema.columns.count + 1)
+        #expect {
+            _ = try NodeIndex(schema: wider, partitions: [0], partitionCount: 1, sharding: .uidModulo, directory: directory, logger: Logger(label: "test"))
+        } throws: { error in
+            "\(error)".contains("partition-0/") && "\(error)".contains("the schema has \(wider.columns.count)") && "\(error)".contains("index the gateway again")
+        }
+    }
 }

@@ -82,7 +82,7 @@ public final class NodeIndex: Sendable {
         var legacy: [Int: [String]] = [:]
         for partition in partitions { legacy[partition] = store.legacyDocuments(partition: partition) }
         let stored = partitions.filter { legacy[$0] == nil }
-        let loaded = try store.load(partitions: stored)
+        let loaded = try store.load(partitions: stored, schema: schema)
         for (partition, index) in zip(stored, Parallel.map(stored) { LockedPartition(PartitionIndex(schema: schema, segments: loaded[$0]!.segments, deleted: loaded[$0]!.deleted)) }) {
             indexes[partition] = index
         }

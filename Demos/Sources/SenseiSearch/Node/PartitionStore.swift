@@ -99,8 +99,11 @@ public final class PartitionStore: @unchecked Sendable {
 
     /// The partitions as committed, their segment files read (mapped, not copied) on every core,
     /// largest first.
-    /// - Throws: ``SegmentFile/Corrupt`` naming a file that is missing or cannot be read back.
-    func load(partitions: [Int]) throws -> [Int: Loaded] {
+    /// - Parameter schema: the schema the files must have been written with (its columns and
+    ///   full-text columns): a file of another schema would be read into the wrong columns.
+    /// - Throws: ``SegmentFile/Corrupt`` naming a file that is missing, cannot be read back, was
+    ///   written for another schema, or does not follow the partition's previous segment.
+    func load(partitions: [Int], schema: SearchSchema) throws -> [Int: Loaded] {
         let states = lock.withLock { partitions.map { (partition: $0, state: manifest.partitions[String($0)]!) } }
         let paths = states.flatMap { entry in entry.state.segments.map { folder(entry.partition) + "/" + $0 } }
         let sizes = paths.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
@@ -108,7 +111,16 @@ public final class PartitionStore: @unchecked Sendable {
         let decoded = Parallel.map(largestFirst.map { paths[$0] }) { path -> Result<(segment: Segment, documents: [SearchDocument?], lengths: [[Int32]]), SegmentFile.Corrupt> in
             let read = WholeFile.withMapped(path) { bytes in Result { () throws(SegmentFile.Corrupt) in try SegmentFile.decode(bytes) } }
             guard let read else { return .failure(SegmentFile.Corrupt(description: "\(path) is missing although the manifest names it")) }
-            return read.mapError { SegmentFile.Corrupt(description: "\(path): \($0.description)") }
+            return read.mapError { SegmentFile.Corrupt(description: "\(path): \($0.description)") }.flatMap { contents in
+                let columns = contents.documents.lazy.compactMap { $0?.values.count }.first ?? schema.columns.count
+                guard contents.lengths.count == schema.fullTextColumns.count, columns == schema.columns.count else {
+                    return .failure(SegmentFile.Corrupt(description: """
+                        \(path) was written for \(columns) columns (\(contents.lengths.count) full-text); the schema has \(schema.columns.count) \
+                        (\(schema.fullTextColumns.count)): remove the node's index directory to index the gateway again with this schema
+                        """))
+                }
+                return .success(contents)
+            }
         }
         var byPath: [String: (segment: Segment, documents: [SearchDocument?], lengths: [[Int32]])] = [:]
         for (position, index) in largestFirst.enumerated() { byPath[paths[index]] = try decoded[position].get() }
@@ -120,7 +132,15 @@ public final class PartitionStore: @unchecked Sendable {
                     bytes.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(fromByteOffset: index * 4, as: Int32.self)) }
                 }
             }
-            result[partition] = Loaded(segments: state.segments.map { byPath[folder(partition) + "/" + $0]! }, deleted: deleted)
+            let segments = state.segments.map { byPath[folder(partition) + "/" + $0]! }
+            var next: Int32 = 0
+            for (name, contents) in zip(state.segments, segments) {
+                guard contents.segment.base == next else {
+                    throw SegmentFile.Corrupt(description: "\(folder(partition))/\(name) starts at document \(contents.segment.base), not \(next) where the one before it ends")
+                }
+                next = contents.segment.end
+            }
+            result[partition] = Loaded(segments: segments, deleted: deleted)
         }
         return result
     }
