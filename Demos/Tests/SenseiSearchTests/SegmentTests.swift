@@ -239,4 +239,24 @@ import ZooKeeperTesting
             "\(error)".contains("partition-0/") && "\(error)".contains("the schema has \(wider.columns.count)") && "\(error)".contains("index the gateway again")
         }
     }
+    /// An index is tied to how the node spreads documents: opened for another partition count or
+    /// strategy, or with a partition new on the node although the index already covers part of
+    /// the gateway (that partition would lack the earlier documents), it is refused with a reason.
+    @Test func anIndexIsRefusedForAnotherPartitionLayout() throws {
+        let directory = NSTemporaryDirectory() + "search-layout-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var generator = SeededRandomNumberGenerator(seed: 5)
+        let corpus = Corpus(count: 40, using: &generator)
+        try FileManager.default.createDirectory(atPath: directory + "/partition-0", withIntermediateDirectories: true)
+        try (corpus.cars.map(\.json).joined(separator: "\n") + "\n").write(toFile: directory + "/partition-0/documents.jsonl", atomically: true, encoding: .utf8)
+        try #"{"nextLine": 40, "byteOffset": 4000}"#.write(toFile: directory + "/gateway.position", atomically: true, encoding: .utf8)
+        func open(_ partitions: [Int], count: Int, sharding: ShardingStrategy = .uidModulo) throws -> NodeIndex {
+            try NodeIndex(schema: Corpus.schema, partitions: partitions, partitionCount: count, sharding: sharding, directory: directory, logger: Logger(label: "test"))
+        }
+        _ = try open([0], count: 2)
+        _ = try open([0], count: 2)  // the same layout opens again
+        #expect { _ = try open([0], count: 3) } throws: { "\($0)".contains("indexed for 2 partitions") }
+        #expect { _ = try open([0], count: 2, sharding: .uidHash) } throws: { "\($0)".contains("sharding") }
+        #expect { _ = try open([0, 1], count: 2) } throws: { "\($0)".contains("partition 1 is new on this node") && "\($0)".contains("line 40") }
+    }
 }

@@ -76,7 +76,7 @@ public final class NodeIndex: Sendable {
         self.partitionCount = partitionCount
         self.sharding = sharding
         self.logger = logger
-        store = try PartitionStore(directory: directory, partitions: partitions)
+        store = try PartitionStore(directory: directory, partitions: partitions, layout: (partitionCount, "\(sharding)"))
         var indexes: [Int: LockedPartition] = [:]
         var imported: [PartitionStore.Change] = []
         var legacy: [Int: [String]] = [:]

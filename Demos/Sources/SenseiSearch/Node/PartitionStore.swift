@@ -27,6 +27,10 @@ public final class PartitionStore: @unchecked Sendable {
     struct Manifest: Codable, Equatable {
         var position = FileGateway.Position()
         var partitions: [String: PartitionState] = [:]
+        /// How documents were spread when they were indexed (`sensei.index.manager.default.maxpartition.id`
+        /// + 1 and the sharding strategy): the same documents spread otherwise belong elsewhere.
+        var partitionCount: Int?
+        var sharding: String?
     }
 
     struct PartitionState: Codable, Equatable {
@@ -37,7 +41,11 @@ public final class PartitionStore: @unchecked Sendable {
         var nextSegment = 0
     }
 
-    public init(directory: String, partitions: [Int]) throws {
+    /// - Parameters:
+    ///   - layout: how the node spreads documents (`partitionCount`, and the sharding strategy's
+    ///     name): an index built another way, or a partition new on this node although the index
+    ///     already covers part of the gateway, is refused (it would miss or misplace documents).
+    public init(directory: String, partitions: [Int], layout: (partitionCount: Int, sharding: String)? = nil) throws {
         self.directory = directory
         self.partitions = partitions
         for partition in partitions {
@@ -49,6 +57,24 @@ public final class PartitionStore: @unchecked Sendable {
             }
         } else {
             manifest = Manifest()
+        }
+        if let layout {
+            let again = "remove \(directory) to index the gateway again"
+            if let count = manifest.partitionCount, count != layout.partitionCount {
+                throw SegmentFile.Corrupt(description: "\(directory) was indexed for \(count) partitions, the node is configured for \(layout.partitionCount): \(again)")
+            }
+            if let sharding = manifest.sharding, sharding != layout.sharding {
+                throw SegmentFile.Corrupt(description: "\(directory) was indexed with \(sharding) sharding, the node is configured for \(layout.sharding): \(again)")
+            }
+            let new = partitions.filter { manifest.partitions[String($0)] == nil }
+            if !new.isEmpty && manifest.position.nextLine > 0 && !manifest.partitions.isEmpty {
+                throw SegmentFile.Corrupt(description: """
+                    partition\(new.count == 1 ? "" : "s") \(new.map(String.init).joined(separator: ", ")) \(new.count == 1 ? "is" : "are") new on this node, \
+                    but \(directory) already covers the gateway up to line \(manifest.position.nextLine): \
+                    \(new.count == 1 ? "it" : "they") would lack the documents before it; \(again)
+                    """)
+            }
+            (manifest.partitionCount, manifest.sharding) = (layout.partitionCount, layout.sharding)
         }
         for partition in partitions where manifest.partitions[String(partition)] == nil { manifest.partitions[String(partition)] = PartitionState() }
         try removeUncommitted()
