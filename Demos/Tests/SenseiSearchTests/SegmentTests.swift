@@ -199,16 +199,22 @@ import ZooKeeperTesting
         #expect(reopened.documents(uids: ["0"]).count == 1)
     }
 
+    /// A store of the earlier format in `directory`: `documents` random cars as JSON lines in
+    /// partition 0, and the gateway position (JSON) when given.
+    static func writeEarlierFormatStore(at directory: String, documents: Int, seed: UInt64, position: String? = nil) throws {
+        var generator = SeededRandomNumberGenerator(seed: seed)
+        let corpus = Corpus(count: documents, using: &generator)
+        try FileManager.default.createDirectory(atPath: directory + "/partition-0", withIntermediateDirectories: true)
+        try (corpus.cars.map(\.json).joined(separator: "\n") + "\n").write(toFile: directory + "/partition-0/documents.jsonl", atomically: true, encoding: .utf8)
+        try position?.write(toFile: directory + "/gateway.position", atomically: true, encoding: .utf8)
+    }
+
     /// A store of the earlier format (documents as JSON lines and gateway.position) is indexed
     /// once and written as segments; the next start reads the segments.
     @Test func theEarlierStoreFormatIsImportedOnce() throws {
         let directory = NSTemporaryDirectory() + "search-legacy-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var generator = SeededRandomNumberGenerator(seed: 3)
-        let corpus = Corpus(count: 200, using: &generator)
-        try FileManager.default.createDirectory(atPath: directory + "/partition-0", withIntermediateDirectories: true)
-        try (corpus.cars.map(\.json).joined(separator: "\n") + "\n").write(toFile: directory + "/partition-0/documents.jsonl", atomically: true, encoding: .utf8)
-        try #"{"nextLine": 200, "byteOffset": 12345}"#.write(toFile: directory + "/gateway.position", atomically: true, encoding: .utf8)
+        try Self.writeEarlierFormatStore(at: directory, documents: 200, seed: 3, position: #"{"nextLine": 200, "byteOffset": 12345}"#)
         func open() throws -> NodeIndex {
             try NodeIndex(schema: Corpus.schema, partitions: [0], partitionCount: 1, sharding: .uidModulo, directory: directory, logger: Logger(label: "test"))
         }
@@ -225,10 +231,7 @@ import ZooKeeperTesting
     @Test func anIndexOfAnotherSchemaIsRefusedAtStart() throws {
         let directory = NSTemporaryDirectory() + "search-schema-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var generator = SeededRandomNumberGenerator(seed: 4)
-        let corpus = Corpus(count: 50, using: &generator)
-        try FileManager.default.createDirectory(atPath: directory + "/partition-0", withIntermediateDirectories: true)
-        try (corpus.cars.map(\.json).joined(separator: "\n") + "\n").write(toFile: directory + "/partition-0/documents.jsonl", atomically: true, encoding: .utf8)
+        try Self.writeEarlierFormatStore(at: directory, documents: 50, seed: 4)
         _ = try NodeIndex(schema: Corpus.schema, partitions: [0], partitionCount: 1, sharding: .uidModulo, directory: directory, logger: Logger(label: "test"))
         let wider = try SearchSchema(json: Data(Corpus.schemaJSON.replacingOccurrences(
             of: #"{"name": "category", "type": "string"},"#, with: #"{"name": "category", "type": "string"}, {"name": "maker", "type": "string"},"#).utf8))
@@ -245,11 +248,7 @@ import ZooKeeperTesting
     @Test func anIndexIsRefusedForAnotherPartitionLayout() throws {
         let directory = NSTemporaryDirectory() + "search-layout-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var generator = SeededRandomNumberGenerator(seed: 5)
-        let corpus = Corpus(count: 40, using: &generator)
-        try FileManager.default.createDirectory(atPath: directory + "/partition-0", withIntermediateDirectories: true)
-        try (corpus.cars.map(\.json).joined(separator: "\n") + "\n").write(toFile: directory + "/partition-0/documents.jsonl", atomically: true, encoding: .utf8)
-        try #"{"nextLine": 40, "byteOffset": 4000}"#.write(toFile: directory + "/gateway.position", atomically: true, encoding: .utf8)
+        try Self.writeEarlierFormatStore(at: directory, documents: 40, seed: 5, position: #"{"nextLine": 40, "byteOffset": 4000}"#)
         func open(_ partitions: [Int], count: Int, sharding: ShardingStrategy = .uidModulo) throws -> NodeIndex {
             try NodeIndex(schema: Corpus.schema, partitions: partitions, partitionCount: count, sharding: sharding, directory: directory, logger: Logger(label: "test"))
         }
