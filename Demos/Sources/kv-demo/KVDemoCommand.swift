@@ -27,7 +27,7 @@ struct KVDemoCommand: AsyncParsableCommand {
         let kvBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("kv").path
         guard FileManager.default.isExecutableFile(atPath: kvBinary) else {
-            throw ValidationError("the kv executable is not next to kv-demo (\(kvBinary)): run `swift build --product kv` first")
+            throw ValidationError("the kv executable is not next to kv-demo (\(kvBinary)): run `swift build --package-path Demos --product kv` first")
         }
 
         say("Starting an embedded ZooKeeper (Debian's zookeeper package)…")

@@ -5,8 +5,8 @@ public enum LossPolicy: Sendable, Hashable {
     /// As soon as the connection is lost (`SessionState/suspended(_:)`). Safe, but a short network
     /// blip costs the lock or leadership.
     case onSuspended
-    /// When the session is presumed expired (suspended for a whole negotiated timeout), or really
-    /// expires, whichever comes first. Two holders can overlap for at most the time between the
+    /// When the session is presumed expired (4/15 of the negotiated timeout after it was
+    /// suspended), or really expires, whichever comes first. Two holders can overlap for at most the time between the
     /// server expiring the session and this client presuming it, which the presumed-expiry timer
     /// keeps below zero (`SessionInfo/presumedExpiryDelay` ends before the server's timer can).
     case onPresumedExpired

@@ -117,7 +117,7 @@ public struct SequinsConfiguration: Sendable, Hashable {
         "write_buffer_size", "max_download_bandwidth_mb_per_second", "content_type",
         "storage.compression", "storage.block_size", "s3.region", "s3.access_key_id", "s3.secret_access_key",
         "s3.max_retries", "datadog.url", "debug.bind", "debug.expvars", "debug.pprof", "debug.request_log_enable",
-        "debug.request_log_file", "zk.connect_timeout", "test.s3",
+        "debug.request_log_file", "test.s3",
     ]
 
     /// Parses a `sequins.conf`.
