@@ -71,6 +71,35 @@ import ZooKeeperTesting
     }
 
     /// Readers append from several threads at once: nothing is lost or interleaved.
+    /// A file that starts with a long run of one partition but holds others later is read whole:
+    /// every key of a kept partition is there, also after a run of another partition longer than
+    /// the pre-sharded skip threshold (sequins gives up the assumption at the first other partition).
+    @Test func aFileWithRunsOfSeveralPartitionsIsReadWhole() async throws {
+        let directory = try makeTemporaryDirectory("kv-presharded")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var zero: [String] = []
+        var other: [String] = []  // partition 1
+        var index = 0
+        while zero.count < 200 || other.count < VersionBuilder.preShardedSkipThreshold + 100 {
+            let key = "key-\(index)"
+            index += 1
+            let location = KeyPartition(key: Array(key.utf8), partitionCount: 4)
+            if location.partition == 0 && location.alternate == 0 { zero.append(key) } else if location.partition == 1 && location.alternate == 1 { other.append(key) }
+        }
+        // Partition 0 (kept), then more of partition 1 than the threshold (skipped), then partition 0 again.
+        let order = Array(zero[..<100]) + Array(other.prefix(VersionBuilder.preShardedSkipThreshold + 100)) + Array(zero[100..<200])
+        let source = directory + "/part-00000"
+        let writer = try SequenceFileWriter(path: source, compression: .none)
+        for key in order { try writer.append(key: Array(key.utf8), value: Array("v-\(key)".utf8)) }
+        try writer.finish()
+        let built = try await VersionBuilder(files: [source], partitionCount: 4, selected: [0]).build(into: directory + "/built")
+        let partition = try #require(built[0])
+        for key in zero[..<200] {
+            let value = try Array(key.utf8).withUnsafeBytes { try partition.value(for: $0, allocator: ByteBufferAllocator()) }
+            #expect(value.map { String(buffer: $0) } == "v-\(key)", "\(key)")
+        }
+    }
+
     @Test func concurrentAppendsKeepEveryRecord() async throws {
         let directory = try makeTemporaryDirectory("kv-partition")
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -97,6 +97,21 @@ import ZooKeeperTesting
         #expect(throws: SequenceFileError.self) { _ = try readAll(path) }
     }
 
+    /// A length field asking for more than the file holds (here the key class name's, as large
+    /// as a VInt goes) is an error naming the file, not an allocation that stops the process.
+    @Test func aLengthPastTheEndOfTheFileIsAnError() throws {
+        let directory = try makeTemporaryDirectory("kv-seqfile")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/hostile"
+        let bytes: [UInt8] = Array("SEQ".utf8) + [6, 0x88, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF] + Array(repeating: 0, count: 32)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect {
+            _ = try readAll(path)
+        } throws: { error in
+            (error as? SequenceFileError)?.description.contains(path) == true
+        }
+    }
+
     @Test func hadoopVIntRoundTrips() {
         var generator = SeededRandomNumberGenerator(seed: 0xebf0ae69)
         let samples = [0, 1, -1, 127, 128, -112, -113, 255, 256, Int(Int32.max), Int(Int32.min), Int.max, Int.min]

@@ -27,6 +27,11 @@ import ZooKeeperTesting
         }
         let framed: [UInt8] = [0, 0, 0, 9, 0, 0, 0, 200, 1, 2]
         #expect(throws: Snappy.Malformed.self) { _ = try framed.withUnsafeBytes { try Snappy.decompressHadoopBlocks($0) } }
+        // Lengths that claim far more than the input can decode to are refused before any memory
+        // is reserved for them (a chunk of about 32 GiB, a block of 4 GiB).
+        #expect(throws: Snappy.Malformed.self) { _ = try decode([0xFF, 0xFF, 0xFF, 0xFF, 0x7F, 0x00, 0x61]) }
+        let hugeBlock: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 3, 1, 0, 0x61]
+        #expect(throws: Snappy.Malformed.self) { _ = try hugeBlock.withUnsafeBytes { try Snappy.decompressHadoopBlocks($0) } }
     }
 
     @Test func randomDataRoundTripsThroughTheCompressor() throws {

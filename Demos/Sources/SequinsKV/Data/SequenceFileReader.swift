@@ -255,6 +255,8 @@ struct SequenceFileDecompressor {
         }
     }
 
+    static let maxDecompressedBlock = 1 << 30
+
     func decompress(_ bytes: UnsafeRawBufferPointer, path: String) throws -> ByteBuffer {
         guard let decompressor else {
             do {
@@ -267,7 +269,9 @@ struct SequenceFileDecompressor {
         do {
             try decompressor.startStream()
             defer { try? decompressor.finishStream() }
-            return try input.decompressStream(with: decompressor, maxSize: .max, allocator: allocator)
+            // Hadoop writes blocks of about a megabyte; a block inflating past a gigabyte is
+            // refused rather than allowed to take the machine's memory.
+            return try input.decompressStream(with: decompressor, maxSize: Self.maxDecompressedBlock, allocator: allocator)
         } catch {
             throw SequenceFileError(.corrupt, path: path, "cannot decompress: \(error)")
         }
@@ -340,6 +344,11 @@ final class ChunkedFileInput {
     private var start = 0
     private var end = 0
     private var endOfFile = false
+    /// The file offset of the buffer's first byte.
+    private var offset = 0
+    /// The file's size when opened: a length field asking for more than is left is refused
+    /// before anything is allocated for it.
+    private let fileSize: Int
     static let chunkSize = 1 << 20
 
     init(path: String) throws(SequenceFileError) {
@@ -348,6 +357,13 @@ final class ChunkedFileInput {
         guard descriptor >= 0 else {
             throw SequenceFileError(.cannotOpen, path: path, String(cString: strerror(errno)))
         }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(descriptor)
+            throw SequenceFileError(.cannotOpen, path: path, reason)
+        }
+        fileSize = Int(status.st_size)
         buffer = .allocate(byteCount: Self.chunkSize, alignment: 8)
     }
 
@@ -362,6 +378,7 @@ final class ChunkedFileInput {
         if start > 0 {
             if end > start { buffer.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: end - start) }
             end -= start
+            offset += start
             start = 0
         }
         if count > buffer.count {
@@ -390,6 +407,9 @@ final class ChunkedFileInput {
     }
 
     func read(_ count: Int) throws -> UnsafeRawBufferPointer {
+        guard count >= 0, count <= fileSize - (offset + start) else {
+            throw SequenceFileError(.truncated, path: path, "a length of \(count) bytes runs past the end of the file (\(fileSize - (offset + start)) left)")
+        }
         try fill(count)
         guard end - start >= count else {
             throw SequenceFileError(.truncated, path: path, "the file ends in the middle of a record")

@@ -14,6 +14,11 @@ enum Snappy {
         var cursor = 0
         while cursor < input.count {
             let blockLength = try readBigEndian32(input, at: &cursor)
+            // A length is data, not a promise: memory is reserved only for what the rest of the
+            // input can decode to (a raw Snappy chunk expands at most about 32 times).
+            guard blockLength <= (input.count - cursor) * Self.maxExpansion else {
+                throw Malformed(description: "a Snappy block claims \(blockLength) bytes from \(input.count - cursor) bytes of input")
+            }
             let blockEnd = output.count + blockLength
             output.reserveCapacity(blockEnd)
             while output.count < blockEnd {
@@ -31,6 +36,9 @@ enum Snappy {
     static func decompressRaw(_ input: UnsafeRawBufferPointer, appendingTo output: inout [UInt8]) throws(Malformed) {
         var cursor = 0
         let length = try readVarint(input, at: &cursor)
+        guard length <= input.count * Self.maxExpansion else {
+            throw Malformed(description: "a Snappy chunk claims \(length) bytes from \(input.count) bytes")
+        }
         let start = output.count
         let end = start + length
         output.reserveCapacity(end)
@@ -82,6 +90,9 @@ enum Snappy {
         let from = output.count - offset
         for index in 0..<length { output.append(output[from + index]) }
     }
+
+    /// The most a raw Snappy chunk can expand: a 3-byte copy yields at most 64 bytes.
+    static let maxExpansion = 32
 
     private static func readVarint(_ input: UnsafeRawBufferPointer, at cursor: inout Int) throws(Malformed) -> Int {
         var value = 0

@@ -121,6 +121,9 @@ public final class LocalStore: Sendable {
         }
         let target = versionDirectory(database: database, version: version)
         let partitions = manifest.selectedPartitions
+        guard partitions.allSatisfy({ (0..<manifest.numPartitions).contains($0) }), Set(partitions).count == partitions.count else {
+            throw StoreError("\(target)/.manifest names partitions outside 0..<\(manifest.numPartitions) or twice")
+        }
         let results = ResultSlots<PartitionFile>(count: partitions.count)
         DispatchQueue.concurrentPerform(iterations: partitions.count) { index in
             results.set(index) { try PartitionFile(path: target + "/" + Self.partitionFileName(partitions[index])) }

@@ -44,7 +44,7 @@ public struct VersionBuilder: Sendable {
         }
         var writers = [PartitionFileWriter?](repeating: nil, count: partitionCount)
         do {
-            for partition in writing.sorted() where partition < partitionCount {
+            for partition in writing.sorted() where (0..<partitionCount).contains(partition) {
                 writers[partition] = try PartitionFileWriter(path: directory + "/" + LocalStore.partitionFileName(partition))
             }
         } catch {
@@ -96,7 +96,7 @@ public struct VersionBuilder: Sendable {
     func readFile(_ path: String, into writers: [PartitionFileWriter?]) throws {
         var reader = try SequenceFileReader(path: path)
         var isSelected = [Bool](repeating: false, count: partitionCount)
-        for partition in selected where partition < partitionCount { isSelected[partition] = true }
+        for partition in selected where (0..<partitionCount).contains(partition) { isSelected[partition] = true }
         var batches = [[UInt8]](repeating: [], count: partitionCount)
         var batchCounts = [Int](repeating: 0, count: partitionCount)
         let batchSize = self.batchSize
@@ -106,6 +106,12 @@ public struct VersionBuilder: Sendable {
         let throttleMicroseconds = throttle.components.seconds * 1_000_000 + throttle.components.attoseconds / 1_000_000_000_000
         try reader.forEachRecord { key, value in
             let location = KeyPartition(key: key, partitionCount: partitionCount)
+            // Every key counts toward whether the file is pre-sharded (one partition throughout),
+            // kept or not, as in sequins: a file with runs of several partitions is read whole.
+            if preSharded {
+                if runPartition == -1 { runPartition = location.partition }
+                if location.partition != runPartition && location.alternate != runPartition { preSharded = false }
+            }
             let target = isSelected[location.partition] ? location.partition : (isSelected[location.alternate] ? location.alternate : -1)
             if target >= 0 {
                 if let writer = writers[target] {
@@ -120,13 +126,8 @@ public struct VersionBuilder: Sendable {
                 }
                 runLength = 0
             } else if preSharded {
-                if runPartition == -1 { runPartition = location.partition }
-                if location.partition == runPartition || location.alternate == runPartition {
-                    runLength += 1
-                    if runLength > Self.preShardedSkipThreshold { return false }
-                } else {
-                    preSharded = false
-                }
+                runLength += 1
+                if runLength > Self.preShardedSkipThreshold { return false }
             }
             if throttleMicroseconds > 0 { usleep(UInt32(min(throttleMicroseconds, Int64(UInt32.max)))) }
             return true
