@@ -39,6 +39,15 @@ import ZooKeeperTesting
         #expect(fixed.delay(beforeRetry: 1, random: 0.9) == .milliseconds(100))
         #expect(fixed.delay(beforeRetry: 3, random: 0.1) == .milliseconds(400))
         #expect(fixed.delay(beforeRetry: 20, random: 0.1) == .seconds(5))
+        // Extreme settings give a delay, never a trap: a zero initial delay after thousands of
+        // retries (0 × ∞), a delay cap past what nanoseconds can count, a NaN jitter.
+        var extreme = RetryPolicy()
+        extreme.initialDelay = .zero
+        #expect(extreme.delay(beforeRetry: 5_000, random: 0.5) == .zero)
+        extreme.initialDelay = .seconds(1)
+        extreme.maxDelay = .seconds(Int64.max)
+        extreme.jitter = .nan
+        #expect(extreme.delay(beforeRetry: 5_000, random: .nan) > .seconds(1_000_000))
     }
 }
 

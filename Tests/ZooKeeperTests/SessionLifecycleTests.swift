@@ -93,6 +93,21 @@ import ZooKeeperTesting
         #expect(client.outstandingCallbackContexts == 0)
     }
 
+    /// Without a new session nothing can be watched again: a data stream ends with the expiry
+    /// instead of retrying for ever.
+    @Test(.timeLimit(.minutes(1))) func withoutReconnectAStreamEndsWithTheExpiry() async throws {
+        let server = try await SharedServer.get()
+        let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration {
+            $0.reconnectAfterExpiry = false
+        })
+        try await client.connect()
+        var updates = client.dataUpdates(uniquePath()).makeAsyncIterator()
+        #expect(try await updates.next() == .noNode)
+        try await client.expireSessionForTesting()
+        await expectError(.sessionExpired) { while try await updates.next() != nil {} }
+        await client.close()
+    }
+
     /// A silent partition through the proxy: suspended, presumedExpired a whole negotiated
     /// timeout later, then (once the network heals) expired and a new session, in that order.
     @Test func partitionGoesSuspendedPresumedExpiredExpiredNewSession() async throws {

@@ -12,6 +12,7 @@ import ZooKeeperTesting
         ("", "empty"), ("a", "start with /"), ("/a/", "end with /"), ("//a", "empty node name"),
         ("/a//b", "empty node name"), ("/a/./b", "relative"), ("/a/..", "relative"), ("/.", "relative"),
         ("/a\u{0}b", "null"), ("/a\u{1}b", "U+1"), ("/a\u{7F}", "U+7F"), ("/a\u{FFF5}", "U+FFF5"),
+        ("/app/\u{1F680}", "U+1F680"),  // past U+FFFF: a surrogate pair to the server, which refuses it
     ])
     func invalidPathsNameTheProblem(_ path: String, _ problem: String) {
         #expect(throws: ZooKeeperError.self) { try ZooKeeperPath.validate(path) }

@@ -56,10 +56,15 @@ public struct RetryPolicy: Sendable, Hashable {
     /// scaled by `random`.
     public func delay(beforeRetry retry: Int, random: Double) -> Duration {
         let exponent = Double(max(retry - 1, 0))
-        let nominal = min(initialDelay.seconds * pow(multiplier, exponent), maxDelay.seconds)
-        let jitter = min(max(self.jitter, 0), 1)
-        let seconds = nominal * (1 - jitter) + nominal * jitter * min(max(random, 0), 1)
-        return .nanoseconds(Int64(seconds * 1e9))
+        let ceiling = max(maxDelay.seconds, 0)
+        var nominal = initialDelay.seconds * pow(multiplier, exponent)
+        // 0 × ∞ (a zero initial delay after a thousand retries) is NaN, and a huge maxDelay
+        // overflows nanoseconds: both are held to what a Duration can say.
+        if !nominal.isFinite || nominal < 0 { nominal = nominal.isNaN || nominal < 0 ? 0 : ceiling }
+        nominal = min(nominal, ceiling)
+        let jitter = min(max(self.jitter.isNaN ? 0 : self.jitter, 0), 1)
+        let seconds = nominal * (1 - jitter) + nominal * jitter * min(max(random.isNaN ? 0 : random, 0), 1)
+        return .nanoseconds(Int64(min(seconds * 1e9, Double(Int64.max / 2))))
     }
 
     /// Whether to retry after attempt number `attempt` (1 for the first) failed, `elapsed` after

@@ -174,6 +174,8 @@ extension ZooKeeperClient {
             let box = WatchBox(path: path, kind: kind, handleGeneration: generation, deliver: deliver)
             watches.register(box)
             registered.withLock { $0 = box }
+            // An error reply means no watch was set: forget the box, even if the reply is never awaited.
+            Unmanaged<RequestBox<Value>>.fromOpaque(data).takeUnretainedValue().onFailure = { [watches] in _ = watches.remove(box) }
             return path.withCString { call(handle, $0, box.context, data) }
         }
         return PendingWatchedReply(reply: reply, token: registered.withLock { $0 }.map(WatchToken.init), client: self)

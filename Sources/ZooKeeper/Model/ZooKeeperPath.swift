@@ -56,8 +56,10 @@ public enum ZooKeeperPath {
             for scalar in component {
                 let value = scalar.value
                 if value == 0 { return "null character in \"\(name)\"" }
+                // The server checks UTF-16 code units: a character past U+FFFF arrives there as a
+                // surrogate pair (in 0xD800...0xDFFF) and is refused, so it is refused here too.
                 if (0x01...0x1F).contains(value) || (0x7F...0x9F).contains(value)
-                    || (0xD800...0xF8FF).contains(value) || (0xFFF0...0xFFFF).contains(value)
+                    || (0xD800...0xF8FF).contains(value) || (0xFFF0...0xFFFF).contains(value) || value > 0xFFFF
                 {
                     return "invalid character U+\(String(value, radix: 16, uppercase: true)) in \"\(name)\""
                 }

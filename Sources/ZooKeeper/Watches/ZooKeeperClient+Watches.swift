@@ -273,7 +273,7 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
                     do {
                         output.yield(try await read())
                         needsRead = false
-                    } catch let error as ZooKeeperError where error.code != .closed {
+                    } catch let error as ZooKeeperError where error.isTransient || error.code == .invalidState || error.code == .sessionMoved {
                         scheduleRetry(wake)
                     }
                 }
@@ -291,6 +291,9 @@ enum LevelTriggeredWatch<Snapshot: Sendable> {
                         throw ZooKeeperError.closed()
                     case .authFailed:
                         throw ZooKeeperError(.authFailed, message: "authentication failed")
+                    case .expired where !client.configuration.reconnectAfterExpiry:
+                        // The client opens no new session: nothing will be watched again.
+                        throw ZooKeeperError(.sessionExpired, message: "the session expired and the client does not open another (reconnectAfterExpiry is off)")
                     case .suspended, .presumedExpired, .expired:
                         disconnected = true
                     case .newSession(let info):
