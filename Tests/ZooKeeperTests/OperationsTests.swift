@@ -280,6 +280,17 @@ import ZooKeeperTesting
             let tooLarge = await expectError(.dataTooLarge) { try await client.create(uniquePath(), data: oversized) }
             #expect(tooLarge?.message.contains("jute.maxbuffer") == true)
             await expectError(.dataTooLarge) { try await client.setData("/x", data: oversized) }
+            // A multi whose operations are each small enough but too large together is refused
+            // before it is sent (the server would cut the connection).
+            let half = [UInt8](repeating: 3, count: client.configuration.maxDataSize / 2 + 1)
+            let together = await expectError(.dataTooLarge) {
+                try await client.multi([.create(path: uniquePath(), data: half), .create(path: uniquePath(), data: half)])
+            }
+            #expect(together?.failedOperationIndex == nil)
+            // TTLs the server would refuse are refused here, saying why.
+            let ttl = await expectError(.badArguments) { try await client.create(uniquePath(), mode: .persistentWithTTL(.zero)) }
+            #expect(ttl?.message.contains("TTL") == true)
+            await expectError(.badArguments) { try await client.create(uniquePath(), mode: .persistentWithTTL(.seconds(Int64.max))) }
             // The largest allowed data goes through, and the session is still fine afterwards.
             let path = uniquePath()
             let largest = [UInt8](repeating: 1, count: client.configuration.maxDataSize)

@@ -22,7 +22,7 @@ extension ZooKeeperClient {
                 case .create(let path, let data, let mode, let acl):
                     try ZooKeeperPath.validate(path, isSequential: mode.isSequential)
                     try checkDataSize(data.count, path: path)
-                    if mode.ttlMilliseconds >= 0 {
+                    if mode.hasTTL {
                         throw ZooKeeperError(.badArguments, path: path, message: "TTL nodes cannot be created in a multi with the 3.8 C client")
                     }
                     if acl.isEmpty { throw ZooKeeperError(.invalidACL, path: path, message: "the ACL list is empty") }
@@ -36,6 +36,19 @@ extension ZooKeeperClient {
                 error.failedOperationIndex = index
                 throw error
             }
+        }
+        // The server takes one request of at most jute.maxbuffer bytes: a multi over it would be
+        // cut off with the connection (and every other request in flight), not refused.
+        let dataBytes = operations.reduce(0) { total, operation in
+            switch operation {
+            case .create(_, let data, _, _), .setData(_, let data, _): return total + data.count
+            case .delete, .check: return total
+            }
+        }
+        if dataBytes > configuration.maxDataSize {
+            throw ZooKeeperError(
+                .dataTooLarge,
+                message: "the multi's \(operations.count) operations carry \(dataBytes) bytes of data, more than the \(configuration.maxDataSize) the server takes in one request (jute.maxbuffer)")
         }
         let buffers = MultiBuffers(operations)
         return try await perform("multi", path: nil, attachment: buffers) { handle, box in
@@ -54,16 +67,19 @@ final class MultiBuffers: @unchecked Sendable {
     let results: UnsafeMutablePointer<zoo_op_result_t>
     private let pathBuffers: [UnsafeMutablePointer<CChar>?]
     private let stats: [UnsafeMutablePointer<CZooKeeper.Stat>?]
-    static let pathBufferSize = 1024
+    /// How long a created node's path can come back: its path, a 10-digit sequence suffix and the
+    /// terminating zero (a fixed size cut long paths short).
+    static func pathBufferSize(for path: String) -> Int { path.utf8.count + 16 }
 
     init(_ operations: [MultiOperation]) {
         self.operations = operations
         results = .allocate(capacity: operations.count)
         results.initialize(repeating: zoo_op_result_t(err: 0, value: nil, valuelen: 0, stat: nil), count: operations.count)
         pathBuffers = operations.map { operation in
-            guard case .create = operation else { return nil }
-            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: Self.pathBufferSize)
-            buffer.initialize(repeating: 0, count: Self.pathBufferSize)
+            guard case .create(let path, _, _, _) = operation else { return nil }
+            let size = Self.pathBufferSize(for: path)
+            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
+            buffer.initialize(repeating: 0, count: size)
             return buffer
         }
         stats = operations.map { operation in
@@ -117,7 +133,7 @@ final class MultiBuffers: @unchecked Sendable {
             case .create(let path, let data, let mode, let acl):
                 zoo_create_op_init(
                     &op, copy(path), copy(data), Int32(data.count), copy(acl), mode.cFlags,
-                    pathBuffers[index], Int32(Self.pathBufferSize))
+                    pathBuffers[index], Int32(Self.pathBufferSize(for: path)))
             case .delete(let path, let version):
                 zoo_delete_op_init(&op, copy(path), version ?? -1)
             case .setData(let path, let data, let version):

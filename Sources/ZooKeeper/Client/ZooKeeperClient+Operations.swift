@@ -24,6 +24,7 @@ extension ZooKeeperClient {
     ) async throws -> CreatedNode {
         try ZooKeeperPath.validate(path, isSequential: mode.isSequential)
         try checkDataSize(data.count, path: path)
+        try mode.validateTTL(path: path)
         guard !acl.isEmpty else { throw ZooKeeperError(.invalidACL, path: path, message: "the ACL list is empty") }
         do {
             return try await createNode(path, data: data, mode: mode, acl: acl)

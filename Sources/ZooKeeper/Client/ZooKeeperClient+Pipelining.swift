@@ -47,6 +47,7 @@ extension ZooKeeperClient {
         do {
             try ZooKeeperPath.validate(path, isSequential: mode.isSequential)
             try checkDataSize(data.count, path: path)
+            try mode.validateTTL(path: path)
         } catch {
             return failedReply(error)
         }

@@ -49,12 +49,35 @@ public struct CreateMode: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The TTL in milliseconds, or -1 for modes without one.
+    /// The TTL in milliseconds, or -1 for modes without one (saturated: a huge TTL does not overflow).
     var ttlMilliseconds: Int64 {
         switch kind {
         case .persistentWithTTL(let ttl), .persistentSequentialWithTTL(let ttl):
-            return ttl.components.seconds * 1000 + ttl.components.attoseconds / 1_000_000_000_000_000
+            let (milliseconds, overflow) = ttl.components.seconds.multipliedReportingOverflow(by: 1000)
+            if overflow { return ttl < .zero ? Int64.min : Int64.max }
+            return milliseconds.addingReportingOverflow(ttl.components.attoseconds / 1_000_000_000_000_000).partialValue
         default: return -1
+        }
+    }
+
+    /// Whether the mode has a TTL.
+    var hasTTL: Bool {
+        switch kind {
+        case .persistentWithTTL, .persistentSequentialWithTTL: return true
+        default: return false
+        }
+    }
+
+    /// The longest TTL the server takes (`TTL_MASK` of its ephemeral owner field): about 34 years.
+    static let maxTTLMilliseconds: Int64 = 0xFF_FFFF_FFFF
+
+    /// Refuses a TTL the server would refuse (under a millisecond, or past ``maxTTLMilliseconds``),
+    /// naming it, before anything is sent.
+    func validateTTL(path: String) throws(ZooKeeperError) {
+        guard hasTTL else { return }
+        let ttl = ttlMilliseconds
+        guard (1...Self.maxTTLMilliseconds).contains(ttl) else {
+            throw ZooKeeperError(.badArguments, path: path, message: "a TTL must be from 1 ms to \(Self.maxTTLMilliseconds) ms (about 34 years); this one is \(ttl) ms")
         }
     }
 
