@@ -7,8 +7,8 @@ import Testing
     let minimal = "pack.enabled=true\npack.zookeeper.address=zk1:2181,zk2:2181\n"
 
     @Test func defaultsAreStardogs() throws {
-        let configuration = try StardogConfiguration(properties: minimal, directory: "/srv/stardog")
-        #expect(configuration.zookeeperAddress == "zk1:2181,zk2:2181")
+        let configuration = try StardogConfiguration(properties: "pack.enabled=true\npack.zookeeper.address=127.0.0.1:2181,localhost:2182\n", directory: "/srv/stardog")
+        #expect(configuration.zookeeperAddress == "127.0.0.1:2181,localhost:2182")
         #expect(configuration.joinRetryCount == 20)
         #expect(configuration.joinRetryDelay == .seconds(3))
         #expect(configuration.joinUnlockedAttempts == 3)
@@ -59,6 +59,8 @@ import Testing
         ("pack.enabled=true\npack.zookeeper.address=zk:2181\nstardog.http.port=70000\n", "stardog.http.port: '70000'"),
         ("pack.enabled=true\npack.zookeeper.address=zk:2181\npack.cluster.name=a/b\n", "pack.cluster.name: 'a/b'"),
         ("pack.enabled=true\npack.zookeeper.address=zk:2181\npack.node.address=host:port\n", "pack.node.address: 'host:port'"),
+        // Nodes on other machines than their ZooKeeper cannot all be 127.0.0.1.
+        ("pack.enabled=true\npack.zookeeper.address=127.0.0.1:2181,zk2:2181\n", "pack.node.address is 127.0.0.1 (loopback) while ZooKeeper is at zk2"),
     ])
     func badSettingsNameTheProblem(text: String, message: String) {
         #expect {

@@ -153,6 +153,19 @@ public struct StardogConfiguration: Sendable, Hashable {
                 throw ConfigurationError("pack.node.address: '\(nodeHost)' is not host or host:port")
             }
         }
+        // A loopback address is this node's id for its peers: with ZooKeeper on other machines,
+        // the nodes are on other machines too, and every one of them would be "127.0.0.1".
+        let zooKeeperHosts = zookeeperAddress.split(separator: "/").first.map { $0.split(separator: ",").map { String($0.split(separator: ":").first ?? "") } } ?? []
+        if Self.isLoopback(nodeHost), let remote = zooKeeperHosts.first(where: { !Self.isLoopback($0) }) {
+            throw ConfigurationError(
+                "pack.node.address is \(nodeHost) (loopback) while ZooKeeper is at \(remote): set pack.node.address to the address peers reach this node at")
+        }
+    }
+
+    /// Whether `host` (or `host:port`) names this machine only.
+    static func isLoopback(_ host: String) -> Bool {
+        let name = host.hasPrefix("[") ? String(host.dropFirst().prefix { $0 != "]" }) : String(host.split(separator: ":").first ?? "")
+        return name == "localhost" || name.hasPrefix("127.") || name == "::1" || name.isEmpty
     }
 
     /// `3s`, `500ms`, `1m`, `2h` (also `1.5s`).
