@@ -46,6 +46,11 @@ import ZooKeeperTesting
         // Latched: a holder leaving does not close it again.
         try await gateB.unadvertiseAll()
         #expect(try await gateA.awaitReady(minReplication: 2).counts == [1, 1, 1, 1])
+        // The latch is for what it opened at: a wait for more holders waits for them.
+        let more = Task { try await gateA.awaitReady(minReplication: 3) }
+        try await Task.sleep(for: .milliseconds(300))
+        more.cancel()
+        await #expect(throws: CancellationError.self, "still waiting when cancelled") { try await more.value }
         await a.close()
         await b.close()
     }

@@ -38,6 +38,8 @@ public final class VersionGate: Sendable {
     private struct State {
         var advertised: [Int: MembershipWatcher] = [:]
         var ready = false
+        /// The replication the gate opened at (a later wait for more does not pass on the latch).
+        var openedAt = 0
     }
     private let state = Mutex(State())
 
@@ -128,13 +130,17 @@ public final class VersionGate: Sendable {
     /// Whether the gate has opened (it stays open).
     public var isReady: Bool { state.withLock { $0.ready } }
 
-    /// Waits until every partition has at least `minReplication` holders, then latches (later
-    /// calls return at once). Cancellable through task cancellation.
+    /// Waits until every partition has at least `minReplication` holders, then latches: later
+    /// calls for the same or a lower `minReplication` return at once (a holder leaving does not
+    /// close the gate again); a call for more waits for it. Cancellable through task cancellation.
     @discardableResult
     public func awaitReady(minReplication: Int) async throws -> PartitionReplication {
-        if isReady { return try await currentReplication() }
+        if state.withLock({ $0.ready && minReplication <= $0.openedAt }) { return try await currentReplication() }
         for try await replication in replication() where replication.isReady(minReplication: minReplication) {
-            state.withLock { $0.ready = true }
+            state.withLock { state in
+                state.ready = true
+                state.openedAt = max(state.openedAt, minReplication)
+            }
             return replication
         }
         try Task.checkCancellation()
