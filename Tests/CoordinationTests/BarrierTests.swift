@@ -101,4 +101,18 @@ import ZooKeeperTesting
         try await eventually("the cancelled member's node is gone", timeout: .seconds(5)) { try await client.childrenIfExists(path).isEmpty }
         await client.close()
     }
+    /// A member whose session expires while it waits to enter fails with `.lost` (as Curator's
+    /// does): the others may have counted its node and passed, and would never come back for it.
+    @Test(.timeLimit(.minutes(1))) func anExpiryWhileWaitingToEnterIsALoss() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let client = try await connectedTestClient(server.connectString)
+        let entering = Task { try await DoubleBarrier(client: client, path: path, memberCount: 2).enter(timeout: .seconds(30)) }
+        try await eventually("the member waits") { try await client.childrenIfExists(path).count == 1 }
+        try await client.expireSessionForTesting()
+        await #expect {
+            try await entering.value
+        } throws: { ($0 as? CoordinationError)?.code == .lost }
+        await client.close()
+    }
 }

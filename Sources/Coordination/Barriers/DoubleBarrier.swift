@@ -44,16 +44,20 @@ public final class DoubleBarrier: Sendable {
 
     /// Enters, and waits until `memberCount` members have.
     /// - Throws: `.invalidPath` naming ``path`` before anything is written;
-    ///   ``CoordinationError/Code/timedOut`` (our node is deleted then); `CancellationError`; `.closed`.
+    ///   ``CoordinationError/Code/timedOut`` (our node is deleted then); ``CoordinationError/Code/lost``
+    ///   when the session expired after our node was created (the others may have passed);
+    ///   `CancellationError`; `.closed`.
     public func enter(timeout: Duration? = nil) async throws {
         try ZooKeeperPath.validate(path)  // before it is joined with member names (`""` + `ready` is valid)
         let deadline = timeout.map { ContinuousClock.now + $0 }
         do {
             try await recipeSpan("double-barrier.enter", path: path) {
+                var counted = false  // our node was there for the others to count
                 while true {
                     do {
                         let (readyStat, readyWatch) = try await client.existsAndWatch(ready)
                         try await createOurNode()
+                        counted = true
                         if readyStat != nil { return }
                         let members = try await client.childrenIfExists(path)
                         if members.count >= memberCount {
@@ -64,6 +68,12 @@ public final class DoubleBarrier: Sendable {
                         }
                         try await waitForEvent(readyWatch, until: deadline, path: path)
                         // Look again: only `ready` lets us through.
+                    } catch let error as ZooKeeperError where error.code == .sessionExpired && counted {
+                        // Our node went with the session after the others could count it: they
+                        // may have passed (and left) meanwhile, and entering again would wait for
+                        // members that are gone. Curator's member fails here too.
+                        throw CoordinationError(
+                            .lost, path: ourNode, message: "the session expired while this member waited to enter: the others may have passed without it")
                     } catch let error as ZooKeeperError where error.isTransient {
                         try await waitForConnection(client, until: deadline, path: path)
                     }
