@@ -56,19 +56,25 @@ public struct VersionBuilder: Sendable {
             let workers = max(1, min(maxParallelLoads == 0 ? 10 : maxParallelLoads, files.count))
             let queue = WorkQueue(files)
             // Each worker reads, decompresses and appends its files on a thread of its own
-            // (afterFile may block: a test's hang).
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<workers {
-                    group.addTask {
-                        try await runOffPool {
-                            while let file = queue.next() {
-                                try readFile(file, into: targets)
-                                afterFile?(file)
+            // (afterFile may block: a test's hang). A cancelled build (its version dropped) stops
+            // reading at the next batch of records rather than reading every file to the end.
+            let cancelled = BuildCancellation()
+            try await withTaskCancellationHandler {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<workers {
+                        group.addTask {
+                            try await runOffPool {
+                                while !cancelled.isSet, let file = queue.next() {
+                                    try readFile(file, into: targets, cancelled: cancelled)
+                                    afterFile?(file)
+                                }
                             }
                         }
                     }
+                    try await group.waitForAll()
                 }
-                try await group.waitForAll()
+            } onCancel: {
+                cancelled.set()
             }
             try Task.checkCancellation()
             let finishing = targets.enumerated().compactMap { partition, writer in writer.map { (partition, $0) } }
@@ -92,8 +98,9 @@ public struct VersionBuilder: Sendable {
     /// partitions stay about 4 MiB (more only past 256 partitions, at 16 KiB each).
     var batchSize: Int { max(16 << 10, min(256 << 10, (4 << 20) / max(1, selected.count))) }
 
-    /// Reads one file and appends the selected partitions' records to their files.
-    func readFile(_ path: String, into writers: [PartitionFileWriter?]) throws {
+    /// Reads one file and appends the selected partitions' records to their files, until the end
+    /// or until `cancelled` is set (then it throws `CancellationError`).
+    func readFile(_ path: String, into writers: [PartitionFileWriter?], cancelled: BuildCancellation? = nil) throws {
         var reader = try SequenceFileReader(path: path)
         var isSelected = [Bool](repeating: false, count: partitionCount)
         for partition in selected where (0..<partitionCount).contains(partition) { isSelected[partition] = true }
@@ -104,7 +111,10 @@ public struct VersionBuilder: Sendable {
         var runLength = 0
         var preSharded = true
         let throttleMicroseconds = throttle.components.seconds * 1_000_000 + throttle.components.attoseconds / 1_000_000_000_000
+        var records = 0
         try reader.forEachRecord { key, value in
+            records &+= 1
+            if records & 0xFFF == 0, cancelled?.isSet == true { throw CancellationError() }
             let location = KeyPartition(key: key, partitionCount: partitionCount)
             // Every key counts toward whether the file is pre-sharded (one partition throughout),
             // kept or not, as in sequins: a file with runs of several partitions is read whole.
