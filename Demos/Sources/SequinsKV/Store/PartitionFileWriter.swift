@@ -96,7 +96,10 @@ final class PartitionFileWriter: @unchecked Sendable {
     }
 
     /// Puts the record at `offset` in the table; a key already there points to the later record
-    /// (the last value wins, as in a Sparkey log). Returns whether the key is new.
+    /// (the last appended wins, as in a Sparkey log). Returns whether the key is new. Records of
+    /// one source file are appended in file order; which of two files holding the same key is
+    /// appended last depends on the loaders' timing, so which value a duplicate key has is not
+    /// specified, as in sequins (whose lookup returns the first block that holds the key).
     private func insert(offset: Int, key: UnsafeRawBufferPointer, into table: inout [UInt64]) throws(StoreError) -> Bool {
         let hash = PartitionFile.hash(key)
         let entry = (hash >> PartitionFile.offsetBits) << PartitionFile.offsetBits | UInt64(offset + 1)

@@ -110,7 +110,7 @@ struct ClusterJoin: Sendable {
             case .sync(let fetch, let drop):
                 if underLock {
                     logger.notice("join attempt \(attempt): syncing while holding the cluster lock", metadata: ["replicated.fetch": "\(fetch)", "replicated.drop": "\(drop)"])
-                    try await sync(fetch: fetch, drop: drop, from: others)
+                    try await sync(fetch: fetch, drop: drop, from: others, recorded: recorded?.catalog)
                     guard store.catalog == recorded?.catalog else {
                         throw ReplicatedError(.outOfSync, "the copies do not match ZooKeeper's record")
                     }
@@ -147,8 +147,10 @@ struct ClusterJoin: Sendable {
         throw ReplicatedError(.notInCluster, "could not register \(path)")
     }
 
-    /// Copies `fetch` from a live member, removes `drop`.
-    private func sync(fetch: [String], drop: [String], from members: Set<String>) async throws {
+    /// Copies `fetch` from a live member, removes `drop`. With `recorded` (under the lock, where
+    /// the record cannot move), a member whose copy is at another version than recorded (it has
+    /// not decided its last vote yet) is passed over for the next one.
+    private func sync(fetch: [String], drop: [String], from members: Set<String>, recorded: Catalog? = nil) async throws {
         let (store, logger) = (context.store, context.logger)
         for name in drop {
             try await runOffPool { try store.drop(name) }
@@ -164,6 +166,9 @@ struct ClusterJoin: Sendable {
                     guard let header = reply.headers.first(name: "X-Replicated-Version"),
                         let version = try? JSONDecoder().decode(DatabaseVersion.self, from: Data(header.utf8))
                     else { throw ReplicatedError(.storage, "\(address) sent a copy of \(name) without its version") }
+                    if let wanted = recorded?[name], version != wanted {
+                        throw ReplicatedError(.outOfSync, "\(address) has \(name) at \(version), ZooKeeper records \(wanted)")
+                    }
                     let body = String(decoding: reply.body, as: UTF8.self)
                     try await runOffPool { try store.install(name, version: version, ntriples: body) }
                     context.metrics.databasesCopied.increment()
