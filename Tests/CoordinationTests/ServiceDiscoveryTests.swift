@@ -173,4 +173,17 @@ import ZooKeeperTesting
         await registrant.close()
         await reader.close()
     }
+    /// A sequential instance's node is `<id><sequence>`: another ServiceDiscovery than the one
+    /// that registered it cannot name it, and says so instead of writing to `<id>`.
+    @Test func anUnregisteredSequentialInstanceCannotBeChangedFromElsewhere() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let client = try await connectedTestClient(server.connectString)
+        let base = uniqueTestPath()
+        let discovery = ServiceDiscovery(client: client, basePath: base)
+        let instance = ServiceInstance(name: "jobs", id: "worker-", serviceType: .dynamicSequential)
+        await #expect { try await discovery.update(instance) } throws: { ($0 as? ZooKeeperError)?.code == .badArguments }
+        await #expect { try await discovery.unregister(instance) } throws: { ($0 as? ZooKeeperError)?.code == .badArguments }
+        #expect(try await client.exists(base) == nil, "nothing was written")
+        await client.close()
+    }
 }

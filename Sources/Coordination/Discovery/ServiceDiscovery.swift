@@ -68,26 +68,41 @@ public final class ServiceDiscovery: Sendable {
     }
 
     /// Replaces a registered instance's document (its id and name stay).
-    /// - Throws: `.invalidPath` naming ``basePath``; what the client throws.
+    /// - Throws: `.invalidPath` naming ``basePath``; `.badArguments` for a `DYNAMIC_SEQUENTIAL`
+    ///   instance this object did not register (its node's name has a sequence this object does
+    ///   not know); what the client throws.
     public func update(_ instance: ServiceInstance) async throws {
         try ZooKeeperPath.validate(basePath)
         let document = Array(instance.curatorJSON.utf8)
         if let watcher = registrations.withLock({ $0[Self.key(instance)] }) {
             try await watcher.updatePayload(document)
         } else {
-            try await client.setData(ZooKeeperPath.join(servicePath(instance.name), instance.id), data: document)
+            try await client.setData(try unregisteredNode(of: instance), data: document)
         }
     }
 
     /// Removes an instance's registration (and its node).
-    /// - Throws: `.invalidPath` naming ``basePath``; what the client throws.
+    /// - Throws: `.invalidPath` naming ``basePath``; `.badArguments` for a `DYNAMIC_SEQUENTIAL`
+    ///   instance this object did not register; what the client throws.
     public func unregister(_ instance: ServiceInstance) async throws {
         try ZooKeeperPath.validate(basePath)
         if let watcher = registrations.withLock({ $0.removeValue(forKey: Self.key(instance)) }) {
             try await watcher.leave()
         } else {
-            try await client.deleteIfExists(ZooKeeperPath.join(servicePath(instance.name), instance.id))
+            try await client.deleteIfExists(try unregisteredNode(of: instance))
         }
+    }
+
+    /// The node of an instance this object did not register: `<service>/<id>`, which is not the
+    /// node of a sequential instance (`<id><sequence>`).
+    private func unregisteredNode(of instance: ServiceInstance) throws(ZooKeeperError) -> String {
+        let path = ZooKeeperPath.join(servicePath(instance.name), instance.id)
+        guard instance.serviceType != .dynamicSequential else {
+            throw ZooKeeperError(
+                .badArguments, path: path,
+                message: "a DYNAMIC_SEQUENTIAL instance's node is named <id><sequence>: only the ServiceDiscovery that registered it can change it")
+        }
+        return path
     }
 
     /// The names of the services under the base path.

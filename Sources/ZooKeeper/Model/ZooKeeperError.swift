@@ -196,6 +196,10 @@ public struct ZooKeeperError: Error, Sendable, Hashable, CustomStringConvertible
                 .connectionLoss, path: path, rawCode: rawCode,
                 message: "the C client dropped the connection after an unexpected reply; the request may or may not have been applied")
             return
+        case -125:
+            // QUOTAEXCEEDED of 3.7+ servers that enforce quotas (the 3.8 C client has no name for it).
+            self.init(.unknown, path: path, rawCode: rawCode, message: "a quota on the path's subtree is exceeded (server code -125)")
+            return
         default: code = .unknown
         }
         self.init(code, path: path, rawCode: rawCode)
