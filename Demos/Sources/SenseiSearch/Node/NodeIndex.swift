@@ -291,13 +291,18 @@ public final class NodeIndex: Sendable {
     }
 
     /// Searches `partitions`, each on a search thread of its own; those that answer within
-    /// `timeout`.
+    /// `timeout`. A thread still waiting for a partition (an ingest holds it) when the time is up
+    /// skips the search once it gets the partition: nobody waits for its result.
     private func searchInParallel(_ partitions: [Int], _ request: SearchRequest, query: QueryNode, timeout: Duration) async -> [PartitionOutcome] {
-        await withTaskGroup(of: PartitionOutcome?.self) { group in
+        let abandoned = CancellationFlag()
+        defer { abandoned.set() }
+        return await withTaskGroup(of: PartitionOutcome?.self) { group in
             for partition in partitions {
                 let slot = indexes[partition]!
                 group.addTask {
-                    await runOffPoolUnlessCancelled { slot.withIndex { Self.search($0, partition, request, query: query) } }
+                    await runOffPoolUnlessCancelled {
+                        slot.withIndex { index in abandoned.isSet ? nil : Self.search(index, partition, request, query: query) }
+                    } ?? nil
                 }
             }
             group.addTask {

@@ -58,7 +58,7 @@ public struct VersionBuilder: Sendable {
             // Each worker reads, decompresses and appends its files on a thread of its own
             // (afterFile may block: a test's hang). A cancelled build (its version dropped) stops
             // reading at the next batch of records rather than reading every file to the end.
-            let cancelled = BuildCancellation()
+            let cancelled = CancellationFlag()
             try await withTaskCancellationHandler {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for _ in 0..<workers {
@@ -100,7 +100,7 @@ public struct VersionBuilder: Sendable {
 
     /// Reads one file and appends the selected partitions' records to their files, until the end
     /// or until `cancelled` is set (then it throws `CancellationError`).
-    func readFile(_ path: String, into writers: [PartitionFileWriter?], cancelled: BuildCancellation? = nil) throws {
+    func readFile(_ path: String, into writers: [PartitionFileWriter?], cancelled: CancellationFlag? = nil) throws {
         var reader = try SequenceFileReader(path: path)
         var isSelected = [Bool](repeating: false, count: partitionCount)
         for partition in selected where (0..<partitionCount).contains(partition) { isSelected[partition] = true }
