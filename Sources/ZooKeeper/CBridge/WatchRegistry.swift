@@ -224,7 +224,9 @@ public struct WatchedEvent: Sendable, Hashable, CustomStringConvertible {
 final class ArmedWatch: Sendable {
     private let box = Mutex<WatchBox?>(nil)
 
-    func set(_ watch: WatchBox) { box.withLock { $0 = watch } }
+    /// Arms `watch`; the one armed before it, if any.
+    @discardableResult
+    func set(_ watch: WatchBox) -> WatchBox? { box.withLock { box in defer { box = watch }; return box } }
 
     /// The watch, forgotten here.
     func take() -> WatchBox? { box.withLock { box in defer { box = nil }; return box } }

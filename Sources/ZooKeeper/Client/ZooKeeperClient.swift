@@ -659,13 +659,18 @@ public final class ZooKeeperClient: Sendable {
     ) async throws -> Value {
         let box = RequestBox<Value>(path: path, inFlight: inFlight)
         let watch = Mutex<WatchBox?>(nil)
+        // The watch a stream armed before this one (an `exists` watch replaced by a read's once the
+        // node appeared): withdrawn once this request is answered (a fired one needs nothing),
+        // rather than left registered until it fires.
+        let replaced = Mutex<WatchBox?>(nil)
+        defer { if let old = replaced.withLock({ $0.take() }) { withdrawWatch(old) } }
         func submit(_ continuation: UnsafeContinuation<Value, any Error>) {
             guard box.install(continuation) else { return }
             hand(box, path: path) { handle, generation, data in
                 let watchBox = WatchBox(path: path, kind: kind, handleGeneration: generation, deliver: deliver)
                 watches.register(watchBox)
                 watch.withLock { $0 = watchBox }
-                armed?.set(watchBox)
+                if let old = armed?.set(watchBox), old !== watchBox { replaced.withLock { $0 = old } }
                 // An error reply means the C client did not set the watch: forget the box, also
                 // when the caller was cancelled before the reply (nobody else would).
                 box.onFailure = { [watches] in _ = watches.remove(watchBox) }
