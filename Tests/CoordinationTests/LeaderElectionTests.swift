@@ -199,7 +199,7 @@ import ZooKeeperTesting
         requeueing.cancel()
         _ = await requeueing.result
         // Pauses of 50, 100, 200, 400, 800 ms fit in 2 s: at most six terms (hundreds without them).
-        #expect((1...6).contains(terms.value), "\(terms.value) terms in 2 s")
+        #expect(terms.value <= 6, "\(terms.value) terms in 2 s")
         await client.close()
     }
 
