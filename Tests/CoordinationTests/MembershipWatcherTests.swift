@@ -205,4 +205,23 @@ import ZooKeeperTesting
         await client.close()
         await proxy.shutdown()
     }
+    /// Leaving is cleanup: called from a task that is already cancelled (a version's removal run
+    /// by one of its own tasks), the member's node is still deleted.
+    @Test(.timeLimit(.minutes(1))) func leavingFromACancelledTaskStillDeletesTheNode() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let client = try await connectedTestClient(server.connectString)
+        let observer = try await connectedTestClient(server.connectString)
+        let group = uniqueTestPath()
+        let member = MembershipWatcher(client: client, group: group)
+        try await member.join(memberID: "m-1")
+        #expect(try await observer.childrenIfExists(group) == ["m-1"])
+        let leaving = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            try await member.leave()
+        }
+        _ = await leaving.result
+        try await eventually("the member's node is gone", timeout: .seconds(5)) { try await observer.childrenIfExists(group).isEmpty }
+        await client.close()
+        await observer.close()
+    }
 }

@@ -97,6 +97,9 @@ public final class PeerClient: Sendable {
                 promise.fail(Failure.connectionClosed)
             }
             return promise.futureResult.map { response in
+                // Answered: a late cancel (a timer that fired meanwhile) must not close the
+                // connection, which goes back to the pool for other requests.
+                inUse.withLockedValue { $0.channel = nil }
                 self.giveBack(channel, key: key, reusable: response.keepAlive)
                 return response.answer
             }

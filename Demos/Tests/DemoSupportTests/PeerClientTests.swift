@@ -32,6 +32,26 @@ import ZooKeeperTesting
         #expect(client.connectionsOpened == before, "kept-alive connection reused")
     }
 
+    /// A cancel that comes after the answer (a deadline timer that fired late) does not close the
+    /// connection, which is back in the pool: the next request reuses it.
+    @Test func aCancelAfterTheAnswerLeavesThePooledConnectionAlone() async throws {
+        let port = try freeLoopbackPort()
+        let server = Task { try await ConstantResponseServer.run(host: "127.0.0.1", port: port, body: "constant") }
+        defer { server.cancel() }
+        let client = PeerClient(group: Self.group)
+        defer { client.shutdown() }
+        try await eventually("the server is up", timeout: .seconds(30)) {
+            (try? await client.get(peer: "127.0.0.1:\(port)", path: "/")) != nil
+        }
+        let before = client.connectionsOpened
+        let pending = client.request(peer: "127.0.0.1:\(port)", path: "/first")
+        #expect(try await pending.answer.get().status == 200)
+        pending.cancel()
+        let next = try await client.get(peer: "127.0.0.1:\(port)", path: "/second")
+        #expect(next.status == 200)
+        #expect(client.connectionsOpened == before, "the pooled connection was reused, not closed by the late cancel")
+    }
+
     @Test func aConnectionThePeerClosedIsReplaced() async throws {
         let peer = try await RawPeer.start(on: Self.group, .answerThenClose)
         defer { peer.stop() }

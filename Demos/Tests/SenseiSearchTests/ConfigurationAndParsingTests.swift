@@ -37,7 +37,10 @@ import ZooKeeperTesting
     @Test func partitionRanges() throws {
         #expect(try SenseiConfiguration.parsePartitions("1,4-7,10") == [1, 4, 5, 6, 7, 10])
         #expect(try SenseiConfiguration.parsePartitions(" 0 , 1 ") == [0, 1])
-        for bad in ["", "1,,2", "7-4", "a", "1-", "-1"] {
+        // Split as Sensei splits it: commas and whitespace, any number of them.
+        #expect(try SenseiConfiguration.parsePartitions("0 1\t2") == [0, 1, 2])
+        #expect(try SenseiConfiguration.parsePartitions("1,,2") == [1, 2])
+        for bad in ["", " , ", "7-4", "a", "1-", "-1"] {
             #expect(throws: ConfigurationError.self, "\(bad)") { try SenseiConfiguration.parsePartitions(bad) }
         }
     }

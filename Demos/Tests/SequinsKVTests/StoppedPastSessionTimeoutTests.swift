@@ -13,7 +13,7 @@ import ZooKeeperTesting
             for _ in 0..<2 {
                 let node = try cluster.addNode(minReplication: 1, replication: 1)
                 node.zkSessionTimeout = "1s"
-                node.testSettings["flap_threshold"] = "0"  // sequins would stop after five lost connections
+                node.testSettings["flap_threshold"] = "0"  // sequins would stop after more than five lost connections
             }
             try cluster.makeVersionAvailable("v1")
             try cluster.start()

@@ -164,8 +164,8 @@ public final class MembershipWatcher: Sendable {
 
     /// Leaves the group: forgets the membership first (so nothing republishes it, and a
     /// republication waiting for ZooKeeper gives up), then deletes the node. A delete the
-    /// connection cuts off is retried in the background once it is back, until it is done or the
-    /// session is gone; this does not wait for that.
+    /// connection cuts off, or that a cancelled caller could not send, is sent and retried in the
+    /// background until it is done or the session is gone; this does not wait for that.
     public func leave() async throws {
         let keeper = state.withLock { state -> Task<Void, Never>? in
             state.left = true
@@ -183,6 +183,9 @@ public final class MembershipWatcher: Sendable {
         } catch let error as ZooKeeperError where error.isRetryable {
             // Retried once the connection is back: a member node left behind would stay in the
             // group (and in every count of it) for the session's life.
+            client.deleteGuaranteed(path)
+        } catch is CancellationError {
+            // A cancelled caller's request is never sent; leaving is cleanup, and goes on.
             client.deleteGuaranteed(path)
         }
     }

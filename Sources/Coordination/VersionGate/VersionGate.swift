@@ -112,13 +112,18 @@ public final class VersionGate: Sendable {
     /// The partitions this member advertises.
     public var advertisedPartitions: [Int] { state.withLock { $0.advertised.keys.sorted() } }
 
-    /// Withdraws this member's advertisements (it no longer serves the version).
+    /// Withdraws this member's advertisements (it no longer serves the version): every one of
+    /// them, even when one fails (the first failure is thrown after the others were withdrawn).
     public func unadvertiseAll() async throws {
         let watchers = state.withLock { state -> [MembershipWatcher] in
             defer { state.advertised.removeAll() }
             return Array(state.advertised.values)
         }
-        for watcher in watchers { try await watcher.leave() }
+        var failure: (any Error)?
+        for watcher in watchers {
+            do { try await watcher.leave() } catch { failure = failure ?? error }
+        }
+        if let failure { throw failure }
     }
 
     /// The holders of every partition, re-read after every change of the advertisements and after

@@ -191,6 +191,9 @@ public final class SearchBroker: Sendable {
         let attempt = client.request(
             peer: address, method: body == nil ? .GET : .POST, path: path, body: body, extraHeaders: body == nil ? [:] : ["Content-Type": contentType])
         let timer = attempt.answer.eventLoop.scheduleTask(deadline: deadline) { attempt.cancel() }
+        // Stopped as soon as the node answers (its answer may be awaited much later, after the
+        // other nodes' and the local search).
+        attempt.answer.whenComplete { _ in timer.cancel() }
         return SentRequest(attempt: attempt, timer: timer, deadline: deadline, timeout: timeout)
     }
 

@@ -63,6 +63,8 @@ public struct SenseiConfiguration: Sendable, Hashable {
         "sensei.index.interpreter.", "sensei.index.custom.", "sensei.index.pruner.", "sensei.indexing.retention.",
         "sensei.broker.webapp.path", "sensei.broker.minThread", "sensei.broker.maxThread", "sensei.broker.maxWaittime",
         "sensei.broker.finagle.", "sensei.plugin.", "sensei.custom.", "sensei.search.", "sensei.mapreduce.",
+        "sensei.broker.allowPartialMerge", "sensei.broker.pollInterval", "sensei.cluster.client-name", "sensei.version.comparator",
+        "sensei.query.builder.factory", "sensei.mx4j.",
     ]
 
     /// Reads `sensei.properties` text.
@@ -133,10 +135,13 @@ public struct SenseiConfiguration: Sendable, Hashable {
         }
     }
 
-    /// Sensei's partition list: comma-separated ids and inclusive ranges (`0,1`, `1,4-7,10`).
+    /// Sensei's partition list: ids and inclusive ranges separated by commas or spaces, as
+    /// Sensei splits it (`[,\s]+`): `0,1`, `1,4-7,10`, `0 1`.
     public static func parsePartitions(_ text: String) throws -> [Int] {
         var result = Set<Int>()
-        for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+        let parts = text.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init)
+        guard !parts.isEmpty else { throw ConfigurationError("sensei.node.partitions: no partition in \"\(text)\"") }
+        for part in parts {
             let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
             if bounds.count == 1, let id = Int(bounds[0]), id >= 0 {
                 result.insert(id)

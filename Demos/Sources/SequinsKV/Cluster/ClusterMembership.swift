@@ -182,7 +182,7 @@ public final class ClusterMembership: Sendable {
                 if case .suspended = event {
                     logger.warning("lost the ZooKeeper connection; serving from the cached cluster state")
                     if detector.record(at: ContinuousClock.now) {
-                        logger.critical("ZooKeeper is flapping: \(threshold) lost connections within \(window)")
+                        logger.critical("ZooKeeper is flapping: more than \(threshold) lost connections within \(window)")
                         onFlapping()
                         return
                     }
@@ -215,11 +215,12 @@ public struct FlapDetector: Sendable {
         self.window = window
     }
 
-    /// Records an event; true once `threshold` events fall within `window` (sequins: 5 in 20 minutes).
+    /// Records an event; true once more than `threshold` events fall within `window` (sequins:
+    /// more than 5 reconnects in 20 minutes, `flapCount > flapMax`).
     public mutating func record(at instant: ContinuousClock.Instant) -> Bool {
         events.append(instant)
         events.removeAll { instant - $0 > window }
-        return events.count >= threshold
+        return events.count > threshold
     }
 }
 

@@ -93,8 +93,8 @@ public struct SequinsConfiguration: Sendable, Hashable {
         public var versionRemoveTimeout: Duration = .zero
         /// Makes a load hang forever after reading this file of this version (`"<version>/<file>"`).
         public var hang: Hang = Hang()
-        /// `flap_threshold` (kv only; sequins hard-codes 5): this many lost ZooKeeper connections
-        /// within 20 minutes stop the node. Zero never stops it (for tests that stop and resume a
+        /// `flap_threshold` (kv only; sequins hard-codes 5): more than this many lost ZooKeeper
+        /// connections within 20 minutes stop the node. Zero never stops it (for tests that stop and resume a
         /// node many times).
         public var flapThreshold: Int = 5
 

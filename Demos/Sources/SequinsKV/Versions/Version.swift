@@ -169,6 +169,10 @@ public final class Version: Sendable {
         }
         readiness.set(false)
         for task in tasks { task.cancel() }
-        try? await gate?.unadvertiseAll()
+        // In a task of its own: close() is often called from one of the version's own tasks (its
+        // removal timer, an upgrade's wait), which the line above has just cancelled, and a
+        // cancelled task's requests are never sent: the advertisements would stay in ZooKeeper.
+        let gate = self.gate
+        await Task { try? await gate?.unadvertiseAll() }.value
     }
 }
