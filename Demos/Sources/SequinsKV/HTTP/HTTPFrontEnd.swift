@@ -287,8 +287,11 @@ struct RequestTarget {
         let question = uri.utf8.firstIndex(of: UInt8(ascii: "?"))
         path = uri[..<(question ?? uri.endIndex)]
         if let question {
+            // The first `proxy` parameter decides, and an empty one is no proxy, as Go's
+            // `Query().Get("proxy") != ""` in sequins.
             for pair in uri[uri.index(after: question)...].split(separator: "&") where pair == "proxy" || pair.hasPrefix("proxy=") {
-                proxy = pair.dropFirst("proxy=".count)
+                let value = pair.dropFirst("proxy".count).dropFirst()
+                proxy = value.isEmpty ? nil : value
                 break
             }
         }
