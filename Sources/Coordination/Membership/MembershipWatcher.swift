@@ -52,6 +52,8 @@ public final class MembershipWatcher: Sendable {
         var keeper: Task<Void, Never>?
     }
     private let state = Mutex(State())
+    /// Set by ``leave()``: a publication waiting for the connection stops waiting.
+    private let hasLeft = Latch<Void>()
     /// Serialises join, updatePayload, leave and republishing.
     private let publishing = AsyncLock()
 
@@ -172,6 +174,7 @@ public final class MembershipWatcher: Sendable {
             defer { state.keeper = nil }
             return state.keeper
         }
+        hasLeft.set(())
         keeper?.cancel()
         let path = await publishing.withLock {
             state.withLock { $0.desired?.publishedName.map { ZooKeeperPath.join(group, $0) } }
@@ -233,14 +236,14 @@ public final class MembershipWatcher: Sendable {
     /// Waits until the client is connected, or until ``leave()`` is called (a publication
     /// waiting for ZooKeeper must not hold up the leave, which waits for it).
     private func waitUntilConnectedOrLeft() async throws {
-        while !state.withLock({ $0.left }) {
-            do {
-                _ = try await client.waitUntilConnected(timeout: .milliseconds(200))
-                return
-            } catch let error as ZooKeeperError where error.code == .connectionTimeout {
-                continue
-            }
+        let (client, hasLeft) = (self.client, self.hasLeft)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { _ = try await client.waitUntilConnected() }
+            group.addTask { _ = await hasLeft.wait() }
+            defer { group.cancelAll() }
+            try await group.next()
         }
+        try Task.checkCancellation()  // a cancelled wait ends the latch's wait too: not a wake-up
     }
 
     /// Thrown inside a publication that must start over at once (the node changed meanwhile).
