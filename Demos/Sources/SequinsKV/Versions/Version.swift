@@ -168,11 +168,9 @@ public final class Version: Sendable {
             return mutable.tasks
         }
         readiness.set(false)
+        // (Often from one of the tasks just cancelled, its removal timer or an upgrade's wait:
+        // withdrawing an advertisement is cleanup, sent even from a cancelled task.)
         for task in tasks { task.cancel() }
-        // In a task of its own: close() is often called from one of the version's own tasks (its
-        // removal timer, an upgrade's wait), which the line above has just cancelled, and a
-        // cancelled task's requests are never sent: the advertisements would stay in ZooKeeper.
-        let gate = self.gate
-        await Task { try? await gate?.unadvertiseAll() }.value
+        try? await gate?.unadvertiseAll()
     }
 }
