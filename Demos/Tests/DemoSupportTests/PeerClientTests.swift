@@ -14,7 +14,9 @@ import ZooKeeperTesting
     /// One event loop, so every request shares one pool.
     static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    @Test func sequentialRequestsReuseOneConnection() async throws {
+    /// A client (on the one event loop) and the address of a server answering "constant" to
+    /// everything, up and answered once.
+    func withConstantServer(_ body: (PeerClient, String) async throws -> Void) async throws {
         let port = try freeLoopbackPort()
         let server = Task { try await ConstantResponseServer.run(host: "127.0.0.1", port: port, body: "constant") }
         defer { server.cancel() }
@@ -23,33 +25,33 @@ import ZooKeeperTesting
         try await eventually("the server is up", timeout: .seconds(30)) {
             (try? await client.get(peer: "127.0.0.1:\(port)", path: "/")) != nil
         }
-        let before = client.connectionsOpened
-        for index in 0..<20 {
-            let answer = try await client.get(peer: "127.0.0.1:\(port)", path: "/key-\(index)?proxy=1")
-            #expect(answer.status == 200)
-            #expect(String(buffer: answer.body) == "constant")
+        try await body(client, "127.0.0.1:\(port)")
+    }
+
+    @Test func sequentialRequestsReuseOneConnection() async throws {
+        try await withConstantServer { client, address in
+            let before = client.connectionsOpened
+            for index in 0..<20 {
+                let answer = try await client.get(peer: address, path: "/key-\(index)?proxy=1")
+                #expect(answer.status == 200)
+                #expect(String(buffer: answer.body) == "constant")
+            }
+            #expect(client.connectionsOpened == before, "kept-alive connection reused")
         }
-        #expect(client.connectionsOpened == before, "kept-alive connection reused")
     }
 
     /// A cancel that comes after the answer (a deadline timer that fired late) does not close the
     /// connection, which is back in the pool: the next request reuses it.
     @Test func aCancelAfterTheAnswerLeavesThePooledConnectionAlone() async throws {
-        let port = try freeLoopbackPort()
-        let server = Task { try await ConstantResponseServer.run(host: "127.0.0.1", port: port, body: "constant") }
-        defer { server.cancel() }
-        let client = PeerClient(group: Self.group)
-        defer { client.shutdown() }
-        try await eventually("the server is up", timeout: .seconds(30)) {
-            (try? await client.get(peer: "127.0.0.1:\(port)", path: "/")) != nil
+        try await withConstantServer { client, address in
+            let before = client.connectionsOpened
+            let pending = client.request(peer: address, path: "/first")
+            #expect(try await pending.answer.get().status == 200)
+            pending.cancel()
+            let next = try await client.get(peer: address, path: "/second")
+            #expect(next.status == 200)
+            #expect(client.connectionsOpened == before, "the pooled connection was reused, not closed by the late cancel")
         }
-        let before = client.connectionsOpened
-        let pending = client.request(peer: "127.0.0.1:\(port)", path: "/first")
-        #expect(try await pending.answer.get().status == 200)
-        pending.cancel()
-        let next = try await client.get(peer: "127.0.0.1:\(port)", path: "/second")
-        #expect(next.status == 200)
-        #expect(client.connectionsOpened == before, "the pooled connection was reused, not closed by the late cancel")
     }
 
     @Test func aConnectionThePeerClosedIsReplaced() async throws {
