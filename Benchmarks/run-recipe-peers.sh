@@ -6,7 +6,7 @@
 # cooperative pool, and (in parentheses) with its loop preferring the client's completion executor,
 # where Curator runs its listeners: on the thread that delivered the event.
 #
-#   Benchmarks/run-recipe-peers.sh [--repeat K] [--out FILE]
+#   Benchmarks/run-recipe-peers.sh [--repeat K] [--workloads W1,W2,…] [--out FILE]
 #
 # Builds what is missing (zk-bench in release, the Curator bench with build-curator-bench) and
 # starts the server with the peer harness's zk-server (ZK_SERVER, default
@@ -14,12 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 repeat=3
+workloads=tree-cache-load,tree-cache-propagation,service-lookup,counter-increments
 out=/tmp/recipe-peers-$(date +%Y%m%d-%H%M%S).md
 while [ $# -gt 0 ]; do
   case "$1" in
     --repeat) repeat=$2; shift 2 ;;
+    --workloads) workloads=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--repeat K] [--out FILE]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--repeat K] [--workloads W1,W2,…] [--out FILE]" >&2; exit 2 ;;
   esac
 done
 zk_server=${ZK_SERVER:-/work/shared/bench-peers/zk-server}
@@ -36,7 +38,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 trap '"$zk_server" stop "$dir" >&2; rm -rf "$dir"' EXIT
 
 raw=$(mktemp)
-for workload in tree-cache-load tree-cache-propagation service-lookup counter-increments; do
+for workload in ${workloads//,/ }; do
   for run in $(seq "$repeat"); do
     for impl in curator swift swift-ce; do
       case $impl in
@@ -61,7 +63,7 @@ def med(impl, workload, key):
     return statistics.median(values) if values else None
 lines = ["| workload | Curator ops/s | ours ops/s (on the completion executor) | ours / Curator | p50 / p99 µs Curator | p50 / p99 µs ours (on the completion executor) | client CPU µs/op Curator / ours (on the completion executor) |",
          "|---|---:|---:|---:|---|---|---|"]
-for workload in ["tree-cache-load", "tree-cache-propagation", "service-lookup", "counter-increments"]:
+for workload in dict.fromkeys(r.get("workload") for r in rows):
     c, s, e = (med(impl, workload, "ops_per_sec") for impl in ("curator", "swift", "swift-ce"))
     def lat(impl):
         p50, p99 = med(impl, workload, "p50_us"), med(impl, workload, "p99_us")
