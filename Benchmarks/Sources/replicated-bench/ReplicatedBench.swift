@@ -42,8 +42,8 @@ struct ReplicatedBench: AsyncParsableCommand {
         let clientCounts = clients.split(separator: ",").compactMap { Int($0) }
         let server = try await ZooKeeperServer.start()
         defer { server.destroy() }
-        print("| binary | nodes | clients | commits/s | p50 ms | p99 ms | failed | round size mean / p50 / p99 / max | reads/s (node 1) |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| binary | nodes | clients | commits/s | p50 ms | p99 ms | failed | round size mean / p50 / p99 / max | forward size mean | reads/s (node 1) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         var run = 0
         for size in sizes {
             for clientCount in clientCounts {
@@ -52,10 +52,10 @@ struct ReplicatedBench: AsyncParsableCommand {
                     let cluster = try await BenchCluster.start(size: size, binary: binary.path, zookeeper: server.connectString, name: "bench-\(run)")
                     do {
                         let commits = try await measureCommits(cluster, clients: clientCount)
-                        let rounds = await cluster.roundSizes()
+                        let (rounds, forwards) = await cluster.batchSizes()
                         let reads = clientCount == clientCounts.last ? String(format: "%.0f", try await measureReads(cluster, writers: clientCount)) : ""
                         let figures = String(format: "%.0f | %.1f | %.1f | %d", commits.perSecond, commits.p50, commits.p99, commits.failed)
-                        print("| \(binary.label) | \(size) | \(clientCount) | \(figures) | \(rounds) | \(reads) |")
+                        print("| \(binary.label) | \(size) | \(clientCount) | \(figures) | \(rounds) | \(forwards) | \(reads) |")
                     } catch {
                         print("| \(binary.label) | \(size) | \(clientCount) | failed: \(error) |")
                     }
@@ -172,22 +172,33 @@ struct BenchCluster: Sendable {
     }
 
     /// How many transactions the coordinator's rounds carried (`GET /admin/status`), as
-    /// "mean / p50 / p99 / max"; "—" when the nodes do not report it.
-    func roundSizes() async -> String {
+    /// "mean / p50 / p99 / max", and how many the other members' requests forwarding them to the
+    /// coordinator carried, as a mean over all of them; "—" when the nodes do not report it.
+    func batchSizes() async -> (rounds: String, forwards: String) {
         struct Status: Decodable {
-            struct Rounds: Decodable { var count: Int; var mean: Double; var p50: Int; var p99: Int; var max: Int }
-            var rounds: Rounds
-            enum CodingKeys: String, CodingKey { case rounds = "cluster.commit.round.size" }
+            struct Sizes: Decodable { var count: Int; var operations: Int; var mean: Double; var p50: Int; var p99: Int; var max: Int }
+            var rounds: Sizes
+            var forwards: Sizes?
+            enum CodingKeys: String, CodingKey {
+                case rounds = "cluster.commit.round.size"
+                case forwards = "cluster.forward.batch.size"
+            }
         }
-        var busiest: Status.Rounds?
+        var busiest: Status.Sizes?
+        var forwarded = (requests: 0, operations: 0)
         for address in addresses {
             guard let reply = try? await Self.request(.GET, address, "/admin/status"), reply.status == 200,
                 let status = try? JSONDecoder().decode(Status.self, from: Data(reply.body.utf8))
             else { continue }
             if status.rounds.count > (busiest?.count ?? 0) { busiest = status.rounds }
+            if let forwards = status.forwards {
+                forwarded.requests += forwards.count
+                forwarded.operations += forwards.operations
+            }
         }
-        guard let rounds = busiest else { return "—" }
-        return String(format: "%.1f / %d / %d / %d", rounds.mean, rounds.p50, rounds.p99, rounds.max)
+        let rounds = busiest.map { String(format: "%.1f / %d / %d / %d", $0.mean, $0.p50, $0.p99, $0.max) } ?? "—"
+        let forwards = forwarded.requests == 0 ? "—" : String(format: "%.1f", Double(forwarded.operations) / Double(forwarded.requests))
+        return (rounds, forwards)
     }
 
     func stop() async {

@@ -4,8 +4,9 @@ import Testing
 @testable import StardogReplicated
 
 /// A member's outbox to the coordinator: operations submitted together go in one send, each
-/// submitter gets its own operation's result, a send carries at most its weight limit, and a
-/// send does not wait for an earlier one to be answered.
+/// submitter gets its own operation's result, a send carries at most its weight limit, a send
+/// does not wait for an earlier one to be answered, and a send lingers for the clients just
+/// answered (but not past its deadline, and not after an idle spell).
 @Suite struct ForwardingOutboxTests {
     @Test func operationsSubmittedTogetherShareSendsAndEachGetsItsOwnAnswer() async throws {
         let outbox = ForwardingOutbox<Int, Int>(maxWeight: 8, weigh: { $0 % 3 + 1 })
@@ -59,5 +60,64 @@ import Testing
         #expect(try await outbox.submit(2, send: send) == 2)
         secondAnswered.continuation.yield()
         #expect(try await first == 1)
+    }
+
+    /// Ten operations answered together (however many sends carried them); their clients come
+    /// back one by one, a millisecond apart: one send carries all ten (without the linger, the
+    /// first would leave alone).
+    @Test func clientsAnsweredTogetherComeBackInOneSend() async throws {
+        let outbox = ForwardingOutbox<Int, Int>(maxWeight: 1_000, maxLinger: .seconds(2), weigh: { _ in 1 })
+        let sends = Mutex<[[Int]]>([])
+        let send: ForwardingOutbox<Int, Int>.Send = { operations in
+            sends.withLock { $0.append(operations) }
+            // The first ten are answered together, once all of them were sent.
+            while sends.withLock({ $0.joined().count(where: { $0 < 100 }) }) < 10 { try? await Task.sleep(for: .milliseconds(1)) }
+            try? await Task.sleep(for: .milliseconds(300))
+            return operations.map { .success($0) }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for operation in 0..<10 {
+                group.addTask {
+                    _ = try await outbox.submit(operation, send: send)
+                    try await Task.sleep(for: .milliseconds(20 + operation))
+                    #expect(try await outbox.submit(operation + 100, send: send) == operation + 100)
+                }
+            }
+            try await group.waitForAll()
+        }
+        let sent = sends.withLock { $0 }
+        #expect(sent.flatMap { $0 }.sorted() == Array(0..<10) + Array(100..<110))
+        #expect(sent.last?.sorted() == Array(100..<110), "the clients that came back were sent in \(sent)")
+    }
+
+    /// Only three of ten clients come back: the send leaves with them once the linger's deadline
+    /// (the last send's duration, shorter than `maxLinger` here) has passed, not later; and an
+    /// operation after an idle spell goes at once.
+    @Test func aLingerEndsAtItsDeadlineAndNotAfterAnIdleSpell() async throws {
+        let outbox = ForwardingOutbox<Int, Int>(maxWeight: 1_000, maxLinger: .seconds(30), weigh: { _ in 1 })
+        let sends = Mutex<[[Int]]>([])
+        let send: ForwardingOutbox<Int, Int>.Send = { operations in
+            sends.withLock { $0.append(operations) }
+            try? await Task.sleep(for: .milliseconds(200))
+            return operations.map { .success($0) }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for operation in 0..<10 { group.addTask { _ = try await outbox.submit(operation, send: send) } }
+            try await group.waitForAll()
+        }
+        let clock = ContinuousClock()
+        let back = try await clock.measure {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for operation in 100..<103 { group.addTask { _ = try await outbox.submit(operation, send: send) } }
+                try await group.waitForAll()
+            }
+        }
+        // The send (200 ms) after a linger of at most the last send's duration (about 200 ms).
+        #expect(back < .seconds(10), "three returning clients waited \(back)")
+        try await Task.sleep(for: .milliseconds(500))  // past any linger
+        let alone = try await clock.measure { _ = try await outbox.submit(200, send: send) }
+        #expect(alone < .milliseconds(200) + .seconds(5))
+        let sent = sends.withLock { $0 }
+        #expect(sent.suffix(2).map { $0.sorted() } == [[100, 101, 102], [200]], "sends: \(sent)")
     }
 }

@@ -21,6 +21,8 @@ final class CoordinatorForwarding: Sendable {
         var outbox = CoordinatorForwarding.newOutbox()
     }
     private let state = Mutex(State())
+    /// How many operations each request to the coordinator carried.
+    let batchSizes = BatchSizes()
 
     /// A coordinator as this node knows it: its address, the latch its successor sets, and the
     /// queue of operations forwarded to it.
@@ -104,6 +106,7 @@ final class CoordinatorForwarding: Sendable {
     /// reason none came.
     private func send(_ operations: [ClusterOperation], to coordinator: KnownCoordinator) async throws -> [OperationOutcome] {
         let address = coordinator.address
+        batchSizes.record(batchOf: operations.count)
         let body = try JSONEncoder().encode(ForwardedOperations(operations: operations))
         let (peers, timeout) = (context.peers, context.configuration.commitTimeout * 4)
         do {

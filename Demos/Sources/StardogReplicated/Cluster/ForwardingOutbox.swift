@@ -5,6 +5,13 @@ import Synchronization
 /// goes with it. Sends do not wait for each other (a coordinator round takes what has arrived
 /// when it starts, so holding operations back for an earlier send to be answered would make them
 /// miss a round).
+///
+/// A send lingers a little (at most ``maxLinger`` after the last answer, and never longer than the
+/// last send took) until as many operations wait as were answered since the last send left: the
+/// clients answered come back with their next operation within moments of each other, and a send
+/// that left with the first of them would split them over several requests, each costing the
+/// coordinator and the member an HTTP exchange. The coordinator's round lingers longer for the
+/// same clients (``GroupCommitQueue``), so these operations still make its next round.
 final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
     /// Sends operations together: one result per operation, in order.
     typealias Send = @Sendable (_ operations: [Operation]) async -> [Result<Value, any Error>]
@@ -13,15 +20,26 @@ final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
     private struct State {
         var waiting: [Waiting] = []
         var sendScheduled = false
+        /// Operations answered since the last send took its batch: their clients are expected back.
+        var expected = 0
+        /// When the last answer came, and how long its send took.
+        var lastAnswer: (at: ContinuousClock.Instant, took: Duration)?
+        /// The scheduled send lingering until enough operations wait (resumed by the submission
+        /// that makes them enough, or at the linger's deadline).
+        var lingering: (id: Int, continuation: CheckedContinuation<Void, Never>)?
+        var lingers = 0
     }
     private let state = Mutex(State())
     private let maxWeight: Int
+    private let maxLinger: Duration
     private let weigh: @Sendable (Operation) -> Int
 
     /// - Parameters:
     ///   - maxWeight: the most one send carries, by `weigh` (a heavier operation goes alone).
-    init(maxWeight: Int, weigh: @escaping @Sendable (Operation) -> Int) {
+    ///   - maxLinger: the longest after an answer that a send waits for the clients answered.
+    init(maxWeight: Int, maxLinger: Duration = .milliseconds(1), weigh: @escaping @Sendable (Operation) -> Int) {
         self.maxWeight = maxWeight
+        self.maxLinger = maxLinger
         self.weigh = weigh
     }
 
@@ -29,26 +47,67 @@ final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
     /// its result. The send runs to its end even if the submitter is cancelled.
     func submit(_ operation: Operation, send: @escaping Send) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
-            let schedules = state.withLock { state -> Bool in
+            let (schedules, endsLinger) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
                 state.waiting.append(Waiting(operation: operation, weight: weigh(operation), continuation: continuation))
-                guard !state.sendScheduled else { return false }
+                guard !state.sendScheduled else {
+                    guard let lingering = state.lingering, state.waiting.count >= state.expected else { return (false, nil) }
+                    state.lingering = nil
+                    return (false, lingering.continuation)
+                }
                 state.sendScheduled = true
-                return true
+                return (true, nil)
             }
+            endsLinger?.resume()
             if schedules { Task { await self.sendWaiting(send) } }
         }
     }
 
     private func sendWaiting(_ send: @escaping Send) async {
+        await lingerForTheClientsAnswered()
         let (batch, more) = state.withLock { state -> ([Waiting], Bool) in
             let batch = state.waiting.removeBatch(maxWeight: maxWeight)
+            state.expected = max(0, state.expected - batch.count)
             state.sendScheduled = !state.waiting.isEmpty
             return (batch, state.sendScheduled)
         }
         if more { Task { await self.sendWaiting(send) } }
         guard !batch.isEmpty else { return }
+        let started = ContinuousClock.now
         let results = await send(batch.map(\.operation))
         precondition(results.count == batch.count, "a send answers every operation it carried")
+        let answered = ContinuousClock.now
+        state.withLock { state in
+            state.expected += batch.count
+            state.lastAnswer = (answered, answered - started)
+        }
         for (waiting, result) in zip(batch, results) { waiting.continuation.resume(with: result) }
+    }
+
+    /// Waits until as many operations wait as were answered since the last send left, or the
+    /// linger is over. No wait when the last answer is older than that.
+    private func lingerForTheClientsAnswered() async {
+        let deadline = state.withLock { state -> ContinuousClock.Instant? in
+            guard let last = state.lastAnswer else { return nil }
+            return last.at + min(maxLinger, last.took)
+        }
+        guard let deadline, deadline > .now else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let id = state.withLock { state -> Int? in
+                guard state.waiting.count < state.expected else { return nil }
+                state.lingers += 1
+                state.lingering = (state.lingers, continuation)
+                return state.lingers
+            }
+            guard let id else { return continuation.resume() }
+            Task {
+                try? await Task.sleep(until: deadline)
+                let expired = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                    guard let lingering = state.lingering, lingering.id == id else { return nil }
+                    state.lingering = nil
+                    return lingering.continuation
+                }
+                expired?.resume()
+            }
+        }
     }
 }

@@ -28,7 +28,7 @@ final class CommitCoordinator: Sendable {
     private let stepDown: @Sendable () async -> Void
     private let queue: GroupCommitQueue<ClusterOperation, DatabaseVersion?>
     /// How many operations the rounds carried.
-    let statistics = RoundStatistics()
+    let statistics = BatchSizes()
     /// The release of the last round's lock, which runs while its writes are acknowledged; the
     /// next round waits for it before it takes the lock again.
     private let lastRelease = Mutex<Task<Void, Never>?>(nil)
@@ -103,7 +103,7 @@ final class CommitCoordinator: Sendable {
         context.metrics.aborts.increment(by: results.count - committed)
         context.metrics.commitDuration.record(ContinuousClock.now - started)
         context.metrics.roundSize.record(operations.count)
-        statistics.record(roundOf: operations.count)
+        statistics.record(batchOf: operations.count)
         return results
     }
 

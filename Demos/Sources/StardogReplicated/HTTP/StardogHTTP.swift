@@ -140,11 +140,19 @@ public enum StardogHTTP {
     struct ClusterStatus: Codable { var nodes: [NodeStatus] }
     struct ReadOnlyState: Codable { var readonly: Bool }
     /// `GET /admin/status`: metrics named as Stardog names its own (`{"name": {…}}`), here the
-    /// sizes of the commit rounds this node ran as coordinator.
+    /// sizes of the commit rounds this node ran as coordinator and of the requests in which it
+    /// forwarded operations to the coordinator.
     struct NodeMetrics: Encodable {
-        var rounds: RoundStatistics.Summary
-        init(_ node: ReplicatedNode) { rounds = node.coordinator.statistics.summary }
-        enum CodingKeys: String, CodingKey { case rounds = "cluster.commit.round.size" }
+        var rounds: BatchSizes.Summary
+        var forwards: BatchSizes.Summary
+        init(_ node: ReplicatedNode) {
+            rounds = node.coordinator.statistics.summary
+            forwards = node.forwarding.batchSizes.summary
+        }
+        enum CodingKeys: String, CodingKey {
+            case rounds = "cluster.commit.round.size"
+            case forwards = "cluster.forward.batch.size"
+        }
     }
 
     // MARK: Admin
