@@ -120,4 +120,28 @@ import Testing
         let sent = sends.withLock { $0 }
         #expect(sent.suffix(2).map { $0.sorted() } == [[100, 101, 102], [200]], "sends: \(sent)")
     }
+
+    /// Two clients answered together, and one of them stops: the other's later operations do
+    /// not linger for it (a linger of about the last send's duration, 500 ms here, each time).
+    @Test func aClientThatStoppedIsNotWaitedForAgain() async throws {
+        let outbox = ForwardingOutbox<Int, Int>(maxWeight: 1_000, maxLinger: .seconds(30), weigh: { _ in 1 })
+        let sent = Mutex(0)
+        let send: ForwardingOutbox<Int, Int>.Send = { operations in
+            // The first two are answered together, once both were sent.
+            sent.withLock { $0 += operations.count }
+            while sent.withLock({ $0 }) < 2 { try? await Task.sleep(for: .milliseconds(1)) }
+            try? await Task.sleep(for: .milliseconds(500))
+            return operations.map { .success($0) }
+        }
+        async let first = outbox.submit(0, send: send)
+        async let second = outbox.submit(1, send: send)
+        _ = try await (first, second)
+        let clock = ContinuousClock()
+        var took: [Duration] = []
+        for operation in 2..<5 {
+            took.append(try await clock.measure { _ = try await outbox.submit(operation, send: send) })
+        }
+        // The first may linger for the client that stopped; the later ones go at once.
+        #expect(took.dropFirst().allSatisfy { $0 < .milliseconds(900) }, "each took \(took)")
+    }
 }

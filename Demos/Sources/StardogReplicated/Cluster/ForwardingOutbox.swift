@@ -66,7 +66,9 @@ final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
         await lingerForTheClientsAnswered()
         let (batch, more) = state.withLock { state -> ([Waiting], Bool) in
             let batch = state.waiting.removeBatch(maxWeight: maxWeight)
-            state.expected = max(0, state.expected - batch.count)
+            // Whoever was expected and has not come by now is not waited for again (a client
+            // that stopped must not hold up the others' sends).
+            state.expected = 0
             state.sendScheduled = !state.waiting.isEmpty
             return (batch, state.sendScheduled)
         }
