@@ -135,15 +135,19 @@ public enum HTTPServer {
         @exclusivity(unchecked) private var body: ByteBuffer?
         /// The body is too large: answered 413 at its end, then the connection closes.
         @exclusivity(unchecked) private var tooLarge = false
-        /// Whole requests waiting for the one being answered. Past ``maxWaiting`` the connection
-        /// is not read until they are answered (a client pipelining without end behind a slow
-        /// answer does not fill memory).
+        /// Whole requests waiting for the one being answered. Past ``maxWaiting`` of them, or once
+        /// their bodies add up to `maxBody`, the connection is not read until they are answered
+        /// (a client pipelining without end behind a slow answer does not fill memory).
         @exclusivity(unchecked) private var waiting = CircularBuffer<Waiting>(initialCapacity: 2)
+        /// The bytes of the waiting requests' bodies.
+        @exclusivity(unchecked) private var waitingBodyBytes = 0
         @exclusivity(unchecked) private var answering = false
         /// The waiting requests are being answered, one after another, further up the stack.
         @exclusivity(unchecked) private var draining = false
         /// Reading is paused until the waiting requests are answered.
         @exclusivity(unchecked) private var readingPaused = false
+        /// Whether reading is paused (for tests).
+        var isReadingPaused: Bool { readingPaused }
         /// An answer that closes the connection was written: nothing more is answered.
         @exclusivity(unchecked) private var closing = false
         /// What to call if the client leaves before the pending answer is ready.
@@ -237,7 +241,8 @@ public enum HTTPServer {
 
         private func wait(_ request: Waiting, context: ChannelHandlerContext) {
             waiting.append(request)
-            if waiting.count >= Self.maxWaiting && !readingPaused {
+            waitingBodyBytes += request.body?.readableBytes ?? 0
+            if waiting.count >= Self.maxWaiting || waitingBodyBytes >= maxBody, !readingPaused {
                 readingPaused = true
                 try? context.channel.syncOptions?.setOption(.autoRead, value: false)
             }
@@ -251,6 +256,7 @@ public enum HTTPServer {
             draining = true
             defer { draining = false }
             while !answering && !closing, let next = waiting.popFirst() {
+                waitingBodyBytes -= next.body?.readableBytes ?? 0
                 if let reply = next.tooLarge {
                     answering = true  // as answer(…) does: write(…) ends it
                     write(reply, for: next.head, closing: true, context: context)

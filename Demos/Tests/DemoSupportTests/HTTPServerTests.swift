@@ -3,6 +3,8 @@ import Glibc
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOEmbedded
+import NIOHTTP1
 import NIOPosix
 import Testing
 import ZooKeeperTesting
@@ -94,6 +96,38 @@ import ZooKeeperTesting
             #expect(text.contains("answer for /slow/1") && text.contains("413"), "\(text.prefix(400))")
             #expect(!text.contains("got "), "the large body was not answered as if it were a request")
         }
+    }
+
+    /// Requests with bodies pipelined behind a slow answer: reading pauses once their bodies add
+    /// up to the largest body the server takes (not only past a thousand requests), and resumes
+    /// once they are answered, every one of them in order.
+    @Test func waitingBodiesPauseReadingOnceTheyAddUpToTheLimit() throws {
+        let channel = EmbeddedChannel()
+        let slow = channel.eventLoop.makePromise(of: HTTPReply.self)
+        let handler = HTTPServer.RequestHandler(
+            respond: { head, body, _ in
+                head.uri == "/slow" ? .later(slow.futureResult) : .now(HTTPReply(status: .ok, text: "\(head.uri) \(body?.readableBytes ?? 0)"))
+            },
+            connections: HTTPServer.Connections(), maxBody: 1_000, tooLarge: { _ in HTTPReply(status: .payloadTooLarge) })
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.writeInbound(ByteBuffer(string: "GET /slow HTTP/1.1\r\n\r\n"))
+        func post(_ index: Int) -> ByteBuffer {
+            ByteBuffer(string: "POST /p\(index) HTTP/1.1\r\nContent-Length: 400\r\n\r\n" + String(repeating: "a", count: 400))
+        }
+        try channel.writeInbound(post(1))
+        try channel.writeInbound(post(2))
+        #expect(!handler.isReadingPaused, "800 bytes wait")
+        try channel.writeInbound(post(3))
+        #expect(handler.isReadingPaused, "1,200 bytes wait: past the 1,000 the server takes")
+        slow.succeed(HTTPReply(status: .ok, text: "slow"))
+        #expect(!handler.isReadingPaused, "every waiting request was answered")
+        var answers = ""
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { answers += String(buffer: buffer) }
+        let bodies = ["slow", "/p1 400", "/p2 400", "/p3 400"].map { answers.range(of: $0)?.lowerBound }
+        #expect(bodies.allSatisfy { $0 != nil } && bodies == bodies.sorted { $0! < $1! }, "\(answers)")
+        _ = try channel.finish()
     }
 
     /// A client that leaves before its answer is ready is told to the answer's maker (kv stops
