@@ -258,4 +258,22 @@ import ZooKeeperTesting
         #expect { _ = try open([0], count: 2, sharding: .uidHash) } throws: { "\($0)".contains("sharding") }
         #expect { _ = try open([0, 1], count: 2) } throws: { "\($0)".contains("partition 1 is new on this node") && "\($0)".contains("line 40") }
     }
+
+    /// A partition taken off the node while the store moves on, then given back, lacks what was
+    /// indexed meanwhile: it is new again, and refused. Given back before the store moved, it is
+    /// still whole and opens.
+    @Test func aPartitionGivenBackAfterTheStoreMovedOnIsRefused() throws {
+        let directory = NSTemporaryDirectory() + "search-removed-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let layout = (partitionCount: 3, sharding: "uidModulo")
+        let first = try PartitionStore(directory: directory, partitions: [0, 1, 2], layout: layout)
+        try first.commit([], position: FileGateway.Position(nextLine: 10, byteOffset: 1_000))
+        _ = try PartitionStore(directory: directory, partitions: [0, 1], layout: layout)
+        _ = try PartitionStore(directory: directory, partitions: [0, 1, 2], layout: layout)  // nothing moved meanwhile
+        let without = try PartitionStore(directory: directory, partitions: [0, 1], layout: layout)
+        try without.commit([], position: FileGateway.Position(nextLine: 20, byteOffset: 2_000))
+        #expect { _ = try PartitionStore(directory: directory, partitions: [0, 1, 2], layout: layout) } throws: {
+            "\($0)".contains("partition 2 is new on this node") && "\($0)".contains("line 20")
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 
 @testable import StardogReplicated
@@ -60,7 +61,7 @@ import Testing
         ("pack.enabled=true\npack.zookeeper.address=zk:2181\npack.cluster.name=a/b\n", "pack.cluster.name: 'a/b'"),
         ("pack.enabled=true\npack.zookeeper.address=zk:2181\npack.node.address=host:port\n", "pack.node.address: 'host:port'"),
         // Nodes on other machines than their ZooKeeper cannot all be 127.0.0.1.
-        ("pack.enabled=true\npack.zookeeper.address=127.0.0.1:2181,zk2:2181\n", "pack.node.address is 127.0.0.1 (loopback) while ZooKeeper is at zk2"),
+        ("pack.enabled=true\npack.zookeeper.address=127.0.0.1:2181,192.0.2.7:2181\n", "pack.node.address is 127.0.0.1 (loopback) while ZooKeeper is at 192.0.2.7"),
     ])
     func badSettingsNameTheProblem(text: String, message: String) {
         #expect {
@@ -68,6 +69,17 @@ import Testing
         } throws: { error in
             "\(error)".contains(message)
         }
+    }
+
+    /// Every node on one machine, with ZooKeeper named by that machine's own name or address
+    /// rather than 127.0.0.1: nodes at 127.0.0.1 reach each other, so it is not refused.
+    @Test func aZooKeeperOnThisMachineByItsNameAllowsLoopbackNodes() throws {
+        var name = [CChar](repeating: 0, count: 256)
+        try #require(gethostname(&name, name.count) == 0)
+        let host = String(cString: name)
+        _ = try StardogConfiguration(properties: "pack.enabled=true\npack.zookeeper.address=\(host):2181\n")
+        #expect(StardogConfiguration.isThisMachine(host) && StardogConfiguration.isThisMachine("127.0.0.1"))
+        #expect(!StardogConfiguration.isThisMachine("192.0.2.7"))
     }
 
     @Test func databaseNamesFollowStardogsRules() throws {

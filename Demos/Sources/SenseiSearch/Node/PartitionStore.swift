@@ -75,6 +75,10 @@ public final class PartitionStore: @unchecked Sendable {
                     """)
             }
             (manifest.partitionCount, manifest.sharding) = (layout.partitionCount, layout.sharding)
+            // A partition no longer on this node stops being followed: once the store moves on
+            // without it, it lacks what came meanwhile, so if it comes back it is new (refused
+            // above while the store covers part of the gateway).
+            manifest.partitions = manifest.partitions.filter { key, _ in Int(key).map(partitions.contains) ?? false }
         }
         for partition in partitions where manifest.partitions[String(partition)] == nil { manifest.partitions[String(partition)] = PartitionState() }
         try removeUncommitted()

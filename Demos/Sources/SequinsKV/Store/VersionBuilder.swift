@@ -56,17 +56,23 @@ public struct VersionBuilder: Sendable {
             let workers = max(1, min(maxParallelLoads == 0 ? 10 : maxParallelLoads, files.count))
             let queue = WorkQueue(files)
             // Each worker reads, decompresses and appends its files on a thread of its own
-            // (afterFile may block: a test's hang). A cancelled build (its version dropped) stops
-            // reading at the next batch of records rather than reading every file to the end.
+            // (afterFile may block: a test's hang). A cancelled build (its version dropped), or one
+            // whose worker failed on a file, stops reading at the next batch of records rather
+            // than reading every file to the end.
             let cancelled = CancellationFlag()
             try await withTaskCancellationHandler {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for _ in 0..<workers {
                         group.addTask {
                             try await runOffPool {
-                                while !cancelled.isSet, let file = queue.next() {
-                                    try readFile(file, into: targets, cancelled: cancelled)
-                                    afterFile?(file)
+                                do {
+                                    while !cancelled.isSet, let file = queue.next() {
+                                        try readFile(file, into: targets, cancelled: cancelled)
+                                        afterFile?(file)
+                                    }
+                                } catch {
+                                    cancelled.set()  // the build fails: the other workers stop too
+                                    throw error
                                 }
                             }
                         }

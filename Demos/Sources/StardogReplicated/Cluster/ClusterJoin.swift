@@ -9,8 +9,8 @@ import ZooKeeper
 /// `pack.node.join.unlocked.attempts` copy without holding the lock, later ones while holding it
 /// (unless `pack.node.join.lock.never`). An attempt that copied without the lock is followed at
 /// once by the next; one that was refused or failed, after `pack.node.join.retry.delay`. A node
-/// that never locks keeps copying, the delay apart, for as long as it gets closer: those attempts
-/// do not count.
+/// that never locks keeps copying, the delay apart, for as long as it gets closer (fewer
+/// databases differ from ZooKeeper's record than at its last copy): those attempts do not count.
 struct ClusterJoin: Sendable {
     let context: NodeContext
     let participant: Participant
@@ -32,6 +32,7 @@ struct ClusterJoin: Sendable {
         var lastRefusal: String?
         var attempt = 0
         var counted = 0  // attempts that count toward pack.node.join.retry.count
+        var lastDiffering = Int.max  // databases that differed at the last copy without the lock
         while counted < attempts {
             attempt += 1
             counted += 1
@@ -39,14 +40,20 @@ struct ClusterJoin: Sendable {
                 attempt: attempt, unlockedAttempts: configuration.joinUnlockedAttempts, neverLock: configuration.joinNeverLocks)
             context.metrics.joinAttempts.increment()
             do {
-                if let registeredAt = try await joinAttempt(attempt, underLock: underLock) { return registeredAt }
+                let differing: Int
+                switch try await joinAttempt(attempt, underLock: underLock) {
+                case .registered(let registeredAt): return registeredAt
+                case .copiedWithoutLock(let count): differing = count
+                }
                 // Copied without the lock. A node that may lock compares again at once (what
                 // changed meanwhile is little; waiting the retry delay let continuous writes keep
-                // it behind until it locked). One that never locks made progress, which does not
-                // use up its attempts; it waits the delay, so as not to copy back to back.
+                // it behind until it locked). One that never locks waits the delay, so as not to
+                // copy back to back; while it gets closer, its attempts are not used up (a copy
+                // that keeps it as far behind, under continuous writes, is).
                 if configuration.joinNeverLocks {
-                    counted -= 1
-                    try await Task.sleep(for: configuration.joinRetryDelay)
+                    if differing < lastDiffering { counted -= 1 }
+                    lastDiffering = differing
+                    if counted < attempts { try await Task.sleep(for: configuration.joinRetryDelay) }
                 }
                 continue
             } catch let refused as Refused {
@@ -85,8 +92,16 @@ struct ClusterJoin: Sendable {
         try await client.deleteIfExists(path)
     }
 
-    /// One attempt; when registered, the instant the registration was sent.
-    private func joinAttempt(_ attempt: Int, underLock: Bool) async throws -> ContinuousClock.Instant? {
+    /// How an attempt that was not refused ended.
+    private enum AttemptOutcome {
+        /// Registered: the instant the registration was sent.
+        case registered(ContinuousClock.Instant)
+        /// Copied what differed (this many databases) without the lock; not registered.
+        case copiedWithoutLock(differing: Int)
+    }
+
+    /// One attempt.
+    private func joinAttempt(_ attempt: Int, underLock: Bool) async throws -> AttemptOutcome {
         let (client, layout, store, logger) = (context.client, context.layout, context.store, context.logger)
         let lease = try await context.lock.acquire(timeout: configuration.commitTimeout * 4)
         do {
@@ -119,11 +134,11 @@ struct ClusterJoin: Sendable {
                     await lease.release()
                     logger.notice("join attempt \(attempt): syncing without the cluster lock", metadata: ["replicated.fetch": "\(fetch)", "replicated.drop": "\(drop)"])
                     try await sync(fetch: fetch, drop: drop, from: others)
-                    return nil
+                    return .copiedWithoutLock(differing: fetch.count + drop.count)
                 }
             }
             await lease.release()
-            return registeredAt
+            return .registered(registeredAt)
         } catch {
             await lease.release()
             throw error

@@ -1,5 +1,8 @@
 import DemoSupport
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A cluster node's `stardog.properties`: Stardog's `pack.*` keys and a few of this project's.
 ///
@@ -154,9 +157,10 @@ public struct StardogConfiguration: Sendable, Hashable {
             }
         }
         // A loopback address is this node's id for its peers: with ZooKeeper on other machines,
-        // the nodes are on other machines too, and every one of them would be "127.0.0.1".
+        // the nodes are on other machines too, and every one of them would be "127.0.0.1". (A
+        // ZooKeeper named by this machine's own address or name is not another machine.)
         let zooKeeperHosts = zookeeperAddress.split(separator: "/").first.map { $0.split(separator: ",").map { String($0.split(separator: ":").first ?? "") } } ?? []
-        if Self.isLoopback(nodeHost), let remote = zooKeeperHosts.first(where: { !Self.isLoopback($0) }) {
+        if Self.isLoopback(nodeHost), let remote = zooKeeperHosts.first(where: { !Self.isLoopback($0) && !Self.isThisMachine($0) }) {
             throw ConfigurationError(
                 "pack.node.address is \(nodeHost) (loopback) while ZooKeeper is at \(remote): set pack.node.address to the address peers reach this node at")
         }
@@ -166,6 +170,36 @@ public struct StardogConfiguration: Sendable, Hashable {
     static func isLoopback(_ host: String) -> Bool {
         let name = host.hasPrefix("[") ? String(host.dropFirst().prefix { $0 != "]" }) : String(host.split(separator: ":").first ?? "")
         return name == "localhost" || name.hasPrefix("127.") || name == "::1" || name.isEmpty
+    }
+
+    /// Whether `host` resolves to an address of one of this machine's interfaces; also when it
+    /// does not resolve at all (connecting to it will say why, better than a guess here).
+    static func isThisMachine(_ host: String) -> Bool {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var resolved: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &resolved) == 0, let first = resolved else { return true }
+        defer { freeaddrinfo(first) }
+        var interfaces: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&interfaces) == 0, let firstInterface = interfaces else { return true }
+        defer { freeifaddrs(firstInterface) }
+        func numeric(_ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> String? {
+            var text = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            guard getnameinfo(address, length, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 else { return nil }
+            return String(cString: text)
+        }
+        var local = Set<String>()
+        for interface in sequence(first: firstInterface, next: { $0.pointee.ifa_next }) {
+            guard let address = interface.pointee.ifa_addr else { continue }
+            switch Int32(address.pointee.sa_family) {
+            case AF_INET: numeric(address, socklen_t(MemoryLayout<sockaddr_in>.size)).map { _ = local.insert($0) }
+            case AF_INET6: numeric(address, socklen_t(MemoryLayout<sockaddr_in6>.size)).map { _ = local.insert($0) }
+            default: continue
+            }
+        }
+        return sequence(first: first, next: { $0.pointee.ai_next }).contains { entry in
+            entry.pointee.ai_addr.flatMap { numeric($0, entry.pointee.ai_addrlen) }.map(local.contains) ?? false
+        }
     }
 
     /// `3s`, `500ms`, `1m`, `2h` (also `1.5s`).
