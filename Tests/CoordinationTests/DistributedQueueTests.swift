@@ -87,4 +87,59 @@ import ZooKeeperTesting
         #expect(try await queue.take().value() == ["fine": 1])
         await client.close()
     }
+
+    /// A take whose mark reaches the server but whose reply is lost fails; once the
+    /// connection is back, the same consumer takes the item again and holds it: the clean-up of
+    /// the first mark does not delete the second (it waits for the clean-up before taking the
+    /// item), and another queue object on the same client is never the clean-up's victim.
+    @Test(.timeLimit(.minutes(2))) func aTakeAfterALostMarkReplyHoldsTheItemAgainstTheCleanUp() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let path = uniqueTestPath()
+        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
+        let observer = try await connectedTestClient(server.connectString)
+        let queue = DistributedQueue(client: client, path: path)
+        let other = DistributedQueue(client: client, path: path)
+        try await DistributedQueue(client: observer, path: path).put(Array("only".utf8))
+        try await observer.createPath(path + "/taken")
+        let name = try #require(try await observer.getChildren(path + "/entries").names.first)
+        proxy.dropReplies()
+        // The take of that item (what take() does once it has listed the items): its mark is
+        // made, the reply lost, and the client gives the connection up.
+        await #expect(throws: ZooKeeperError.self) { _ = try await queue.lock(name) }
+        #expect(try await observer.getChildren(path + "/taken").names == [name], "the mark reached the server")
+        proxy.restore()
+        let item = try await queue.take(timeout: .seconds(30))
+        #expect(String(decoding: item.bytes, as: UTF8.self) == "only")
+        await #expect(throws: CoordinationError.self) { _ = try await other.take(timeout: .milliseconds(500)) }
+        try await Task.sleep(for: .seconds(1))  // time for a clean-up to do harm, if it would
+        let marks = try await observer.getChildren(path + "/taken").names
+        #expect(marks.count == 1, "the item is still marked taken: \(marks)")
+        try await item.consume()
+        #expect(try await DistributedQueue(client: observer, path: path).count() == 0)
+        await client.close()
+        await observer.close()
+        await proxy.shutdown()
+    }
+
+    /// The clean-up of an unfinished take deletes a mark only if this consumer made it: another
+    /// queue object on the same client (same session) that holds the item keeps it.
+    @Test(.timeLimit(.minutes(1))) func theCleanUpOfAnUnfinishedTakeDeletesOnlyThisConsumersMark() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let path = uniqueTestPath()
+        let client = try await connectedTestClient(server.connectString)
+        let queue = DistributedQueue(client: client, path: path)
+        let other = DistributedQueue(client: client, path: path)
+        try await queue.put([1])
+        let held = try await other.take(timeout: .seconds(10))
+        let mark = path + "/taken/" + held.name
+        let session = try #require(client.state.session?.sessionID)
+        await DistributedQueue<RawBytesCodec>.release(mark, ifMadeBy: queue.consumerID, in: session, client: client)
+        #expect(try await client.exists(mark) != nil, "the other consumer's mark stays")
+        try await held.release()
+        let mine = try await queue.take(timeout: .seconds(10))
+        await DistributedQueue<RawBytesCodec>.release(path + "/taken/" + mine.name, ifMadeBy: queue.consumerID, in: session, client: client)
+        #expect(try await client.exists(path + "/taken/" + mine.name) == nil, "this consumer's mark is deleted")
+        await client.close()
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import ZooKeeper
 
 /// A queue with at-least-once consumption: an item leaves the queue only when the consumer that
@@ -32,6 +33,9 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
     public let codec: Codec
     /// This consumer's id, in the `taken` nodes it creates (32 lowercase hex digits, as kazoo's).
     public let consumerID: String
+    /// Items whose take did not finish and whose mark is being cleaned up: not taken again by
+    /// this consumer until then (the clean-up cannot tell a new mark of ours from the old one).
+    private let marksBeingCleanedUp = Mutex<Set<String>>([])
 
     /// The default priority of an item (kazoo's).
     public static var defaultPriority: Int { 100 }
@@ -90,10 +94,14 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
                     let (entryNodes, entriesWatch) = try await client.getChildrenAndWatch(entries)
                     let (takenNodes, takenWatch) = try await client.getChildrenAndWatch(taken)
                     let held = Set(takenNodes.names)
-                    for name in entryNodes.names.sorted() where !held.contains(name) {
+                    let cleaningUp = marksBeingCleanedUp.withLock { $0 }
+                    for name in entryNodes.names.sorted() where !held.contains(name) && !cleaningUp.contains(name) {
                         if let item = try await lock(name) { return item }
                     }
-                    try await waitForAny([entriesWatch, takenWatch], until: deadline)
+                    // An item passed over for its clean-up is looked at again shortly (the
+                    // clean-up may find no mark to delete, and then no watch fires).
+                    let passedOver = entryNodes.names.contains { !held.contains($0) && cleaningUp.contains($0) }
+                    try await waitForAny([entriesWatch, takenWatch], until: deadline, orAfter: passedOver ? .milliseconds(100) : nil)
                 } catch let error as ZooKeeperError where error.isTransient {
                     try await waitForConnection(client, until: deadline, path: path)
                 }
@@ -105,8 +113,9 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
     ///
     /// When the take does not finish (a lost reply, a lost connection before the item is read,
     /// cancellation), the item may be marked taken by this session with nobody to process it: the
-    /// mark is deleted in the background, once the connection is back, if this session made it.
-    private func lock(_ name: String) async throws -> QueueItem<Codec>? {
+    /// mark is deleted in the background, once the connection is back, if this consumer made it
+    /// in this session; meanwhile this consumer does not take the item again.
+    func lock(_ name: String) async throws -> QueueItem<Codec>? {
         let lockPath = ZooKeeperPath.join(taken, name)
         let session = client.state.session?.sessionID
         do {
@@ -124,19 +133,29 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
                 return nil
             }
         } catch {
-            if let session { Task.detached { [client] in await Self.release(lockPath, ifOwnedBy: session, client: client) } }
+            if let session {
+                marksBeingCleanedUp.withLock { _ = $0.insert(name) }
+                Task.detached { [self] in
+                    await Self.release(lockPath, ifMadeBy: consumerID, in: session, client: client)
+                    marksBeingCleanedUp.withLock { _ = $0.remove(name) }
+                }
+            }
             throw error
         }
     }
 
-    /// Deletes the taken mark at `lockPath` if `session` made it, trying again while the
-    /// connection is down and the session may still be alive (its mark with it).
-    private static func release(_ lockPath: String, ifOwnedBy session: Int64, client: ZooKeeperClient) async {
+    /// Deletes the taken mark at `lockPath` if `consumer` made it in `session` (another queue
+    /// object on the same client has another id), trying again while the connection is down and
+    /// the session may still be alive (its mark with it).
+    static func release(_ lockPath: String, ifMadeBy consumer: String, in session: Int64, client: ZooKeeperClient) async {
         while client.state.session?.sessionID == session {
             do {
-                if let stat = try await client.exists(lockPath), stat.ephemeralOwner == session {
-                    _ = try await client.deleteIfExists(lockPath, version: stat.version)
+                let mark = try await client.getData(lockPath)
+                if mark.stat.ephemeralOwner == session, mark.bytes == Array(consumer.utf8) {
+                    _ = try await client.deleteIfExists(lockPath, version: mark.stat.version)
                 }
+                return
+            } catch let error as ZooKeeperError where error.code == .noNode {
                 return
             } catch let error as ZooKeeperError where error.isRetryable {
                 try? await Task.sleep(for: .milliseconds(100))
@@ -146,11 +165,18 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
         }
     }
 
-    private func waitForAny(_ watches: [NodeWatch], until deadline: ContinuousClock.Instant?) async throws {
+    /// Waits for one of `watches` to fire, or `recheck` to pass; throws `.timedOut` at `deadline`.
+    private func waitForAny(_ watches: [NodeWatch], until deadline: ContinuousClock.Instant?, orAfter recheck: Duration?) async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             for watch in watches {
                 group.addTask {
                     _ = try await watch.triggered()
+                    return true
+                }
+            }
+            if let recheck {
+                group.addTask {
+                    try await Task.sleep(for: recheck)
                     return true
                 }
             }
