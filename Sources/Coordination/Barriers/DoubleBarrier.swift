@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import ZooKeeper
 
 /// A barrier that lets a group start together and finish together: Curator's
@@ -50,13 +51,17 @@ public final class DoubleBarrier: Sendable {
     public func enter(timeout: Duration? = nil) async throws {
         try ZooKeeperPath.validate(path)  // before it is joined with member names (`""` + `ready` is valid)
         let deadline = timeout.map { ContinuousClock.now + $0 }
+        // Our node once created: its creation (a retried delete leaves a node made again alone),
+        // and the session generation it lives on.
+        let ours = Mutex<(czxid: Int64, generation: Int?)?>(nil)
         do {
             try await recipeSpan("double-barrier.enter", path: path) {
                 var counted = false  // our node was there for the others to count
                 while true {
                     do {
                         let (readyStat, readyWatch) = try await client.existsAndWatch(ready)
-                        try await createOurNode()
+                        let czxid = try await createOurNode()
+                        ours.withLock { $0 = (czxid, client.state.session?.generation) }
                         counted = true
                         if readyStat != nil { return }
                         let members = try await client.childrenIfExists(path)
@@ -76,13 +81,18 @@ public final class DoubleBarrier: Sendable {
                             .lost, path: ourNode, message: "the session expired while this member waited to enter: the others may have passed without it")
                     } catch let error as ZooKeeperError where error.isTransient {
                         try await waitForConnection(client, until: deadline, path: path)
+                        if counted, let generation = ours.withLock({ $0?.generation }), client.state.session?.generation != generation {
+                            // The expiry was learned while waiting for the connection: as above.
+                            throw CoordinationError(
+                                .lost, path: ourNode, message: "the session expired while this member waited to enter: the others may have passed without it")
+                        }
                     }
                 }
             }
         } catch {
             // Sent even from a cancelled task, and retried through a lost connection: a node left
             // behind would count as a member and let the others through one short.
-            client.deleteGuaranteed(ourNode)
+            client.deleteGuaranteed(ourNode, czxid: ours.withLock { $0?.czxid })
             throw error
         }
     }
@@ -126,15 +136,17 @@ public final class DoubleBarrier: Sendable {
 
     /// Creates our member node unless the current session has it (a node of an earlier session
     /// goes with that session; one of another session with our id is not ours to keep).
-    private func createOurNode() async throws {
+    /// Creates our node (or finds it, made by this session); its `czxid`.
+    private func createOurNode() async throws -> Int64 {
         do {
-            try await client.create(ourNode, mode: .ephemeral, parents: .container)
+            return try await client.create(ourNode, mode: .ephemeral, parents: .container).stat.czxid
         } catch let error as ZooKeeperError where error.code == .nodeExists {
             guard let stat = try await client.exists(ourNode) else { return try await createOurNode() }
             if stat.ephemeralOwner != client.state.session?.sessionID {
                 try await client.deleteIfExists(ourNode, version: stat.version)
-                try await createOurNode()
+                return try await createOurNode()
             }
+            return stat.czxid
         }
     }
 }

@@ -38,6 +38,9 @@ public final class MembershipWatcher: Sendable {
         var publishedName: String?
         /// The session generation the node was last published on.
         var publishedGeneration: Int?
+        /// The published node's creation (`czxid`): a retried delete leaves alone a node created
+        /// again at the same path.
+        var publishedCzxid: Int64?
         /// A sequential create whose reply was lost on this session id: it may have created a
         /// node, which the next publication adopts instead of creating another.
         var uncertainCreate: Int64?
@@ -176,20 +179,56 @@ public final class MembershipWatcher: Sendable {
         }
         hasLeft.set(())
         keeper?.cancel()
-        let path = await publishing.withLock {
-            state.withLock { $0.desired?.publishedName.map { ZooKeeperPath.join(group, $0) } }
+        let desired = await publishing.withLock { state.withLock { $0.desired } }
+        guard let desired else { return }
+        guard let name = desired.publishedName else {
+            // Not published as far as we know; a create whose reply was lost may have made the
+            // node on this session all the same.
+            deleteUnfinishedPublication(desired)
+            return
         }
-        guard let path else { return }
+        let path = ZooKeeperPath.join(group, name)
         do {
             try await client.delete(path)
         } catch let error as ZooKeeperError where error.code == .noNode || error.code == .sessionExpired || error.code == .closed {
         } catch let error as ZooKeeperError where error.isRetryable {
             // Retried once the connection is back: a member node left behind would stay in the
             // group (and in every count of it) for the session's life.
-            client.deleteGuaranteed(path)
+            client.deleteGuaranteed(path, czxid: desired.publishedCzxid)
         } catch is CancellationError {
             // A cancelled caller's request is never sent; leaving is cleanup, and goes on.
-            client.deleteGuaranteed(path)
+            client.deleteGuaranteed(path, czxid: desired.publishedCzxid)
+        }
+    }
+
+    /// Deletes, in the background, the node a publication on the current session may have made
+    /// without hearing back: the member id's node if this session holds it, or this session's
+    /// sequential node with the payload after a lost create. Tried again while the connection is
+    /// down and the session lives (the node with it).
+    private func deleteUnfinishedPublication(_ desired: Desired) {
+        guard let session = client.state.session else { return }
+        if case .sequential = desired.naming, desired.uncertainCreate != session.sessionID { return }
+        Task.detached { [self] in
+            while client.state.session?.sessionID == session.sessionID {
+                do {
+                    switch desired.naming {
+                    case .fixed(let memberID):
+                        let path = ZooKeeperPath.join(group, memberID)
+                        if let stat = try await client.exists(path), stat.ephemeralOwner == session.sessionID {
+                            client.deleteGuaranteed(path, owner: session.sessionID, czxid: stat.czxid)
+                        }
+                    case .sequential(let prefix):
+                        if let (name, czxid) = try await ownSequentialNode(prefix: prefix, payload: desired.payload, session: session) {
+                            client.deleteGuaranteed(ZooKeeperPath.join(group, name), owner: session.sessionID, czxid: czxid)
+                        }
+                    }
+                    return
+                } catch let error as ZooKeeperError where error.isRetryable {
+                    try? await Task.sleep(for: .milliseconds(100))
+                } catch {
+                    return
+                }
+            }
         }
     }
 
@@ -254,13 +293,13 @@ public final class MembershipWatcher: Sendable {
     ) async throws {
         let path = ZooKeeperPath.join(group, memberID)
         do {
-            try await client.create(path, data: desired.payload, mode: .ephemeral, acl: acl, parents: .persistent)
-            markPublished(name: memberID, generation: session.generation)
+            let created = try await client.create(path, data: desired.payload, mode: .ephemeral, acl: acl, parents: .persistent)
+            markPublished(name: memberID, generation: session.generation, czxid: created.stat.czxid)
         } catch let error as ZooKeeperError where error.code == .nodeExists {
             guard let stat = try await client.exists(path) else { throw RetryNow() }
             if stat.ephemeralOwner == session.sessionID {
                 try await client.setData(path, data: desired.payload)  // ours: adopt it
-                markPublished(name: memberID, generation: session.generation)
+                markPublished(name: memberID, generation: session.generation, czxid: stat.czxid)
                 return
             }
             if earlier.contains(stat.ephemeralOwner) {
@@ -283,13 +322,13 @@ public final class MembershipWatcher: Sendable {
 
     private func publish(prefix: String, desired: Desired, session: SessionInfo) async throws {
         if desired.uncertainCreate == session.sessionID, let adopted = try await ownSequentialNode(prefix: prefix, payload: desired.payload, session: session) {
-            markPublished(name: adopted, generation: session.generation)
+            markPublished(name: adopted.name, generation: session.generation, czxid: adopted.czxid)
             return
         }
         do {
             let created = try await client.create(
                 ZooKeeperPath.join(group, prefix), data: desired.payload, mode: .ephemeralSequential, acl: acl, parents: .persistent)
-            markPublished(name: String(created.path.split(separator: "/").last ?? ""), generation: session.generation)
+            markPublished(name: String(created.path.split(separator: "/").last ?? ""), generation: session.generation, czxid: created.stat.czxid)
         } catch let error as ZooKeeperError where error.code == .connectionLoss {
             // The create may have been applied: look for it before creating another.
             state.withLock { $0.desired?.uncertainCreate = session.sessionID }
@@ -298,25 +337,26 @@ public final class MembershipWatcher: Sendable {
     }
 
     /// The node of this session with `payload` under `prefix` (a sequential create whose reply
-    /// was lost); duplicates of it are deleted.
-    private func ownSequentialNode(prefix: String, payload: [UInt8], session: SessionInfo) async throws -> String? {
-        var found: [String] = []
+    /// was lost), with its `czxid`; duplicates of it are deleted.
+    private func ownSequentialNode(prefix: String, payload: [UInt8], session: SessionInfo) async throws -> (name: String, czxid: Int64)? {
+        var found: [(name: String, czxid: Int64)] = []
         for name in try await client.getChildren(group).names.sorted() where name.hasPrefix(prefix) {
             do {
                 let node = try await client.getData(ZooKeeperPath.join(group, name))
-                if node.stat.ephemeralOwner == session.sessionID && node.bytes == payload { found.append(name) }
+                if node.stat.ephemeralOwner == session.sessionID && node.bytes == payload { found.append((name, node.stat.czxid)) }
             } catch let error as ZooKeeperError where error.code == .noNode {}
         }
         for duplicate in found.dropFirst() {
-            try await client.deleteIfExists(ZooKeeperPath.join(group, duplicate))
+            try await client.deleteIfExists(ZooKeeperPath.join(group, duplicate.name))
         }
         return found.first
     }
 
-    private func markPublished(name: String, generation: Int) {
+    private func markPublished(name: String, generation: Int, czxid: Int64) {
         state.withLock { state in
             state.desired?.publishedName = name
             state.desired?.publishedGeneration = generation
+            state.desired?.publishedCzxid = czxid
             state.desired?.uncertainCreate = nil
         }
     }

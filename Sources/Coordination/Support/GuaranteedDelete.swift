@@ -5,8 +5,10 @@ extension ZooKeeperClient {
     /// (so every later request of this client sees it: the server answers a session's requests in
     /// order), and a task of its own retries it until the node is gone, its session is gone, or the
     /// client is closed ("guaranteed delete", as Curator's `guaranteed()`). Other sessions see the
-    /// node gone a moment later. With `owner`, a node another session holds by then is left alone.
-    func deleteGuaranteed(_ path: String, owner: Int64? = nil) {
+    /// node gone a moment later. With `owner`, a node another session holds by then is left alone;
+    /// with `czxid` (the node's creation), a retry leaves alone a node created again at `path`
+    /// meanwhile (by this session too: a fixed-name member that joins again after leaving).
+    func deleteGuaranteed(_ path: String, owner: Int64? = nil, czxid: Int64? = nil) {
         let first = submitDelete(path)
         Task.detached { [self] in
             var attempt: PendingReply<Void>? = first
@@ -21,10 +23,22 @@ extension ZooKeeperClient {
                     case .sessionExpired where owner == nil: return
                     default:
                         // Retrying helps only a lost connection (or an expiry when an owner is
-                        // named: its node went with its session); not a refusal.
-                        guard error.isRetryable || error.code == .sessionExpired else { return }
-                        if let owner, let stat = try? await exists(path), stat.ephemeralOwner != owner { return }
+                        // named: its node went with its session, or a node changed since it was
+                        // looked at); not a refusal.
+                        guard error.isRetryable || error.code == .sessionExpired || error.code == .badVersion else { return }
                         try? await Task.sleep(for: .milliseconds(100))
+                        guard owner != nil || czxid != nil else { continue }
+                        // Before sending it again: is the node there still the one to delete?
+                        do {
+                            guard let stat = try await exists(path) else { return }
+                            if let owner, stat.ephemeralOwner != owner { return }
+                            if let czxid, stat.czxid != czxid { return }
+                            attempt = submitDelete(path, version: stat.version)
+                        } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
+                            continue
+                        } catch {
+                            return
+                        }
                     }
                 } catch {
                     return
