@@ -95,9 +95,9 @@ public final class LeaderElection: Sendable {
     /// only by throwing: `CancellationError` when the calling task is cancelled, `.closed` when
     /// the client closes, `.invalidPath` for an invalid election path; an error `body` throws
     /// ends the term, not the loop. After a term or a campaign that ended with an error, it
-    /// waits before campaigning again, from 50 ms doubling up to 5 s while they keep failing
-    /// within 5 s each, so that a body that fails at once, or a campaign the server refuses (an
-    /// ACL), does not spin.
+    /// waits before campaigning again (after a lost connection, for the connection first), from
+    /// 50 ms doubling up to 5 s while they keep failing within 5 s each, so that a body that fails
+    /// at once, a campaign the server refuses (an ACL) or throttles, does not spin.
     public func leadEveryTerm(payload: [UInt8] = [], _ body: @escaping @Sendable (Leadership) async throws -> Void) async throws -> Never {
         try ZooKeeperPath.validate(path)
         var failures = 0
@@ -111,11 +111,10 @@ public final class LeaderElection: Sendable {
                 throw error
             } catch is CancellationError where Task.isCancelled {
                 throw CancellationError()
-            } catch let error as ZooKeeperError where error.isTransient {
-                try await client.waitUntilConnected()
             } catch {
-                // The term ended (lost, or body failed), or the campaign failed: campaign again.
-                // (A long term that ends in a loss starts the count again.)
+                // The term ended (lost, or body failed), or the campaign failed: campaign again,
+                // once connected. (A long term that ends in a loss starts the count again.)
+                if let error = error as? ZooKeeperError, error.isTransient { try await client.waitUntilConnected() }
                 if ContinuousClock.now - started >= .seconds(5) { failures = 0 }
                 failures += 1
                 try await Task.sleep(for: Self.pauseAfter(failures: failures))
