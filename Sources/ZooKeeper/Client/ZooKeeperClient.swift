@@ -306,12 +306,10 @@ public final class ZooKeeperClient: Sendable {
                 }
             case .openHandle(let generation):
                 slot.write { $0 = .opening(generation: generation) }
-                let authentications = book.authentications
-                handleQueue.async { [self] in openHandle(generation: generation, authentications: authentications) }
+                handleQueue.async { [self] in openHandle(generation: generation) }
             case .retryOpen(let generation, let delay):
-                let authentications = book.authentications
                 handleQueue.asyncAfter(deadline: .now() + delay.timeInterval) { [weak self] in
-                    self?.openHandle(generation: generation, authentications: authentications)
+                    self?.openHandle(generation: generation)
                 }
             case .closeHandle(let generation, let reason):
                 let error: ZooKeeperError
@@ -389,7 +387,7 @@ public final class ZooKeeperClient: Sendable {
         }
     }
 
-    /// Puts a handle that connected before ``openHandle(generation:authentications:)`` finished in the slot.
+    /// Puts a handle that connected before ``openHandle(generation:)`` finished in the slot.
     private func adopt(_ handle: OpaquePointer, context: HandleContext) {
         slot.write { slot in
             if case .opening(context.generation) = slot {
@@ -407,7 +405,7 @@ public final class ZooKeeperClient: Sendable {
 
     // MARK: - Blocking C calls, on handleQueue only
 
-    private func openHandle(generation: Int, authentications: [(scheme: String, credential: [UInt8])]) {
+    private func openHandle(generation: Int) {
         let stillWanted = slot.read { $0.generation == generation }
         guard stillWanted else { return }
         CLibraryLog.install(logger: logger, level: configuration.cLibraryLogLevel)
@@ -476,7 +474,10 @@ public final class ZooKeeperClient: Sendable {
             Unmanaged<HandleContext>.fromOpaque(contextPointer).release()
             return
         }
-        for authentication in authentications {
+        // The credentials as they are now that the handle is in the slot: one `addAuth` added
+        // while the handle was being opened (and told so) is given here; one added since gives
+        // itself as well, which the server takes as once.
+        for authentication in session.withLock({ $0.authentications }) {
             submitAuth(handle: handle, generation: generation, scheme: authentication.scheme, credential: authentication.credential, box: nil)
         }
     }
@@ -798,7 +799,13 @@ public final class ZooKeeperClient: Sendable {
             }
         }
         guard rc != ZOK.rawValue else { return true }
-        if rc == ZINVALIDSTATE.rawValue && zoo_state(handle) == 0 { return false }
+        // Refused in state 0 (between connection attempts), or for a session that is over. The
+        // state is read after the refusal and may have moved on from 0 already: only a session
+        // that is over makes the refusal final.
+        if rc == ZINVALIDSTATE.rawValue {
+            let state = zoo_state(handle)
+            if state != ZOO_EXPIRED_SESSION_STATE && state != ZOO_AUTH_FAILED_STATE { return false }
+        }
         if let box, inFlight.remove(box), let data { Unmanaged<RequestBox<Void>>.fromOpaque(data).release() }
         box?.resume(.failure(Self.submissionError(rc, handle: handle, path: nil)))
         logger.warning("addAuth could not be submitted", metadata: ["zk.scheme": "\(authentication.scheme)", "zk.rc": "\(rc)"])
@@ -808,7 +815,9 @@ public final class ZooKeeperClient: Sendable {
     /// Adds an identity to the session (for example `scheme: "digest", credential: "user:password"`).
     /// It is applied again on every new session after expiry. Given while the client is between
     /// two connection attempts, it goes out at the next connection, before the connection is
-    /// reported, and this call returns once the server has taken it.
+    /// reported, and this call returns once the server has taken it. When the call throws
+    /// `.connectionLoss` (a session being opened, a lost connection), the credential is kept all
+    /// the same: the session being opened and every later one get it.
     /// - Throws: `.authFailed` (the session is then unusable), `.connectionLoss`, `.closed`.
     public func addAuth(scheme: String, credential: [UInt8]) async throws {
         let box = RequestBox<Void>(path: nil, inFlight: inFlight)
