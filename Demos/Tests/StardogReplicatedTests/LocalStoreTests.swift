@@ -143,6 +143,37 @@ import ZooKeeperTesting
         #expect(try Data(contentsOf: URL(fileURLWithPath: log)) == data, "nothing was cut off")
     }
 
+    /// A power loss in the middle of a round's append can leave its first entry zeroed and a
+    /// later one whole. While the round's vote is on disk, the store cuts the log where the
+    /// round's entries start and applies them again from the vote when it is decided.
+    @Test func aRoundsAppendDamagedAtItsStartIsCutAndAppliedAgainFromTheVote() throws {
+        let home = Self.home()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let store = try LocalStore(home: home)
+        _ = try Self.run(store, ClusterOperation(kind: .createDatabase, database: "db"))
+        let first = try #require(try Self.run(store, ClusterOperation(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("a")]))))
+        let (second, third) = (DatabaseVersion(seq: 2, txId: "t2"), DatabaseVersion(seq: 3, txId: "t3"))
+        let round = PreparedBatch(operations: [
+            PreparedOperation(operation: .init(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("b")])), previous: first, next: second),
+            PreparedOperation(operation: .init(kind: .transaction, database: "db", add: NTriples.serialize([Self.t("c")])), previous: second, next: third),
+        ])
+        try store.prepare(round)
+        let log = home + "/databases/db/tx.log"
+        let before = try Data(contentsOf: URL(fileURLWithPath: log))
+        // The round's two entries as its commit appends them, the first of them zeroed on disk.
+        var appended = Data(repeating: 0, count: 40)
+        appended.append(UInt8(ascii: "\n"))
+        appended.append(try JSONEncoder().encode(LocalStore.LogEntry(seq: 3, txId: "t3", add: NTriples.serialize([Self.t("c")]), remove: "")))
+        appended.append(UInt8(ascii: "\n"))
+        try (before + appended).write(to: URL(fileURLWithPath: log))
+        let reopened = try LocalStore(home: home)
+        #expect(reopened.version(of: "db") == first && reopened.prepared == round)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: log)) == before, "cut where the round's entries start")
+        #expect(try reopened.resolvePrepared { _ in third } == true)
+        #expect(reopened.version(of: "db") == third)
+        #expect(try Set(LocalStore(home: home).triples(in: "db", subject: nil, predicate: nil, object: nil)) == [Self.t("a"), Self.t("b"), Self.t("c")])
+    }
+
     @Test func aVoteSurvivesARestartAndIsDecidedFromTheRecord() throws {
         let home = Self.home()
         defer { try? FileManager.default.removeItem(atPath: home) }

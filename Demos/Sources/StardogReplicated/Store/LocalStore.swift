@@ -19,8 +19,10 @@ import Glibc
 /// A round costs one fsync for the vote and, at its commit, one per database log it appends to
 /// (and one for removing the vote), however many transactions it carries.
 ///
-/// Opening replays each log over its snapshot; a torn last line (a crash mid-append, never
-/// acknowledged) is cut off. Changes are serialised; reads see a database between changes.
+/// Opening replays each log over its snapshot; a torn append (a crash mid-append, never
+/// acknowledged) is cut off: a last line cut short, or damage from where the entries of the round
+/// still voted for start (they are applied again from the vote). Other damage is refused.
+/// Changes are serialised; reads see a database between changes.
 public final class LocalStore: Sendable {
     public let home: URL
     var databasesDirectory: URL { home.appendingPathComponent("databases") }
@@ -61,6 +63,11 @@ public final class LocalStore: Sendable {
         self.compactionThreshold = compactionThreshold
         try FileManager.default.createDirectory(at: databasesDirectory, withIntermediateDirectories: true)
         var loaded = State()
+        if let data = FileManager.default.contents(atPath: preparedFile.path) {
+            do { loaded.prepared = try JSONDecoder().decode(PreparedBatch.self, from: data) } catch {
+                throw ReplicatedError(.storage, "\(preparedFile.path) is unreadable: \(error)")
+            }
+        }
         for name in try FileManager.default.contentsOfDirectory(atPath: databasesDirectory.path).sorted() {
             if name.hasPrefix(".") {  // an unfinished install or removal
                 try? FileManager.default.removeItem(at: databasesDirectory.appendingPathComponent(name))
@@ -69,12 +76,8 @@ public final class LocalStore: Sendable {
             do { try DatabaseName.validate(name) } catch {
                 throw ReplicatedError(.storage, "\(databasesDirectory.path)/\(name) is not a database: \(error)")
             }
-            loaded.databases[name] = try Self.open(databasesDirectory.appendingPathComponent(name))
-        }
-        if let data = FileManager.default.contents(atPath: preparedFile.path) {
-            do { loaded.prepared = try JSONDecoder().decode(PreparedBatch.self, from: data) } catch {
-                throw ReplicatedError(.storage, "\(preparedFile.path) is unreadable: \(error)")
-            }
+            let voted = Set(loaded.prepared?.operations.filter { $0.operation.database == name && $0.operation.kind == .transaction }.compactMap { $0.next?.seq } ?? [])
+            loaded.databases[name] = try Self.open(databasesDirectory.appendingPathComponent(name), voted: voted)
         }
         state.withLock { $0 = loaded }
     }
@@ -319,8 +322,11 @@ public final class LocalStore: Sendable {
         try durably { try DurableFile.replace(directory.appendingPathComponent("snapshot.nt").path, with: data) }
     }
 
-    /// Reads a database directory: its snapshot, then its log (cutting off a torn last line).
-    static func open(_ directory: URL) throws -> Database {
+    /// Reads a database directory: its snapshot, then its log, cutting off a torn append: a last
+    /// line cut short, or damage (a power loss can leave an append's pages on disk out of order)
+    /// from the first entry of the round voted for, `voted` (its transactions' `seq` here), whose
+    /// vote is still on disk to apply them again.
+    static func open(_ directory: URL, voted: Set<Int> = []) throws -> Database {
         let snapshotPath = directory.appendingPathComponent("snapshot.nt").path
         guard let snapshot = FileManager.default.contents(atPath: snapshotPath), let text = String(data: snapshot, encoding: .utf8),
             let headerEnd = text.firstIndex(of: "\n"), text.hasPrefix(snapshotHeader),
@@ -337,8 +343,9 @@ public final class LocalStore: Sendable {
             let newline = log[offset...].firstIndex(of: UInt8(ascii: "\n"))
             guard let newline, let entry = try? JSONDecoder().decode(LogEntry.self, from: log[offset..<newline]) else {
                 // A torn append (a crash mid-append, never acknowledged) is the last line, cut
-                // short; an unreadable line with lines after it is damage, not a torn append.
-                guard newline.map({ $0 + 1 == log.count }) ?? true else {
+                // short, or starts where the voted round's entries start (they were appended in
+                // one write, the last); an unreadable line elsewhere with lines after it is damage.
+                guard newline.map({ $0 + 1 == log.count }) ?? true || voted.contains(version.seq + 1) else {
                     throw ReplicatedError(.storage, "\(logURL.path): the entry at byte \(offset) is unreadable and entries follow it")
                 }
                 let handle = try FileHandle(forWritingTo: logURL)
