@@ -224,4 +224,31 @@ import ZooKeeperTesting
         await client.close()
         await observer.close()
     }
+
+    /// A member leaves while disconnected (its delete is retried once the connection is back),
+    /// and a new watcher on the same client joins under the same id meanwhile: whichever comes
+    /// first once connected, the new member stays (the retry leaves alone a node made again or
+    /// written since).
+    @Test(.timeLimit(.minutes(1))) func aRetriedLeaveSparesTheSameIDJoiningAgain() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
+        let observer = try await connectedTestClient(server.connectString)
+        let group = uniqueTestPath()
+        try await MembershipWatcher(client: client, group: group).join(memberID: "m-1") // a member to leave
+        let leaving = MembershipWatcher(client: client, group: group)
+        try await leaving.join(memberID: "m-2")
+        proxy.cut()
+        try await eventually("disconnected") { !client.state.isConnected }
+        try await leaving.leave()
+        let again = MembershipWatcher(client: client, group: group)
+        let joining = Task { try await again.join(memberID: "m-2") }
+        proxy.restore()
+        try await joining.value
+        try await Task.sleep(for: .seconds(1))  // time for a retried delete to do harm, if it would
+        #expect(try await observer.childrenIfExists(group).sorted() == ["m-1", "m-2"])
+        await client.close()
+        await observer.close()
+        await proxy.shutdown()
+    }
 }

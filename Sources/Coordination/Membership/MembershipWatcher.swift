@@ -38,9 +38,11 @@ public final class MembershipWatcher: Sendable {
         var publishedName: String?
         /// The session generation the node was last published on.
         var publishedGeneration: Int?
-        /// The published node's creation (`czxid`): a retried delete leaves alone a node created
-        /// again at the same path.
+        /// The published node's creation (`czxid`) and the version it was last written at (`nil`
+        /// when a write's outcome is unknown): a retried delete leaves alone a node created again
+        /// at the same path, or written since by someone else.
         var publishedCzxid: Int64?
+        var publishedVersion: Int32?
         /// A sequential create whose reply was lost on this session id: it may have created a
         /// node, which the next publication adopts instead of creating another.
         var uncertainCreate: Int64?
@@ -160,8 +162,10 @@ public final class MembershipWatcher: Sendable {
             }
             do {
                 guard let name else { throw ZooKeeperError(.noNode, path: group, message: "not published yet") }
-                try await client.setData(ZooKeeperPath.join(group, name), data: payload)
+                let written = try await client.setData(ZooKeeperPath.join(group, name), data: payload)
+                state.withLock { $0.desired?.publishedVersion = written.version }
             } catch let error as ZooKeeperError where error.code == .noNode || error.isTransient {
+                state.withLock { $0.desired?.publishedVersion = nil }  // written or not: unknown
                 try await publish()  // not published right now: publish with the new payload
             }
         }
@@ -194,10 +198,10 @@ public final class MembershipWatcher: Sendable {
         } catch let error as ZooKeeperError where error.isRetryable {
             // Retried once the connection is back: a member node left behind would stay in the
             // group (and in every count of it) for the session's life.
-            client.deleteGuaranteed(path, czxid: desired.publishedCzxid)
+            client.deleteGuaranteed(path, czxid: desired.publishedCzxid, version: desired.publishedVersion)
         } catch is CancellationError {
             // A cancelled caller's request is never sent; leaving is cleanup, and goes on.
-            client.deleteGuaranteed(path, czxid: desired.publishedCzxid)
+            client.deleteGuaranteed(path, czxid: desired.publishedCzxid, version: desired.publishedVersion)
         }
     }
 
@@ -215,11 +219,11 @@ public final class MembershipWatcher: Sendable {
                     case .fixed(let memberID):
                         let path = ZooKeeperPath.join(group, memberID)
                         if let stat = try await client.exists(path), stat.ephemeralOwner == session.sessionID {
-                            client.deleteGuaranteed(path, owner: session.sessionID, czxid: stat.czxid)
+                            client.deleteGuaranteed(path, owner: session.sessionID, czxid: stat.czxid, version: stat.version)
                         }
                     case .sequential(let prefix):
-                        if let (name, czxid) = try await ownSequentialNode(prefix: prefix, payload: desired.payload, session: session) {
-                            client.deleteGuaranteed(ZooKeeperPath.join(group, name), owner: session.sessionID, czxid: czxid)
+                        if let node = try await ownSequentialNode(prefix: prefix, payload: desired.payload, session: session) {
+                            client.deleteGuaranteed(ZooKeeperPath.join(group, node.name), owner: session.sessionID, czxid: node.stat.czxid, version: node.stat.version)
                         }
                     }
                     return
@@ -294,12 +298,12 @@ public final class MembershipWatcher: Sendable {
         let path = ZooKeeperPath.join(group, memberID)
         do {
             let created = try await client.create(path, data: desired.payload, mode: .ephemeral, acl: acl, parents: .persistent)
-            markPublished(name: memberID, generation: session.generation, czxid: created.stat.czxid)
+            markPublished(name: memberID, generation: session.generation, node: created.stat)
         } catch let error as ZooKeeperError where error.code == .nodeExists {
             guard let stat = try await client.exists(path) else { throw RetryNow() }
             if stat.ephemeralOwner == session.sessionID {
-                try await client.setData(path, data: desired.payload)  // ours: adopt it
-                markPublished(name: memberID, generation: session.generation, czxid: stat.czxid)
+                let written = try await client.setData(path, data: desired.payload)  // ours: adopt it
+                markPublished(name: memberID, generation: session.generation, node: written)
                 return
             }
             if earlier.contains(stat.ephemeralOwner) {
@@ -322,13 +326,13 @@ public final class MembershipWatcher: Sendable {
 
     private func publish(prefix: String, desired: Desired, session: SessionInfo) async throws {
         if desired.uncertainCreate == session.sessionID, let adopted = try await ownSequentialNode(prefix: prefix, payload: desired.payload, session: session) {
-            markPublished(name: adopted.name, generation: session.generation, czxid: adopted.czxid)
+            markPublished(name: adopted.name, generation: session.generation, node: adopted.stat)
             return
         }
         do {
             let created = try await client.create(
                 ZooKeeperPath.join(group, prefix), data: desired.payload, mode: .ephemeralSequential, acl: acl, parents: .persistent)
-            markPublished(name: String(created.path.split(separator: "/").last ?? ""), generation: session.generation, czxid: created.stat.czxid)
+            markPublished(name: String(created.path.split(separator: "/").last ?? ""), generation: session.generation, node: created.stat)
         } catch let error as ZooKeeperError where error.code == .connectionLoss {
             // The create may have been applied: look for it before creating another.
             state.withLock { $0.desired?.uncertainCreate = session.sessionID }
@@ -337,13 +341,13 @@ public final class MembershipWatcher: Sendable {
     }
 
     /// The node of this session with `payload` under `prefix` (a sequential create whose reply
-    /// was lost), with its `czxid`; duplicates of it are deleted.
-    private func ownSequentialNode(prefix: String, payload: [UInt8], session: SessionInfo) async throws -> (name: String, czxid: Int64)? {
-        var found: [(name: String, czxid: Int64)] = []
+    /// was lost), with its stat; duplicates of it are deleted.
+    private func ownSequentialNode(prefix: String, payload: [UInt8], session: SessionInfo) async throws -> (name: String, stat: Stat)? {
+        var found: [(name: String, stat: Stat)] = []
         for name in try await client.getChildren(group).names.sorted() where name.hasPrefix(prefix) {
             do {
                 let node = try await client.getData(ZooKeeperPath.join(group, name))
-                if node.stat.ephemeralOwner == session.sessionID && node.bytes == payload { found.append((name, node.stat.czxid)) }
+                if node.stat.ephemeralOwner == session.sessionID && node.bytes == payload { found.append((name, node.stat)) }
             } catch let error as ZooKeeperError where error.code == .noNode {}
         }
         for duplicate in found.dropFirst() {
@@ -352,11 +356,12 @@ public final class MembershipWatcher: Sendable {
         return found.first
     }
 
-    private func markPublished(name: String, generation: Int, czxid: Int64) {
+    private func markPublished(name: String, generation: Int, node: Stat) {
         state.withLock { state in
             state.desired?.publishedName = name
             state.desired?.publishedGeneration = generation
-            state.desired?.publishedCzxid = czxid
+            state.desired?.publishedCzxid = node.czxid
+            state.desired?.publishedVersion = node.version
             state.desired?.uncertainCreate = nil
         }
     }

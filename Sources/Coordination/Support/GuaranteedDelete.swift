@@ -7,14 +7,26 @@ extension ZooKeeperClient {
     /// client is closed ("guaranteed delete", as Curator's `guaranteed()`). Other sessions see the
     /// node gone a moment later. With `owner`, a node another session holds by then is left alone;
     /// with `czxid` (the node's creation), a retry leaves alone a node created again at `path`
-    /// meanwhile (by this session too: a fixed-name member that joins again after leaving).
-    func deleteGuaranteed(_ path: String, owner: Int64? = nil, czxid: Int64? = nil) {
+    /// meanwhile (by this session too: a fixed-name member that joins again after leaving), and
+    /// with `version` too, one written since (the same node, adopted by a member joining again).
+    func deleteGuaranteed(_ path: String, owner: Int64? = nil, czxid: Int64? = nil, version: Int32? = nil) {
         let first = submitDelete(path)
         Task.detached { [self] in
             var attempt: PendingReply<Void>? = first
             while true {
                 do {
-                    try await (attempt ?? submitDelete(path)).value()
+                    if let sent = attempt {
+                        try await sent.value()
+                    } else if owner != nil || czxid != nil {
+                        // A retry: is the node there still the one to delete?
+                        guard let stat = try await exists(path) else { return }
+                        if let owner, stat.ephemeralOwner != owner { return }
+                        if let czxid, stat.czxid != czxid { return }
+                        if let version, stat.version != version { return }
+                        try await submitDelete(path, version: stat.version).value()
+                    } else {
+                        try await submitDelete(path).value()
+                    }
                     return
                 } catch let error as ZooKeeperError {
                     attempt = nil
@@ -27,18 +39,6 @@ extension ZooKeeperClient {
                         // looked at); not a refusal.
                         guard error.isRetryable || error.code == .sessionExpired || error.code == .badVersion else { return }
                         try? await Task.sleep(for: .milliseconds(100))
-                        guard owner != nil || czxid != nil else { continue }
-                        // Before sending it again: is the node there still the one to delete?
-                        do {
-                            guard let stat = try await exists(path) else { return }
-                            if let owner, stat.ephemeralOwner != owner { return }
-                            if let czxid, stat.czxid != czxid { return }
-                            attempt = submitDelete(path, version: stat.version)
-                        } catch let error as ZooKeeperError where error.isRetryable || error.code == .sessionExpired {
-                            continue
-                        } catch {
-                            return
-                        }
                     }
                 } catch {
                     return
