@@ -33,9 +33,10 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
     public let codec: Codec
     /// This consumer's id, in the `taken` nodes it creates (32 lowercase hex digits, as kazoo's).
     public let consumerID: String
-    /// Items whose take did not finish and whose mark is being cleaned up: not taken again by
-    /// this consumer until then (the clean-up cannot tell a new mark of ours from the old one).
-    private let marksBeingCleanedUp = Mutex<Set<String>>([])
+    /// Entries this consumer is taking (their mark's create under way, in any task) or cleaning
+    /// up after a take that did not finish: not tried again meanwhile (a clean-up cannot tell a
+    /// new mark of ours from the old one).
+    private let entriesInHand = Mutex<Set<String>>([])
 
     /// The default priority of an item (kazoo's).
     public static var defaultPriority: Int { 100 }
@@ -94,13 +95,16 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
                     let (entryNodes, entriesWatch) = try await client.getChildrenAndWatch(entries)
                     let (takenNodes, takenWatch) = try await client.getChildrenAndWatch(taken)
                     let held = Set(takenNodes.names)
-                    let cleaningUp = marksBeingCleanedUp.withLock { $0 }
-                    for name in entryNodes.names.sorted() where !held.contains(name) && !cleaningUp.contains(name) {
-                        if let item = try await lock(name) { return item }
+                    var passedOver = false
+                    for name in entryNodes.names.sorted() where !held.contains(name) {
+                        switch try await lock(name) {
+                        case .taken(let item): return item
+                        case .inHand: passedOver = true
+                        case .heldOrGone: continue
+                        }
                     }
-                    // An item passed over for its clean-up is looked at again shortly (the
-                    // clean-up may find no mark to delete, and then no watch fires).
-                    let passedOver = entryNodes.names.contains { !held.contains($0) && cleaningUp.contains($0) }
+                    // An item passed over while this consumer had it in hand is looked at again
+                    // shortly (a clean-up may find no mark to delete, and then no watch fires).
                     try await waitForAny([entriesWatch, takenWatch], until: deadline, orAfter: passedOver ? .milliseconds(100) : nil)
                 } catch let error as ZooKeeperError where error.isTransient {
                     try await waitForConnection(client, until: deadline, path: path)
@@ -109,13 +113,25 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
         }
     }
 
-    /// Takes `name` if nobody else has (`nil` otherwise).
+    /// How an attempt to take one entry ended.
+    enum LockOutcome {
+        case taken(QueueItem<Codec>)
+        /// Someone holds it, or it was consumed meanwhile.
+        case heldOrGone
+        /// This consumer has it in hand already (another task taking it, or a clean-up).
+        case inHand
+    }
+
+    /// Takes `name` if nobody else has.
     ///
     /// When the take does not finish (a lost reply, a lost connection before the item is read,
     /// cancellation), the item may be marked taken by this session with nobody to process it: the
     /// mark is deleted in the background, once the connection is back, if this consumer made it
-    /// in this session; meanwhile this consumer does not take the item again.
-    func lock(_ name: String) async throws -> QueueItem<Codec>? {
+    /// in this session; meanwhile this consumer does not try the item again.
+    func lock(_ name: String) async throws -> LockOutcome {
+        guard entriesInHand.withLock({ $0.insert(name).inserted }) else { return .inHand }
+        var cleaningUp = false
+        defer { if !cleaningUp { entriesInHand.withLock { _ = $0.remove(name) } } }
         let lockPath = ZooKeeperPath.join(taken, name)
         let session = client.state.session?.sessionID
         do {
@@ -123,21 +139,21 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
             do {
                 created = try await client.create(lockPath, data: Array(consumerID.utf8), mode: .ephemeral)
             } catch let error as ZooKeeperError where error.code == .nodeExists {
-                return nil
+                return .heldOrGone
             }
             do {
                 let entry = try await client.getData(ZooKeeperPath.join(entries, name))
-                return QueueItem(queue: self, name: name, bytes: entry.bytes, lockVersion: created.stat.version, session: created.stat.ephemeralOwner)
+                return .taken(QueueItem(queue: self, name: name, bytes: entry.bytes, lockVersion: created.stat.version, session: created.stat.ephemeralOwner))
             } catch let error as ZooKeeperError where error.code == .noNode {
                 try await client.deleteIfExists(lockPath)  // consumed meanwhile
-                return nil
+                return .heldOrGone
             }
         } catch {
             if let session {
-                marksBeingCleanedUp.withLock { _ = $0.insert(name) }
+                cleaningUp = true  // in hand until the clean-up is done
                 Task.detached { [self] in
                     await Self.release(lockPath, ifMadeBy: consumerID, in: session, client: client)
-                    marksBeingCleanedUp.withLock { _ = $0.remove(name) }
+                    entriesInHand.withLock { _ = $0.remove(name) }
                 }
             }
             throw error
