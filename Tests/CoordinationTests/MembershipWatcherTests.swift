@@ -251,4 +251,28 @@ import ZooKeeperTesting
         await observer.close()
         await proxy.shutdown()
     }
+
+    /// A join's create reaches the server but its reply is lost; the member leaves before the
+    /// connection is back: once it is, the node that create made is deleted (it is this
+    /// session's), so it does not stay in the group for the session's life.
+    @Test(.timeLimit(.minutes(2))) func leavingAfterALostCreateReplyDeletesTheNodeItMade() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
+        let observer = try await connectedTestClient(server.connectString)
+        let group = uniqueTestPath()
+        try await observer.createPath(group)
+        let member = MembershipWatcher(client: client, group: group)
+        proxy.dropReplies()
+        let joining = Task { try await member.join(memberID: "m-1") }
+        try await eventually("the create reached the server", timeout: .seconds(10)) { try await observer.childrenIfExists(group) == ["m-1"] }
+        try await eventually("the client gave the connection up", timeout: .seconds(20)) { !client.state.isConnected }
+        try await member.leave()
+        _ = await joining.result
+        proxy.restore()
+        try await eventually("the node the lost create made is deleted", timeout: .seconds(20)) { try await observer.childrenIfExists(group).isEmpty }
+        await client.close()
+        await observer.close()
+        await proxy.shutdown()
+    }
 }

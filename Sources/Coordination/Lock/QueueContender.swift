@@ -200,7 +200,7 @@ struct QueueContender: Sendable {
         try await waitForEvent(watch, until: deadline, path: parent, what: "acquired")
     }
 
-    /// Deletes `path` whatever happens to the calling task (``ZooKeeperClient/deleteGuaranteed(_:owner:)``).
+    /// Deletes `path` whatever happens to the calling task (``ZooKeeperClient/deleteGuaranteed(_:owner:czxid:version:)``).
     func remove(path: String, owner: Int64? = nil) async {
         client.deleteGuaranteed(path, owner: owner)
     }

@@ -43,8 +43,9 @@ public final class MembershipWatcher: Sendable {
         /// at the same path, or written since by someone else.
         var publishedCzxid: Int64?
         var publishedVersion: Int32?
-        /// A sequential create whose reply was lost on this session id: it may have created a
-        /// node, which the next publication adopts instead of creating another.
+        /// A create whose reply was lost on this session id: it may have created a node, which
+        /// the next publication adopts (a sequential one, instead of creating another), or a
+        /// leave deletes.
         var uncertainCreate: Int64?
     }
 
@@ -61,6 +62,34 @@ public final class MembershipWatcher: Sendable {
     private let hasLeft = Latch<Void>()
     /// Serialises join, updatePayload, leave and republishing.
     private let publishing = AsyncLock()
+
+    /// Deletes of member nodes a leave still retries in the background, by client and name (the
+    /// member id, or the prefix of sequential members): a join under the same name on the same
+    /// client waits for them, or the retry could delete the node the join makes or adopts.
+    private struct PendingDeleteKey: Hashable {
+        var client: ObjectIdentifier
+        var name: String
+    }
+    private static let pendingDeletes = Mutex<[PendingDeleteKey: Latch<Void>]>([:])
+
+    private func pendingDeleteKey(_ naming: Naming) -> PendingDeleteKey {
+        switch naming {
+        case .fixed(let memberID): PendingDeleteKey(client: ObjectIdentifier(client), name: ZooKeeperPath.join(group, memberID))
+        case .sequential(let prefix): PendingDeleteKey(client: ObjectIdentifier(client), name: ZooKeeperPath.join(group, prefix))
+        }
+    }
+
+    /// Records `delete` as pending for `naming` until it ends.
+    private func track(_ delete: Task<Void, Never>, for naming: Naming) {
+        let key = pendingDeleteKey(naming)
+        let done = Latch<Void>()
+        Self.pendingDeletes.withLock { $0[key] = done }
+        Task.detached {
+            await delete.value
+            Self.pendingDeletes.withLock { pending in if pending[key] === done { pending[key] = nil } }
+            done.set(())
+        }
+    }
 
     /// The ACL of this member's node (and of the group's node when the join creates it).
     public let acl: [ACL]
@@ -135,6 +164,10 @@ public final class MembershipWatcher: Sendable {
     }
 
     private func join(_ naming: Naming, payload: [UInt8], otherSessionDeadline: ContinuousClock.Instant) async throws {
+        if let pending = Self.pendingDeletes.withLock({ $0[pendingDeleteKey(naming)] }) {
+            _ = await pending.wait()
+            try Task.checkCancellation()
+        }
         try await recipeSpan("membership.join", path: group) { try await publish(naming, payload: payload, otherSessionDeadline: otherSessionDeadline) }
         startKeeper()
     }
@@ -185,9 +218,9 @@ public final class MembershipWatcher: Sendable {
         keeper?.cancel()
         let desired = await publishing.withLock { state.withLock { $0.desired } }
         guard let desired else { return }
-        guard let name = desired.publishedName else {
-            // Not published as far as we know; a create whose reply was lost may have made the
-            // node on this session all the same.
+        guard let name = desired.publishedName, desired.publishedGeneration == client.state.session?.generation else {
+            // Not published on this session as far as we know (the node published on an earlier
+            // one went with it); a create whose reply was lost may have made one all the same.
             deleteUnfinishedPublication(desired)
             return
         }
@@ -198,32 +231,31 @@ public final class MembershipWatcher: Sendable {
         } catch let error as ZooKeeperError where error.isRetryable {
             // Retried once the connection is back: a member node left behind would stay in the
             // group (and in every count of it) for the session's life.
-            client.deleteGuaranteed(path, czxid: desired.publishedCzxid, version: desired.publishedVersion)
+            track(client.deleteGuaranteed(path, czxid: desired.publishedCzxid, version: desired.publishedVersion), for: desired.naming)
         } catch is CancellationError {
             // A cancelled caller's request is never sent; leaving is cleanup, and goes on.
-            client.deleteGuaranteed(path, czxid: desired.publishedCzxid, version: desired.publishedVersion)
+            track(client.deleteGuaranteed(path, czxid: desired.publishedCzxid, version: desired.publishedVersion), for: desired.naming)
         }
     }
 
     /// Deletes, in the background, the node a publication on the current session may have made
-    /// without hearing back: the member id's node if this session holds it, or this session's
-    /// sequential node with the payload after a lost create. Tried again while the connection is
-    /// down and the session lives (the node with it).
+    /// without hearing back (a create whose reply was lost): the member id's node if this session
+    /// holds it, or this session's sequential node with the payload. Tried again while the
+    /// connection is down and the session lives (the node with it).
     private func deleteUnfinishedPublication(_ desired: Desired) {
-        guard let session = client.state.session else { return }
-        if case .sequential = desired.naming, desired.uncertainCreate != session.sessionID { return }
-        Task.detached { [self] in
+        guard let session = client.state.session, desired.uncertainCreate == session.sessionID else { return }
+        let delete = Task.detached { [self] in
             while client.state.session?.sessionID == session.sessionID {
                 do {
                     switch desired.naming {
                     case .fixed(let memberID):
                         let path = ZooKeeperPath.join(group, memberID)
                         if let stat = try await client.exists(path), stat.ephemeralOwner == session.sessionID {
-                            client.deleteGuaranteed(path, owner: session.sessionID, czxid: stat.czxid, version: stat.version)
+                            await client.deleteGuaranteed(path, owner: session.sessionID, czxid: stat.czxid, version: stat.version).value
                         }
                     case .sequential(let prefix):
                         if let node = try await ownSequentialNode(prefix: prefix, payload: desired.payload, session: session) {
-                            client.deleteGuaranteed(ZooKeeperPath.join(group, node.name), owner: session.sessionID, czxid: node.stat.czxid, version: node.stat.version)
+                            await client.deleteGuaranteed(ZooKeeperPath.join(group, node.name), owner: session.sessionID, czxid: node.stat.czxid, version: node.stat.version).value
                         }
                     }
                     return
@@ -234,6 +266,7 @@ public final class MembershipWatcher: Sendable {
                 }
             }
         }
+        track(delete, for: desired.naming)
     }
 
     /// Waits for `watch` to fire or for `deadline`, whichever comes first.
@@ -299,6 +332,10 @@ public final class MembershipWatcher: Sendable {
         do {
             let created = try await client.create(path, data: desired.payload, mode: .ephemeral, acl: acl, parents: .persistent)
             markPublished(name: memberID, generation: session.generation, node: created.stat)
+        } catch let error as ZooKeeperError where error.code == .connectionLoss || error.code == .operationTimeout {
+            // The create may have been applied (a leave cleans that up).
+            state.withLock { $0.desired?.uncertainCreate = session.sessionID }
+            throw error
         } catch let error as ZooKeeperError where error.code == .nodeExists {
             guard let stat = try await client.exists(path) else { throw RetryNow() }
             if stat.ephemeralOwner == session.sessionID {
@@ -333,7 +370,7 @@ public final class MembershipWatcher: Sendable {
             let created = try await client.create(
                 ZooKeeperPath.join(group, prefix), data: desired.payload, mode: .ephemeralSequential, acl: acl, parents: .persistent)
             markPublished(name: String(created.path.split(separator: "/").last ?? ""), generation: session.generation, node: created.stat)
-        } catch let error as ZooKeeperError where error.code == .connectionLoss {
+        } catch let error as ZooKeeperError where error.code == .connectionLoss || error.code == .operationTimeout {
             // The create may have been applied: look for it before creating another.
             state.withLock { $0.desired?.uncertainCreate = session.sessionID }
             throw error

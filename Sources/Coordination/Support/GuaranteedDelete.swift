@@ -9,9 +9,13 @@ extension ZooKeeperClient {
     /// with `czxid` (the node's creation), a retry leaves alone a node created again at `path`
     /// meanwhile (by this session too: a fixed-name member that joins again after leaving), and
     /// with `version` too, one written since (the same node, adopted by a member joining again).
-    func deleteGuaranteed(_ path: String, owner: Int64? = nil, czxid: Int64? = nil, version: Int32? = nil) {
+    ///
+    /// For ephemeral nodes only: an expired session ends the retries (its nodes went with it).
+    /// - Returns: the task that retries, ended once the delete is done or given up.
+    @discardableResult
+    func deleteGuaranteed(_ path: String, owner: Int64? = nil, czxid: Int64? = nil, version: Int32? = nil) -> Task<Void, Never> {
         let first = submitDelete(path)
-        Task.detached { [self] in
+        return Task.detached { [self] in
             var attempt: PendingReply<Void>? = first
             while true {
                 do {
@@ -31,13 +35,11 @@ extension ZooKeeperClient {
                 } catch let error as ZooKeeperError {
                     attempt = nil
                     switch error.code {
-                    case .noNode, .closed, .authFailed: return
-                    case .sessionExpired where owner == nil: return
+                    case .noNode, .closed, .authFailed, .sessionExpired: return
                     default:
-                        // Retrying helps only a lost connection (or an expiry when an owner is
-                        // named: its node went with its session, or a node changed since it was
+                        // Retrying helps only a lost connection (or a node changed since it was
                         // looked at); not a refusal.
-                        guard error.isRetryable || error.code == .sessionExpired || error.code == .badVersion else { return }
+                        guard error.isRetryable || error.code == .badVersion else { return }
                         try? await Task.sleep(for: .milliseconds(100))
                     }
                 } catch {
