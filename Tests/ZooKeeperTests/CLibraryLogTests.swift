@@ -12,6 +12,7 @@ import ZooKeeperTesting
         ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_WARN@zookeeper_interest@2532: Exceeded deadline by 13ms", .debug),
         ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_WARN@zookeeper_interest@2561: Delaying connection after exhaustively trying all servers [127.0.0.1:2181]", .debug),
         ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_ERROR@getaddrs@947: getaddrinfo: Name or service not known", .debug),
+        ("2026-12-07 16:45:42,126:12646(0x7fd1):ZOO_ERROR@auth_completion_func@2071: Authentication scheme no-such-scheme failed. Connection closed.", .debug),
         // Everything else keeps the C library's level.
         ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_ERROR@zoo_set_servers@1482: New server list cannot be empty", .error),
         ("2026-11-21 07:23:05,216:20324(0x7f41):ZOO_WARN@zookeeper_set_sock_nodelay@2458: Unable to set TCP_NODELAY, latency may be effected", .warning),

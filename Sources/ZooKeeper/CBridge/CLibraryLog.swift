@@ -34,10 +34,11 @@ enum CLibraryLog {
     /// not resolved. The C library logs them at error or warning whenever they happen (a stopped
     /// server of an ensemble makes a dozen), although the client recovers by itself; the client
     /// reports the episode once, from its session states (see ``ZooKeeperClient/sessionEvents``),
-    /// so these are kept for `debug`.
+    /// so these are kept for `debug`. So is the C library's line about a refused credential: the
+    /// client reports it as its `authFailed` state, and the caller gets the error.
     static let connectionMessages = [
         "zk retcode=", "Exceeded deadline by", "Delaying connection after exhaustively trying", "failed to send PING",
-        "getaddrinfo:", "could not resolve",
+        "getaddrinfo:", "could not resolve", "Authentication scheme ",
     ]
 
     /// The level of a C log line, which reads `…:ZOO_ERROR@function@line: text`: the C level,
