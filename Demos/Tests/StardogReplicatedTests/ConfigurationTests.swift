@@ -62,6 +62,7 @@ import Testing
         ("pack.enabled=true\npack.zookeeper.address=zk:2181\npack.node.address=host:port\n", "pack.node.address: 'host:port'"),
         // Nodes on other machines than their ZooKeeper cannot all be 127.0.0.1.
         ("pack.enabled=true\npack.zookeeper.address=127.0.0.1:2181,192.0.2.7:2181\n", "pack.node.address is 127.0.0.1 (loopback) while ZooKeeper is at 192.0.2.7"),
+        ("pack.enabled=true\npack.zookeeper.address=127.0.0.1:2181,zk2.invalid:2181\n", "pack.node.address is 127.0.0.1 (loopback) while ZooKeeper is at zk2.invalid"),
     ])
     func badSettingsNameTheProblem(text: String, message: String) {
         #expect {
@@ -77,9 +78,15 @@ import Testing
         var name = [CChar](repeating: 0, count: 256)
         try #require(gethostname(&name, name.count) == 0)
         let host = String(cString: name)
+        #expect(StardogConfiguration.isThisMachine("127.0.0.1") && !StardogConfiguration.isThisMachine("192.0.2.7"))
+        var resolved: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, nil, &resolved) == 0 else {
+            print("this machine's name \(host) does not resolve here: only its addresses are checked")
+            return
+        }
+        freeaddrinfo(resolved)
         _ = try StardogConfiguration(properties: "pack.enabled=true\npack.zookeeper.address=\(host):2181\n")
-        #expect(StardogConfiguration.isThisMachine(host) && StardogConfiguration.isThisMachine("127.0.0.1"))
-        #expect(!StardogConfiguration.isThisMachine("192.0.2.7"))
+        #expect(StardogConfiguration.isThisMachine(host))
     }
 
     @Test func databaseNamesFollowStardogsRules() throws {

@@ -172,13 +172,13 @@ public struct StardogConfiguration: Sendable, Hashable {
         return name == "localhost" || name.hasPrefix("127.") || name == "::1" || name.isEmpty
     }
 
-    /// Whether `host` resolves to an address of one of this machine's interfaces; also when it
-    /// does not resolve at all (connecting to it will say why, better than a guess here).
+    /// Whether `host` resolves to an address of one of this machine's interfaces (not when it
+    /// does not resolve: nothing shows it is this machine).
     static func isThisMachine(_ host: String) -> Bool {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var resolved: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, nil, &hints, &resolved) == 0, let first = resolved else { return true }
+        guard getaddrinfo(host, nil, &hints, &resolved) == 0, let first = resolved else { return false }
         defer { freeaddrinfo(first) }
         var interfaces: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&interfaces) == 0, let firstInterface = interfaces else { return true }
