@@ -24,10 +24,8 @@ final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
         var expected = 0
         /// When the last answer came, and how long its send took.
         var lastAnswer: (at: ContinuousClock.Instant, took: Duration)?
-        /// The scheduled send lingering until enough operations wait (resumed by the submission
-        /// that makes them enough, or at the linger's deadline).
-        var lingering: (id: Int, continuation: CheckedContinuation<Void, Never>)?
-        var lingers = 0
+        /// The scheduled send lingering until enough operations wait.
+        var linger = LingerSlot()
     }
     private let state = Mutex(State())
     private let maxWeight: Int
@@ -50,9 +48,8 @@ final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
             let (schedules, endsLinger) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
                 state.waiting.append(Waiting(operation: operation, weight: weigh(operation), continuation: continuation))
                 guard !state.sendScheduled else {
-                    guard let lingering = state.lingering, state.waiting.count >= state.expected else { return (false, nil) }
-                    state.lingering = nil
-                    return (false, lingering.continuation)
+                    guard state.waiting.count >= state.expected else { return (false, nil) }
+                    return (false, state.linger.take())
                 }
                 state.sendScheduled = true
                 return (true, nil)
@@ -93,23 +90,11 @@ final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
             return last.at + min(maxLinger, last.took)
         }
         guard let deadline, deadline > .now else { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let id = state.withLock { state -> Int? in
-                guard state.waiting.count < state.expected else { return nil }
-                state.lingers += 1
-                state.lingering = (state.lingers, continuation)
-                return state.lingers
-            }
-            guard let id else { return continuation.resume() }
-            Task {
-                try? await Task.sleep(until: deadline)
-                let expired = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-                    guard let lingering = state.lingering, lingering.id == id else { return nil }
-                    state.lingering = nil
-                    return lingering.continuation
-                }
-                expired?.resume()
-            }
-        }
+        await LingerSlot.linger(
+            until: deadline,
+            register: { continuation in
+                state.withLock { state in state.waiting.count < state.expected ? state.linger.hold(continuation) : nil }
+            },
+            expire: { id in self.state.withLock { $0.linger.take(ifID: id) } })
     }
 }

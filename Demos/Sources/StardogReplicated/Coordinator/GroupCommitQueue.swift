@@ -23,15 +23,9 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
         /// The last round: how many operations it carried and how many waited when it ended, when
         /// it ended and how long it took.
         var lastRound: LastRound?
-        /// The runner lingering until this many operations wait (resumed by the submission that
-        /// makes them enough, or at the linger's deadline).
-        var lingering: Lingering?
-        var lingers = 0
-    }
-    private struct Lingering {
-        var id: Int
-        var target: Int
-        var continuation: CheckedContinuation<Void, Never>
+        /// The runner lingering until ``lingerTarget`` operations wait.
+        var linger = LingerSlot()
+        var lingerTarget = 0
     }
     private struct LastRound {
         var clients: Int
@@ -103,32 +97,23 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
             return (last.clients, last.ended + min(maxLinger, last.duration))
         }
         guard deadline > .now else { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let id = state.withLock { state -> Int? in
-                guard state.waiting.count < target else { return nil }
-                state.lingers += 1
-                state.lingering = Lingering(id: state.lingers, target: target, continuation: continuation)
-                return state.lingers
-            }
-            guard let id else { return continuation.resume() }
-            Task {
-                try? await Task.sleep(until: deadline)
-                let expired = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-                    guard let lingering = state.lingering, lingering.id == id else { return nil }
-                    state.lingering = nil
-                    return lingering.continuation
+        await LingerSlot.linger(
+            until: deadline,
+            register: { continuation in
+                state.withLock { state in
+                    guard state.waiting.count < target else { return nil }
+                    state.lingerTarget = target
+                    return state.linger.hold(continuation)
                 }
-                expired?.resume()
-            }
-        }
+            },
+            expire: { id in self.state.withLock { $0.linger.take(ifID: id) } })
     }
 
     /// The lingering runner, taken, if the operations waiting are now enough for it.
     private func enoughToEndTheLinger() -> CheckedContinuation<Void, Never>? {
         state.withLock { state in
-            guard let lingering = state.lingering, state.waiting.count >= lingering.target else { return nil }
-            state.lingering = nil
-            return lingering.continuation
+            guard state.linger.isOccupied, state.waiting.count >= state.lingerTarget else { return nil }
+            return state.linger.take()
         }
     }
 
