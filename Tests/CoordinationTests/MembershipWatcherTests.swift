@@ -275,4 +275,28 @@ import ZooKeeperTesting
         await observer.close()
         await proxy.shutdown()
     }
+
+    /// A sequential member's payload change cut off by a lost connection is written again once
+    /// the connection is back, to the same node: the member does not end up with two nodes.
+    @Test(.timeLimit(.minutes(1))) func aPayloadChangeAcrossALostConnectionKeepsOneSequentialNode() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let proxy = try await FaultProxy.start(targetPort: server.port)
+        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
+        let observer = try await connectedTestClient(server.connectString)
+        let group = uniqueTestPath()
+        let member = MembershipWatcher(client: client, group: group)
+        let name = try await member.join(sequentialPrefix: "member_", payload: Array("first".utf8))
+        proxy.cut()
+        try await eventually("disconnected") { !client.state.isConnected }
+        let updating = Task { try await member.updatePayload(Array("second".utf8)) }
+        try await Task.sleep(for: .milliseconds(300))
+        proxy.restore()
+        try await updating.value
+        #expect(try await observer.childrenIfExists(group) == [name])
+        #expect(try await observer.getData(group + "/" + name).bytes == Array("second".utf8))
+        try await member.leave()
+        await client.close()
+        await observer.close()
+        await proxy.shutdown()
+    }
 }

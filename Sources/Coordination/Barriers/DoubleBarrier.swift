@@ -40,6 +40,10 @@ public final class DoubleBarrier: Sendable {
         memberID = UUID().uuidString.lowercased()
     }
 
+    /// Set once the delete of our node after a failed ``enter(timeout:)`` is done: the next enter
+    /// waits for it (it would otherwise delete the node that enter makes).
+    private let pendingDelete = Mutex<Latch<Void>?>(nil)
+
     var ready: String { ZooKeeperPath.join(path, "ready") }
     var ourNode: String { ZooKeeperPath.join(path, memberID) }
 
@@ -51,6 +55,10 @@ public final class DoubleBarrier: Sendable {
     public func enter(timeout: Duration? = nil) async throws {
         try ZooKeeperPath.validate(path)  // before it is joined with member names (`""` + `ready` is valid)
         let deadline = timeout.map { ContinuousClock.now + $0 }
+        if let pending = pendingDelete.withLock({ $0 }) {
+            _ = await pending.wait()
+            try Task.checkCancellation()
+        }
         // Our node once created: its creation (a retried delete leaves a node made again alone),
         // and the session generation it lives on.
         let ours = Mutex<(czxid: Int64, generation: Int?)?>(nil)
@@ -92,7 +100,14 @@ public final class DoubleBarrier: Sendable {
         } catch {
             // Sent even from a cancelled task, and retried through a lost connection: a node left
             // behind would count as a member and let the others through one short.
-            client.deleteGuaranteed(ourNode, czxid: ours.withLock { $0?.czxid })
+            let delete = client.deleteGuaranteed(ourNode, czxid: ours.withLock { $0?.czxid })
+            let done = Latch<Void>()
+            pendingDelete.withLock { $0 = done }
+            Task.detached { [self] in
+                await delete.value
+                pendingDelete.withLock { if $0 === done { $0 = nil } }
+                done.set(())
+            }
             throw error
         }
     }

@@ -79,13 +79,18 @@ public final class MembershipWatcher: Sendable {
         }
     }
 
-    /// Records `delete` as pending for `naming` until it ends.
+    /// Records `delete` as pending for `naming` until it ends, and until the deletes pending
+    /// before it for the same name end (the latest latch stands for all of them).
     private func track(_ delete: Task<Void, Never>, for naming: Naming) {
         let key = pendingDeleteKey(naming)
         let done = Latch<Void>()
-        Self.pendingDeletes.withLock { $0[key] = done }
+        let earlier = Self.pendingDeletes.withLock { pending in
+            defer { pending[key] = done }
+            return pending[key]
+        }
         Task.detached {
             await delete.value
+            if let earlier { _ = await earlier.wait() }
             Self.pendingDeletes.withLock { pending in if pending[key] === done { pending[key] = nil } }
             done.set(())
         }
@@ -164,6 +169,7 @@ public final class MembershipWatcher: Sendable {
     }
 
     private func join(_ naming: Naming, payload: [UInt8], otherSessionDeadline: ContinuousClock.Instant) async throws {
+        if state.withLock({ $0.left }) { throw CoordinationError(.closed, path: group, message: "this watcher has left the group") }
         if let pending = Self.pendingDeletes.withLock({ $0[pendingDeleteKey(naming)] }) {
             _ = await pending.wait()
             try Task.checkCancellation()
@@ -193,13 +199,23 @@ public final class MembershipWatcher: Sendable {
                 state.desired!.payload = payload
                 return state.desired!.publishedName
             }
-            do {
-                guard let name else { throw ZooKeeperError(.noNode, path: group, message: "not published yet") }
-                let written = try await client.setData(ZooKeeperPath.join(group, name), data: payload)
-                state.withLock { $0.desired?.publishedVersion = written.version }
-            } catch let error as ZooKeeperError where error.code == .noNode || error.isTransient {
-                state.withLock { $0.desired?.publishedVersion = nil }  // written or not: unknown
-                try await publish()  // not published right now: publish with the new payload
+            guard let name else { return try await publish() }  // not published yet: publish with this payload
+            while true {
+                let generation = state.withLock { $0.desired?.publishedGeneration }
+                do {
+                    guard generation == client.state.session?.generation else { return try await publish() }  // an earlier session's node
+                    let written = try await client.setData(ZooKeeperPath.join(group, name), data: payload)
+                    state.withLock { $0.desired?.publishedVersion = written.version }
+                    return
+                } catch let error as ZooKeeperError where error.code == .noNode {
+                    return try await publish()  // gone: publish with the new payload
+                } catch let error as ZooKeeperError where error.isTransient {
+                    // On the same session the node is still ours: write it again once connected
+                    // (publishing anew would make a second node of a sequential member).
+                    state.withLock { $0.desired?.publishedVersion = nil }  // written or not: unknown
+                    try await waitUntilConnectedOrLeft()
+                    if state.withLock({ $0.left }) { return }
+                }
             }
         }
     }
@@ -329,13 +345,12 @@ public final class MembershipWatcher: Sendable {
         memberID: String, desired: Desired, session: SessionInfo, earlier: Set<Int64>, otherSessionDeadline: ContinuousClock.Instant
     ) async throws {
         let path = ZooKeeperPath.join(group, memberID)
+        // Until its reply says otherwise, the create may have been applied (a lost reply, a
+        // cancelled caller): a leave deletes the node if this session holds it.
+        state.withLock { $0.desired?.uncertainCreate = session.sessionID }
         do {
             let created = try await client.create(path, data: desired.payload, mode: .ephemeral, acl: acl, parents: .persistent)
             markPublished(name: memberID, generation: session.generation, node: created.stat)
-        } catch let error as ZooKeeperError where error.code == .connectionLoss || error.code == .operationTimeout {
-            // The create may have been applied (a leave cleans that up).
-            state.withLock { $0.desired?.uncertainCreate = session.sessionID }
-            throw error
         } catch let error as ZooKeeperError where error.code == .nodeExists {
             guard let stat = try await client.exists(path) else { throw RetryNow() }
             if stat.ephemeralOwner == session.sessionID {
@@ -366,15 +381,13 @@ public final class MembershipWatcher: Sendable {
             markPublished(name: adopted.name, generation: session.generation, node: adopted.stat)
             return
         }
-        do {
-            let created = try await client.create(
-                ZooKeeperPath.join(group, prefix), data: desired.payload, mode: .ephemeralSequential, acl: acl, parents: .persistent)
-            markPublished(name: String(created.path.split(separator: "/").last ?? ""), generation: session.generation, node: created.stat)
-        } catch let error as ZooKeeperError where error.code == .connectionLoss || error.code == .operationTimeout {
-            // The create may have been applied: look for it before creating another.
-            state.withLock { $0.desired?.uncertainCreate = session.sessionID }
-            throw error
-        }
+        // Until its reply says otherwise, the create may have been applied (a lost reply, a
+        // cancelled caller): the next publication looks for it before creating another, and a
+        // leave deletes it.
+        state.withLock { $0.desired?.uncertainCreate = session.sessionID }
+        let created = try await client.create(
+            ZooKeeperPath.join(group, prefix), data: desired.payload, mode: .ephemeralSequential, acl: acl, parents: .persistent)
+        markPublished(name: String(created.path.split(separator: "/").last ?? ""), generation: session.generation, node: created.stat)
     }
 
     /// The node of this session with `payload` under `prefix` (a sequential create whose reply
