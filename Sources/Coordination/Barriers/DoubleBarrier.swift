@@ -56,8 +56,21 @@ public final class DoubleBarrier: Sendable {
         try ZooKeeperPath.validate(path)  // before it is joined with member names (`""` + `ready` is valid)
         let deadline = timeout.map { ContinuousClock.now + $0 }
         if let pending = pendingDelete.withLock({ $0 }) {
-            _ = await pending.wait()
+            let deleted = await withTaskGroup(of: Bool.self) { group in
+                group.addTask { await pending.wait() != nil }
+                if let deadline {
+                    group.addTask {
+                        try? await Task.sleep(until: deadline)
+                        return false
+                    }
+                }
+                defer { group.cancelAll() }
+                return await group.next() ?? false
+            }
             try Task.checkCancellation()
+            if !deleted {
+                throw CoordinationError(.timedOut, path: ourNode, message: "the node of an earlier enter that failed is not deleted yet (the connection is down)")
+            }
         }
         // Our node once created: its creation (a retried delete leaves a node made again alone),
         // and the session generation it lives on.

@@ -213,8 +213,9 @@ public final class MembershipWatcher: Sendable {
                     // On the same session the node is still ours: write it again once connected
                     // (publishing anew would make a second node of a sequential member).
                     state.withLock { $0.desired?.publishedVersion = nil }  // written or not: unknown
+                    try await Task.sleep(for: .milliseconds(50))  // not at once when throttled
                     try await waitUntilConnectedOrLeft()
-                    if state.withLock({ $0.left }) { return }
+                    if state.withLock({ $0.left }) { throw CoordinationError(.closed, path: group, message: "this watcher left the group") }
                 }
             }
         }
@@ -351,6 +352,9 @@ public final class MembershipWatcher: Sendable {
         do {
             let created = try await client.create(path, data: desired.payload, mode: .ephemeral, acl: acl, parents: .persistent)
             markPublished(name: memberID, generation: session.generation, node: created.stat)
+        } catch let error as ZooKeeperError where error.code != .nodeExists && !Self.mayHaveBeenApplied(error) {
+            state.withLock { $0.desired?.uncertainCreate = nil }  // the server said no
+            throw error
         } catch let error as ZooKeeperError where error.code == .nodeExists {
             guard let stat = try await client.exists(path) else { throw RetryNow() }
             if stat.ephemeralOwner == session.sessionID {
@@ -385,9 +389,14 @@ public final class MembershipWatcher: Sendable {
         // cancelled caller): the next publication looks for it before creating another, and a
         // leave deletes it.
         state.withLock { $0.desired?.uncertainCreate = session.sessionID }
-        let created = try await client.create(
-            ZooKeeperPath.join(group, prefix), data: desired.payload, mode: .ephemeralSequential, acl: acl, parents: .persistent)
-        markPublished(name: String(created.path.split(separator: "/").last ?? ""), generation: session.generation, node: created.stat)
+        do {
+            let created = try await client.create(
+                ZooKeeperPath.join(group, prefix), data: desired.payload, mode: .ephemeralSequential, acl: acl, parents: .persistent)
+            markPublished(name: String(created.path.split(separator: "/").last ?? ""), generation: session.generation, node: created.stat)
+        } catch let error as ZooKeeperError where !Self.mayHaveBeenApplied(error) {
+            state.withLock { $0.desired?.uncertainCreate = nil }  // the server said no
+            throw error
+        }
     }
 
     /// The node of this session with `payload` under `prefix` (a sequential create whose reply
@@ -404,6 +413,12 @@ public final class MembershipWatcher: Sendable {
             try await client.deleteIfExists(ZooKeeperPath.join(group, duplicate.name))
         }
         return found.first
+    }
+
+    /// Whether a request that failed with `error` may have been applied all the same (its reply
+    /// lost with the connection).
+    private static func mayHaveBeenApplied(_ error: ZooKeeperError) -> Bool {
+        error.code == .connectionLoss || error.code == .operationTimeout
     }
 
     private func markPublished(name: String, generation: Int, node: Stat) {
@@ -433,7 +448,14 @@ public final class MembershipWatcher: Sendable {
                         return desired.publishedGeneration != info.generation
                     }
                     if republish {
-                        try? await self.publishing.withLock { try await self.publish() }
+                        try? await self.publishing.withLock {
+                            // Decided again under the lock: a payload change that held it may
+                            // have published on this session already.
+                            let stillWanted = self.state.withLock { state in
+                                !state.left && state.desired != nil && state.desired?.publishedGeneration != info.generation
+                            }
+                            if stillWanted { try await self.publish() }
+                        }
                     }
                 case .closed:
                     return
