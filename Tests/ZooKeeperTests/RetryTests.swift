@@ -124,6 +124,19 @@ import ZooKeeperTesting
             #expect(attempts.withLock { $0 } == 1)
         }
     }
+
+    /// Begun right after an expiry, while the new session is being opened (no session yet), an
+    /// operation is retried on the session that opens rather than given up as "session lost".
+    @Test(.timeLimit(.minutes(1))) func anOperationBegunWhileANewSessionOpensRunsOnIt() async throws {
+        let server = try await SharedServer.get()
+        try await withClient(server.connectString) { client in
+            for _ in 0..<3 {
+                try await client.expireSessionForTesting()
+                let stat = try await client.withRetry(.untilSessionLost) { try await client.exists("/") }
+                #expect(stat != nil)
+            }
+        }
+    }
 }
 
 extension Duration {

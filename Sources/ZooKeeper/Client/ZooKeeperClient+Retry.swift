@@ -6,7 +6,9 @@ extension ZooKeeperClient {
     /// to reconnect to the same session. It stops retrying, and throws the last error, as soon as
     /// the session is presumed expired, expires, or is replaced by a new one: an operation that
     /// relied on the session (its ephemeral nodes, a lock it holds) must start over from a fresh
-    /// read then, which only the caller can do. Other errors are thrown at once.
+    /// read then, which only the caller can do. An operation begun while no session was open
+    /// (one being opened, after an expiry) runs on the session that opens. Other errors are
+    /// thrown at once.
     ///
     /// Safe to retry as they are: reads (`getData`, `exists`, `getChildren`, `sync`), an
     /// unconditional `setData` (the last write wins), `deleteIfExists`, `childrenIfExists`,
@@ -35,13 +37,16 @@ extension ZooKeeperClient {
     }
 
     /// Waits until the client is connected on session `generation`; `false` as soon as that
-    /// session is presumed expired, expires or is replaced (or the client closes).
+    /// session is presumed expired, expires or is replaced (or the client closes). With no
+    /// session when the operation began (`nil`: one being opened), the session that opens is it.
     private func awaitSameSession(generation: Int?) async throws -> Bool {
         for await state in sessionEvents {
             try Task.checkCancellation()
             switch state {
             case .connected(let info), .readOnly(let info):
                 return generation == nil || info.generation == generation
+            case .newSession where generation == nil:
+                continue
             case .newSession, .presumedExpired, .expired, .closed, .authFailed:
                 return false
             case .connecting, .suspended:
