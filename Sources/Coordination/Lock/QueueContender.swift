@@ -122,7 +122,7 @@ struct QueueContender: Sendable {
                 if let name = LockQueue.find(guid: guid, in: children) { await remove(path: ZooKeeperPath.join(parent, name)) }
                 return
             } catch let error as ZooKeeperError where error.isRetryable && client.state.session?.generation == generation {
-                try? await Task.sleep(for: .milliseconds(100))
+                await client.pauseBeforeCleanupRetry()
             } catch {
                 return
             }

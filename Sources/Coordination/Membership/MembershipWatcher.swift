@@ -277,7 +277,7 @@ public final class MembershipWatcher: Sendable {
                     }
                     return
                 } catch let error as ZooKeeperError where error.isRetryable {
-                    try? await Task.sleep(for: .milliseconds(100))
+                    await client.pauseBeforeCleanupRetry()
                 } catch {
                     return
                 }

@@ -35,8 +35,23 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
     public let consumerID: String
     /// Entries this consumer is taking (their mark's create under way, in any task) or cleaning
     /// up after a take that did not finish: not tried again meanwhile (a clean-up cannot tell a
-    /// new mark of ours from the old one).
-    private let entriesInHand = Mutex<Set<String>>([])
+    /// new mark of ours from the old one). `handedBack` is set when one is let go (a take that
+    /// passed it over looks again then), and replaced.
+    private struct InHand {
+        var entries: Set<String> = []
+        var handedBack = Latch<Void>()
+    }
+    private let inHand = Mutex(InHand())
+
+    /// Lets go of `name`, waking the takes that passed it over.
+    private func handBack(_ name: String) {
+        let handedBack = inHand.withLock { state -> Latch<Void> in
+            state.entries.remove(name)
+            defer { state.handedBack = Latch() }
+            return state.handedBack
+        }
+        handedBack.set(())
+    }
 
     /// The default priority of an item (kazoo's).
     public static var defaultPriority: Int { 100 }
@@ -95,6 +110,7 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
                     let (entryNodes, entriesWatch) = try await client.getChildrenAndWatch(entries)
                     let (takenNodes, takenWatch) = try await client.getChildrenAndWatch(taken)
                     let held = Set(takenNodes.names)
+                    let handedBack = inHand.withLock { $0.handedBack }  // before any is passed over
                     var passedOver = false
                     for name in entryNodes.names.sorted() where !held.contains(name) {
                         switch try await lock(name) {
@@ -104,8 +120,9 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
                         }
                     }
                     // An item passed over while this consumer had it in hand is looked at again
-                    // shortly (a clean-up may find no mark to delete, and then no watch fires).
-                    try await waitForAny([entriesWatch, takenWatch], until: deadline, orAfter: passedOver ? .milliseconds(100) : nil)
+                    // once it is let go (a clean-up may find no mark to delete, and then no watch
+                    // fires).
+                    try await waitForAny([entriesWatch, takenWatch], until: deadline, orWhen: passedOver ? handedBack : nil)
                 } catch let error as ZooKeeperError where error.isTransient {
                     try await waitForConnection(client, until: deadline, path: path)
                 }
@@ -129,9 +146,9 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
     /// mark is deleted in the background, once the connection is back, if this consumer made it
     /// in this session; meanwhile this consumer does not try the item again.
     func lock(_ name: String) async throws -> LockOutcome {
-        guard entriesInHand.withLock({ $0.insert(name).inserted }) else { return .inHand }
+        guard inHand.withLock({ $0.entries.insert(name).inserted }) else { return .inHand }
         var cleaningUp = false
-        defer { if !cleaningUp { entriesInHand.withLock { _ = $0.remove(name) } } }
+        defer { if !cleaningUp { handBack(name) } }
         let lockPath = ZooKeeperPath.join(taken, name)
         let session = client.state.session?.sessionID
         do {
@@ -153,7 +170,7 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
                 cleaningUp = true  // in hand until the clean-up is done
                 Task.detached { [self] in
                     await Self.release(lockPath, ifMadeBy: consumerID, in: session, client: client)
-                    entriesInHand.withLock { _ = $0.remove(name) }
+                    handBack(name)
                 }
             }
             throw error
@@ -174,15 +191,15 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
             } catch let error as ZooKeeperError where error.code == .noNode {
                 return
             } catch let error as ZooKeeperError where error.isRetryable {
-                try? await Task.sleep(for: .milliseconds(100))
+                await client.pauseBeforeCleanupRetry()
             } catch {
                 return
             }
         }
     }
 
-    /// Waits for one of `watches` to fire, or `recheck` to pass; throws `.timedOut` at `deadline`.
-    private func waitForAny(_ watches: [NodeWatch], until deadline: ContinuousClock.Instant?, orAfter recheck: Duration?) async throws {
+    /// Waits for one of `watches` to fire, or `latch` to be set; throws `.timedOut` at `deadline`.
+    private func waitForAny(_ watches: [NodeWatch], until deadline: ContinuousClock.Instant?, orWhen latch: Latch<Void>?) async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             for watch in watches {
                 group.addTask {
@@ -190,9 +207,9 @@ public final class DistributedQueue<Codec: NodeCodec>: Sendable {
                     return true
                 }
             }
-            if let recheck {
+            if let latch {
                 group.addTask {
-                    try await Task.sleep(for: recheck)
+                    _ = await latch.wait()
                     return true
                 }
             }

@@ -40,7 +40,7 @@ extension ZooKeeperClient {
                         // Retrying helps only a lost connection (or a node changed since it was
                         // looked at); not a refusal.
                         guard error.isRetryable || error.code == .badVersion else { return }
-                        try? await Task.sleep(for: .milliseconds(100))
+                        await pauseBeforeCleanupRetry()
                     }
                 } catch {
                     return
