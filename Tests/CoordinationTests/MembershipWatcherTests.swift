@@ -299,4 +299,25 @@ import ZooKeeperTesting
         await observer.close()
         await proxy.shutdown()
     }
+
+    /// A join waiting (up to five minutes) for another session's node to go does not hold up
+    /// `leave()`: the leave returns at once, the join ends saying the watcher left. (Without that,
+    /// the leave would wait the five minutes, past the time limit.)
+    @Test(.timeLimit(.minutes(1))) func leaveDoesNotWaitForAJoinWaitingForAnotherSessionsNode() async throws {
+        let server = try await ZooKeeperServer.shared()
+        let holder = try await connectedTestClient(server.connectString)
+        let client = try await connectedTestClient(server.connectString)
+        let group = uniqueTestPath()
+        try await MembershipWatcher(client: holder, group: group).join(memberID: "m-1")
+        let member = MembershipWatcher(client: client, group: group)
+        let joining = Task { try await member.join(memberID: "m-1", waitingForOtherSession: .seconds(300)) }
+        try await Task.sleep(for: .milliseconds(300))
+        try await member.leave()
+        await #expect {
+            try await joining.value
+        } throws: { ($0 as? CoordinationError)?.code == .closed }
+        #expect(try await holder.childrenIfExists(group) == ["m-1"], "the other session's member stays")
+        await holder.close()
+        await client.close()
+    }
 }

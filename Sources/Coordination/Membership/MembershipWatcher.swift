@@ -286,11 +286,15 @@ public final class MembershipWatcher: Sendable {
         track(delete, for: desired.naming)
     }
 
-    /// Waits for `watch` to fire or for `deadline`, whichever comes first.
-    private static func waitForTrigger(_ watch: NodeWatch, until deadline: ContinuousClock.Instant) async {
+    /// Waits for `watch` to fire, for `deadline`, or for ``leave()``, whichever comes first (a
+    /// leave waits for the publication holding the lock, so the publication must not wait
+    /// without it).
+    private func waitForTriggerOrLeave(_ watch: NodeWatch, until deadline: ContinuousClock.Instant?) async {
+        let hasLeft = self.hasLeft
         await withTaskGroup(of: Void.self) { group in
             group.addTask { _ = try? await watch.triggered() }
-            group.addTask { try? await Task.sleep(until: deadline) }
+            group.addTask { _ = await hasLeft.wait() }
+            if let deadline { group.addTask { try? await Task.sleep(until: deadline) } }
             await group.next()
             group.cancelAll()
         }
@@ -365,13 +369,13 @@ public final class MembershipWatcher: Sendable {
             if earlier.contains(stat.ephemeralOwner) {
                 // Left by an earlier session of ours: the server deletes it soon. Wait it out.
                 let (still, watch) = try await client.existsAndWatch(path)
-                if still != nil { _ = try await watch.triggered() }
+                if still != nil { await waitForTriggerOrLeave(watch, until: nil) }
                 throw RetryNow()
             }
             if ContinuousClock.now < otherSessionDeadline {
                 // Another session's: wait (until the deadline) for it to go, then try again.
                 let (still, watch) = try await client.existsAndWatch(path)
-                if still != nil { await Self.waitForTrigger(watch, until: otherSessionDeadline) }
+                if still != nil { await waitForTriggerOrLeave(watch, until: otherSessionDeadline) }
                 throw RetryNow()
             }
             throw CoordinationError(
