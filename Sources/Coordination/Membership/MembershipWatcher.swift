@@ -47,6 +47,8 @@ public final class MembershipWatcher: Sendable {
         /// the next publication adopts (a sequential one, instead of creating another), or a
         /// leave deletes.
         var uncertainCreate: Int64?
+        /// The payload that create carried (the payload may have changed since).
+        var uncertainPayload: [UInt8]?
     }
 
     private struct State: Sendable {
@@ -271,7 +273,7 @@ public final class MembershipWatcher: Sendable {
                             await client.deleteGuaranteed(path, owner: session.sessionID, czxid: stat.czxid, version: stat.version).value
                         }
                     case .sequential(let prefix):
-                        if let node = try await ownSequentialNode(prefix: prefix, payload: desired.payload, session: session) {
+                        if let node = try await ownSequentialNode(prefix: prefix, payload: desired.uncertainPayload ?? desired.payload, session: session) {
                             await client.deleteGuaranteed(ZooKeeperPath.join(group, node.name), owner: session.sessionID, czxid: node.stat.czxid, version: node.stat.version).value
                         }
                     }
@@ -385,14 +387,22 @@ public final class MembershipWatcher: Sendable {
     }
 
     private func publish(prefix: String, desired: Desired, session: SessionInfo) async throws {
-        if desired.uncertainCreate == session.sessionID, let adopted = try await ownSequentialNode(prefix: prefix, payload: desired.payload, session: session) {
-            markPublished(name: adopted.name, generation: session.generation, node: adopted.stat)
+        if desired.uncertainCreate == session.sessionID,
+            let adopted = try await ownSequentialNode(prefix: prefix, payload: desired.uncertainPayload ?? desired.payload, session: session)
+        {
+            // Made with the payload of then: given the payload of now.
+            let path = ZooKeeperPath.join(group, adopted.name)
+            let node = desired.uncertainPayload == desired.payload ? adopted.stat : try await client.setData(path, data: desired.payload)
+            markPublished(name: adopted.name, generation: session.generation, node: node)
             return
         }
         // Until its reply says otherwise, the create may have been applied (a lost reply, a
         // cancelled caller): the next publication looks for it before creating another, and a
         // leave deletes it.
-        state.withLock { $0.desired?.uncertainCreate = session.sessionID }
+        state.withLock { state in
+            state.desired?.uncertainCreate = session.sessionID
+            state.desired?.uncertainPayload = desired.payload
+        }
         do {
             let created = try await client.create(
                 ZooKeeperPath.join(group, prefix), data: desired.payload, mode: .ephemeralSequential, acl: acl, parents: .persistent)
