@@ -114,12 +114,8 @@ public final class DoubleBarrier: Sendable {
             // Sent even from a cancelled task, and retried through a lost connection: a node left
             // behind would count as a member and let the others through one short.
             let delete = client.deleteGuaranteed(ourNode, czxid: ours.withLock { $0?.czxid })
-            let done = Latch<Void>()
-            pendingDelete.withLock { $0 = done }
-            Task.detached { [self] in
-                await delete.value
-                pendingDelete.withLock { if $0 === done { $0 = nil } }
-                done.set(())
+            pendingDelete.withLock { pending in
+                pending = Latch.set(after: delete) { [self] done in pendingDelete.withLock { if $0 === done { $0 = nil } } }
             }
             throw error
         }

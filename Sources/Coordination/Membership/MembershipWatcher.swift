@@ -85,16 +85,10 @@ public final class MembershipWatcher: Sendable {
     /// before it for the same name end (the latest latch stands for all of them).
     private func track(_ delete: Task<Void, Never>, for naming: Naming) {
         let key = pendingDeleteKey(naming)
-        let done = Latch<Void>()
-        let earlier = Self.pendingDeletes.withLock { pending in
-            defer { pending[key] = done }
-            return pending[key]
-        }
-        Task.detached {
-            await delete.value
-            if let earlier { _ = await earlier.wait() }
-            Self.pendingDeletes.withLock { pending in if pending[key] === done { pending[key] = nil } }
-            done.set(())
+        Self.pendingDeletes.withLock { pending in
+            pending[key] = Latch.set(after: delete, andAfter: pending[key]) { done in
+                Self.pendingDeletes.withLock { pending in if pending[key] === done { pending[key] = nil } }
+            }
         }
     }
 

@@ -53,6 +53,23 @@ import Synchronization
     }
 }
 
+extension Latch where Value == Void {
+    /// A latch set once `task` has ended and `earlier` (if any) is set, right after `settled`
+    /// runs with it (to forget it wherever it was recorded).
+    static func set(
+        after task: Task<Void, Never>, andAfter earlier: Latch<Void>? = nil, settled: @escaping @Sendable (Latch<Void>) -> Void = { _ in }
+    ) -> Latch<Void> {
+        let latch = Latch<Void>()
+        Task.detached {
+            await task.value
+            if let earlier { _ = await earlier.wait() }
+            settled(latch)
+            latch.set(())
+        }
+        return latch
+    }
+}
+
 /// Runs `body`, cancelling it when `loss` resolves first; then throws `lostError()`.
 func run<R: Sendable>(
     _ body: @escaping @Sendable () async throws -> R, cancelledWhen loss: @escaping @Sendable () async -> Bool,
