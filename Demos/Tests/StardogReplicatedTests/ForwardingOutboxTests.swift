@@ -91,10 +91,10 @@ import Testing
     }
 
     /// Only three of ten clients come back: the send leaves with them once the linger's deadline
-    /// (the last send's duration, shorter than `maxLinger` here) has passed, not later; and an
-    /// operation after an idle spell goes at once.
-    @Test func aLingerEndsAtItsDeadlineAndNotAfterAnIdleSpell() async throws {
-        let outbox = ForwardingOutbox<Int, Int>(maxWeight: 1_000, maxLinger: .seconds(30), weigh: { _ in 1 })
+    /// (the last send's duration, 200 ms, not `maxLinger`: a linger of that would run past the
+    /// time limit) has passed; and an operation after an idle spell goes without lingering.
+    @Test(.timeLimit(.minutes(1))) func aLingerEndsAtItsDeadlineAndNotAfterAnIdleSpell() async throws {
+        let outbox = ForwardingOutbox<Int, Int>(maxWeight: 1_000, maxLinger: .seconds(600), weigh: { _ in 1 })
         let sends = Mutex<[[Int]]>([])
         let send: ForwardingOutbox<Int, Int>.Send = { operations in
             sends.withLock { $0.append(operations) }
@@ -105,24 +105,21 @@ import Testing
             for operation in 0..<10 { group.addTask { _ = try await outbox.submit(operation, send: send) } }
             try await group.waitForAll()
         }
-        let clock = ContinuousClock()
-        let back = try await clock.measure {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for operation in 100..<103 { group.addTask { _ = try await outbox.submit(operation, send: send) } }
-                try await group.waitForAll()
-            }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for operation in 100..<103 { group.addTask { _ = try await outbox.submit(operation, send: send) } }
+            try await group.waitForAll()
         }
-        // The send (200 ms) after a linger of at most the last send's duration (about 200 ms).
-        #expect(back < .seconds(10), "three returning clients waited \(back)")
-        try await Task.sleep(for: .milliseconds(500))  // past any linger
-        let alone = try await clock.measure { _ = try await outbox.submit(200, send: send) }
-        #expect(alone < .milliseconds(200) + .seconds(5))
+        #expect(outbox.lingersBegun == 1, "the returning clients' send lingered for the seven missing")
+        try await Task.sleep(for: .milliseconds(500))  // past the deadline
+        _ = try await outbox.submit(200, send: send)
+        #expect(outbox.lingersBegun == 1, "after an idle spell a send does not linger")
         let sent = sends.withLock { $0 }
         #expect(sent.suffix(2).map { $0.sorted() } == [[100, 101, 102], [200]], "sends: \(sent)")
     }
 
-    /// Two clients answered together, and one of them stops: the other's later operations do
-    /// not linger for it (a linger of about the last send's duration, 1 s here, each time).
+    /// Two clients answered together, and one of them stops: the first send of the other may
+    /// linger for it, the later ones do not (each comes right after an answer, within the
+    /// linger's window).
     @Test func aClientThatStoppedIsNotWaitedForAgain() async throws {
         let outbox = ForwardingOutbox<Int, Int>(maxWeight: 1_000, maxLinger: .seconds(30), weigh: { _ in 1 })
         let sent = Mutex(0)
@@ -130,18 +127,16 @@ import Testing
             // The first two are answered together, once both were sent.
             sent.withLock { $0 += operations.count }
             while sent.withLock({ $0 }) < 2 { try? await Task.sleep(for: .milliseconds(1)) }
-            try? await Task.sleep(for: .seconds(1))
+            try? await Task.sleep(for: .milliseconds(200))
             return operations.map { .success($0) }
         }
         async let first = outbox.submit(0, send: send)
         async let second = outbox.submit(1, send: send)
         _ = try await (first, second)
-        let clock = ContinuousClock()
-        var took: [Duration] = []
-        for operation in 2..<5 {
-            took.append(try await clock.measure { _ = try await outbox.submit(operation, send: send) })
-        }
-        // The first may linger for the client that stopped; the later ones go at once.
-        #expect(took.dropFirst().allSatisfy { $0 < .milliseconds(1_800) }, "each took \(took)")
+        _ = try await outbox.submit(2, send: send)
+        let afterFirst = outbox.lingersBegun
+        #expect(afterFirst <= 1)
+        for operation in 3..<6 { _ = try await outbox.submit(operation, send: send) }
+        #expect(outbox.lingersBegun == afterFirst, "later sends lingered for a client that stopped")
     }
 }

@@ -32,6 +32,9 @@ final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
     private let maxLinger: Duration
     private let weigh: @Sendable (Operation) -> Int
 
+    /// How many sends lingered (for tests).
+    var lingersBegun: Int { state.withLock { $0.linger.lingersBegun } }
+
     /// - Parameters:
     ///   - maxWeight: the most one send carries, by `weigh` (a heavier operation goes alone).
     ///   - maxLinger: the longest after an answer that a send waits for the clients answered.

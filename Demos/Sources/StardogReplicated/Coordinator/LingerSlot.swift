@@ -8,6 +8,8 @@ struct LingerSlot {
     private var lastID = 0
 
     var isOccupied: Bool { waiter != nil }
+    /// How many lingers began (for tests).
+    var lingersBegun: Int { lastID }
 
     /// Puts `continuation` in the slot; its id, for the deadline.
     mutating func hold(_ continuation: CheckedContinuation<Void, Never>) -> Int {
