@@ -1,3 +1,4 @@
+import DemoSupport
 import NIOCore
 
 /// The binary form of a ``SearchRequest`` on its way from a broker to a node (`/node/search` with
@@ -51,7 +52,7 @@ enum SearchRequestWire {
 
     /// - Throws: ``RequestError`` naming what is wrong when the bytes are not one request.
     static func decode(_ buffer: ByteBuffer) throws -> SearchRequest {
-        var reader = try WireReader(buffer, what: "a broker's search request", version: version)
+        var reader = try WireReader(buffer, what: "a broker's search request", version: version, failure: { RequestError($0) })
         var request = SearchRequest()
         request.query = try reader.string()
         request.defaultFields = try strings(from: &reader)

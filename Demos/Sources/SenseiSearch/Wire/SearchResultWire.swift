@@ -1,3 +1,4 @@
+import DemoSupport
 import NIOCore
 
 /// The binary form of a node's ``SearchResult`` on its way to a broker (`/node/search` answers
@@ -64,7 +65,7 @@ enum SearchResultWire {
     ///   fields), when known: merging compares hits by them.
     /// - Throws: ``RequestError`` naming what is wrong when the bytes are not one result.
     static func decode(_ buffer: ByteBuffer, sortFields: Int? = nil) throws -> SearchResult {
-        var reader = try WireReader(buffer, what: "a node's result", version: version)
+        var reader = try WireReader(buffer, what: "a node's result", version: version, failure: { RequestError($0) })
         var result = SearchResult()
         result.numhits = try reader.tally("hits")
         result.totaldocs = try reader.tally("documents")
