@@ -35,6 +35,24 @@ public enum DurableFile {
         try syncDirectory(folder(of: path))
     }
 
+    /// Writes `bytes` over the file at `path` in place and syncs it: one fsync where
+    /// ``replace(_:with:)`` takes two (a file it creates has its directory synced too). A crash
+    /// part-way leaves the file torn, neither old nor new: only for a file whose old content is
+    /// no longer needed, and whose reader can tell a torn one (a checksum).
+    public static func overwrite(_ path: String, with bytes: some ContiguousBytes) throws {
+        var created = false
+        var descriptor = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        if descriptor < 0 && errno == ENOENT {
+            descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            created = descriptor >= 0
+        }
+        guard descriptor >= 0 else { throw Failure("open \(path)") }
+        defer { close(descriptor) }
+        try writeAll(bytes, to: descriptor, path: path)
+        guard fsync(descriptor) == 0 else { throw Failure("fsync \(path)") }
+        if created { try syncDirectory(folder(of: path)) }
+    }
+
     /// Appends `bytes` to the file at `path` and syncs it. A file it creates has its directory
     /// synced too. An append that fails part-way is cut off again, so that the file ends where it
     /// ended before (what follows a failed append would otherwise follow a torn record).

@@ -202,6 +202,52 @@ import ZooKeeperTesting
         #expect(try LocalStore(home: home).prepared == nil)
     }
 
+    /// A decided vote is emptied without an fsync, so a crash can leave it on disk: after its
+    /// commit the store shows it applied (nothing to decide), after its abort it is decided again
+    /// from the record. A vote torn by a crash while it was written (never answered) is no vote.
+    @Test func aVoteLeftOnDiskByACrashIsToldApartFromAnUndecidedOne() throws {
+        let home = Self.home()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let store = try LocalStore(home: home)
+        let created = try #require(try Self.run(store, ClusterOperation(kind: .createDatabase, database: "db")))
+        let voteFile = URL(fileURLWithPath: home + "/vote")
+        func vote(_ value: String, after previous: DatabaseVersion, seq: Int) -> PreparedBatch {
+            PreparedBatch(
+                PreparedOperation(
+                    operation: .init(kind: .transaction, database: "db", add: NTriples.serialize([Self.t(value)])), previous: previous,
+                    next: DatabaseVersion(seq: seq, txId: "t\(seq)")))
+        }
+
+        let committed = vote("a", after: created, seq: 1)
+        try store.prepare(committed)
+        let committedBytes = try Data(contentsOf: voteFile)
+        try store.commitPrepared(round: committed.round)
+        #expect(try Data(contentsOf: voteFile).isEmpty)
+        try committedBytes.write(to: voteFile)
+        let afterCommit = try LocalStore(home: home)
+        #expect(afterCommit.prepared == nil && afterCommit.version(of: "db") == DatabaseVersion(seq: 1, txId: "t1"))
+
+        let aborted = vote("b", after: DatabaseVersion(seq: 1, txId: "t1"), seq: 2)
+        try afterCommit.prepare(aborted)
+        let abortedBytes = try Data(contentsOf: voteFile)
+        try afterCommit.abortPrepared(round: aborted.round)
+        try abortedBytes.write(to: voteFile)
+        let afterAbort = try LocalStore(home: home)
+        #expect(afterAbort.prepared == aborted)
+        #expect(try afterAbort.resolvePrepared { _ in DatabaseVersion(seq: 1, txId: "t1") } == false)
+        #expect(afterAbort.version(of: "db") == DatabaseVersion(seq: 1, txId: "t1"))
+        #expect(try afterAbort.size(of: "db") == 1)
+
+        let torn = vote("c", after: DatabaseVersion(seq: 1, txId: "t1"), seq: 2)
+        try afterAbort.prepare(torn)
+        let whole = try Data(contentsOf: voteFile)
+        for damaged in [whole.prefix(whole.count - 1), whole.prefix(whole.count / 2), Data(whole.enumerated().map { $0.offset == 20 ? ~$0.element : $0.element })] {
+            try damaged.write(to: voteFile)
+            let reopened = try LocalStore(home: home)
+            #expect(reopened.prepared == nil && reopened.version(of: "db") == DatabaseVersion(seq: 1, txId: "t1"))
+        }
+    }
+
     /// Rounds of many operations (transactions on two databases, creations and removals among
     /// them) planned by ``RoundPlan`` against the store's catalog, applied in one commit each:
     /// the store matches a model after every round and after a reopen.

@@ -184,7 +184,7 @@ struct ClusterJoin: Sendable {
                     if let wanted = recorded?[name], version != wanted {
                         throw ReplicatedError(.outOfSync, "\(address) has \(name) at \(version), ZooKeeper records \(wanted)")
                     }
-                    let body = String(decoding: reply.body, as: UTF8.self)
+                    let body = String(buffer: reply.body)
                     try await runOffPool { try store.install(name, version: version, ntriples: body) }
                     context.metrics.databasesCopied.increment()
                     logger.info("copied a database", metadata: ["replicated.db": "\(name)", "replicated.from": "\(address)", "replicated.version": "\(version)"])

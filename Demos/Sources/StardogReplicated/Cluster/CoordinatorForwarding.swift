@@ -34,7 +34,7 @@ final class CoordinatorForwarding: Sendable {
 
     /// A request carries at most a client body's worth of triples, as a coordinator round does.
     private static func newOutbox() -> ForwardingOutbox<ClusterOperation, DatabaseVersion?> {
-        ForwardingOutbox(maxWeight: StardogHTTP.maxBody, weigh: { $0.size + 1 })
+        ForwardingOutbox(maxWeight: StardogHTTP.maxBody, weigh: ReplicationWire.weight(of:))
     }
 
     init(context: NodeContext, election: LeaderElection) {
@@ -107,16 +107,18 @@ final class CoordinatorForwarding: Sendable {
     private func send(_ operations: [ClusterOperation], to coordinator: KnownCoordinator) async throws -> [OperationOutcome] {
         let address = coordinator.address
         batchSizes.record(batchOf: operations.count)
-        let body = try JSONEncoder().encode(ForwardedOperations(operations: operations))
+        let body = ReplicationWire.encode(operations)
         let (peers, timeout) = (context.peers, context.configuration.commitTimeout * 4)
         do {
             return try await withThrowingTaskGroup(of: [OperationOutcome].self) { group in
                 group.addTask {
-                    let answer = try await peers.json(ForwardedOutcomes.self, .POST, address, "/admin/replication/operations", body: body, timeout: timeout)
-                    guard answer.outcomes.count == operations.count else {
-                        throw ReplicatedError(.outcomeUnknown, "the coordinator \(address) answered \(answer.outcomes.count) outcomes for \(operations.count) operations")
+                    let outcomes = try await peers.decoding(
+                        .POST, address, "/admin/replication/operations", body: body, contentType: ReplicationWire.contentType, timeout: timeout,
+                        ReplicationWire.decodeOutcomes)
+                    guard outcomes.count == operations.count else {
+                        throw ReplicatedError(.outcomeUnknown, "the coordinator \(address) answered \(outcomes.count) outcomes for \(operations.count) operations")
                     }
-                    return answer.outcomes
+                    return outcomes
                 }
                 group.addTask {
                     // A coordinator elected meanwhile means the one we wait for lost its term:

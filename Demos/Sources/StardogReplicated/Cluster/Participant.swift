@@ -1,5 +1,6 @@
 import DemoSupport
 import Foundation
+import NIOCore
 import Synchronization
 
 /// A member's side of two-phase commit: it votes (durably) on a coordinator's round, applies or
@@ -17,8 +18,8 @@ final class Participant: Sendable {
     /// Votes on `batch`. An undecided vote of an earlier coordinator (a lower fencing token) is
     /// decided from ZooKeeper's record first: the new coordinator holds the lock, so that round is
     /// over. A prepare from an earlier coordinator than one already seen is refused. `encoded` is
-    /// `batch` as JSON (the prepare request's body), written as the vote.
-    func prepare(_ batch: PreparedBatch, encoded: Data) async throws {
+    /// `batch` as ``ReplicationWire`` encodes it (the prepare request's body), written as the vote.
+    func prepare(_ batch: PreparedBatch, encoded: ByteBuffer) async throws {
         let highest = highestFencingToken.withLock { $0 }
         guard batch.fencingToken >= highest else {
             throw ReplicatedError(.outOfSync, "a prepare from an earlier coordinator (token \(batch.fencingToken) < \(highest))")

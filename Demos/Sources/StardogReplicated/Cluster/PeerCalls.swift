@@ -13,30 +13,45 @@ struct PeerCalls: Sendable {
     struct Reply: Sendable {
         var status: Int
         var headers: HTTPHeaders
-        var body: Data
+        var body: ByteBuffer
     }
 
-    func call(_ method: HTTPMethod, _ address: String, _ path: String, body: Data? = nil, timeout: Duration) async throws -> Reply {
-        let answer = try await client.send(peer: address, method: method, path: path, body: body.map { ByteBuffer(bytes: $0) }, timeout: timeout)
-        return Reply(status: answer.status, headers: answer.headers, body: Data(buffer: answer.body))
+    func call(
+        _ method: HTTPMethod, _ address: String, _ path: String, body: ByteBuffer? = nil, contentType: String = "application/json", timeout: Duration
+    ) async throws -> Reply {
+        let headers: HTTPHeaders = body == nil ? [:] : ["Content-Type": contentType]
+        let answer = try await client.send(peer: address, method: method, path: path, body: body, extraHeaders: headers, timeout: timeout)
+        return Reply(status: answer.status, headers: answer.headers, body: answer.body)
     }
 
     /// Calls and decodes a 200 reply as `T`; any other status becomes the ``ReplicatedError`` in
     /// its body (or a generic one).
-    func json<T: Decodable>(_ type: T.Type, _ method: HTTPMethod, _ address: String, _ path: String, body: Data? = nil, timeout: Duration) async throws -> T {
-        let reply = try await call(method, address, path, body: body, timeout: timeout)
+    func json<T: Decodable>(
+        _ type: T.Type, _ method: HTTPMethod, _ address: String, _ path: String, body: ByteBuffer? = nil, contentType: String = "application/json",
+        timeout: Duration
+    ) async throws -> T {
+        try await decoding(method, address, path, body: body, contentType: contentType, timeout: timeout) { try JSONDecoder().decode(T.self, from: $0) }
+    }
+
+    /// Calls and reads a 200 reply with `decode` (a ``ReplicationWire`` form); any other status
+    /// becomes the ``ReplicatedError`` in its body (or a generic one).
+    func decoding<T>(
+        _ method: HTTPMethod, _ address: String, _ path: String, body: ByteBuffer?, contentType: String, timeout: Duration,
+        _ decode: (ByteBuffer) throws -> T
+    ) async throws -> T {
+        let reply = try await call(method, address, path, body: body, contentType: contentType, timeout: timeout)
         guard reply.status == 200 else { throw Self.error(from: reply, peer: address) }
-        return try JSONDecoder().decode(T.self, from: reply.body)
+        return try decode(reply.body)
     }
 
     static func error(from reply: Reply, peer: String) -> ReplicatedError {
         if let body = try? JSONDecoder().decode(ErrorBody.self, from: reply.body), let error = body.replicatedError { return error }
-        return ReplicatedError(.transactionAborted, "\(peer) answered \(reply.status): \(String(decoding: reply.body.prefix(200), as: UTF8.self))")
+        return ReplicatedError(.transactionAborted, "\(peer) answered \(reply.status): \(String(buffer: reply.body.getSlice(at: reply.body.readerIndex, length: min(200, reply.body.readableBytes))!))")
     }
 }
 
 /// The JSON body of every error answer: `{"code": "...", "message": "..."}`.
-public struct ErrorBody: Codable, Sendable {
+public struct ErrorBody: Codable, Sendable, Hashable {
     public var code: String
     public var message: String
 }
@@ -52,19 +67,9 @@ extension ErrorBody {
     }
 }
 
-/// The operations a member forwards to the coordinator together: `{"operations": [...]}`.
-struct ForwardedOperations: Codable, Sendable {
-    var operations: [ClusterOperation]
-}
-
-/// The coordinator's answer to forwarded operations, one outcome each, in their order.
-struct ForwardedOutcomes: Codable, Sendable {
-    var outcomes: [OperationOutcome]
-}
-
-/// What became of one operation: `{"next": {"seq":…,"txId":…}}` (no `next`: a dropped
-/// database), or `{"error": {"code":…,"message":…}}`.
-struct OperationOutcome: Codable, Sendable {
+/// What became of one operation a member forwarded to the coordinator (``ReplicationWire``): its
+/// database's new version (none: a dropped database), or the error it failed with.
+struct OperationOutcome: Sendable, Hashable {
     var next: DatabaseVersion?
     var error: ErrorBody?
 

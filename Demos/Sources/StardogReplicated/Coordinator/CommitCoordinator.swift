@@ -2,6 +2,8 @@ import Coordination
 import DemoSupport
 import Foundation
 import Logging
+import NIOCore
+import NIOFoundationCompat
 import Synchronization
 import ZooKeeper
 
@@ -43,9 +45,8 @@ final class CommitCoordinator: Sendable {
         self.participant = participant
         self.standingLease = standingLease
         self.stepDown = stepDown
-        // A round's prepare carries every operation's data, re-encoded as JSON (at most twice as
-        // long): at most one client body's worth of triples per round.
-        queue = GroupCommitQueue(maxWeight: StardogHTTP.maxBody, weigh: { $0.size + 1 })
+        // A round's prepare carries at most one client body's worth, framing included.
+        queue = GroupCommitQueue(maxWeight: StardogHTTP.maxBody, weigh: ReplicationWire.weight(of:))
     }
 
     /// Commits `operation` in the next round; its database's new version (nil: dropped).
@@ -178,12 +179,12 @@ final class CommitCoordinator: Sendable {
     private func commit(
         _ batch: PreparedBatch, changes: [RecordChange], recorded: RecordedCatalog, members: Set<String>, lease: LockLease
     ) async throws {
-        let decision = try JSONEncoder().encode(RoundDecision(round: batch.round))
+        let decision = ByteBuffer(data: try JSONEncoder().encode(RoundDecision(round: batch.round)))
         var expelled: [String] = []
 
         // Phase 1: every member votes on the whole round (durably).
-        let encoded = try JSONEncoder().encode(batch)
-        let votes = await askAll(members, path: "/admin/replication/prepare", body: encoded) {
+        let encoded = ReplicationWire.encode(batch)
+        let votes = await askAll(members, path: "/admin/replication/prepare", body: encoded, contentType: ReplicationWire.contentType) {
             try await self.participant.prepare(batch, encoded: encoded)
         }
         let afterPrepare = CommitRound.afterPrepare(coordinator: context.id, answers: votes)
@@ -268,7 +269,7 @@ final class CommitCoordinator: Sendable {
     /// Sends the same request to every member at once (this node runs `local`); the answers,
     /// failures and timeouts included.
     private func askAll(
-        _ members: Set<String>, path: String, body: Data, local: @escaping @Sendable () async throws -> Void
+        _ members: Set<String>, path: String, body: ByteBuffer, contentType: String = "application/json", local: @escaping @Sendable () async throws -> Void
     ) async -> [String: CommitRound.Answer] {
         let timeout = context.configuration.commitTimeout
         let (id, peers) = (context.id, context.peers)
@@ -279,7 +280,7 @@ final class CommitCoordinator: Sendable {
                         if member == id {
                             try await local()
                         } else {
-                            _ = try await peers.json(Done.self, .POST, member, path, body: body, timeout: timeout)
+                            _ = try await peers.json(Done.self, .POST, member, path, body: body, contentType: contentType, timeout: timeout)
                         }
                         return (member, .yes)
                     } catch {

@@ -13,8 +13,9 @@ import ZooKeeper
 public enum StardogHTTP {
     /// The largest request body (and the largest open transaction): 16 MiB.
     public static let maxBody = 16 << 20
-    /// What members send each other can be larger than a client body (it is re-encoded as JSON).
-    static let maxMemberBody = 4 * maxBody + (1 << 20)
+    /// What members send each other is a client body's worth of triples and its framing
+    /// (``ReplicationWire/weight(of:)``).
+    static let maxMemberBody = maxBody + (1 << 20)
 
     /// One request: its method, path, query parameters, path parameters and body.
     struct Request: Sendable {
@@ -268,10 +269,12 @@ public enum StardogHTTP {
     static func replication(_ node: ReplicatedNode) -> [Route] {
         [
             Route(.POST, "/admin/replication/operations") { request in
-                json(ForwardedOutcomes(outcomes: await node.coordinate(try request.decode(ForwardedOperations.self).operations)))
+                let outcomes = await node.coordinate(try ReplicationWire.decodeOperations(request.body ?? ByteBuffer()))
+                return HTTPReply(status: .ok, headers: ["Content-Type": ReplicationWire.contentType], body: ReplicationWire.encode(outcomes))
             },
             Route(.POST, "/admin/replication/prepare") { request in
-                try await node.participant.prepare(try request.decode(PreparedBatch.self), encoded: Data(buffer: request.body ?? ByteBuffer()))
+                let encoded = request.body ?? ByteBuffer()
+                try await node.participant.prepare(try ReplicationWire.decodeBatch(encoded), encoded: encoded)
                 return json(Done())
             },
             Route(.POST, "/admin/replication/commit") { request in

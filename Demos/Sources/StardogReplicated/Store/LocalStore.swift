@@ -1,5 +1,6 @@
 import DemoSupport
 import Foundation
+import NIOCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -13,20 +14,24 @@ import Glibc
 ///   the triples as N-Triples (written when the database is created, installed by a sync, or compacted);
 /// - `databases/<db>/tx.log`: one JSON line per transaction committed since the snapshot,
 ///   appended and fsynced before the commit is acknowledged;
-/// - `prepared.json`: the round (its operations) this node voted yes to and has no decision for
-///   yet, fsynced before the vote.
+/// - `vote`: the round (its operations, as ``ReplicationWire`` writes them, then an FNV-1a
+///   checksum) this node voted yes to, written over the last one in place and fsynced before the
+///   vote is answered. A decided vote is emptied (without an fsync: a vote left on disk by a
+///   crash after its commit shows as applied when the store opens, and one whose abort was lost
+///   is decided again from ZooKeeper's record, which never records an aborted round).
 ///
-/// A round costs one fsync for the vote and, at its commit, one per database log it appends to
-/// (and one for removing the vote), however many transactions it carries.
+/// A round costs one fsync for the vote and, at its commit, one per database log it appends to,
+/// however many transactions it carries.
 ///
 /// Opening replays each log over its snapshot; a torn append (a crash mid-append, never
 /// acknowledged) is cut off: a last line cut short, or damage from where the entries of the round
-/// still voted for start (they are applied again from the vote). Other damage is refused.
+/// still voted for start (they are applied again from the vote). A torn vote (a crash while it
+/// was written, before it was answered) is no vote. Other damage is refused.
 /// Changes are serialised; reads see a database between changes.
 public final class LocalStore: Sendable {
     public let home: URL
     var databasesDirectory: URL { home.appendingPathComponent("databases") }
-    var preparedFile: URL { home.appendingPathComponent("prepared.json") }
+    var voteFile: String { home.path + "/vote" }
     /// A log longer than this, and longer than its database has triples, is folded into a new
     /// snapshot (so that writing snapshots costs a bounded amount per transaction however large
     /// the database grows).
@@ -42,6 +47,8 @@ public final class LocalStore: Sendable {
         var prepared: PreparedBatch? {
             didSet { preparedAt = prepared == nil ? nil : (oldValue == prepared ? preparedAt : .now) }
         }
+        /// The triples of ``prepared``'s transactions, parsed when it was voted for (by position).
+        var preparedTriples: [Int: ParsedChange] = [:]
         /// When this process took (or found) the vote.
         var preparedAt: ContinuousClock.Instant?
     }
@@ -49,11 +56,10 @@ public final class LocalStore: Sendable {
     /// Held across a change's disk writes and its memory update.
     private let changing = Mutex(())
 
-    struct LogEntry: Codable {
-        var seq: Int
-        var txId: String
-        var add: String
-        var remove: String
+    /// A transaction's triples, parsed.
+    struct ParsedChange: Sendable {
+        var add: [Triple]
+        var remove: [Triple]
     }
 
     /// Opens (or creates) the store under `home`.
@@ -63,11 +69,7 @@ public final class LocalStore: Sendable {
         self.compactionThreshold = compactionThreshold
         try FileManager.default.createDirectory(at: databasesDirectory, withIntermediateDirectories: true)
         var loaded = State()
-        if let data = FileManager.default.contents(atPath: preparedFile.path) {
-            do { loaded.prepared = try JSONDecoder().decode(PreparedBatch.self, from: data) } catch {
-                throw ReplicatedError(.storage, "\(preparedFile.path) is unreadable: \(error)")
-            }
-        }
+        let vote = Self.readVote(voteFile)
         for name in try FileManager.default.contentsOfDirectory(atPath: databasesDirectory.path).sorted() {
             if name.hasPrefix(".") {  // an unfinished install or removal
                 try? FileManager.default.removeItem(at: databasesDirectory.appendingPathComponent(name))
@@ -76,8 +78,13 @@ public final class LocalStore: Sendable {
             do { try DatabaseName.validate(name) } catch {
                 throw ReplicatedError(.storage, "\(databasesDirectory.path)/\(name) is not a database: \(error)")
             }
-            let voted = Set(loaded.prepared?.operations.filter { $0.operation.database == name && $0.operation.kind == .transaction }.compactMap { $0.next?.seq } ?? [])
+            let voted = Set(vote?.operations.filter { $0.operation.database == name && $0.operation.kind == .transaction }.compactMap { $0.next?.seq } ?? [])
             loaded.databases[name] = try Self.open(databasesDirectory.appendingPathComponent(name), voted: voted)
+        }
+        // A vote its databases already show was committed before a crash emptied it.
+        let catalog = loaded.databases.mapValues(\.version)
+        if let vote, !vote.isCommitted(recorded: { catalog[$0] }) {
+            loaded.prepared = vote
         }
         state.withLock { $0 = loaded }
     }
@@ -124,9 +131,10 @@ public final class LocalStore: Sendable {
     /// Votes yes to the round `prepared` after checking that this node can apply every operation
     /// of it in order, and records the vote on disk (one write). An undecided earlier vote must be
     /// resolved first.
-    /// - Parameter encoded: `prepared` as JSON, when the caller has it already (a coordinator's
-    ///   prepare request is that JSON): the vote is written as it is instead of encoded again.
-    public func prepare(_ prepared: PreparedBatch, encoded: Data? = nil) throws {
+    /// - Parameter encoded: `prepared` as ``ReplicationWire`` encodes it, when the caller has it
+    ///   already (a coordinator's prepare request is that): the vote is written as it is instead of
+    ///   encoded again.
+    public func prepare(_ prepared: PreparedBatch, encoded: ByteBuffer? = nil) throws {
         try changing.withLock { _ in
             let (catalog, pending) = state.withLock { ($0.databases.mapValues(\.version), $0.prepared) }
             if let pending {
@@ -134,21 +142,24 @@ public final class LocalStore: Sendable {
                 throw ReplicatedError(.outOfSync, "an earlier round (\(pending.round)) is still undecided here")
             }
             var current = catalog
-            for operation in prepared.operations {
+            var parsed: [Int: ParsedChange] = [:]
+            for (position, operation) in prepared.operations.enumerated() {
                 let database = operation.operation.database
                 guard current[database] == operation.previous else {
                     throw ReplicatedError(
                         .outOfSync,
                         "database \(database) is at \(current[database].map(\.description) ?? "nothing") here, the coordinator expects \(operation.previous.map(\.description) ?? "nothing")")
                 }
-                if operation.operation.kind == .transaction {  // it must parse here too
-                    _ = try Self.parse(operation.operation.add)
-                    _ = try Self.parse(operation.operation.remove)
+                if operation.operation.kind == .transaction {  // it must parse here too (and is applied as parsed now)
+                    parsed[position] = ParsedChange(add: try Self.parse(operation.operation.add), remove: try Self.parse(operation.operation.remove))
                 }
                 current[database] = operation.next
             }
-            try Self.durably { try DurableFile.replace(preparedFile.path, with: encoded ?? JSONEncoder().encode(prepared)) }
-            state.withLock { $0.prepared = prepared }
+            try Self.writeVote(encoded ?? ReplicationWire.encode(prepared), to: voteFile)
+            state.withLock {
+                $0.prepared = prepared
+                $0.preparedTriples = parsed
+            }
         }
     }
 
@@ -158,12 +169,15 @@ public final class LocalStore: Sendable {
     @discardableResult
     public func commitPrepared(round: String) throws -> (any Error)? {
         try changing.withLock { _ in
-            guard let prepared = state.withLock({ $0.prepared }), prepared.round == round else {
+            guard let (prepared, parsed) = state.withLock({ state in state.prepared.map { ($0, state.preparedTriples) } }), prepared.round == round else {
                 throw ReplicatedError(.outOfSync, "no prepared operation for round \(round)")
             }
-            let folding = try apply(prepared)
-            try Self.durably { try DurableFile.remove(preparedFile.path) }
-            state.withLock { $0.prepared = nil }
+            let folding = try apply(prepared, parsed: parsed)
+            Self.emptyVote(voteFile)
+            state.withLock {
+                $0.prepared = nil
+                $0.preparedTriples = [:]
+            }
             do {
                 try compact(folding)
                 return nil
@@ -178,8 +192,11 @@ public final class LocalStore: Sendable {
     public func abortPrepared(round: String) throws {
         try changing.withLock { _ in
             guard state.withLock({ $0.prepared?.round == round }) else { return }
-            try Self.durably { try DurableFile.remove(preparedFile.path) }
-            state.withLock { $0.prepared = nil }
+            Self.emptyVote(voteFile)
+            state.withLock {
+                $0.prepared = nil
+                $0.preparedTriples = [:]
+            }
         }
     }
 
@@ -227,15 +244,17 @@ public final class LocalStore: Sendable {
     /// are changed in place (a copy of a whole database per transaction would make a commit cost
     /// grow with the database).
     /// - Returns: the databases whose logs are now long enough to fold into a snapshot.
-    private func apply(_ batch: PreparedBatch) throws -> [String] {
+    /// - Parameter parsed: the transactions' triples parsed already, by position (the others are
+    ///   parsed here).
+    private func apply(_ batch: PreparedBatch, parsed: [Int: ParsedChange] = [:]) throws -> [String] {
         enum Change {
             case create(DatabaseVersion)
             case drop
             case transaction(DatabaseVersion, add: [Triple], remove: [Triple])
         }
         var changes: [(database: String, change: Change)] = []
-        var lines: [String: Data] = [:]
-        for prepared in batch.operations {
+        var lines: [String: [UInt8]] = [:]
+        for (position, prepared) in batch.operations.enumerated() {
             let operation = prepared.operation
             let database = operation.database
             switch operation.kind {
@@ -254,15 +273,13 @@ public final class LocalStore: Sendable {
                 changes.append((database, .drop))
             case .transaction:
                 guard let next = prepared.next else { throw Self.unknown(database) }
-                let entry = LogEntry(seq: next.seq, txId: next.txId, add: operation.add, remove: operation.remove)
-                lines[database, default: Data()].append(try JSONEncoder().encode(entry))
-                lines[database, default: Data()].append(UInt8(ascii: "\n"))
-                changes.append((database, .transaction(next, add: try Self.parse(operation.add), remove: try Self.parse(operation.remove))))
+                LogEntry(seq: next.seq, txId: next.txId, add: operation.add, remove: operation.remove).appendLine(to: &lines[database, default: []])
+                let change = try parsed[position] ?? ParsedChange(add: Self.parse(operation.add), remove: Self.parse(operation.remove))
+                changes.append((database, .transaction(next, add: change.add, remove: change.remove)))
             }
         }
         for (database, data) in lines.sorted(by: { $0.key < $1.key }) {
-            let log = databasesDirectory.appendingPathComponent(database).appendingPathComponent("tx.log").path
-            try Self.durably { try DurableFile.append(data, to: log) }
+            try Self.durably { try DurableFile.append(data, to: databasesDirectory.path + "/" + database + "/tx.log") }
         }
         return try state.withLock { state -> [String] in
             for (database, change) in changes {
@@ -362,6 +379,36 @@ public final class LocalStore: Sendable {
             offset = newline + 1
         }
         return Database(version: version, triples: triples, logEntries: entries)
+    }
+
+    /// Writes `vote` (``ReplicationWire``'s bytes) over the vote file in place, with its
+    /// checksum after it: one fsync (a new file, the first time, syncs its directory too).
+    static func writeVote(_ vote: ByteBuffer, to path: String) throws {
+        var bytes = Array(vote.readableBytesView)
+        withUnsafeBytes(of: fnv1a(bytes).littleEndian) { bytes.append(contentsOf: $0) }
+        try durably { try DurableFile.overwrite(path, with: bytes) }
+    }
+
+    /// The vote on disk; nil when there is none, or when it is torn (written over when a crash
+    /// came, before it was answered: its checksum does not match).
+    static func readVote(_ path: String) -> PreparedBatch? {
+        guard let data = FileManager.default.contents(atPath: path), data.count > 8 else { return nil }
+        let body = Array(data.prefix(data.count - 8))
+        let sum = data.suffix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard sum == fnv1a(body) else { return nil }
+        return try? ReplicationWire.decodeBatch(ByteBuffer(bytes: body))
+    }
+
+    /// Empties the vote file once its round is decided. Not synced: a vote a crash leaves on disk
+    /// after its commit shows as applied, and one after its abort is decided again from
+    /// ZooKeeper's record, which never records an aborted round.
+    static func emptyVote(_ path: String) {
+        _ = truncate(path, 0)
+    }
+
+    /// FNV-1a, 64 bits: tells a vote written whole from a torn one.
+    static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
+        bytes.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
     }
 
     /// Runs a ``DurableFile`` write, its failure a storage error.
