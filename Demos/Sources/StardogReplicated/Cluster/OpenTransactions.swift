@@ -30,7 +30,7 @@ final class OpenTransactions: Sendable {
 
     /// Adds to or removes from an open transaction.
     func change(database: String, transaction: String, adding: Bool, ntriples: String) async throws {
-        let triples = try await runOffPool { try LocalStore.parse(ntriples) }
+        let triples = try await runOffPool(unless: ntriples.utf8.count <= StardogHTTP.smallBody) { try LocalStore.parse(ntriples) }
         try buffers.withLock { buffers in
             var buffer = try Self.idle(buffers, transaction, database)
             guard buffer.bodyBytes + ntriples.utf8.count <= StardogHTTP.maxBody else {

@@ -13,6 +13,9 @@ import ZooKeeper
 public enum StardogHTTP {
     /// The largest request body (and the largest open transaction): 16 MiB.
     public static let maxBody = 16 << 20
+    /// A body this small is parsed on the event loop that received it: a few triples take
+    /// microseconds, less than the hop to a Dispatch thread and back.
+    static let smallBody = 16 << 10
     /// What members send each other is a client body's worth of triples and its framing
     /// (``ReplicationWire/weight(of:)``).
     static let maxMemberBody = maxBody + (1 << 20)
@@ -256,7 +259,7 @@ public enum StardogHTTP {
     static func commitOneBody(_ request: Request, _ node: ReplicatedNode, adding: Bool) async throws -> HTTPReply {
         let database = try request.parameter("db")
         let body = try request.text()
-        let triples = try await runOffPool { NTriples.serialize(try LocalStore.parse(body)) }
+        let triples = try await runOffPool(unless: body.utf8.count <= smallBody) { NTriples.serialize(try LocalStore.parse(body)) }
         guard await node.inGoodStanding() else { throw ReplicatedNode.notInCluster }
         guard node.store.version(of: database) != nil else { throw LocalStore.unknown(database) }
         let operation = ClusterOperation(kind: .transaction, database: database, add: adding ? triples : "", remove: adding ? "" : triples)
