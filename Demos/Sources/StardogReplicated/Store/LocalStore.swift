@@ -30,8 +30,10 @@ import Glibc
 /// Changes are serialised; reads see a database between changes.
 public final class LocalStore: Sendable {
     public let home: URL
-    var databasesDirectory: URL { home.appendingPathComponent("databases") }
-    var voteFile: String { home.path + "/vote" }
+    let databasesDirectory: URL
+    /// ``databasesDirectory`` and the vote file as paths (built once: every commit uses them).
+    private let databasesPath: String
+    let voteFile: String
     /// A log longer than this, and longer than its database has triples, is folded into a new
     /// snapshot (so that writing snapshots costs a bounded amount per transaction however large
     /// the database grows).
@@ -66,6 +68,9 @@ public final class LocalStore: Sendable {
     /// - Parameter compactionThreshold: the fewest log entries that are folded into a snapshot.
     public init(home: String, compactionThreshold: Int = 5000) throws {
         self.home = URL(fileURLWithPath: home)
+        databasesDirectory = self.home.appendingPathComponent("databases")
+        databasesPath = databasesDirectory.path
+        voteFile = self.home.path + "/vote"
         self.compactionThreshold = compactionThreshold
         try FileManager.default.createDirectory(at: databasesDirectory, withIntermediateDirectories: true)
         var loaded = State()
@@ -279,7 +284,7 @@ public final class LocalStore: Sendable {
             }
         }
         for (database, data) in lines.sorted(by: { $0.key < $1.key }) {
-            try Self.durably { try DurableFile.append(data, to: databasesDirectory.path + "/" + database + "/tx.log") }
+            try Self.durably { try DurableFile.append(data, to: databasesPath + "/" + database + "/tx.log") }
         }
         return try state.withLock { state -> [String] in
             for (database, change) in changes {
