@@ -35,21 +35,34 @@ public enum DurableFile {
         try syncDirectory(folder(of: path))
     }
 
-    /// Writes `bytes` over the file at `path` in place and syncs it: one fsync where
-    /// ``replace(_:with:)`` takes two (a file it creates has its directory synced too). A crash
-    /// part-way leaves the file torn, neither old nor new: only for a file whose old content is
-    /// no longer needed, and whose reader can tell a torn one (a checksum).
-    public static func overwrite(_ path: String, with bytes: some ContiguousBytes) throws {
+    /// Writes `bytes` at the start of the file at `path`, in place, and syncs them: one
+    /// `fdatasync` where ``replace(_:with:)`` takes two fsyncs (a file it creates has its
+    /// directory synced too). The file keeps its blocks and, unless `bytes` are longer, its length,
+    /// so the sync writes the data alone, without a journal commit of the file's metadata (which
+    /// serialises with every other fsync on the file system). What an earlier, longer write left
+    /// stays after `bytes`, and a crash part-way leaves the start torn: only for content that
+    /// carries its own length and checksum, and is no longer needed once a new one is written.
+    /// - Parameter sync: `false` for a write that need not survive a crash (clearing a header).
+    public static func writeAtStart(_ path: String, _ bytes: some ContiguousBytes, sync: Bool = true) throws {
         var created = false
-        var descriptor = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        var descriptor = open(path, O_WRONLY | O_CLOEXEC)
         if descriptor < 0 && errno == ENOENT {
-            descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
             created = descriptor >= 0
         }
         guard descriptor >= 0 else { throw Failure("open \(path)") }
         defer { close(descriptor) }
-        try writeAll(bytes, to: descriptor, path: path)
-        guard fsync(descriptor) == 0 else { throw Failure("fsync \(path)") }
+        try bytes.withUnsafeBytes { buffer in
+            var written = 0
+            while written < buffer.count {
+                let count = pwrite(descriptor, buffer.baseAddress! + written, buffer.count - written, off_t(written))
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { throw Failure("write \(path)") }
+                written += count
+            }
+        }
+        guard sync else { return }
+        guard fdatasync(descriptor) == 0 else { throw Failure("fdatasync \(path)") }
         if created { try syncDirectory(folder(of: path)) }
     }
 

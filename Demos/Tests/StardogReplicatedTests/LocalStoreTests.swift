@@ -222,7 +222,8 @@ import ZooKeeperTesting
         try store.prepare(committed)
         let committedBytes = try Data(contentsOf: voteFile)
         try store.commitPrepared(round: committed.round)
-        #expect(try Data(contentsOf: voteFile).isEmpty)
+        #expect(try Data(contentsOf: voteFile).prefix(8) == Data(count: 8), "marked decided")
+        #expect(try LocalStore(home: home).prepared == nil)
         try committedBytes.write(to: voteFile)
         let afterCommit = try LocalStore(home: home)
         #expect(afterCommit.prepared == nil && afterCommit.version(of: "db") == DatabaseVersion(seq: 1, txId: "t1"))
@@ -238,9 +239,14 @@ import ZooKeeperTesting
         #expect(afterAbort.version(of: "db") == DatabaseVersion(seq: 1, txId: "t1"))
         #expect(try afterAbort.size(of: "db") == 1)
 
+        // A vote shorter than the one before it is read by its own length.
+        let longer = vote(String(repeating: "long", count: 100), after: DatabaseVersion(seq: 1, txId: "t1"), seq: 2)
+        try afterAbort.prepare(longer)
+        try afterAbort.abortPrepared(round: longer.round)
         let torn = vote("c", after: DatabaseVersion(seq: 1, txId: "t1"), seq: 2)
         try afterAbort.prepare(torn)
-        let whole = try Data(contentsOf: voteFile)
+        #expect(try LocalStore(home: home).prepared == torn)
+        let whole = try Data(contentsOf: voteFile).prefix(16 + ReplicationWire.encode(torn).readableBytes)
         for damaged in [whole.prefix(whole.count - 1), whole.prefix(whole.count / 2), Data(whole.enumerated().map { $0.offset == 20 ? ~$0.element : $0.element })] {
             try damaged.write(to: voteFile)
             let reopened = try LocalStore(home: home)

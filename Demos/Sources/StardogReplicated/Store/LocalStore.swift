@@ -14,11 +14,12 @@ import Glibc
 ///   the triples as N-Triples (written when the database is created, installed by a sync, or compacted);
 /// - `databases/<db>/tx.log`: one JSON line per transaction committed since the snapshot,
 ///   appended and fsynced before the commit is acknowledged;
-/// - `vote`: the round (its operations, as ``ReplicationWire`` writes them, then an FNV-1a
-///   checksum) this node voted yes to, written over the last one in place and fsynced before the
-///   vote is answered. A decided vote is emptied (without an fsync: a vote left on disk by a
-///   crash after its commit shows as applied when the store opens, and one whose abort was lost
-///   is decided again from ZooKeeper's record, which never records an aborted round).
+/// - `vote`: the round (its operations, as ``ReplicationWire`` writes them, after its length and
+///   FNV-1a checksum) this node voted yes to, written over the last one in place and synced
+///   before the vote is answered. A decided vote's length is set to 0 (without a sync: a vote
+///   left on disk by a crash after its commit shows as applied when the store opens, and one
+///   whose abort was lost is decided again from ZooKeeper's record, which never records an
+///   aborted round).
 ///
 /// A round costs one fsync for the vote and, at its commit, one per database log it appends to,
 /// however many transactions it carries.
@@ -86,7 +87,7 @@ public final class LocalStore: Sendable {
             let voted = Set(vote?.operations.filter { $0.operation.database == name && $0.operation.kind == .transaction }.compactMap { $0.next?.seq } ?? [])
             loaded.databases[name] = try Self.open(databasesDirectory.appendingPathComponent(name), voted: voted)
         }
-        // A vote its databases already show was committed before a crash emptied it.
+        // A vote its databases already show was committed before a crash could mark it decided.
         let catalog = loaded.databases.mapValues(\.version)
         if let vote, !vote.isCommitted(recorded: { catalog[$0] }) {
             loaded.prepared = vote
@@ -386,33 +387,40 @@ public final class LocalStore: Sendable {
         return Database(version: version, triples: triples, logEntries: entries)
     }
 
-    /// Writes `vote` (``ReplicationWire``'s bytes) over the vote file in place, with its
-    /// checksum after it: one fsync (a new file, the first time, syncs its directory too).
+    /// Writes `vote` (``ReplicationWire``'s bytes) at the start of the vote file, in place,
+    /// after a header of its length and checksum (8 bytes each, little-endian): one data sync
+    /// (``DurableFile/writeAtStart(_:_:sync:)``).
     static func writeVote(_ vote: ByteBuffer, to path: String) throws {
-        var bytes = Array(vote.readableBytesView)
-        withUnsafeBytes(of: fnv1a(bytes).littleEndian) { bytes.append(contentsOf: $0) }
-        try durably { try DurableFile.overwrite(path, with: bytes) }
+        let body = vote.readableBytesView
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16 + body.count)
+        withUnsafeBytes(of: UInt64(body.count).littleEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: fnv1a(body).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: body)
+        try durably { try DurableFile.writeAtStart(path, bytes) }
     }
 
-    /// The vote on disk; nil when there is none, or when it is torn (written over when a crash
-    /// came, before it was answered: its checksum does not match).
+    /// The vote on disk; nil when there is none (its length is 0: decided), or when it is torn
+    /// (written over when a crash came, before it was answered: its checksum does not match).
     static func readVote(_ path: String) -> PreparedBatch? {
-        guard let data = FileManager.default.contents(atPath: path), data.count > 8 else { return nil }
-        let body = Array(data.prefix(data.count - 8))
-        let sum = data.suffix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        guard sum == fnv1a(body) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path), data.count >= 16 else { return nil }
+        func word(at offset: Int) -> UInt64 { data[offset..<offset + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) } }
+        let length = word(at: 0)
+        guard length > 0, length <= UInt64(data.count - 16) else { return nil }
+        let body = data[16..<16 + Int(length)]
+        guard word(at: 8) == fnv1a(body) else { return nil }
         return try? ReplicationWire.decodeBatch(ByteBuffer(bytes: body))
     }
 
-    /// Empties the vote file once its round is decided. Not synced: a vote a crash leaves on disk
-    /// after its commit shows as applied, and one after its abort is decided again from
-    /// ZooKeeper's record, which never records an aborted round.
+    /// Marks the vote decided (its length 0) once its round is decided. Not synced: a vote a crash
+    /// leaves on disk after its commit shows as applied, and one after its abort is decided again
+    /// from ZooKeeper's record, which never records an aborted round.
     static func emptyVote(_ path: String) {
-        _ = truncate(path, 0)
+        try? DurableFile.writeAtStart(path, [UInt8](repeating: 0, count: 8), sync: false)
     }
 
     /// FNV-1a, 64 bits: tells a vote written whole from a torn one.
-    static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
+    static func fnv1a(_ bytes: some Sequence<UInt8>) -> UInt64 {
         bytes.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
     }
 
