@@ -9,7 +9,10 @@ import ZooKeeperTesting
 /// on this machine, one standalone ZooKeeper), with how many transactions the coordinator's
 /// rounds carried, and reads on one node of each. Each (binary, size, clients) row runs on a
 /// fresh cluster; several binaries (`--replicated old=PATH --replicated new=PATH`) are measured
-/// in one run, row by row.
+/// in one run, row by row. With `--repeat N` every row is measured N times, the sizes taking
+/// turns (1, 3, 5, 1, 3, 5, …), and a summary gives each size's median and its ratio to the
+/// smallest size: the machine's speed moves from minute to minute, and a ratio of two rows
+/// measured once moves with it.
 ///
 /// Build first: `swift build -c release --product replicated && swift build -c release --product replicated-bench`.
 @main
@@ -22,8 +25,17 @@ struct ReplicatedBench: AsyncParsableCommand {
     @Option(help: "Concurrent committing clients, comma-separated (one row each).") var clients: String = "8,32"
     @Option(help: "Seconds of reads per cluster size.") var readSeconds: Int = 5
     @Option(help: "Concurrent reading clients.") var readers: Int = 16
+    @Option(help: "Passes over every row, the cluster sizes taking turns (a summary of medians follows).") var `repeat`: Int = 1
     @Option(help: "A replicated binary to measure, as label=path (repeat to compare; default: the one beside this program).")
     var replicated: [String] = []
+
+    static func main() async {
+        // The clients' tasks run on the peer client's event loops, not hopping to the cooperative
+        // pool and back on every request: the load generator takes less of the cores it shares
+        // with the cluster it measures.
+        ProcessSetup.runConcurrencyOnEventLoops()
+        await main(nil)
+    }
 
     func run() async throws {
         var binaries: [(label: String, path: String)] = []
@@ -45,21 +57,64 @@ struct ReplicatedBench: AsyncParsableCommand {
         print("| binary | nodes | clients | commits/s | p50 ms | p99 ms | failed | round size mean / p50 / p99 / max | forward size mean | reads/s (node 1) |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         var run = 0
-        for size in sizes {
+        var passes = PassFigures()
+        for pass in 0..<max(1, self.repeat) {
             for clientCount in clientCounts {
-                for binary in binaries {
-                    run += 1
-                    let cluster = try await BenchCluster.start(size: size, binary: binary.path, zookeeper: server.connectString, name: "bench-\(run)")
-                    do {
-                        let commits = try await measureCommits(cluster, clients: clientCount)
-                        let (rounds, forwards) = await cluster.batchSizes()
-                        let reads = clientCount == clientCounts.last ? String(format: "%.0f", try await measureReads(cluster, writers: clientCount)) : ""
-                        let figures = String(format: "%.0f | %.1f | %.1f | %d", commits.perSecond, commits.p50, commits.p99, commits.failed)
-                        print("| \(binary.label) | \(size) | \(clientCount) | \(figures) | \(rounds) | \(forwards) | \(reads) |")
-                    } catch {
-                        print("| \(binary.label) | \(size) | \(clientCount) | failed: \(error) |")
+                for size in sizes {
+                    for binary in binaries {
+                        run += 1
+                        let cluster = try await BenchCluster.start(size: size, binary: binary.path, zookeeper: server.connectString, name: "bench-\(run)")
+                        do {
+                            let commits = try await measureCommits(cluster, clients: clientCount)
+                            let (rounds, forwards) = await cluster.batchSizes()
+                            let reads = clientCount == clientCounts.last ? String(format: "%.0f", try await measureReads(cluster, writers: clientCount)) : ""
+                            let figures = String(format: "%.0f | %.1f | %.1f | %d", commits.perSecond, commits.p50, commits.p99, commits.failed)
+                            print("| \(binary.label) | \(size) | \(clientCount) | \(figures) | \(rounds) | \(forwards) | \(reads) |")
+                            passes.record(commits.perSecond, binary: binary.label, size: size, clients: clientCount, pass: pass)
+                        } catch {
+                            print("| \(binary.label) | \(size) | \(clientCount) | failed: \(error) |")
+                        }
+                        await cluster.stop()
                     }
-                    await cluster.stop()
+                }
+            }
+        }
+        if self.repeat > 1 { passes.printSummary(binaries: binaries.map(\.label), sizes: sizes, clientCounts: clientCounts) }
+    }
+
+    /// Commits/s of every pass, for the summary of a run with `--repeat`.
+    struct PassFigures {
+        private var commits: [String: [Int: Double]] = [:]
+
+        private static func key(_ binary: String, _ size: Int, _ clients: Int) -> String { "\(binary)|\(size)|\(clients)" }
+
+        mutating func record(_ perSecond: Double, binary: String, size: Int, clients: Int, pass: Int) {
+            commits[Self.key(binary, size, clients), default: [:]][pass] = perSecond
+        }
+
+        /// Each size's median commits/s (and range), and its ratio to the smallest size: the
+        /// median over the passes of the two rows' ratio in the same pass, measured minutes apart
+        /// at most.
+        func printSummary(binaries: [String], sizes: [Int], clientCounts: [Int]) {
+            func median(_ values: [Double]) -> Double {
+                let sorted = values.sorted()
+                return sorted.isEmpty ? .nan : sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+            }
+            guard let smallest = sizes.min() else { return }
+            print("")
+            print("| binary | clients | nodes | commits/s median (min–max) | vs \(smallest) node(s), median of passes (each pass) |")
+            print("|---|---|---|---|---|")
+            for binary in binaries {
+                for clientCount in clientCounts {
+                    let base = commits[Self.key(binary, smallest, clientCount)] ?? [:]
+                    for size in sizes {
+                        let row = commits[Self.key(binary, size, clientCount)] ?? [:]
+                        let values = row.sorted { $0.key < $1.key }.map(\.value)
+                        guard let low = values.min(), let high = values.max() else { continue }
+                        let ratios = row.sorted { $0.key < $1.key }.compactMap { pass, value in base[pass].map { value / $0 } }
+                        let ratio = size == smallest ? "" : String(format: "%.2f", median(ratios)) + " (" + ratios.map { String(format: "%.2f", $0) }.joined(separator: ", ") + ")"
+                        print("| \(binary) | \(clientCount) | \(size) | " + String(format: "%.0f (%.0f–%.0f)", median(values), low, high) + " | \(ratio) |")
+                    }
                 }
             }
         }
