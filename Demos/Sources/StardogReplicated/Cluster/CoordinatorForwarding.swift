@@ -113,8 +113,15 @@ final class CoordinatorForwarding: Sendable {
             return try await withThrowingTaskGroup(of: [OperationOutcome].self) { group in
                 group.addTask {
                     let outcomes = try await peers.decoding(
-                        .POST, address, "/admin/replication/operations", body: body, contentType: ReplicationWire.contentType, timeout: timeout,
-                        ReplicationWire.decodeOutcomes)
+                        .POST, address, "/admin/replication/operations", body: body, contentType: ReplicationWire.contentType, timeout: timeout
+                    ) { answer in
+                        // The writes may have been committed: not the client's malformed request.
+                        do { return try ReplicationWire.decodeOutcomes(answer) } catch {
+                            throw ReplicatedError(
+                                .outcomeUnknown,
+                                "the coordinator \(address)'s answer is unreadable (\(error)): the operation may or may not have been committed; read before retrying")
+                        }
+                    }
                     guard outcomes.count == operations.count else {
                         throw ReplicatedError(.outcomeUnknown, "the coordinator \(address) answered \(outcomes.count) outcomes for \(operations.count) operations")
                     }
