@@ -252,6 +252,17 @@ import ZooKeeperTesting
             let reopened = try LocalStore(home: home)
             #expect(reopened.prepared == nil && reopened.version(of: "db") == DatabaseVersion(seq: 1, txId: "t1"))
         }
+
+        // A whole vote (its checksum matches) that this version cannot read refuses the start:
+        // an undecided round must not be dropped unseen.
+        var unreadable = ReplicationWire.encode(torn)
+        unreadable.setInteger(UInt8(9), at: 0)  // another layout
+        try LocalStore.writeVote(unreadable, to: voteFile.path)
+        #expect {
+            try LocalStore(home: home)
+        } throws: { error in
+            (error as? ReplicatedError)?.code == .storage && "\(error)".contains("cannot read") && "\(error)".contains("not in layout 1")
+        }
     }
 
     /// Rounds of many operations (transactions on two databases, creations and removals among

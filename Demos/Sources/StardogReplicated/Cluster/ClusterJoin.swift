@@ -106,7 +106,7 @@ struct ClusterJoin: Sendable {
         let lease = try await context.lock.acquire(timeout: configuration.commitTimeout * 4)
         do {
             let recorded = try await layout.readCatalog(client)
-            try await participant.resolveUndecided(against: recorded?.catalog ?? [:], reason: "joining")
+            try await participant.resolveUndecided(against: recorded?.catalog, reason: "joining")
             let others = try await layout.readMembers(client).subtracting([context.id])
             let registeredAt: ContinuousClock.Instant
             switch JoinPlan.decide(recorded: recorded?.catalog, local: store.catalog, liveMembers: others.count) {

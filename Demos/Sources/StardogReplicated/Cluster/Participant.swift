@@ -66,6 +66,9 @@ final class Participant: Sendable {
         // `sync` first: the server this node reads from may lag behind the one the coordinator
         // recorded the round on, and a record read too early would abort a committed round here.
         try await context.client.sync(context.layout.members)
+        guard try await context.client.exists(context.layout.databases) != nil else {
+            return try await resolveUndecided(against: nil, reason: reason)
+        }
         var recorded: Catalog = [:]
         for outcome in prepared.outcome {
             recorded[outcome.database] = try await context.layout.readDatabase(context.client, outcome.database)?.version
@@ -74,12 +77,21 @@ final class Participant: Sendable {
     }
 
     /// Decides this node's undecided vote from `recorded`, a catalog just read from ZooKeeper.
-    func resolveUndecided(against recorded: Catalog, reason: String) async throws {
+    /// With no record at all (`nil`: ZooKeeper holds no cluster, so no round can have been
+    /// committed there), the vote is aborted: against an empty record, a round that only drops
+    /// databases would look committed.
+    func resolveUndecided(against recorded: Catalog?, reason: String) async throws {
         guard let prepared = context.store.prepared else { return }
         let store = context.store
-        let committed = try await runOffPool { try store.resolvePrepared { recorded[$0] } }
+        let committed = try await runOffPool { () throws -> Bool? in
+            guard let recorded else {
+                try store.abortPrepared(round: prepared.round)
+                return false
+            }
+            return try store.resolvePrepared { recorded[$0] }
+        }
         context.logger.notice(
-            "decided an undecided vote from ZooKeeper's record",
+            recorded == nil ? "aborted an undecided vote: ZooKeeper holds no cluster record" : "decided an undecided vote from ZooKeeper's record",
             metadata: [
                 "replicated.round": "\(prepared.round)", "replicated.operations": "\(prepared.operations.count)",
                 "replicated.committed": "\(committed ?? false)", "replicated.reason": "\(reason)",

@@ -41,7 +41,7 @@ enum ReplicationWire {
         var reader = try reader(of: buffer, "a round's prepare")
         let fencingToken = try reader.integer(Int64.self)
         let round = try reader.string()
-        let count = try reader.count(entryBytes: 16)
+        let count = try reader.count(entryBytes: 15)  // kind, three empty strings, two absent versions
         var operations: [PreparedOperation] = []
         operations.reserveCapacity(count)
         for _ in 0..<count {

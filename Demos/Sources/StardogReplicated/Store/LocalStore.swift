@@ -75,7 +75,7 @@ public final class LocalStore: Sendable {
         self.compactionThreshold = compactionThreshold
         try FileManager.default.createDirectory(at: databasesDirectory, withIntermediateDirectories: true)
         var loaded = State()
-        let vote = Self.readVote(voteFile)
+        let vote = try Self.readVote(voteFile)
         for name in try FileManager.default.contentsOfDirectory(atPath: databasesDirectory.path).sorted() {
             if name.hasPrefix(".") {  // an unfinished install or removal
                 try? FileManager.default.removeItem(at: databasesDirectory.appendingPathComponent(name))
@@ -179,7 +179,7 @@ public final class LocalStore: Sendable {
                 throw ReplicatedError(.outOfSync, "no prepared operation for round \(round)")
             }
             let folding = try apply(prepared, parsed: parsed)
-            Self.emptyVote(voteFile)
+            try? Self.clearVote(voteFile, synced: false)
             state.withLock {
                 $0.prepared = nil
                 $0.preparedTriples = [:]
@@ -198,7 +198,10 @@ public final class LocalStore: Sendable {
     public func abortPrepared(round: String) throws {
         try changing.withLock { _ in
             guard state.withLock({ $0.prepared?.round == round }) else { return }
-            Self.emptyVote(voteFile)
+            // Synced (aborts are rare): left on disk, the vote would be decided again at the next
+            // start, and a round that only drops databases looks committed against a record
+            // that has none of them.
+            try Self.clearVote(voteFile, synced: true)
             state.withLock {
                 $0.prepared = nil
                 $0.preparedTriples = [:]
@@ -402,21 +405,23 @@ public final class LocalStore: Sendable {
 
     /// The vote on disk; nil when there is none (its length is 0: decided), or when it is torn
     /// (written over when a crash came, before it was answered: its checksum does not match).
-    static func readVote(_ path: String) -> PreparedBatch? {
+    /// - Throws: a storage error for a whole vote this version cannot read (another layout).
+    static func readVote(_ path: String) throws -> PreparedBatch? {
         guard let data = FileManager.default.contents(atPath: path), data.count >= 16 else { return nil }
         func word(at offset: Int) -> UInt64 { data[offset..<offset + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) } }
         let length = word(at: 0)
         guard length > 0, length <= UInt64(data.count - 16) else { return nil }
         let body = data[16..<16 + Int(length)]
         guard word(at: 8) == fnv1a(body) else { return nil }
-        return try? ReplicationWire.decodeBatch(ByteBuffer(bytes: body))
+        do { return try ReplicationWire.decodeBatch(ByteBuffer(bytes: body)) } catch {
+            throw ReplicatedError(.storage, "\(path) holds a vote this version cannot read (\(error)); start the version that wrote it to decide it")
+        }
     }
 
-    /// Marks the vote decided (its length 0) once its round is decided. Not synced: a vote a crash
-    /// leaves on disk after its commit shows as applied, and one after its abort is decided again
-    /// from ZooKeeper's record, which never records an aborted round.
-    static func emptyVote(_ path: String) {
-        try? DurableFile.writeAtStart(path, [UInt8](repeating: 0, count: 8), sync: false)
+    /// Marks the vote decided (its length 0) once its round is decided. After a commit it need
+    /// not be synced: a vote a crash leaves on disk after its commit shows as applied.
+    static func clearVote(_ path: String, synced: Bool) throws {
+        try durably { try DurableFile.writeAtStart(path, [UInt8](repeating: 0, count: 8), sync: synced) }
     }
 
     /// FNV-1a, 64 bits: tells a vote written whole from a torn one.
