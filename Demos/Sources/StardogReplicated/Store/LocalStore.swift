@@ -16,10 +16,9 @@ import Glibc
 ///   appended and fsynced before the commit is acknowledged;
 /// - `vote`: the round (its operations, as ``ReplicationWire`` writes them, after its length and
 ///   FNV-1a checksum) this node voted yes to, written over the last one in place and synced
-///   before the vote is answered. A decided vote's length is set to 0 (without a sync: a vote
-///   left on disk by a crash after its commit shows as applied when the store opens, and one
-///   whose abort was lost is decided again from ZooKeeper's record, which never records an
-///   aborted round).
+///   before the vote is answered. A decided vote's length is set to 0: without a sync after a
+///   commit (a vote left on disk by a crash after its commit shows as applied when the store
+///   opens), with one after an abort.
 ///
 /// A round costs one fsync for the vote and, at its commit, one per database log it appends to,
 /// however many transactions it carries.
