@@ -91,14 +91,15 @@ import Testing
     }
 
     /// Only three of ten clients come back: the send leaves with them once the linger's deadline
-    /// (the last send's duration, 200 ms, not `maxLinger`: a linger of that would run past the
-    /// time limit) has passed; and an operation after an idle spell goes without lingering.
+    /// (the last send's duration, 2 s, not `maxLinger`: a linger of that would run past the time
+    /// limit) has passed; and an operation after an idle spell goes without lingering. The sends
+    /// take seconds so that a loaded machine's scheduling delays stay inside the linger's window.
     @Test(.timeLimit(.minutes(1))) func aLingerEndsAtItsDeadlineAndNotAfterAnIdleSpell() async throws {
         let outbox = ForwardingOutbox<Int, Int>(maxWeight: 1_000, maxLinger: .seconds(600), weigh: { _ in 1 })
         let sends = Mutex<[[Int]]>([])
         let send: ForwardingOutbox<Int, Int>.Send = { operations in
             sends.withLock { $0.append(operations) }
-            try? await Task.sleep(for: .milliseconds(200))
+            try? await Task.sleep(for: .seconds(2))
             return operations.map { .success($0) }
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -110,7 +111,7 @@ import Testing
             try await group.waitForAll()
         }
         #expect(outbox.lingersBegun == 1, "the returning clients' send lingered for the seven missing")
-        try await Task.sleep(for: .milliseconds(500))  // past the deadline
+        try await Task.sleep(for: .milliseconds(2_500))  // past the deadline
         _ = try await outbox.submit(200, send: send)
         #expect(outbox.lingersBegun == 1, "after an idle spell a send does not linger")
         let sent = sends.withLock { $0 }
