@@ -52,15 +52,7 @@ public enum DurableFile {
         }
         guard descriptor >= 0 else { throw Failure("open \(path)") }
         defer { close(descriptor) }
-        try bytes.withUnsafeBytes { buffer in
-            var written = 0
-            while written < buffer.count {
-                let count = pwrite(descriptor, buffer.baseAddress! + written, buffer.count - written, off_t(written))
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { throw Failure("write \(path)") }
-                written += count
-            }
-        }
+        try writeAll(bytes, to: descriptor, path: path)  // a file just opened is written from its start
         guard sync else { return }
         guard fdatasync(descriptor) == 0 else { throw Failure("fdatasync \(path)") }
         if created { try syncDirectory(folder(of: path)) }
