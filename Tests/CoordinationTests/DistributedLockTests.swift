@@ -252,27 +252,21 @@ import ZooKeeperTesting
     /// runs out of time before the connection comes back: once it does, the node is found and
     /// deleted, so it does not hold up the lock for as long as the session lives.
     @Test(.timeLimit(.minutes(2))) func anAcquireThatTimesOutAfterALostCreateReplyLeavesNoNode() async throws {
-        let server = try await ZooKeeperServer.shared()
-        let proxy = try await FaultProxy.start(targetPort: server.port)
-        let path = uniqueTestPath()
-        let contender = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
-        let observer = try await connectedTestClient(server.connectString)
-        try await contender.createPath(path, mode: .container)
-        proxy.dropReplies()
-        await #expect(throws: CoordinationError.self) {
-            _ = try await DistributedLock(client: contender, path: path).acquire(timeout: .seconds(1))
+        try await withProxiedClient { proxy, contender, observer, path in
+            try await contender.createPath(path, mode: .container)
+            proxy.dropReplies()
+            await #expect(throws: CoordinationError.self) {
+                _ = try await DistributedLock(client: contender, path: path).acquire(timeout: .seconds(1))
+            }
+            let left = try await observer.childrenIfExists(path)
+            #expect(left.count == 1, "the create reached the server: \(left)")
+            proxy.restore()
+            try await eventually("the node the timed-out acquire created is deleted", timeout: .seconds(20)) {
+                try await observer.childrenIfExists(path).isEmpty
+            }
+            let lease = try #require(try await DistributedLock(client: observer, path: path).tryAcquire())
+            await lease.release()
         }
-        let left = try await observer.childrenIfExists(path)
-        #expect(left.count == 1, "the create reached the server: \(left)")
-        proxy.restore()
-        try await eventually("the node the timed-out acquire created is deleted", timeout: .seconds(20)) {
-            try await observer.childrenIfExists(path).isEmpty
-        }
-        let lease = try #require(try await DistributedLock(client: observer, path: path).tryAcquire())
-        await lease.release()
-        await contender.close()
-        await observer.close()
-        await proxy.shutdown()
     }
 
     /// Disconnected, `tryAcquire` cannot know whether the lock is free: it waits for the

@@ -93,35 +93,29 @@ import ZooKeeperTesting
     /// the first mark does not delete the second (it waits for the clean-up before taking the
     /// item), and another queue object on the same client is never the clean-up's victim.
     @Test(.timeLimit(.minutes(2))) func aTakeAfterALostMarkReplyHoldsTheItemAgainstTheCleanUp() async throws {
-        let server = try await ZooKeeperServer.shared()
-        let proxy = try await FaultProxy.start(targetPort: server.port)
-        let path = uniqueTestPath()
-        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
-        let observer = try await connectedTestClient(server.connectString)
-        let queue = DistributedQueue(client: client, path: path)
-        let other = DistributedQueue(client: client, path: path)
-        try await DistributedQueue(client: observer, path: path).put(Array("only".utf8))
-        try await observer.createPath(path + "/taken")
-        let name = try #require(try await observer.getChildren(path + "/entries").names.first)
-        proxy.dropReplies()
-        // The take of that item (what take() does once it has listed the items): its mark is
-        // made, the reply lost, and the client gives the connection up.
-        await #expect(throws: ZooKeeperError.self) { _ = try await queue.lock(name) }
-        // Until its clean-up is done, this consumer does not try that entry again.
-        guard case .inHand = try await queue.lock(name) else { Issue.record("the entry was tried again during its clean-up"); return }
-        #expect(try await observer.getChildren(path + "/taken").names == [name], "the mark reached the server")
-        proxy.restore()
-        let item = try await queue.take(timeout: .seconds(30))
-        #expect(String(decoding: item.bytes, as: UTF8.self) == "only")
-        // The take came after the clean-up ended (it passed the entry over until then).
-        await #expect(throws: CoordinationError.self) { _ = try await other.take(timeout: .milliseconds(500)) }
-        let marks = try await observer.getChildren(path + "/taken").names
-        #expect(marks.count == 1, "the item is still marked taken: \(marks)")
-        try await item.consume()
-        #expect(try await DistributedQueue(client: observer, path: path).count() == 0)
-        await client.close()
-        await observer.close()
-        await proxy.shutdown()
+        try await withProxiedClient { proxy, client, observer, path in
+            let queue = DistributedQueue(client: client, path: path)
+            let other = DistributedQueue(client: client, path: path)
+            try await DistributedQueue(client: observer, path: path).put(Array("only".utf8))
+            try await observer.createPath(path + "/taken")
+            let name = try #require(try await observer.getChildren(path + "/entries").names.first)
+            proxy.dropReplies()
+            // The take of that item (what take() does once it has listed the items): its mark is
+            // made, the reply lost, and the client gives the connection up.
+            await #expect(throws: ZooKeeperError.self) { _ = try await queue.lock(name) }
+            // Until its clean-up is done, this consumer does not try that entry again.
+            guard case .inHand = try await queue.lock(name) else { Issue.record("the entry was tried again during its clean-up"); return }
+            #expect(try await observer.getChildren(path + "/taken").names == [name], "the mark reached the server")
+            proxy.restore()
+            let item = try await queue.take(timeout: .seconds(30))
+            #expect(String(decoding: item.bytes, as: UTF8.self) == "only")
+            // The take came after the clean-up ended (it passed the entry over until then).
+            await #expect(throws: CoordinationError.self) { _ = try await other.take(timeout: .milliseconds(500)) }
+            let marks = try await observer.getChildren(path + "/taken").names
+            #expect(marks.count == 1, "the item is still marked taken: \(marks)")
+            try await item.consume()
+            #expect(try await DistributedQueue(client: observer, path: path).count() == 0)
+        }
     }
 
     /// The clean-up of an unfinished take deletes a mark only if this consumer made it: another

@@ -229,73 +229,55 @@ import ZooKeeperTesting
     /// and a new watcher on the same client joins under the same id meanwhile: the join waits
     /// for that delete to be done, so the new member stays.
     @Test(.timeLimit(.minutes(1))) func aRetriedLeaveSparesTheSameIDJoiningAgain() async throws {
-        let server = try await ZooKeeperServer.shared()
-        let proxy = try await FaultProxy.start(targetPort: server.port)
-        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
-        let observer = try await connectedTestClient(server.connectString)
-        let group = uniqueTestPath()
-        try await MembershipWatcher(client: client, group: group).join(memberID: "m-1") // a member to leave
-        let leaving = MembershipWatcher(client: client, group: group)
-        try await leaving.join(memberID: "m-2")
-        proxy.cut()
-        try await eventually("disconnected") { !client.state.isConnected }
-        try await leaving.leave()
-        let again = MembershipWatcher(client: client, group: group)
-        let joining = Task { try await again.join(memberID: "m-2") }
-        proxy.restore()
-        try await joining.value  // after the retried delete ended
-        #expect(try await observer.childrenIfExists(group).sorted() == ["m-1", "m-2"])
-        await client.close()
-        await observer.close()
-        await proxy.shutdown()
+        try await withProxiedClient { proxy, client, observer, group in
+            try await MembershipWatcher(client: client, group: group).join(memberID: "m-1") // a member to leave
+            let leaving = MembershipWatcher(client: client, group: group)
+            try await leaving.join(memberID: "m-2")
+            proxy.cut()
+            try await eventually("disconnected") { !client.state.isConnected }
+            try await leaving.leave()
+            let again = MembershipWatcher(client: client, group: group)
+            let joining = Task { try await again.join(memberID: "m-2") }
+            proxy.restore()
+            try await joining.value  // after the retried delete ended
+            #expect(try await observer.childrenIfExists(group).sorted() == ["m-1", "m-2"])
+        }
     }
 
     /// A join's create reaches the server but its reply is lost; the member leaves before the
     /// connection is back: once it is, the node that create made is deleted (it is this
     /// session's), so it does not stay in the group for the session's life.
     @Test(.timeLimit(.minutes(2))) func leavingAfterALostCreateReplyDeletesTheNodeItMade() async throws {
-        let server = try await ZooKeeperServer.shared()
-        let proxy = try await FaultProxy.start(targetPort: server.port)
-        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
-        let observer = try await connectedTestClient(server.connectString)
-        let group = uniqueTestPath()
-        try await observer.createPath(group)
-        let member = MembershipWatcher(client: client, group: group)
-        proxy.dropReplies()
-        let joining = Task { try await member.join(memberID: "m-1") }
-        try await eventually("the create reached the server", timeout: .seconds(10)) { try await observer.childrenIfExists(group) == ["m-1"] }
-        try await eventually("the client gave the connection up", timeout: .seconds(20)) { !client.state.isConnected }
-        try await member.leave()
-        _ = await joining.result
-        proxy.restore()
-        try await eventually("the node the lost create made is deleted", timeout: .seconds(20)) { try await observer.childrenIfExists(group).isEmpty }
-        await client.close()
-        await observer.close()
-        await proxy.shutdown()
+        try await withProxiedClient { proxy, client, observer, group in
+            try await observer.createPath(group)
+            let member = MembershipWatcher(client: client, group: group)
+            proxy.dropReplies()
+            let joining = Task { try await member.join(memberID: "m-1") }
+            try await eventually("the create reached the server", timeout: .seconds(10)) { try await observer.childrenIfExists(group) == ["m-1"] }
+            try await eventually("the client gave the connection up", timeout: .seconds(20)) { !client.state.isConnected }
+            try await member.leave()
+            _ = await joining.result
+            proxy.restore()
+            try await eventually("the node the lost create made is deleted", timeout: .seconds(20)) { try await observer.childrenIfExists(group).isEmpty }
+        }
     }
 
     /// A sequential member's payload change cut off by a lost connection is written again once
     /// the connection is back, to the same node: the member does not end up with two nodes.
     @Test(.timeLimit(.minutes(1))) func aPayloadChangeAcrossALostConnectionKeepsOneSequentialNode() async throws {
-        let server = try await ZooKeeperServer.shared()
-        let proxy = try await FaultProxy.start(targetPort: server.port)
-        let client = try await connectedTestClient(proxy.connectString, sessionTimeout: .seconds(10))
-        let observer = try await connectedTestClient(server.connectString)
-        let group = uniqueTestPath()
-        let member = MembershipWatcher(client: client, group: group)
-        let name = try await member.join(sequentialPrefix: "member_", payload: Array("first".utf8))
-        proxy.cut()
-        try await eventually("disconnected") { !client.state.isConnected }
-        let updating = Task { try await member.updatePayload(Array("second".utf8)) }
-        try await Task.sleep(for: .milliseconds(300))
-        proxy.restore()
-        try await updating.value
-        #expect(try await observer.childrenIfExists(group) == [name])
-        #expect(try await observer.getData(group + "/" + name).bytes == Array("second".utf8))
-        try await member.leave()
-        await client.close()
-        await observer.close()
-        await proxy.shutdown()
+        try await withProxiedClient { proxy, client, observer, group in
+            let member = MembershipWatcher(client: client, group: group)
+            let name = try await member.join(sequentialPrefix: "member_", payload: Array("first".utf8))
+            proxy.cut()
+            try await eventually("disconnected") { !client.state.isConnected }
+            let updating = Task { try await member.updatePayload(Array("second".utf8)) }
+            try await Task.sleep(for: .milliseconds(300))
+            proxy.restore()
+            try await updating.value
+            #expect(try await observer.childrenIfExists(group) == [name])
+            #expect(try await observer.getData(group + "/" + name).bytes == Array("second".utf8))
+            try await member.leave()
+        }
     }
 
     /// A join waiting (up to five minutes) for another session's node to go does not hold up
