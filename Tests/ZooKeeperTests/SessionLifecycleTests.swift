@@ -59,6 +59,33 @@ import ZooKeeperTesting
         await proxy.shutdown()
     }
 
+    /// On a busy machine a new handle can connect, and the connection be reported and used,
+    /// before the handle queue has put the handle in the slot: the configured credentials are
+    /// given at the connection, before it is reported, so the first request already carries them
+    /// (it was refused with `noAuth` when they were given only by the opener).
+    @Test(.timeLimit(.minutes(1))) func theFirstRequestCarriesTheCredentialsWhenTheOpenerIsSlow() async throws {
+        let server = try await SharedServer.get()
+        let owner = try ZooKeeperClient(connectString: server.connectString, configuration: configuration {
+            $0.digestCredentials = [.init(user: "dave", password: "secret")]
+        })
+        try await owner.connect()
+        let path = uniquePath()
+        try await owner.create(path, data: Array("mine".utf8), acl: [ACL.digest(user: "dave", password: "secret")])
+        let client = try ZooKeeperClient(connectString: server.connectString, configuration: configuration {
+            $0.digestCredentials = [.init(user: "dave", password: "secret")]
+        })
+        let opened = DispatchSemaphore(value: 0)
+        client.afterHandleInitForTesting.withLock { $0 = { _ in opened.wait() } }
+        try await client.connect()
+        let read: Result<[UInt8], any Error>
+        do { read = .success(try await client.getData(path).bytes) } catch { read = .failure(error) }
+        opened.signal()  // the opener finishes only now
+        #expect(try read.get() == Array("mine".utf8))
+        try await owner.delete(path)
+        await client.close()
+        await owner.close()
+    }
+
     /// On a busy machine the session watcher can see a new handle connect (and the client can be
     /// used and closed) before the handle queue has finished opening it. The handle is then
     /// closed once, by the close, not a second time by the opener (which was a use-after-free).

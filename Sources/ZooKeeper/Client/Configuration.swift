@@ -14,7 +14,8 @@ extension ZooKeeperClient {
         /// Whether the client may connect to a server that has lost quorum and serves reads only.
         /// Default: `false`.
         public var allowReadOnly: Bool = false
-        /// Credentials applied with `addAuth("digest", "user:password")` on every new session.
+        /// Credentials applied with `addAuth("digest", "user:password")` on every new session, before
+        /// its connection is reported (so the first request carries them).
         public var digestCredentials: [DigestCredential] = []
         /// Whether the client opens a new session by itself after the server expired the old one.
         /// Default: `true`. When `false`, the client ends in ``SessionState/expired(_:)`` and every request

@@ -474,11 +474,27 @@ public final class ZooKeeperClient: Sendable {
             Unmanaged<HandleContext>.fromOpaque(contextPointer).release()
             return
         }
-        // The credentials as they are now that the handle is in the slot: one `addAuth` added
-        // while the handle was being opened (and told so) is given here; one added since gives
-        // itself as well, which the server takes as once.
-        for authentication in session.withLock({ $0.authentications }) {
-            submitAuth(handle: handle, generation: generation, scheme: authentication.scheme, credential: authentication.credential, box: nil)
+        // The credentials as they are now that the handle is in the slot (those the session
+        // watcher has not given already at the connection): one `addAuth` added while the handle
+        // was being opened (and told so) is given here.
+        giveSessionCredentials(handle: handle, context: context)
+    }
+
+    /// Gives `handle` the session's credentials it has not been given yet. The session watcher
+    /// does so when the handle connects, before the connection is reported: the opener, which
+    /// does so too once the handle is in the slot, may come after the connection has been
+    /// reported and used, and a request sent before the credentials is refused (`noAuth`). One
+    /// added by ``addAuth(scheme:credential:)`` since may be given twice, which the server takes
+    /// as once.
+    func giveSessionCredentials(handle: OpaquePointer, context: HandleContext) {
+        let credentials = session.withLock { $0.authentications }
+        let fresh = context.givenCredentials.withLock { given in
+            let fresh = credentials.filter { credential in !given.contains { $0.scheme == credential.scheme && $0.credential == credential.credential } }
+            given.append(contentsOf: fresh)
+            return fresh
+        }
+        for credential in fresh {
+            submitAuth(handle: handle, generation: context.generation, scheme: credential.scheme, credential: credential.credential, box: nil)
         }
     }
 
@@ -891,6 +907,8 @@ final class HandleContext: @unchecked Sendable {
     var published = false
     /// Credentials the C client refused between two connection attempts, given at the next connection.
     let pendingAuthentications = Mutex<[PendingAuthentication]>([])
+    /// The session's credentials given to this handle (by the session watcher or the opener).
+    let givenCredentials = Mutex<[(scheme: String, credential: [UInt8])]>([])
 
     struct PendingAuthentication {
         var scheme: String
@@ -915,8 +933,12 @@ private let sessionWatcher: watcher_fn = { handle, type, state, _, context in
     let event: SessionStateMachine.HandleEvent
     switch state {
     case ZOO_CONNECTED_STATE, ZOO_READONLY_STATE:
-        // Credentials that waited for a connection go out before the connection is reported.
-        if let handle { client.givePendingAuths(handle: handle, context: handleContext) }
+        // The session's credentials, and those that waited for a connection, go out before the
+        // connection is reported.
+        if let handle {
+            client.giveSessionCredentials(handle: handle, context: handleContext)
+            client.givePendingAuths(handle: handle, context: handleContext)
+        }
         let id = handle.flatMap { zoo_client_id($0)?.pointee.client_id } ?? 0
         let timeout = Duration.milliseconds(handle.map { Int64(zoo_recv_timeout($0)) } ?? 0)
         event = state == ZOO_CONNECTED_STATE
