@@ -34,6 +34,9 @@ import ZooKeeperTesting
         #expect(error("<a b> <b> <c> .").hasPrefix("N-Triples line 1: \" \" is not allowed in an IRI"))
         #expect(error("<a> <b> \"x\"^^<t> . extra").hasPrefix("N-Triples line 1: unexpected text after the final ."))
         #expect(error("<a> <b> \"\\q\" .").hasPrefix("N-Triples line 1: unknown escape \\q"))
+        // Columns count characters, not bytes.
+        #expect(error("<é> <b> \"😀\" . z") == "N-Triples line 1: unexpected text after the final . (column 15)")
+        #expect(error("<a> <b> \"x\\é\" .") == "N-Triples line 1: unknown escape \\é (column 11)")
     }
 
     /// Random triples (any characters in literals and IRIs) survive writing and reading.
