@@ -355,16 +355,4 @@ import ZooKeeperTesting
         #expect(throws: ReplicatedError.self) { try store.install("bad", version: copied, ntriples: "<a> <b> ") }
         #expect(try LocalStore(home: home).catalog.keys.sorted() == ["other"])
     }
-
-    @Test func triplesMatchByEveryPart() {
-        let a = Triple(.iri("urn:a"), .iri("urn:knows"), .iri("urn:b"))
-        let b = Triple(.iri("urn:b"), .iri("urn:knows"), .iri("urn:c"))
-        let c = Triple(.iri("urn:b"), .iri("urn:name"), .literal("Bob", language: "en"))
-        let set = TripleSet([a, b, c])
-        #expect(set.matching(subject: .iri("urn:b"), predicate: nil, object: nil) == [b, c])
-        #expect(set.matching(subject: nil, predicate: .iri("urn:knows"), object: nil) == [a, b])
-        #expect(set.matching(subject: nil, predicate: nil, object: .literal("Bob", language: "en")) == [c])
-        #expect(set.matching(subject: .iri("urn:a"), predicate: .iri("urn:name"), object: nil).isEmpty)
-        #expect(set.matching(subject: nil, predicate: nil, object: nil).count == 3)
-    }
 }

@@ -128,7 +128,7 @@ public final class LocalStore: Sendable {
             guard let db = state.databases[database] else { throw Self.unknown(database) }
             return (db.version, db.triples)
         }
-        return (version, NTriples.serialize(Array(triples.all)))
+        return (version, NTriples.serialize(triples.allTriples))
     }
 
     // MARK: Two-phase commit
@@ -311,7 +311,7 @@ public final class LocalStore: Sendable {
         for database in databases {
             guard let db = state.withLock({ $0.databases[database] }) else { continue }
             let directory = databasesDirectory.appendingPathComponent(database)
-            try Self.writeSnapshot(version: db.version, triples: NTriples.serialize(Array(db.triples.all)), in: directory)
+            try Self.writeSnapshot(version: db.version, triples: NTriples.serialize(db.triples.allTriples), in: directory)
             try Self.durably { try DurableFile.replace(directory.appendingPathComponent("tx.log").path, with: Data()) }
             state.withLock { $0.databases[database]?.logEntries = 0 }
         }
