@@ -52,6 +52,44 @@ import ZooKeeperTesting
         #expect(rounds.count < weights.count, "no round carried more than one operation")
     }
 
+    /// Operations submitted together (a member's forwarded batch) are queued one after the other:
+    /// every one gets its own result, in order, and a round takes them in the order they came,
+    /// the rest going to the next round when they do not all fit.
+    @Test func operationsSubmittedTogetherGetTheirOwnResultsInOrder() async throws {
+        var random = SeededRandomNumberGenerator(seed: 0xba7c)
+        let batches = (0..<60).map { index in (0..<Int.random(in: 0...7, using: &random)).map { index * 100 + $0 } }
+        let maxWeight = 5
+        let queue = GroupCommitQueue<Int, Int>(maxWeight: maxWeight, weigh: { _ in 1 })
+        let rounds = Mutex<[[Int]]>([])
+        let round: GroupCommitQueue<Int, Int>.Round = { take in
+            let operations = take()
+            rounds.withLock { $0.append(operations) }
+            try? await Task.sleep(for: .milliseconds(2))
+            return operations.map { $0 % 3 == 0 ? .failure(ReplicatedError(.malformedRDF, "\($0)")) : .success($0 * 10) }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for batch in batches {
+                group.addTask {
+                    let results = await queue.submit(batch, round: round)
+                    #expect(results.count == batch.count)
+                    for (operation, result) in zip(batch, results) {
+                        switch result {
+                        case .success(let value): #expect(operation % 3 != 0 && value == operation * 10)
+                        case .failure(let error): #expect(operation % 3 == 0 && (error as? ReplicatedError)?.message == "\(operation)")
+                        }
+                    }
+                }
+            }
+        }
+        let carried = rounds.withLock { $0 }
+        #expect(carried.allSatisfy { $0.count <= maxWeight })
+        #expect(carried.flatMap { $0 }.sorted() == batches.flatMap { $0 }.sorted())
+        for (index, batch) in batches.enumerated() {
+            // In the order submitted: the rounds, one after the other, carry the batch in order.
+            #expect(carried.flatMap { $0 }.filter { $0 / 100 == index } == batch)
+        }
+    }
+
     /// Clients that commit in a loop come back as soon as they are answered: the rounds wait for
     /// them (briefly) instead of splitting them into cohorts that alternate.
     @Test func clientsCommittingInALoopShareOneRound() async throws {

@@ -49,7 +49,7 @@ final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
     func submit(_ operation: Operation, send: @escaping Send) async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
             let (schedules, endsLinger) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
-                state.waiting.append(Waiting(operation: operation, weight: weigh(operation), continuation: continuation))
+                state.waiting.append(Waiting(operation: operation, weight: weigh(operation)) { continuation.resume(with: $0) })
                 guard !state.sendScheduled else {
                     guard state.waiting.count >= state.expected else { return (false, nil) }
                     return (false, state.linger.take())
@@ -82,7 +82,7 @@ final class ForwardingOutbox<Operation: Sendable, Value: Sendable>: Sendable {
             state.expected += batch.count
             state.lastAnswer = (answered, answered - started)
         }
-        for (waiting, result) in zip(batch, results) { waiting.continuation.resume(with: result) }
+        for (waiting, result) in zip(batch, results) { waiting.deliver(result) }
     }
 
     /// Waits until as many operations wait as were answered since the last send left, or the

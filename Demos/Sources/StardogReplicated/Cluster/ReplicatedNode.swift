@@ -256,27 +256,9 @@ public final class ReplicatedNode: Service, Sendable {
             let error = ErrorBody(ReplicatedError(.transactionAborted, "\(id) is not the coordinator; retry"))
             return operations.map { _ in OperationOutcome(error: error) }
         }
-        let coordinator = self.coordinator
-        return await withTaskGroup(of: NumberedOutcome.self) { group in
-            for (index, operation) in operations.enumerated() {
-                group.addTask {
-                    do {
-                        return NumberedOutcome(index: index, outcome: OperationOutcome(next: try await coordinator.submit(operation)))
-                    } catch {
-                        return NumberedOutcome(index: index, outcome: OperationOutcome(error: ErrorBody(ReplicatedError(answering: error))))
-                    }
-                }
-            }
-            var outcomes = [OperationOutcome](repeating: OperationOutcome(), count: operations.count)
-            for await numbered in group { outcomes[numbered.index] = numbered.outcome }
-            return outcomes
+        return await coordinator.submit(operations).map { result in
+            do { return OperationOutcome(next: try result.get()) } catch { return OperationOutcome(error: ErrorBody(ReplicatedError(answering: error))) }
         }
-    }
-
-    /// One forwarded operation's outcome and its place among them.
-    private struct NumberedOutcome: Sendable {
-        var index: Int
-        var outcome: OperationOutcome
     }
 
     // MARK: Read-only mode and shutdown

@@ -51,8 +51,26 @@ final class CommitCoordinator: Sendable {
 
     /// Commits `operation` in the next round; its database's new version (nil: dropped).
     func submit(_ operation: ClusterOperation) async throws -> DatabaseVersion? {
-        try operation.checkSize()  // a forwarded one too: a round's prepare must stay within what members accept
-        return try await queue.submit(operation, round: { take in await self.runRound(take) }, whenIdle: { self.releaseKeptLease() })
+        try await submit([operation])[0].get()
+    }
+
+    /// Commits `operations` (forwarded together) in the next round, together when they fit in
+    /// one: each one's database's new version (nil: dropped), or why it failed.
+    func submit(_ operations: [ClusterOperation]) async -> [Result<DatabaseVersion?, any Error>] {
+        // A forwarded one too: a round's prepare must stay within what members accept.
+        var results: [Result<DatabaseVersion?, any Error>?] = operations.map { operation in
+            do {
+                try operation.checkSize()
+                return nil
+            } catch {
+                return .failure(error)
+            }
+        }
+        let accepted = results.indices.filter { results[$0] == nil }
+        let outcomes = await queue.submit(
+            accepted.map { operations[$0] }, round: { take in await self.runRound(take) }, whenIdle: { self.releaseKeptLease() })
+        for (position, outcome) in zip(accepted, outcomes) { results[position] = outcome }
+        return results.map { $0! }
     }
 
     /// Releases the lock kept for a next round (none is coming).
