@@ -20,24 +20,38 @@ final class Participant: Sendable {
     /// over. A prepare from an earlier coordinator than one already seen is refused. `encoded` is
     /// `batch` as ``ReplicationWire`` encodes it (the prepare request's body), written as the vote.
     func prepare(_ batch: PreparedBatch, encoded: ByteBuffer) async throws {
-        let highest = highestFencingToken.withLock { $0 }
-        guard batch.fencingToken >= highest else {
-            throw ReplicatedError(.outOfSync, "a prepare from an earlier coordinator (token \(batch.fencingToken) < \(highest))")
-        }
+        if try await runOffPool({ try self.prepareAtOnce(batch, encoded: encoded) }) { return }
         if let pending = context.store.prepared, pending.round != batch.round {
             guard batch.fencingToken > pending.fencingToken else {
                 throw ReplicatedError(.outOfSync, "a round of the same coordinator term is still undecided here")
             }
             try await resolveUndecided(reason: "a later coordinator's prepare came")
         }
+        guard try await runOffPool({ try self.prepareAtOnce(batch, encoded: encoded) }) else {
+            throw ReplicatedError(.outOfSync, "an earlier round is still undecided here")
+        }
+    }
+
+    /// Votes on `batch` on the calling thread (it blocks for the vote's write) unless an undecided
+    /// vote of another round must be decided first: `false` then, and nothing done.
+    func prepareAtOnce(_ batch: PreparedBatch, encoded: ByteBuffer) throws -> Bool {
+        let highest = highestFencingToken.withLock { $0 }
+        guard batch.fencingToken >= highest else {
+            throw ReplicatedError(.outOfSync, "a prepare from an earlier coordinator (token \(batch.fencingToken) < \(highest))")
+        }
+        if let pending = context.store.prepared, pending.round != batch.round { return false }
         highestFencingToken.withLock { $0 = max($0, batch.fencingToken) }
-        let store = context.store
-        try await runOffPool { try store.prepare(batch, encoded: encoded) }
+        try context.store.prepare(batch, encoded: encoded)
+        return true
     }
 
     func commit(round: String) async throws {
-        let store = context.store
-        if let folding = try await runOffPool({ try store.commitPrepared(round: round) }) {
+        try await runOffPool { try self.commitAtOnce(round: round) }
+    }
+
+    /// ``commit(round:)`` on the calling thread (it blocks for the log's write).
+    func commitAtOnce(round: String) throws {
+        if let folding = try context.store.commitPrepared(round: round) {
             // The round is applied; only the folding of a log into a snapshot failed (tried again
             // at the next commit).
             context.logger.warning("could not fold a log into a snapshot", metadata: ["replicated.error": "\(folding)"])

@@ -49,17 +49,30 @@ public enum StardogHTTP {
     }
 
     typealias Handler = @Sendable (Request) async throws -> HTTPReply
+    /// Answers on the thread it is called on, blocking it (disk writes); `nil` when the request
+    /// needs the route's asynchronous handler after all.
+    typealias BlockingHandler = @Sendable (Request) throws -> HTTPReply?
 
     /// A method and a path pattern (`:name` segments are parameters), and what answers it.
     struct Route: Sendable {
         var method: HTTPMethod
         var pattern: [Substring]
         var handler: Handler
+        var blocking: BlockingHandler?
 
         init(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping Handler) {
             self.method = method
             self.pattern = pattern.split(separator: "/")
             self.handler = handler
+        }
+
+        /// A route answered on a Dispatch thread by `blocking` (falling back on `handler` when it
+        /// answers `nil`): the prepare and commit a coordinator waits on, in its round, go from
+        /// the event loop to the thread that writes the disk and back, with no hop through
+        /// Swift's shared pool either way.
+        init(_ method: HTTPMethod, _ pattern: String, blocking: @escaping BlockingHandler, otherwise handler: @escaping Handler) {
+            self.init(method, pattern, handler)
+            self.blocking = blocking
         }
 
         /// The parameters when `segments` match.
@@ -88,7 +101,22 @@ public enum StardogHTTP {
                 guard let parameters = route.match(segments) else { continue }
                 let request = Request(method: head.method, path: path, query: query, parameters: parameters, body: body)
                 let handler = route.handler
-                return .later(eventLoop.makeFutureWithTask { await answer { try await handler(request) } })
+                guard let blocking = route.blocking else {
+                    return .later(eventLoop.makeFutureWithTask { await answer { try await handler(request) } })
+                }
+                let promise = eventLoop.makePromise(of: HTTPReply.self)
+                DispatchQueue.global().async {
+                    do {
+                        if let reply = try blocking(request) {
+                            promise.succeed(reply)
+                        } else {
+                            promise.completeWithTask { await answer { try await handler(request) } }
+                        }
+                    } catch {
+                        promise.succeed(self.error(error))
+                    }
+                }
+                return .later(promise.futureResult)
             }
             return .now(HTTPReply(status: .notFound))
         }
@@ -275,15 +303,24 @@ public enum StardogHTTP {
                 let outcomes = await node.coordinate(try ReplicationWire.decodeOperations(request.body ?? ByteBuffer()))
                 return HTTPReply(status: .ok, headers: ["Content-Type": ReplicationWire.contentType], body: ReplicationWire.encode(outcomes))
             },
-            Route(.POST, "/admin/replication/prepare") { request in
-                let encoded = request.body ?? ByteBuffer()
-                try await node.participant.prepare(try ReplicationWire.decodeBatch(encoded), encoded: encoded)
-                return json(Done())
-            },
-            Route(.POST, "/admin/replication/commit") { request in
-                try await node.participant.commit(round: try request.decode(RoundDecision.self).round)
-                return json(Done())
-            },
+            Route(
+                .POST, "/admin/replication/prepare",
+                blocking: { request in
+                    let encoded = request.body ?? ByteBuffer()
+                    return try node.participant.prepareAtOnce(try ReplicationWire.decodeBatch(encoded), encoded: encoded) ? json(Done()) : nil
+                },
+                otherwise: { request in
+                    let encoded = request.body ?? ByteBuffer()
+                    try await node.participant.prepare(try ReplicationWire.decodeBatch(encoded), encoded: encoded)
+                    return json(Done())
+                }),
+            Route(
+                .POST, "/admin/replication/commit",
+                blocking: { request in
+                    try node.participant.commitAtOnce(round: try request.decode(RoundDecision.self).round)
+                    return json(Done())
+                },
+                otherwise: { _ in throw ReplicatedError(.malformedRequest, "unreachable: a commit is answered at once") }),
             Route(.POST, "/admin/replication/abort") { request in
                 try await node.participant.abort(round: try request.decode(RoundDecision.self).round)
                 return json(Done())
