@@ -66,8 +66,8 @@ public enum StardogHTTP {
             self.handler = handler
         }
 
-        /// A route answered on a Dispatch thread by `blocking` (falling back on `handler` when it
-        /// answers `nil`): the prepare and commit a coordinator waits on, in its round, go from
+        /// A route answered on a Dispatch thread by `blocking`, or by `handler` when `blocking`
+        /// answers `nil`: the prepare and commit a coordinator waits on, in its round, go from
         /// the event loop to the thread that writes the disk and back, with no hop through
         /// Swift's shared pool either way.
         init(_ method: HTTPMethod, _ pattern: String, blocking: @escaping BlockingHandler, otherwise handler: @escaping Handler) {
@@ -320,7 +320,10 @@ public enum StardogHTTP {
                     try node.participant.commitAtOnce(round: try request.decode(RoundDecision.self).round)
                     return json(Done())
                 },
-                otherwise: { _ in throw ReplicatedError(.malformedRequest, "unreachable: a commit is answered at once") }),
+                otherwise: { request in
+                    try await node.participant.commit(round: try request.decode(RoundDecision.self).round)
+                    return json(Done())
+                }),
             Route(.POST, "/admin/replication/abort") { request in
                 try await node.participant.abort(round: try request.decode(RoundDecision.self).round)
                 return json(Done())
