@@ -27,9 +27,10 @@ final class Participant: Sendable {
             }
             try await resolveUndecided(reason: "a later coordinator's prepare came")
         }
-        guard try await runOffPool({ try self.prepareAtOnce(batch, encoded: encoded) }) else {
-            throw ReplicatedError(.outOfSync, "an earlier round is still undecided here")
-        }
+        if try await runOffPool({ try self.prepareAtOnce(batch, encoded: encoded) }) { return }
+        // Another prepare came in between and left its own vote undecided.
+        let pending = context.store.prepared?.round ?? "unknown"
+        throw ReplicatedError(.outOfSync, "an earlier round (\(pending)) is still undecided here")
     }
 
     /// Votes on `batch` on the calling thread (it blocks for the vote's write) unless an undecided
