@@ -55,29 +55,16 @@ enum ReplicationWire {
     // MARK: Forwarded operations and their outcomes
 
     static func encode(_ operations: [ClusterOperation]) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: 16 + operations.reduce(0) { $0 + 32 + $1.size })
-        buffer.writeInteger(version)
-        buffer.writeInteger(UInt32(operations.count))
-        for operation in operations { write(operation, to: &buffer) }
-        return buffer
+        encodeList(operations, capacity: operations.reduce(0) { $0 + 32 + $1.size }) { write($0, to: &$1) }
     }
 
     /// - Throws: ``ReplicatedError/Code/malformedRequest`` when the bytes are not operations.
     static func decodeOperations(_ buffer: ByteBuffer) throws -> [ClusterOperation] {
-        var reader = try reader(of: buffer, "forwarded operations")
-        let count = try reader.count(entryBytes: 13)
-        var operations: [ClusterOperation] = []
-        operations.reserveCapacity(count)
-        for _ in 0..<count { operations.append(try operation(from: &reader)) }
-        try reader.end()
-        return operations
+        try decodeList(buffer, "forwarded operations", entryBytes: 13) { try operation(from: &$0) }
     }
 
     static func encode(_ outcomes: [OperationOutcome]) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: 16 + outcomes.count * 64)
-        buffer.writeInteger(version)
-        buffer.writeInteger(UInt32(outcomes.count))
-        for outcome in outcomes {
+        encodeList(outcomes, capacity: outcomes.count * 64) { outcome, buffer in
             buffer.writeWireFlag(outcome.error != nil)
             if let error = outcome.error {
                 buffer.writeWireString(error.code)
@@ -86,24 +73,39 @@ enum ReplicationWire {
                 write(outcome.next, to: &buffer)
             }
         }
-        return buffer
     }
 
     /// - Throws: ``ReplicatedError/Code/malformedRequest`` when the bytes are not outcomes.
     static func decodeOutcomes(_ buffer: ByteBuffer) throws -> [OperationOutcome] {
-        var reader = try reader(of: buffer, "the coordinator's outcomes")
-        let count = try reader.count(entryBytes: 2)
-        var outcomes: [OperationOutcome] = []
-        outcomes.reserveCapacity(count)
-        for _ in 0..<count {
-            if try reader.flag() {
-                outcomes.append(OperationOutcome(error: ErrorBody(code: try reader.string(), message: try reader.string())))
-            } else {
-                outcomes.append(OperationOutcome(next: try version(from: &reader)))
-            }
+        try decodeList(buffer, "the coordinator's outcomes", entryBytes: 2) { reader in
+            guard try reader.flag() else { return OperationOutcome(next: try version(from: &reader)) }
+            return OperationOutcome(error: ErrorBody(code: try reader.string(), message: try reader.string()))
         }
+    }
+
+    /// The layout version, the count, then each element as `write` writes it.
+    private static func encodeList<Element>(
+        _ elements: [Element], capacity: Int, _ write: (Element, inout ByteBuffer) -> Void
+    ) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: 16 + capacity)
+        buffer.writeInteger(version)
+        buffer.writeInteger(UInt32(elements.count))
+        for element in elements { write(element, &buffer) }
+        return buffer
+    }
+
+    /// What ``encodeList(_:capacity:_:)`` wrote, each element read by `read` (at least
+    /// `entryBytes` each, which bounds the count a message may claim), and nothing after them.
+    private static func decodeList<Element>(
+        _ buffer: ByteBuffer, _ what: String, entryBytes: Int, _ read: (inout WireReader) throws -> Element
+    ) throws -> [Element] {
+        var reader = try reader(of: buffer, what)
+        let count = try reader.count(entryBytes: entryBytes)
+        var elements: [Element] = []
+        elements.reserveCapacity(count)
+        for _ in 0..<count { elements.append(try read(&reader)) }
         try reader.end()
-        return outcomes
+        return elements
     }
 
     // MARK: Parts
