@@ -104,22 +104,30 @@ public enum StardogHTTP {
                 guard let blocking = route.blocking else {
                     return .later(eventLoop.makeFutureWithTask { await answer { try await handler(request) } })
                 }
-                let promise = eventLoop.makePromise(of: HTTPReply.self)
-                DispatchQueue.global().async {
-                    do {
-                        if let reply = try blocking(request) {
-                            promise.succeed(reply)
-                        } else {
-                            promise.completeWithTask { await answer { try await handler(request) } }
-                        }
-                    } catch {
-                        promise.succeed(self.error(error))
-                    }
-                }
-                return .later(promise.futureResult)
+                return .later(answerOnADispatchThread(request, blocking: blocking, otherwise: handler, eventLoop: eventLoop))
             }
             return .now(HTTPReply(status: .notFound))
         }
+    }
+
+    /// Answers `request` on a Dispatch thread by `blocking`, or by `handler` when `blocking`
+    /// answers `nil` (see ``Route/init(_:_:blocking:otherwise:)``).
+    static func answerOnADispatchThread(
+        _ request: Request, blocking: @escaping BlockingHandler, otherwise handler: @escaping Handler, eventLoop: any EventLoop
+    ) -> EventLoopFuture<HTTPReply> {
+        let promise = eventLoop.makePromise(of: HTTPReply.self)
+        DispatchQueue.global().async {
+            do {
+                if let reply = try blocking(request) {
+                    promise.succeed(reply)
+                } else {
+                    promise.completeWithTask { await answer { try await handler(request) } }
+                }
+            } catch {
+                promise.succeed(self.error(error))
+            }
+        }
+        return promise.futureResult
     }
 
     /// The path and the query parameters (percent-decoded) of a request target.
