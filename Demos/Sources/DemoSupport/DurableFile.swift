@@ -35,15 +35,14 @@ public enum DurableFile {
         try syncDirectory(folder(of: path))
     }
 
-    /// Writes `bytes` at the start of the file at `path`, in place, and syncs them: one
+    /// Writes `bytes` into the file at `path` at `offset`, in place, and syncs them: one
     /// `fdatasync` where ``replace(_:with:)`` takes two fsyncs (a file it creates has its
-    /// directory synced too). The file keeps its blocks and, unless `bytes` are longer, its length,
-    /// so the sync writes the data alone, without a journal commit of the file's metadata (which
-    /// serialises with every other fsync on the file system). What an earlier, longer write left
-    /// stays after `bytes`, and a crash part-way leaves the start torn: only for content that
-    /// carries its own length and checksum, and is no longer needed once a new one is written.
-    /// - Parameter sync: `false` for a write that need not survive a crash (clearing a header).
-    public static func writeAtStart(_ path: String, _ bytes: some ContiguousBytes, sync: Bool = true) throws {
+    /// directory synced too). Written over blocks the file already has, the sync writes the data
+    /// alone, without a journal commit of the file's metadata (which serialises with every other
+    /// fsync on the file system). A crash part-way leaves the bytes torn: only for content that
+    /// carries its own length and checksum.
+    /// - Parameter sync: `false` for a write that need not survive a crash.
+    public static func writeInPlace(_ path: String, at offset: Int = 0, _ bytes: some ContiguousBytes, sync: Bool = true) throws {
         var created = false
         var descriptor = open(path, O_WRONLY | O_CLOEXEC)
         if descriptor < 0 && errno == ENOENT {
@@ -52,16 +51,19 @@ public enum DurableFile {
         }
         guard descriptor >= 0 else { throw Failure("open \(path)") }
         defer { close(descriptor) }
-        try writeAll(bytes, to: descriptor, path: path)  // a file just opened is written from its start
+        try writeAll(bytes, to: descriptor, at: offset, path: path)
         guard sync else { return }
         guard fdatasync(descriptor) == 0 else { throw Failure("fdatasync \(path)") }
         if created { try syncDirectory(folder(of: path)) }
     }
 
-    /// Appends `bytes` to the file at `path` and syncs it. A file it creates has its directory
-    /// synced too. An append that fails part-way is cut off again, so that the file ends where it
-    /// ended before (what follows a failed append would otherwise follow a torn record).
-    public static func append(_ bytes: some ContiguousBytes, to path: String) throws {
+    /// Appends `bytes` to the file at `path` and, unless `sync` is `false`, syncs it. A file it
+    /// creates has its directory synced too. An append that fails part-way is cut off again, so
+    /// that the file ends where it ended before (what follows a failed append would otherwise
+    /// follow a torn record).
+    /// - Parameter sync: `false` for an append that something else keeps until the file is synced
+    ///   with ``sync(_:)``.
+    public static func append(_ bytes: some ContiguousBytes, to path: String, sync: Bool = true) throws {
         var created = false
         var descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         if descriptor < 0 && errno == ENOENT {
@@ -74,7 +76,7 @@ public enum DurableFile {
         guard end >= 0 else { throw Failure("seek \(path)") }
         do {
             try writeAll(bytes, to: descriptor, path: path)
-            guard fsync(descriptor) == 0 else { throw Failure("fsync \(path)") }
+            guard !sync || fsync(descriptor) == 0 else { throw Failure("fsync \(path)") }
         } catch {
             _ = ftruncate(descriptor, end)
             throw error
@@ -90,7 +92,16 @@ public enum DurableFile {
 
     /// Syncs a directory, so that the files created, renamed or deleted in it stay so.
     public static func syncDirectory(_ path: String) throws {
-        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        try sync(path, flags: O_DIRECTORY)
+    }
+
+    /// Syncs the file at `path`: what was written to it without a sync stays.
+    public static func sync(_ path: String) throws {
+        try sync(path, flags: 0)
+    }
+
+    private static func sync(_ path: String, flags: Int32) throws {
+        let descriptor = open(path, O_RDONLY | flags | O_CLOEXEC)
         guard descriptor >= 0 else { throw Failure("open \(path)") }
         defer { close(descriptor) }
         guard fsync(descriptor) == 0 else { throw Failure("fsync \(path)") }
@@ -104,12 +115,15 @@ public enum DurableFile {
         guard fsync(descriptor) == 0 else { throw Failure("fsync \(path)") }
     }
 
-    /// Writes all of `bytes` to an open file (retrying short and interrupted writes).
-    static func writeAll(_ bytes: some ContiguousBytes, to descriptor: Int32, path: String) throws {
+    /// Writes all of `bytes` to an open file, at its position or at `offset` (retrying short and
+    /// interrupted writes).
+    static func writeAll(_ bytes: some ContiguousBytes, to descriptor: Int32, at offset: Int? = nil, path: String) throws {
         try bytes.withUnsafeBytes { buffer in
             var written = 0
             while written < buffer.count {
-                let count = Glibc.write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+                let rest = buffer.baseAddress! + written
+                let count =
+                    if let offset { pwrite(descriptor, rest, buffer.count - written, off_t(offset + written)) } else { Glibc.write(descriptor, rest, buffer.count - written) }
                 if count < 0 && errno == EINTR { continue }
                 guard count > 0 else { throw Failure("write \(path)") }
                 written += count

@@ -52,10 +52,10 @@ final class Participant: Sendable {
 
     /// ``commit(round:)`` on the calling thread (it blocks for the log's write).
     func commitAtOnce(round: String) throws {
-        if let folding = try context.store.commitPrepared(round: round) {
-            // The round is applied; only the folding of a log into a snapshot failed (tried again
-            // at the next commit).
-            context.logger.warning("could not fold a log into a snapshot", metadata: ["replicated.error": "\(folding)"])
+        if let failure = try context.store.commitPrepared(round: round) {
+            // The round is applied; only the folding of a log into a snapshot or the vote log's
+            // checkpoint failed (tried again at the next commit).
+            context.logger.warning("could not fold a log into a snapshot or checkpoint the vote log", metadata: ["replicated.error": "\(failure)"])
         }
     }
 

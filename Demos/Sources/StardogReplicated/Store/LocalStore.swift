@@ -13,27 +13,25 @@ import Glibc
 /// - `databases/<db>/snapshot.nt`: a header line `# replicated-snapshot {"seq":…,"txId":…}`, then
 ///   the triples as N-Triples (written when the database is created, installed by a sync, or compacted);
 /// - `databases/<db>/tx.log`: one JSON line per transaction committed since the snapshot,
-///   appended and fsynced before the commit is acknowledged;
-/// - `vote`: the round (its operations, as ``ReplicationWire`` writes them, after its length and
-///   FNV-1a checksum) this node voted yes to, written over the last one in place and synced
-///   before the vote is answered. A decided vote's length is set to 0: without a sync after a
-///   commit (a vote left on disk by a crash after its commit shows as applied when the store
-///   opens), with one after an abort.
+///   appended at the commit without a sync;
+/// - `votes` (``VoteLog``): the rounds this node voted yes to since the logs were last synced,
+///   each added and synced before its vote is answered. They keep the logs' unsynced lines: once
+///   they fill the vote log, a commit syncs the logs and starts the vote log again.
 ///
-/// A round costs one fsync for the vote and, at its commit, one per database log it appends to,
-/// however many transactions it carries.
+/// A round costs one data sync, however many transactions and databases it carries.
 ///
-/// Opening replays each log over its snapshot; a torn append (a crash mid-append, never
-/// acknowledged) is cut off: a last line cut short, or damage from where the entries of the round
-/// still voted for start (they are applied again from the vote). A torn vote (a crash while it
-/// was written, before it was answered) is no vote. Other damage is refused.
+/// Opening replays each log over its snapshot up to the first entry that a round in the vote log
+/// holds, and applies the committed rounds from there: every round but the last (a prepare follows
+/// only a decided round, and an abort erases its round), and the last when the logs showed it
+/// whole (a crash came after its commit); otherwise the last is the undecided vote. Damage where
+/// the rounds' entries are (a power loss can leave unsynced pages out of order) or in a last line
+/// cut short is cut off; an unreadable line elsewhere refuses the start.
 /// Changes are serialised; reads see a database between changes.
 public final class LocalStore: Sendable {
     public let home: URL
     let databasesDirectory: URL
-    /// ``databasesDirectory`` and the vote file as paths (built once: every commit uses them).
+    /// ``databasesDirectory`` as a path (built once: every commit uses it).
     private let databasesPath: String
-    let voteFile: String
     /// A log longer than this, and longer than its database has triples, is folded into a new
     /// snapshot (so that writing snapshots costs a bounded amount per transaction however large
     /// the database grows).
@@ -55,8 +53,8 @@ public final class LocalStore: Sendable {
         var preparedAt: ContinuousClock.Instant?
     }
     private let state = Mutex(State())
-    /// Held across a change's disk writes and its memory update.
-    private let changing = Mutex(())
+    /// Held across a change's disk writes and its memory update; the vote log is written under it.
+    private let changing: Mutex<VoteLog>
 
     /// A transaction's triples, parsed.
     struct ParsedChange: Sendable {
@@ -65,16 +63,27 @@ public final class LocalStore: Sendable {
     }
 
     /// Opens (or creates) the store under `home`.
-    /// - Parameter compactionThreshold: the fewest log entries that are folded into a snapshot.
-    public init(home: String, compactionThreshold: Int = 5000) throws {
+    /// - Parameters:
+    ///   - compactionThreshold: the fewest log entries that are folded into a snapshot.
+    ///   - voteLogLimit: the bytes of rounds in the vote log after which a commit syncs the logs
+    ///     and starts the vote log again (the size of the vote log, which opening replays at most).
+    public init(home: String, compactionThreshold: Int = 5000, voteLogLimit: Int = 4 << 20) throws {
         self.home = URL(fileURLWithPath: home)
         databasesDirectory = self.home.appendingPathComponent("databases")
         databasesPath = databasesDirectory.path
-        voteFile = self.home.path + "/vote"
         self.compactionThreshold = compactionThreshold
         try FileManager.default.createDirectory(at: databasesDirectory, withIntermediateDirectories: true)
+        let (votes, rounds) = try VoteLog.open(self.home.path + "/votes", limit: voteLogLimit)
+        // What the rounds' transactions make of each database: its log is read up to the first of
+        // them, and the rounds apply them again.
+        var roundVersions: [String: Set<DatabaseVersion>] = [:]
+        for round in rounds {
+            for prepared in round.operations where prepared.operation.kind == .transaction {
+                if let next = prepared.next { roundVersions[prepared.operation.database, default: []].insert(next) }
+            }
+        }
         var loaded = State()
-        let vote = try Self.readVote(voteFile)
+        var shown: Catalog = [:]
         for name in try FileManager.default.contentsOfDirectory(atPath: databasesDirectory.path).sorted() {
             if name.hasPrefix(".") {  // an unfinished install or removal
                 try? FileManager.default.removeItem(at: databasesDirectory.appendingPathComponent(name))
@@ -83,14 +92,16 @@ public final class LocalStore: Sendable {
             do { try DatabaseName.validate(name) } catch {
                 throw ReplicatedError(.storage, "\(databasesDirectory.path)/\(name) is not a database: \(error)")
             }
-            let voted = Set(vote?.operations.filter { $0.operation.database == name && $0.operation.kind == .transaction }.compactMap { $0.next?.seq } ?? [])
-            loaded.databases[name] = try Self.open(databasesDirectory.appendingPathComponent(name), voted: voted)
+            let opened = try Self.open(databasesDirectory.appendingPathComponent(name), roundVersions: roundVersions[name] ?? [])
+            loaded.databases[name] = opened.database
+            shown[name] = opened.shown
         }
-        // A vote its databases already show was committed before a crash could mark it decided.
-        let catalog = loaded.databases.mapValues(\.version)
-        if let vote, !vote.isCommitted(recorded: { catalog[$0] }) {
-            loaded.prepared = vote
+        var committed = rounds.dropLast()
+        if let last = rounds.last {
+            if last.isCommitted(recorded: { shown[$0] }) { committed.append(last) } else { loaded.prepared = last }
         }
+        try Self.replay(committed, into: &loaded.databases, databasesPath: databasesPath)
+        changing = Mutex(votes)
         state.withLock { $0 = loaded }
     }
 
@@ -101,6 +112,9 @@ public final class LocalStore: Sendable {
 
     /// The round voted for and not yet decided.
     public var prepared: PreparedBatch? { state.withLock { $0.prepared } }
+
+    /// The bytes of rounds in the vote log (0 right after a checkpoint).
+    var voteLogBytes: Int { changing.withLock { $0.size } }
 
     /// Since when the vote has waited for its decision (in this process).
     public var preparedAt: ContinuousClock.Instant? { state.withLock { $0.preparedAt } }
@@ -140,7 +154,7 @@ public final class LocalStore: Sendable {
     ///   already (a coordinator's prepare request is that): the vote is written as it is instead of
     ///   encoded again.
     public func prepare(_ prepared: PreparedBatch, encoded: ByteBuffer? = nil) throws {
-        try changing.withLock { _ in
+        try changing.withLock { votes in
             let (catalog, pending) = state.withLock { ($0.databases.mapValues(\.version), $0.prepared) }
             if let pending {
                 if pending == prepared { return }  // the same prepare again
@@ -160,7 +174,7 @@ public final class LocalStore: Sendable {
                 }
                 current[database] = operation.next
             }
-            try Self.writeVote(encoded ?? ReplicationWire.encode(prepared), to: voteFile)
+            try votes.append(encoded ?? ReplicationWire.encode(prepared))
             state.withLock {
                 $0.prepared = prepared
                 $0.preparedTriples = parsed
@@ -168,23 +182,25 @@ public final class LocalStore: Sendable {
         }
     }
 
-    /// Applies the prepared round `round` (the coordinator's decision).
-    /// - Returns: why folding a log into a snapshot failed, when it did after the round was
-    ///   applied (the round stands; the next commit tries the folding again).
+    /// Applies the prepared round `round` (the coordinator's decision). Its log lines are not
+    /// synced: its record in the vote log keeps them. Once the vote log is full, the logs are
+    /// synced and the vote log starts again (a checkpoint).
+    /// - Returns: why folding a log into a snapshot or the checkpoint failed, when one did after
+    ///   the round was applied (the round stands; the next commit tries again).
     @discardableResult
     public func commitPrepared(round: String) throws -> (any Error)? {
-        try changing.withLock { _ in
+        try changing.withLock { votes in
             guard let (prepared, parsed) = state.withLock({ state in state.prepared.map { ($0, state.preparedTriples) } }), prepared.round == round else {
                 throw ReplicatedError(.outOfSync, "no prepared operation for round \(round)")
             }
             let folding = try apply(prepared, parsed: parsed)
-            try? Self.clearVote(voteFile, synced: false)
             state.withLock {
                 $0.prepared = nil
                 $0.preparedTriples = [:]
             }
             do {
                 try compact(folding)
+                if votes.isFull { try checkpoint(&votes) }
                 return nil
             } catch {
                 return error
@@ -195,12 +211,12 @@ public final class LocalStore: Sendable {
     /// Forgets the prepared round `round` (the coordinator aborted it); a vote of another round is
     /// left alone.
     public func abortPrepared(round: String) throws {
-        try changing.withLock { _ in
+        try changing.withLock { votes in
             guard state.withLock({ $0.prepared?.round == round }) else { return }
-            // Synced (aborts are rare): left on disk, the vote would be decided again at the next
+            // Its record is erased: left in the vote log, it would be decided again at the next
             // start, and a round that only drops databases looks committed against a record
             // that has none of them.
-            try Self.clearVote(voteFile, synced: true)
+            try votes.eraseLast()
             state.withLock {
                 $0.prepared = nil
                 $0.preparedTriples = [:]
@@ -226,31 +242,41 @@ public final class LocalStore: Sendable {
     /// Replaces (or creates) `database` with a copy taken from another member.
     public func install(_ database: String, version: DatabaseVersion, ntriples: String) throws {
         let triples = TripleSet(try Self.parse(ntriples))
-        try changing.withLock { _ in
+        try changing.withLock { votes in
             let staging = databasesDirectory.appendingPathComponent(".install-\(database)")
             try? FileManager.default.removeItem(at: staging)
             try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
             try Self.writeSnapshot(version: version, triples: ntriples, in: staging)
             try replaceDirectory(of: database, with: staging)
             state.withLock { $0.databases[database] = Database(version: version, triples: triples, logEntries: 0) }
+            try checkpointAfterACopy(&votes)
         }
     }
 
     /// Removes a database this node has and the cluster does not.
     public func drop(_ database: String) throws {
-        try changing.withLock { _ in
+        try changing.withLock { votes in
             try replaceDirectory(of: database, with: nil)
             state.withLock { $0.databases[database] = nil }
+            try checkpointAfterACopy(&votes)
         }
+    }
+
+    /// Checkpoints once a sync changed a database: the vote log's rounds are older than the copy,
+    /// and its last would no longer show as committed at the next start. An undecided vote stays
+    /// (it is decided from ZooKeeper's record first). Call holding `changing`.
+    private func checkpointAfterACopy(_ votes: inout VoteLog) throws {
+        guard state.withLock({ $0.prepared == nil }) else { return }
+        try checkpoint(&votes)
     }
 
     // MARK: Applying
 
     /// Applies a round's operations in order. Creations and removals of databases are made on disk
-    /// as they come; the transactions' log lines are gathered per database and appended with one
-    /// fsync per database. Only then does the round show in memory, where each database's triples
-    /// are changed in place (a copy of a whole database per transaction would make a commit cost
-    /// grow with the database).
+    /// as they come, synced; the transactions' log lines are gathered per database and appended
+    /// without a sync (the round's record in the vote log keeps them). Only then does the round
+    /// show in memory, where each database's triples are changed in place (a copy of a whole
+    /// database per transaction would make a commit cost grow with the database).
     /// - Returns: the databases whose logs are now long enough to fold into a snapshot.
     /// - Parameter parsed: the transactions' triples parsed already, by position (the others are
     ///   parsed here).
@@ -287,7 +313,7 @@ public final class LocalStore: Sendable {
             }
         }
         for (database, data) in lines.sorted(by: { $0.key < $1.key }) {
-            try Self.durably { try DurableFile.append(data, to: databasesPath + "/" + database + "/tx.log") }
+            try Self.durably { try DurableFile.append(data, to: databasesPath + "/" + database + "/tx.log", sync: false) }
         }
         return try state.withLock { state -> [String] in
             for (database, change) in changes {
@@ -302,6 +328,38 @@ public final class LocalStore: Sendable {
                 }
             }
             return state.databases.filter { $0.value.logEntries > max(compactionThreshold, $0.value.triples.count) }.keys.sorted()
+        }
+    }
+
+    /// Syncs every database's log, then starts the vote log again: its rounds are durable in the
+    /// logs now. Call holding `changing`.
+    private func checkpoint(_ votes: inout VoteLog) throws {
+        for database in state.withLock({ $0.databases.keys.sorted() }) {
+            let log = databasesPath + "/" + database + "/tx.log"
+            guard FileManager.default.fileExists(atPath: log) else { continue }  // no transaction yet
+            try Self.durably { try DurableFile.sync(log) }
+        }
+        try votes.checkpoint()
+    }
+
+    /// Applies the transactions of committed rounds that the databases, read up to the rounds'
+    /// first entries, do not show yet (those whose previous version is the database's), and
+    /// appends them to the logs, synced. A creation or removal of a database was synced at its
+    /// commit and is on disk already.
+    private static func replay(_ rounds: some Sequence<PreparedBatch>, into databases: inout [String: Database], databasesPath: String) throws {
+        var lines: [String: [UInt8]] = [:]
+        for round in rounds {
+            for prepared in round.operations where prepared.operation.kind == .transaction {
+                let operation = prepared.operation
+                guard let next = prepared.next, databases[operation.database]?.version == prepared.previous else { continue }
+                databases[operation.database]!.triples.apply(add: try parse(operation.add), remove: try parse(operation.remove))
+                databases[operation.database]!.version = next
+                databases[operation.database]!.logEntries += 1
+                LogEntry(seq: next.seq, txId: next.txId, add: operation.add, remove: operation.remove).appendLine(to: &lines[operation.database, default: []])
+            }
+        }
+        for (database, data) in lines.sorted(by: { $0.key < $1.key }) {
+            try durably { try DurableFile.append(data, to: databasesPath + "/" + database + "/tx.log") }
         }
     }
 
@@ -347,11 +405,14 @@ public final class LocalStore: Sendable {
         try durably { try DurableFile.replace(directory.appendingPathComponent("snapshot.nt").path, with: data) }
     }
 
-    /// Reads a database directory: its snapshot, then its log, cutting off a torn append: a last
-    /// line cut short, or damage (a power loss can leave an append's pages on disk out of order)
-    /// from the first entry of the round voted for, `voted` (its transactions' `seq` here), whose
-    /// vote is still on disk to apply them again.
-    static func open(_ directory: URL, voted: Set<Int> = []) throws -> Database {
+    /// Reads a database directory: its snapshot, then its log up to the first entry that makes
+    /// one of `roundVersions` (the rest is applied again from the vote log's rounds) and cuts the
+    /// log there. Damage is cut off too, where it may be a torn append: a last line cut short, or
+    /// an unreadable line where the rounds' entries are (unsynced, a power loss can leave their
+    /// pages on disk out of order). Any other unreadable line refuses the start.
+    /// - Returns: the database as read, and the version the whole readable log shows (whether
+    ///   the last round's entries were all there).
+    static func open(_ directory: URL, roundVersions: Set<DatabaseVersion> = []) throws -> (database: Database, shown: DatabaseVersion) {
         let snapshotPath = directory.appendingPathComponent("snapshot.nt").path
         guard let snapshot = FileManager.default.contents(atPath: snapshotPath), let text = String(data: snapshot, encoding: .utf8),
             let headerEnd = text.firstIndex(of: "\n"), text.hasPrefix(snapshotHeader),
@@ -363,69 +424,39 @@ public final class LocalStore: Sendable {
         let logURL = directory.appendingPathComponent("tx.log")
         let log = FileManager.default.contents(atPath: logURL.path) ?? Data()
         var entries = 0
+        var shown = version
+        var cut: Int?
         var offset = 0
         while offset < log.count {
             let newline = log[offset...].firstIndex(of: UInt8(ascii: "\n"))
             guard let newline, let entry = try? JSONDecoder().decode(LogEntry.self, from: log[offset..<newline]) else {
-                // A torn append (a crash mid-append, never acknowledged) is the last line, cut
-                // short, or starts where the voted round's entries start (they were appended in
-                // one write, the last); an unreadable line elsewhere with lines after it is damage.
-                guard newline.map({ $0 + 1 == log.count }) ?? true || voted.contains(version.seq + 1) else {
+                guard cut != nil || newline.map({ $0 + 1 == log.count }) ?? true || roundVersions.contains(where: { $0.seq == shown.seq + 1 }) else {
                     throw ReplicatedError(.storage, "\(logURL.path): the entry at byte \(offset) is unreadable and entries follow it")
                 }
-                let handle = try FileHandle(forWritingTo: logURL)
-                defer { try? handle.close() }
-                try handle.truncate(atOffset: UInt64(offset))
+                cut = cut ?? offset
                 break
             }
-            if entry.seq > version.seq {
-                guard entry.seq == version.seq + 1 else { throw ReplicatedError(.storage, "\(logURL.path): transaction \(entry.seq) follows \(version.seq)") }
-                triples.apply(add: try parse(entry.add), remove: try parse(entry.remove))
-                version = DatabaseVersion(seq: entry.seq, txId: entry.txId)
-                entries += 1
+            if entry.seq > shown.seq {
+                guard entry.seq == shown.seq + 1 else {
+                    if cut != nil { break }  // the rounds' part, out of order on disk
+                    throw ReplicatedError(.storage, "\(logURL.path): transaction \(entry.seq) follows \(shown.seq)")
+                }
+                shown = DatabaseVersion(seq: entry.seq, txId: entry.txId)
+                if cut == nil && roundVersions.contains(shown) { cut = offset }
+                if cut == nil {
+                    triples.apply(add: try parse(entry.add), remove: try parse(entry.remove))
+                    version = shown
+                    entries += 1
+                }
             }
             offset = newline + 1
         }
-        return Database(version: version, triples: triples, logEntries: entries)
-    }
-
-    /// Writes `vote` (``ReplicationWire``'s bytes) at the start of the vote file, in place,
-    /// after a header of its length and checksum (8 bytes each, little-endian): one data sync
-    /// (``DurableFile/writeAtStart(_:_:sync:)``).
-    static func writeVote(_ vote: ByteBuffer, to path: String) throws {
-        let body = vote.readableBytesView
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(16 + body.count)
-        withUnsafeBytes(of: UInt64(body.count).littleEndian) { bytes.append(contentsOf: $0) }
-        withUnsafeBytes(of: fnv1a(body).littleEndian) { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: body)
-        try durably { try DurableFile.writeAtStart(path, bytes) }
-    }
-
-    /// The vote on disk; nil when there is none (its length is 0: decided), or when it is torn
-    /// (written over when a crash came, before it was answered: its checksum does not match).
-    /// - Throws: a storage error for a whole vote this version cannot read (another layout).
-    static func readVote(_ path: String) throws -> PreparedBatch? {
-        guard let data = FileManager.default.contents(atPath: path), data.count >= 16 else { return nil }
-        func word(at offset: Int) -> UInt64 { data[offset..<offset + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) } }
-        let length = word(at: 0)
-        guard length > 0, length <= UInt64(data.count - 16) else { return nil }
-        let body = data[16..<16 + Int(length)]
-        guard word(at: 8) == fnv1a(body) else { return nil }
-        do { return try ReplicationWire.decodeBatch(ByteBuffer(bytes: body)) } catch {
-            throw ReplicatedError(.storage, "\(path) holds a vote this version cannot read (\(error)); start the version that wrote it to decide it")
+        if let cut, cut < log.count {
+            let handle = try FileHandle(forWritingTo: logURL)
+            defer { try? handle.close() }
+            try handle.truncate(atOffset: UInt64(cut))
         }
-    }
-
-    /// Marks the vote decided (its length 0) once its round is decided. After a commit it need
-    /// not be synced: a vote a crash leaves on disk after its commit shows as applied.
-    static func clearVote(_ path: String, synced: Bool) throws {
-        try durably { try DurableFile.writeAtStart(path, [UInt8](repeating: 0, count: 8), sync: synced) }
-    }
-
-    /// FNV-1a, 64 bits: tells a vote written whole from a torn one.
-    static func fnv1a(_ bytes: some Sequence<UInt8>) -> UInt64 {
-        bytes.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+        return (Database(version: version, triples: triples, logEntries: entries), shown)
     }
 
     /// Runs a ``DurableFile`` write, its failure a storage error.
