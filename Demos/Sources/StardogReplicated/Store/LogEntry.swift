@@ -21,24 +21,33 @@ extension LocalStore {
         }
 
         /// `text` as a JSON string: quoted, with `"`, `\` and control characters escaped (other
-        /// characters, non-ASCII included, as their UTF-8 bytes).
+        /// characters, non-ASCII included, as their UTF-8 bytes). The runs between escapes are
+        /// copied whole.
         static func appendJSONString(_ text: String, to line: inout [UInt8]) {
             line.append(UInt8(ascii: "\""))
-            for byte in text.utf8 {
-                switch byte {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                    line.append(UInt8(ascii: "\\"))
-                    line.append(byte)
-                case UInt8(ascii: "\n"): line.append(contentsOf: #"\n"#.utf8)
-                case UInt8(ascii: "\r"): line.append(contentsOf: #"\r"#.utf8)
-                case UInt8(ascii: "\t"): line.append(contentsOf: #"\t"#.utf8)
-                case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    line.append(contentsOf: #"\u00"#.utf8)
-                    line.append(hex[Int(byte >> 4)])
-                    line.append(hex[Int(byte & 0xf)])
-                default: line.append(byte)
+            var text = text
+            text.withUTF8 { bytes in
+                var run = 0
+                for index in bytes.indices {
+                    let byte = bytes[index]
+                    guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                    line.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<index]))
+                    run = index + 1
+                    switch byte {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                        line.append(UInt8(ascii: "\\"))
+                        line.append(byte)
+                    case UInt8(ascii: "\n"): line.append(contentsOf: #"\n"#.utf8)
+                    case UInt8(ascii: "\r"): line.append(contentsOf: #"\r"#.utf8)
+                    case UInt8(ascii: "\t"): line.append(contentsOf: #"\t"#.utf8)
+                    default:
+                        let hex = Array("0123456789abcdef".utf8)
+                        line.append(contentsOf: #"\u00"#.utf8)
+                        line.append(hex[Int(byte >> 4)])
+                        line.append(hex[Int(byte & 0xf)])
+                    }
                 }
+                line.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run...]))
             }
             line.append(UInt8(ascii: "\""))
         }
