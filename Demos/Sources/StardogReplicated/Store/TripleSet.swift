@@ -122,23 +122,25 @@ struct TermTable: Sendable {
 
     func number(of term: RDFTerm) -> UInt32? { numbers[term] }
 
-    /// The term's number, counting one more use.
+    /// The term's number, counting one more use. The term is hashed and looked up once, whether
+    /// it is known or new (most triples bring a new subject).
     mutating func retain(_ term: RDFTerm) -> UInt32 {
-        if let number = numbers[term] {
+        let next = free.last ?? UInt32(entries.count)
+        let number = Self.numberOrInsert(&numbers[term, default: next])
+        if number != next {
             entries[Int(number)].uses += 1
-            return number
-        }
-        let number: UInt32
-        if let reused = free.popLast() {
-            number = reused
+        } else if free.popLast() != nil {
             entries[Int(number)] = Entry(term: term, uses: 1)
         } else {
-            number = UInt32(entries.count)
             entries.append(Entry(term: term, uses: 1))
         }
-        numbers[term] = number
         return number
     }
+
+    /// Reads a slot of ``numbers`` in place: accessed through `subscript(_:default:)`, a term the
+    /// dictionary does not hold is stored with the default, so one lookup finds a known term and
+    /// adds a new one.
+    private static func numberOrInsert(_ slot: inout UInt32) -> UInt32 { slot }
 
     /// Counts one use less; the term is forgotten when none is left.
     mutating func release(_ number: UInt32) {
