@@ -41,8 +41,7 @@ public enum DurableFile {
     /// alone, without a journal commit of the file's metadata (which serialises with every other
     /// fsync on the file system). A crash part-way leaves the bytes torn: only for content that
     /// carries its own length and checksum.
-    /// - Parameter sync: `false` for a write that need not survive a crash.
-    public static func writeInPlace(_ path: String, at offset: Int = 0, _ bytes: some ContiguousBytes, sync: Bool = true) throws {
+    public static func writeInPlace(_ path: String, at offset: Int, _ bytes: some ContiguousBytes) throws {
         var created = false
         var descriptor = open(path, O_WRONLY | O_CLOEXEC)
         if descriptor < 0 && errno == ENOENT {
@@ -52,7 +51,6 @@ public enum DurableFile {
         guard descriptor >= 0 else { throw Failure("open \(path)") }
         defer { close(descriptor) }
         try writeAll(bytes, to: descriptor, at: offset, path: path)
-        guard sync else { return }
         guard fdatasync(descriptor) == 0 else { throw Failure("fdatasync \(path)") }
         if created { try syncDirectory(folder(of: path)) }
     }

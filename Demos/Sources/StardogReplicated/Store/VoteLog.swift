@@ -89,7 +89,7 @@ struct VoteLog: Sendable {
     /// Erases the last record (an aborted round), synced.
     mutating func eraseLast() throws {
         guard let start = lastStart else { return }
-        try LocalStore.durably { try DurableFile.writeInPlace(path, at: start, [UInt8](repeating: 0, count: 8)) }
+        try erase(at: start)
         end = start
         lastStart = nil
         nextNumber &-= 1
@@ -99,9 +99,14 @@ struct VoteLog: Sendable {
     /// erased, synced, and the next is written at the start.
     mutating func checkpoint() throws {
         guard end > 0 else { return }
-        try LocalStore.durably { try DurableFile.writeInPlace(path, at: 0, [UInt8](repeating: 0, count: 8)) }
+        try erase(at: 0)
         end = 0
         lastStart = nil
+    }
+
+    /// Sets the length of the record at `start` to 0, synced: reading stops there.
+    private func erase(at start: Int) throws {
+        try LocalStore.durably { try DurableFile.writeInPlace(path, at: start, [UInt8](repeating: 0, count: 8)) }
     }
 
     private static func appendWord(_ value: UInt64, to bytes: inout [UInt8]) {
