@@ -174,7 +174,7 @@ public final class LocalStore: Sendable {
                 }
                 current[database] = operation.next
             }
-            try votes.append(encoded ?? ReplicationWire.encode(prepared))
+            try votes.append(encoded ?? ReplicationWire.encode(prepared), databases: prepared.transactionDatabases)
             state.withLock {
                 $0.prepared = prepared
                 $0.preparedTriples = parsed
@@ -331,12 +331,12 @@ public final class LocalStore: Sendable {
         }
     }
 
-    /// Syncs every database's log, then starts the vote log again: its rounds are durable in the
-    /// logs now. Call holding `changing`.
+    /// Syncs the logs the vote log's rounds wrote to, then starts the vote log again: its rounds
+    /// are durable in the logs now. Call holding `changing`.
     private func checkpoint(_ votes: inout VoteLog) throws {
-        for database in state.withLock({ $0.databases.keys.sorted() }) {
+        for database in votes.databases.sorted() {
             let log = databasesPath + "/" + database + "/tx.log"
-            guard FileManager.default.fileExists(atPath: log) else { continue }  // no transaction yet
+            guard FileManager.default.fileExists(atPath: log) else { continue }  // dropped since
             try Self.durably { try DurableFile.sync(log) }
         }
         try votes.checkpoint()

@@ -28,6 +28,8 @@ struct VoteLog: Sendable {
     /// Where the last record starts, while it can be erased (it has not been erased yet).
     private var lastStart: Int?
     private var nextNumber: UInt64
+    /// The databases the records' transactions write to: the logs a checkpoint syncs.
+    private(set) var databases: Set<String>
 
     static let headerSize = 24
 
@@ -61,7 +63,8 @@ struct VoteLog: Sendable {
         }
         let log = VoteLog(
             path: path, limit: limit, end: offset, lastStart: lastStart,
-            nextNumber: lastNumber.map { $0 &+ 1 } ?? UInt64.random(in: 1...UInt64.max / 2))
+            nextNumber: lastNumber.map { $0 &+ 1 } ?? UInt64.random(in: 1...UInt64.max / 2),
+            databases: Set(rounds.flatMap(\.transactionDatabases)))
         return (log, rounds)
     }
 
@@ -71,8 +74,9 @@ struct VoteLog: Sendable {
     /// Whether the records fill ``limit``: time for a checkpoint.
     var isFull: Bool { end >= limit }
 
-    /// Adds a round (``ReplicationWire``'s bytes) and syncs it.
-    mutating func append(_ round: ByteBuffer) throws {
+    /// Adds a round (``ReplicationWire``'s bytes) and syncs it; `databases` are those its
+    /// transactions write to.
+    mutating func append(_ round: ByteBuffer, databases: some Sequence<String>) throws {
         let body = round.readableBytesView
         var bytes: [UInt8] = []
         bytes.reserveCapacity(Self.headerSize + body.count)
@@ -84,6 +88,7 @@ struct VoteLog: Sendable {
         lastStart = end
         end += bytes.count
         nextNumber &+= 1
+        self.databases.formUnion(databases)
     }
 
     /// Erases the last record (an aborted round), synced.
@@ -102,6 +107,7 @@ struct VoteLog: Sendable {
         try erase(at: 0)
         end = 0
         lastStart = nil
+        databases = []
     }
 
     /// Sets the length of the record at `start` to 0, synced: reading stops there.
@@ -125,5 +131,12 @@ struct VoteLog: Sendable {
             for byte in body { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         }
         return hash
+    }
+}
+
+extension PreparedBatch {
+    /// The databases the batch's transactions write log lines to.
+    var transactionDatabases: Set<String> {
+        Set(operations.filter { $0.operation.kind == .transaction }.map(\.operation.database))
     }
 }
