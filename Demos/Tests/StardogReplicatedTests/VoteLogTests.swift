@@ -24,16 +24,16 @@ import Testing
         var (log, read) = try VoteLog.open(path, limit: 4096)
         #expect(read.isEmpty)
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(count: 4096), "filled with zeros up to the limit")
-        for seq in 1...3 { try log.append(ReplicationWire.encode(Self.round(seq)), databases: ["db"]) }
+        for seq in 1...3 { try log.append(Self.round(seq)) }
         #expect(try VoteLog.open(path, limit: 4096).1 == (1...3).map { Self.round($0) })
         #expect(log.databases == ["db"], "the logs a checkpoint syncs")
         #expect(try VoteLog.open(path, limit: 4096).0.databases == ["db"])
         try log.eraseLast()
         #expect(try Self.rounds(path) == ["r1", "r2"])
-        try log.append(ReplicationWire.encode(Self.round(3, size: 200)), databases: ["db"])  // longer than the one erased
+        try log.append(Self.round(3, size: 200))  // longer than the one erased
         // A reopened log goes on after its last record.
         var reopened = try VoteLog.open(path, limit: 4096).0
-        try reopened.append(ReplicationWire.encode(Self.round(4)), databases: ["db"])
+        try reopened.append(Self.round(4))
         #expect(try Self.rounds(path) == ["r1", "r2", "r3", "r4"])
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)).count == 4096, "written in place")
     }
@@ -44,9 +44,9 @@ import Testing
         let path = Self.path()
         defer { try? FileManager.default.removeItem(atPath: path) }
         var log = try VoteLog.open(path, limit: 4096).0
-        try log.append(ReplicationWire.encode(Self.round(1)), databases: ["db"])
+        try log.append(Self.round(1))
         let start = log.size
-        try log.append(ReplicationWire.encode(Self.round(2)), databases: ["db"])
+        try log.append(Self.round(2))
         let whole = try Data(contentsOf: URL(fileURLWithPath: path))
         for position in [start, start + 8, start + 16, start + 30, log.size - 1] {
             var damaged = whole
@@ -65,15 +65,15 @@ import Testing
         let path = Self.path()
         defer { try? FileManager.default.removeItem(atPath: path) }
         var log = try VoteLog.open(path, limit: 4096).0
-        for seq in 1...5 { try log.append(ReplicationWire.encode(Self.round(seq)), databases: ["db"]) }
+        for seq in 1...5 { try log.append(Self.round(seq)) }
         try log.checkpoint()
         #expect(log.size == 0 && log.databases.isEmpty)
         #expect(try Self.rounds(path).isEmpty)
-        try log.append(ReplicationWire.encode(Self.round(6)), databases: ["db"])
+        try log.append(Self.round(6))
         #expect(try Self.rounds(path) == ["r6"])
         try log.checkpoint()
         var reopened = try VoteLog.open(path, limit: 4096).0
-        for seq in 7...8 { try reopened.append(ReplicationWire.encode(Self.round(seq)), databases: ["db"]) }
+        for seq in 7...8 { try reopened.append(Self.round(seq)) }
         #expect(try Self.rounds(path) == ["r7", "r8"])
     }
 
@@ -83,9 +83,9 @@ import Testing
         let path = Self.path()
         defer { try? FileManager.default.removeItem(atPath: path) }
         var log = try VoteLog.open(path, limit: 512).0
-        try log.append(ReplicationWire.encode(Self.round(1)), databases: ["db"])
+        try log.append(Self.round(1))
         #expect(!log.isFull)
-        try log.append(ReplicationWire.encode(Self.round(2, size: 600)), databases: ["db"])
+        try log.append(Self.round(2, size: 600))
         #expect(log.isFull)
         #expect(try Self.rounds(path) == ["r1", "r2"])
     }
@@ -98,11 +98,18 @@ import Testing
         var log = try VoteLog.open(path, limit: 4096).0
         var unreadable = ReplicationWire.encode(Self.round(1))
         unreadable.setInteger(UInt8(9), at: 0)  // another layout
-        try log.append(unreadable, databases: ["db"])
+        try log.append(Self.round(1), encoded: unreadable)
         #expect {
             try VoteLog.open(path, limit: 4096)
         } throws: { error in
             (error as? ReplicatedError)?.code == .storage && "\(error)".contains("cannot read") && "\(error)".contains("not in layout 1")
         }
+    }
+}
+
+extension VoteLog {
+    /// Adds `round` in its wire form.
+    fileprivate mutating func append(_ round: PreparedBatch) throws {
+        try append(round, encoded: ReplicationWire.encode(round))
     }
 }

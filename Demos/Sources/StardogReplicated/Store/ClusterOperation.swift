@@ -91,6 +91,11 @@ public struct PreparedBatch: Codable, Sendable, Hashable {
         return last.map { DatabaseOutcome(database: $0.key, version: $0.value) }.sorted { $0.database < $1.database }
     }
 
+    /// The databases the batch's transactions write log lines to.
+    var transactionDatabases: Set<String> {
+        Set(operations.filter { $0.operation.kind == .transaction }.map(\.operation.database))
+    }
+
     /// The decision, read from what ZooKeeper records: committed exactly when ZooKeeper shows, for
     /// every database the batch touches, the version the batch leaves it at (the record of a round
     /// is one atomic multi-operation, and it is the commit point).

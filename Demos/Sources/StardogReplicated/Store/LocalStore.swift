@@ -18,7 +18,8 @@ import Glibc
 ///   each added and synced before its vote is answered. They keep the logs' unsynced lines: once
 ///   they fill the vote log, a commit syncs the logs and starts the vote log again.
 ///
-/// A round costs one data sync, however many transactions and databases it carries.
+/// A round of transactions costs one data sync, however many it carries and however many
+/// databases they change (creating or dropping a database syncs its directory too).
 ///
 /// Opening replays each log over its snapshot up to the first entry that a round in the vote log
 /// holds, and applies the committed rounds from there: every round but the last (a prepare follows
@@ -174,7 +175,7 @@ public final class LocalStore: Sendable {
                 }
                 current[database] = operation.next
             }
-            try votes.append(encoded ?? ReplicationWire.encode(prepared), databases: prepared.transactionDatabases)
+            try votes.append(prepared, encoded: encoded ?? ReplicationWire.encode(prepared))
             state.withLock {
                 $0.prepared = prepared
                 $0.preparedTriples = parsed

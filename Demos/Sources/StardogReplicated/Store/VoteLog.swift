@@ -74,10 +74,9 @@ struct VoteLog: Sendable {
     /// Whether the records fill ``limit``: time for a checkpoint.
     var isFull: Bool { end >= limit }
 
-    /// Adds a round (``ReplicationWire``'s bytes) and syncs it; `databases` are those its
-    /// transactions write to.
-    mutating func append(_ round: ByteBuffer, databases: some Sequence<String>) throws {
-        let body = round.readableBytesView
+    /// Adds `round`, `encoded` as ``ReplicationWire`` writes it, and syncs it.
+    mutating func append(_ round: PreparedBatch, encoded: ByteBuffer) throws {
+        let body = encoded.readableBytesView
         var bytes: [UInt8] = []
         bytes.reserveCapacity(Self.headerSize + body.count)
         Self.appendWord(UInt64(body.count), to: &bytes)
@@ -88,7 +87,7 @@ struct VoteLog: Sendable {
         lastStart = end
         end += bytes.count
         nextNumber &+= 1
-        self.databases.formUnion(databases)
+        databases.formUnion(round.transactionDatabases)
     }
 
     /// Erases the last record (an aborted round), synced.
@@ -131,12 +130,5 @@ struct VoteLog: Sendable {
             for byte in body { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         }
         return hash
-    }
-}
-
-extension PreparedBatch {
-    /// The databases the batch's transactions write log lines to.
-    var transactionDatabases: Set<String> {
-        Set(operations.filter { $0.operation.kind == .transaction }.map(\.operation.database))
     }
 }
