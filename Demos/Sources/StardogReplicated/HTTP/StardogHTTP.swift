@@ -49,30 +49,45 @@ public enum StardogHTTP {
     }
 
     typealias Handler = @Sendable (Request) async throws -> HTTPReply
-    /// Answers on the thread it is called on, blocking it (disk writes); `nil` when the request
-    /// needs the route's asynchronous handler after all.
-    typealias BlockingHandler = @Sendable (Request) throws -> HTTPReply?
+    /// Answers on the thread it is called on, blocking it (disk writes), or hands the request to
+    /// an asynchronous handler when it cannot answer at once.
+    typealias BlockingHandler = @Sendable (Request) throws -> BlockingAnswer
+
+    /// What a ``BlockingHandler`` does with a request.
+    enum BlockingAnswer: Sendable {
+        /// The reply, made on the blocking thread.
+        case reply(HTTPReply)
+        /// The request is answered on a task by this handler instead.
+        case onATask(Handler)
+    }
 
     /// A method and a path pattern (`:name` segments are parameters), and what answers it.
     struct Route: Sendable {
         var method: HTTPMethod
         var pattern: [Substring]
-        var handler: Handler
-        var blocking: BlockingHandler?
+        var answer: Answer
+
+        /// Where a route's requests are answered.
+        enum Answer: Sendable {
+            /// On a task.
+            case onATask(Handler)
+            /// On a Dispatch thread (see ``Route/init(_:_:onADispatchThread:)``).
+            case onADispatchThread(BlockingHandler)
+        }
 
         init(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping Handler) {
             self.method = method
             self.pattern = pattern.split(separator: "/")
-            self.handler = handler
+            answer = .onATask(handler)
         }
 
-        /// A route answered on a Dispatch thread by `blocking`, or by `handler` when `blocking`
-        /// answers `nil`: the prepare and commit a coordinator waits on, in its round, go from
-        /// the event loop to the thread that writes the disk and back, with no hop through
-        /// Swift's shared pool either way.
-        init(_ method: HTTPMethod, _ pattern: String, blocking: @escaping BlockingHandler, otherwise handler: @escaping Handler) {
-            self.init(method, pattern, handler)
-            self.blocking = blocking
+        /// A route answered on a Dispatch thread by `blocking`: the prepare and commit a
+        /// coordinator waits on, in its round, go from the event loop to the thread that writes
+        /// the disk and back, with no hop through Swift's shared pool either way.
+        init(_ method: HTTPMethod, _ pattern: String, onADispatchThread blocking: @escaping BlockingHandler) {
+            self.method = method
+            self.pattern = pattern.split(separator: "/")
+            answer = .onADispatchThread(blocking)
         }
 
         /// The parameters when `segments` match.
@@ -100,28 +115,26 @@ public enum StardogHTTP {
             for route in routes where route.method == head.method {
                 guard let parameters = route.match(segments) else { continue }
                 let request = Request(method: head.method, path: path, query: query, parameters: parameters, body: body)
-                let handler = route.handler
-                guard let blocking = route.blocking else {
+                switch route.answer {
+                case .onATask(let handler):
                     return .later(eventLoop.makeFutureWithTask { await answer { try await handler(request) } })
+                case .onADispatchThread(let blocking):
+                    return .later(answerOnADispatchThread(request, blocking: blocking, eventLoop: eventLoop))
                 }
-                return .later(answerOnADispatchThread(request, blocking: blocking, otherwise: handler, eventLoop: eventLoop))
             }
             return .now(HTTPReply(status: .notFound))
         }
     }
 
-    /// Answers `request` on a Dispatch thread by `blocking`, or by `handler` when `blocking`
-    /// answers `nil` (see ``Route/init(_:_:blocking:otherwise:)``).
-    static func answerOnADispatchThread(
-        _ request: Request, blocking: @escaping BlockingHandler, otherwise handler: @escaping Handler, eventLoop: any EventLoop
-    ) -> EventLoopFuture<HTTPReply> {
+    /// Answers `request` on a Dispatch thread by `blocking`, or on a task by the handler it
+    /// hands the request to.
+    static func answerOnADispatchThread(_ request: Request, blocking: @escaping BlockingHandler, eventLoop: any EventLoop) -> EventLoopFuture<HTTPReply> {
         let promise = eventLoop.makePromise(of: HTTPReply.self)
         DispatchQueue.global().async {
             do {
-                if let reply = try blocking(request) {
-                    promise.succeed(reply)
-                } else {
-                    promise.completeWithTask { await answer { try await handler(request) } }
+                switch try blocking(request) {
+                case .reply(let reply): promise.succeed(reply)
+                case .onATask(let handler): promise.completeWithTask { await answer { try await handler(request) } }
                 }
             } catch {
                 promise.succeed(self.error(error))
@@ -311,27 +324,22 @@ public enum StardogHTTP {
                 let outcomes = await node.coordinate(try ReplicationWire.decodeOperations(request.body ?? ByteBuffer()))
                 return HTTPReply(status: .ok, headers: ["Content-Type": ReplicationWire.contentType], body: ReplicationWire.encode(outcomes))
             },
-            Route(
-                .POST, "/admin/replication/prepare",
-                blocking: { request in
-                    let encoded = request.body ?? ByteBuffer()
-                    return try node.participant.prepareAtOnce(try ReplicationWire.decodeBatch(encoded), encoded: encoded) ? json(Done()) : nil
-                },
-                otherwise: { request in
-                    let encoded = request.body ?? ByteBuffer()
-                    try await node.participant.prepare(try ReplicationWire.decodeBatch(encoded), encoded: encoded)
-                    return json(Done())
-                }),
-            Route(
-                .POST, "/admin/replication/commit",
-                blocking: { request in
-                    try node.participant.commitAtOnce(round: try request.decode(RoundDecision.self).round)
-                    return json(Done())
-                },
-                otherwise: { request in
-                    try await node.participant.commit(round: try request.decode(RoundDecision.self).round)
-                    return json(Done())
-                }),
+            Route(.POST, "/admin/replication/prepare", onADispatchThread: { request in
+                let encoded = request.body ?? ByteBuffer()
+                let batch = try ReplicationWire.decodeBatch(encoded)
+                // An earlier coordinator's undecided vote is decided from ZooKeeper first, on a task.
+                guard try node.participant.prepareAtOnce(batch, encoded: encoded) else {
+                    return .onATask { _ in
+                        try await node.participant.prepare(batch, encoded: encoded)
+                        return json(Done())
+                    }
+                }
+                return .reply(json(Done()))
+            }),
+            Route(.POST, "/admin/replication/commit", onADispatchThread: { request in
+                try node.participant.commitAtOnce(round: try request.decode(RoundDecision.self).round)
+                return .reply(json(Done()))
+            }),
             Route(.POST, "/admin/replication/abort") { request in
                 try await node.participant.abort(round: try request.decode(RoundDecision.self).round)
                 return json(Done())
