@@ -12,7 +12,9 @@ import ZooKeeperTesting
 /// in one run, row by row. With `--repeat N` every row is measured N times, the sizes taking
 /// turns (1, 3, 5, 1, 3, 5, …), and a summary gives each size's median and its ratio to the
 /// smallest size: the machine's speed moves from minute to minute, and a ratio of two rows
-/// measured once moves with it.
+/// measured once moves with it. The clients send their writes round-robin over the nodes (a
+/// member forwards what it gets to the coordinator) or, with `--writes coordinator`, to the
+/// coordinator (`--writes round-robin,coordinator` measures both, row by row).
 ///
 /// Build first: `swift build -c release --product replicated && swift build -c release --product replicated-bench`.
 @main
@@ -28,6 +30,18 @@ struct ReplicatedBench: AsyncParsableCommand {
     @Option(help: "Passes over every row, the cluster sizes taking turns (a summary of medians follows).") var `repeat`: Int = 1
     @Option(help: "A replicated binary to measure, as label=path (repeat to compare; default: the one beside this program).")
     var replicated: [String] = []
+    @Option(help: "Where the clients send their writes, comma-separated (each one a row of its own): round-robin (each write to the next node; members forward theirs) or coordinator.")
+    var writes: String = WriteRouting.roundRobin.rawValue
+
+    /// Where the clients send their writes.
+    enum WriteRouting: String, CaseIterable {
+        /// Each client's next write goes to the next node, as a round-robin load balancer sends
+        /// them; a member forwards the writes it gets to the coordinator.
+        case roundRobin = "round-robin"
+        /// Every write goes to the node that answers 200 to `GET /admin/cluster/coordinator`, as a
+        /// load balancer that health-checks that route sends writes.
+        case coordinator
+    }
 
     static func main() async {
         // The clients' tasks run on the peer client's event loops, not hopping to the cooperative
@@ -50,6 +64,16 @@ struct ReplicatedBench: AsyncParsableCommand {
         for binary in binaries where !FileManager.default.isExecutableFile(atPath: binary.path) {
             throw ValidationError("\(binary.path) is missing: swift build -c release --product replicated")
         }
+        let routings = try writes.split(separator: ",").map { name in
+            guard let routing = WriteRouting(rawValue: String(name)) else {
+                throw ValidationError("--writes \(name): expected one of \(WriteRouting.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return routing
+        }
+        // Each binary once per routing, labelled with the routing when there are several.
+        let variants = binaries.flatMap { binary in
+            routings.map { routing in (label: routings.count > 1 ? "\(binary.label) \(routing.rawValue)" : binary.label, path: binary.path, writes: routing) }
+        }
         let sizes = nodes.split(separator: ",").compactMap { Int($0) }
         let clientCounts = clients.split(separator: ",").compactMap { Int($0) }
         let server = try await ZooKeeperServer.start()
@@ -61,25 +85,25 @@ struct ReplicatedBench: AsyncParsableCommand {
         for pass in 0..<max(1, self.repeat) {
             for clientCount in clientCounts {
                 for size in sizes {
-                    for binary in binaries {
+                    for variant in variants {
                         run += 1
-                        let cluster = try await BenchCluster.start(size: size, binary: binary.path, zookeeper: server.connectString, name: "bench-\(run)")
+                        let cluster = try await BenchCluster.start(size: size, binary: variant.path, zookeeper: server.connectString, name: "bench-\(run)")
                         do {
-                            let commits = try await measureCommits(cluster, clients: clientCount)
+                            let commits = try await measureCommits(cluster, clients: clientCount, writes: variant.writes)
                             let (rounds, forwards) = await cluster.batchSizes()
                             let reads = clientCount == clientCounts.last ? String(format: "%.0f", try await measureReads(cluster, writers: clientCount)) : ""
                             let figures = String(format: "%.0f | %.1f | %.1f | %d", commits.perSecond, commits.p50, commits.p99, commits.failed)
-                            print("| \(binary.label) | \(size) | \(clientCount) | \(figures) | \(rounds) | \(forwards) | \(reads) |")
-                            passes.record(commits.perSecond, binary: binary.label, size: size, clients: clientCount, pass: pass)
+                            print("| \(variant.label) | \(size) | \(clientCount) | \(figures) | \(rounds) | \(forwards) | \(reads) |")
+                            passes.record(commits.perSecond, binary: variant.label, size: size, clients: clientCount, pass: pass)
                         } catch {
-                            print("| \(binary.label) | \(size) | \(clientCount) | failed: \(error) |")
+                            print("| \(variant.label) | \(size) | \(clientCount) | failed: \(error) |")
                         }
                         await cluster.stop()
                     }
                 }
             }
         }
-        if self.repeat > 1 { passes.printSummary(binaries: binaries.map(\.label), sizes: sizes, clientCounts: clientCounts) }
+        if self.repeat > 1 { passes.printSummary(binaries: variants.map(\.label), sizes: sizes, clientCounts: clientCounts) }
     }
 
     /// Commits/s of every pass, for the summary of a run with `--repeat`.
@@ -127,8 +151,10 @@ struct ReplicatedBench: AsyncParsableCommand {
         var failed: Int
     }
 
-    /// `clients` clients commit one triple per transaction (`POST /db/add`) round-robin over the nodes.
-    func measureCommits(_ cluster: BenchCluster, clients: Int) async throws -> CommitFigures {
+    /// `clients` clients commit one triple per transaction (`POST /db/add`), round-robin over the
+    /// nodes or to the coordinator.
+    func measureCommits(_ cluster: BenchCluster, clients: Int, writes: WriteRouting) async throws -> CommitFigures {
+        let targets = writes == .coordinator ? [try await cluster.coordinator()] : cluster.addresses
         let deadline = ContinuousClock.now + .seconds(seconds)
         let started = ContinuousClock.now
         let results = try await withThrowingTaskGroup(of: ([Double], Int).self) { group in
@@ -139,7 +165,7 @@ struct ReplicatedBench: AsyncParsableCommand {
                     var count = 0
                     while ContinuousClock.now < deadline {
                         count += 1
-                        let address = cluster.addresses[(client + count) % cluster.addresses.count]
+                        let address = targets[(client + count) % targets.count]
                         let body = "<urn:bench:c\(client)-\(count)> <urn:bench:p> \"\(count)\" .\n"
                         let start = ContinuousClock.now
                         let status = try await BenchCluster.request(.POST, address, "/db/add", body: body).status
@@ -224,6 +250,19 @@ struct BenchCluster: Sendable {
             peer: address, method: method, path: path, body: body.map { ByteBuffer(string: $0) },
             extraHeaders: body == nil ? [:] : ["Content-Type": "application/n-triples"], timeout: .seconds(30))
         return (answer.status, String(buffer: answer.body))
+    }
+
+    /// The address of the node that answers 200 to `GET /admin/cluster/coordinator`.
+    func coordinator() async throws -> String {
+        var found: String?
+        try await eventually("a node is the coordinator", timeout: .seconds(30)) {
+            for address in addresses where found == nil {
+                if (try? await Self.request(.GET, address, "/admin/cluster/coordinator"))?.status == 200 { found = address }
+            }
+            return found != nil
+        }
+        guard let found else { throw ValidationError("no node answers GET /admin/cluster/coordinator with 200") }
+        return found
     }
 
     /// How many transactions the coordinator's rounds carried (`GET /admin/status`), as
