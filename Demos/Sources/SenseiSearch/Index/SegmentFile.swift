@@ -1,3 +1,4 @@
+import DemoSupport
 import Foundation
 
 /// A segment on disk: its postings as flat little-endian arrays, and its documents (uid, column
@@ -10,7 +11,7 @@ import Foundation
 /// per document: present:u8 [uid, per schema column: n:u32 values…, number?:u8 f64, source]
 /// per full-text column: lengths:i32×count, terms:u32 [term, id:i32]…, starts, documents,
 ///   frequencies, positionStarts, positions (each n:u32 then i32×n)
-/// checksum:u64 (FNV-1a of everything before it)
+/// checksum:u64 (``Checksum`` of everything before it)
 /// ```
 public enum SegmentFile {
     static let magic = Array("SSEG".utf8)
@@ -58,7 +59,7 @@ public enum SegmentFile {
             }
             for array in [column.starts, column.documents, column.frequencies, column.positionStarts, column.positions] { writer.int32s(array) }
         }
-        writer.uint64(writer.output.withUnsafeBytes { Writer.checksum($0) })
+        writer.uint64(writer.output.withUnsafeBytes { Checksum.fnv1a($0) })
         return writer.output
     }
 
@@ -95,7 +96,7 @@ public enum SegmentFile {
         guard bytes.count >= 8 + 24 else { throw Corrupt(description: "too short to be a segment file") }
         let body = UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 8)])
         let stored = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: bytes.count - 8, as: UInt64.self))
-        guard Writer.checksum(body) == stored else { throw Corrupt(description: "the checksum does not match (a torn or altered file)") }
+        guard Checksum.fnv1a(body) == stored else { throw Corrupt(description: "the checksum does not match (a torn or altered file)") }
         var reader = Reader(bytes: body)
         guard try reader.bytes(4).elementsEqual(magic) else { throw Corrupt(description: "not a segment file") }
         guard try reader.uint32() == version else { throw Corrupt(description: "an unknown segment file version") }
@@ -191,14 +192,6 @@ public enum SegmentFile {
             values.withUnsafeBytes { output.append(contentsOf: $0) }  // little-endian hosts only (x86-64, arm64)
         }
 
-        /// FNV-1a over 8-byte words (then the tail bytes): catches a torn or altered file.
-        static func checksum(_ raw: UnsafeRawBufferPointer) -> UInt64 {
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-            let words = raw.count / 8
-            for index in 0..<words { hash = (hash ^ raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)) &* 0x0000_0100_0000_01b3 }
-            for index in (words * 8)..<raw.count { hash = (hash ^ UInt64(raw[index])) &* 0x0000_0100_0000_01b3 }
-            return hash
-        }
     }
 
     /// Reads little-endian values from raw bytes, each read checked against the end.

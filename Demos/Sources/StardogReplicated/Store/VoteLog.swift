@@ -50,7 +50,7 @@ struct VoteLog: Sendable {
             let bodyStart = offset + headerSize
             guard length > 0, length <= UInt64(data.count - bodyStart), lastNumber.map({ number == $0 &+ 1 }) ?? true else { break }
             let body = data[bodyStart..<bodyStart + Int(length)]
-            guard word(at: offset + 16) == checksum(number: number, body: body) else { break }
+            guard word(at: offset + 16) == body.withUnsafeBytes({ checksum(number: number, body: $0) }) else { break }
             do { rounds.append(try ReplicationWire.decodeBatch(ByteBuffer(bytes: body))) } catch {
                 throw ReplicatedError(.storage, "\(path) holds a vote this version cannot read (\(error)); start the version that wrote it to decide it")
             }
@@ -76,13 +76,13 @@ struct VoteLog: Sendable {
 
     /// Adds `round`, `encoded` as ``ReplicationWire`` writes it, and syncs it.
     mutating func append(_ round: PreparedBatch, encoded: ByteBuffer) throws {
-        let body = encoded.readableBytesView
+        let number = nextNumber
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(Self.headerSize + body.count)
-        Self.appendWord(UInt64(body.count), to: &bytes)
-        Self.appendWord(nextNumber, to: &bytes)
-        Self.appendWord(Self.checksum(number: nextNumber, body: body), to: &bytes)
-        bytes.append(contentsOf: body)
+        bytes.reserveCapacity(Self.headerSize + encoded.readableBytes)
+        Self.appendWord(UInt64(encoded.readableBytes), to: &bytes)
+        Self.appendWord(number, to: &bytes)
+        Self.appendWord(encoded.withUnsafeReadableBytes { Self.checksum(number: number, body: $0) }, to: &bytes)
+        bytes.append(contentsOf: encoded.readableBytesView)
         try LocalStore.durably { try DurableFile.writeInPlace(path, at: end, bytes) }
         lastStart = end
         end += bytes.count
@@ -118,17 +118,9 @@ struct VoteLog: Sendable {
         withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
-    /// FNV-1a, 64 bits, over the number (little-endian) and the body: tells a record written
-    /// whole from a torn one.
-    static func checksum(number: UInt64, body: some Sequence<UInt8>) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        withUnsafeBytes(of: number.littleEndian) { for byte in $0 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 } }
-        let done = body.withContiguousStorageIfAvailable { buffer in
-            for byte in buffer { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        }
-        if done == nil {
-            for byte in body { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        }
-        return hash
+    /// The record's ``Checksum``, over its number (little-endian) and its body: tells a record
+    /// written whole from a torn one.
+    static func checksum(number: UInt64, body: UnsafeRawBufferPointer) -> UInt64 {
+        Checksum.fnv1a(body, continuing: withUnsafeBytes(of: number.littleEndian) { Checksum.fnv1a($0) })
     }
 }
