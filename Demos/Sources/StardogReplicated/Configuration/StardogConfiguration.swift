@@ -186,7 +186,7 @@ public struct StardogConfiguration: Sendable, Hashable {
         func numeric(_ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> String? {
             var text = [CChar](repeating: 0, count: Int(NI_MAXHOST))
             guard getnameinfo(address, length, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 else { return nil }
-            return String(cString: text)
+            return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         }
         var local = Set<String>()
         for interface in sequence(first: firstInterface, next: { $0.pointee.ifa_next }) {
