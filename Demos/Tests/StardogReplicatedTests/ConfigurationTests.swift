@@ -77,7 +77,7 @@ import Testing
     @Test func aZooKeeperOnThisMachineByItsNameAllowsLoopbackNodes() throws {
         var name = [CChar](repeating: 0, count: 256)
         try #require(gethostname(&name, name.count) == 0)
-        let host = String(cString: name)
+        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         #expect(StardogConfiguration.isThisMachine("127.0.0.1") && !StardogConfiguration.isThisMachine("192.0.2.7"))
         var resolved: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, nil, nil, &resolved) == 0 else {

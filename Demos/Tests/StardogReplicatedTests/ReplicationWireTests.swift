@@ -30,11 +30,13 @@ import ZooKeeperTesting
             round: text(&random), fencingToken: Int64.random(in: .min ... .max, using: &random))
     }
 
-    @Test func randomRoundsOperationsAndOutcomesSurviveTheWire() throws {
+    @Test func randomRoundsDecisionsOperationsAndOutcomesSurviveTheWire() throws {
         var random = SeededRandomNumberGenerator(seed: 0x3e91)
         for _ in 0..<500 {
             let batch = Self.batch(&random)
             #expect(try ReplicationWire.decodeBatch(ReplicationWire.encode(batch)) == batch)
+            let decision = RoundDecision(round: batch.round)
+            #expect(try ReplicationWire.decodeDecision(ReplicationWire.encode(decision)) == decision)
             let operations = (0..<Int.random(in: 0...5, using: &random)).map { _ in Self.operation(&random) }
             #expect(try ReplicationWire.decodeOperations(ReplicationWire.encode(operations)) == operations)
             let outcomes = (0..<Int.random(in: 0...5, using: &random)).map { _ in
@@ -63,16 +65,16 @@ import ZooKeeperTesting
         }
     }
 
-    /// Every cut-short copy of a message, one with a byte too many, another layout and an
+    /// Every cut-short copy of a round or a decision, one with a byte too many, another layout and an
     /// unknown operation kind are refused as a malformed request that says what is wrong.
     @Test func aDamagedMessageIsRefusedWithAReason() throws {
         var random = SeededRandomNumberGenerator(seed: 0xdead)
         var batch = Self.batch(&random)
         batch.operations.append(PreparedOperation(operation: Self.operation(&random), previous: nil, next: nil))
         let whole = ReplicationWire.encode(batch)
-        func refused(_ bytes: ByteBuffer, saying words: String) -> Bool {
+        func refused(_ bytes: ByteBuffer, saying words: String, by decode: (ByteBuffer) throws -> Void = { _ = try ReplicationWire.decodeBatch($0) }) -> Bool {
             do {
-                _ = try ReplicationWire.decodeBatch(bytes)
+                try decode(bytes)
                 return false
             } catch let error as ReplicatedError {
                 return error.code == .malformedRequest && error.message.contains(words)
@@ -92,6 +94,15 @@ import ZooKeeperTesting
         var unknownKind = ReplicationWire.encode(PreparedBatch(operations: [PreparedOperation(operation: .init(kind: .transaction, database: "db"), previous: nil, next: nil)], round: "r"))
         unknownKind.setInteger(UInt8(7), at: 1 + 8 + 4 + 1 + 4)  // layout, token, round, count
         #expect(refused(unknownKind, saying: "operation kind 7"))
+
+        let decision = ReplicationWire.encode(RoundDecision(round: batch.round))
+        let decodeDecision: (ByteBuffer) throws -> Void = { _ = try ReplicationWire.decodeDecision($0) }
+        for length in 0..<decision.readableBytes {
+            #expect(refused(decision.getSlice(at: 0, length: length)!, saying: "a round's decision", by: decodeDecision), "cut at \(length)")
+        }
+        var longerDecision = decision
+        longerDecision.writeInteger(UInt8(0))
+        #expect(refused(longerDecision, saying: "1 bytes too many", by: decodeDecision))
     }
 
     /// Log lines written by hand read back as the same entries with `JSONDecoder`, one line each.

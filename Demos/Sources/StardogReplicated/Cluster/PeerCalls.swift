@@ -24,13 +24,14 @@ struct PeerCalls: Sendable {
         return Reply(status: answer.status, headers: answer.headers, body: answer.body)
     }
 
-    /// Calls and decodes a 200 reply as `T`; any other status becomes the ``ReplicatedError`` in
-    /// its body (or a generic one).
-    func json<T: Decodable>(
-        _ type: T.Type, _ method: HTTPMethod, _ address: String, _ path: String, body: ByteBuffer? = nil, contentType: String = "application/json",
+    /// Calls and checks for a 200 reply, leaving its body unread (a member's `{}` to a prepare,
+    /// commit or abort); any other status becomes the ``ReplicatedError`` in its body (or a
+    /// generic one).
+    func expectingSuccess(
+        _ method: HTTPMethod, _ address: String, _ path: String, body: ByteBuffer? = nil, contentType: String = "application/json",
         timeout: Duration
-    ) async throws -> T {
-        try await decoding(method, address, path, body: body, contentType: contentType, timeout: timeout) { try JSONDecoder().decode(T.self, from: $0) }
+    ) async throws {
+        try await decoding(method, address, path, body: body, contentType: contentType, timeout: timeout) { _ in }
     }
 
     /// Calls and reads a 200 reply with `decode` (a ``ReplicationWire`` form); any other status
@@ -79,6 +80,3 @@ struct OperationOutcome: Sendable, Hashable {
         return .failure(error.replicatedError ?? ReplicatedError(.transactionAborted, error.message))
     }
 }
-
-/// An empty JSON reply.
-struct Done: Codable, Sendable {}

@@ -2,7 +2,7 @@ import DemoSupport
 import NIOCore
 
 /// The binary form of what members send each other on every round: a round's prepare (which is
-/// also the vote a member writes to disk), the operations a member forwards to the coordinator,
+/// also the vote a member writes to disk), the coordinator's decision on it, the operations a member forwards to the coordinator,
 /// and the coordinator's outcomes for them. Fields in declaration order, no field names, nothing
 /// to parse (read with ``WireReader``). Decoding a round of 32 transactions as JSON took a member
 /// about 0.35 ms of CPU, on the path of every prepare; this takes a few microseconds.
@@ -50,6 +50,23 @@ enum ReplicationWire {
         }
         try reader.end()
         return PreparedBatch(operations: operations, round: round, fencingToken: fencingToken)
+    }
+
+    // MARK: The coordinator's decision
+
+    static func encode(_ decision: RoundDecision) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: 16 + decision.round.utf8.count)
+        buffer.writeInteger(version)
+        buffer.writeWireString(decision.round)
+        return buffer
+    }
+
+    /// - Throws: ``ReplicatedError/Code/malformedRequest`` when the bytes are not a decision.
+    static func decodeDecision(_ buffer: ByteBuffer) throws -> RoundDecision {
+        var reader = try reader(of: buffer, "a round's decision")
+        let round = try reader.string()
+        try reader.end()
+        return RoundDecision(round: round)
     }
 
     // MARK: Forwarded operations and their outcomes

@@ -197,12 +197,12 @@ final class CommitCoordinator: Sendable {
     private func commit(
         _ batch: PreparedBatch, changes: [RecordChange], recorded: RecordedCatalog, members: Set<String>, lease: LockLease
     ) async throws {
-        let decision = ByteBuffer(data: try JSONEncoder().encode(RoundDecision(round: batch.round)))
+        let decision = ReplicationWire.encode(RoundDecision(round: batch.round))
         var expelled: [String] = []
 
         // Phase 1: every member votes on the whole round (durably).
         let encoded = ReplicationWire.encode(batch)
-        let votes = await askAll(members, path: "/admin/replication/prepare", body: encoded, contentType: ReplicationWire.contentType) {
+        let votes = await askAll(members, path: "/admin/replication/prepare", body: encoded) {
             try await self.participant.prepare(batch, encoded: encoded)
         }
         let afterPrepare = CommitRound.afterPrepare(coordinator: context.id, answers: votes)
@@ -287,7 +287,7 @@ final class CommitCoordinator: Sendable {
     /// Sends the same request to every member at once (this node runs `local`); the answers,
     /// failures and timeouts included.
     private func askAll(
-        _ members: Set<String>, path: String, body: ByteBuffer, contentType: String = "application/json", local: @escaping @Sendable () async throws -> Void
+        _ members: Set<String>, path: String, body: ByteBuffer, local: @escaping @Sendable () async throws -> Void
     ) async -> [String: CommitRound.Answer] {
         let timeout = context.configuration.commitTimeout
         let (id, peers) = (context.id, context.peers)
@@ -298,7 +298,7 @@ final class CommitCoordinator: Sendable {
                         if member == id {
                             try await local()
                         } else {
-                            _ = try await peers.json(Done.self, .POST, member, path, body: body, contentType: contentType, timeout: timeout)
+                            try await peers.expectingSuccess(.POST, member, path, body: body, contentType: ReplicationWire.contentType, timeout: timeout)
                         }
                         return (member, .yes)
                     } catch {

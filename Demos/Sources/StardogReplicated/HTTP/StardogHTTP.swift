@@ -171,6 +171,10 @@ public enum StardogHTTP {
         return HTTPReply(status: status, headers: headers, body: ByteBuffer(bytes: data))
     }
 
+    /// A member's answer to a prepare, commit or abort (`{}`), made once: each round asks every
+    /// member twice.
+    static let done = text("{}", contentType: "application/json")
+
     static func error(_ error: any Error) -> HTTPReply {
         let replicated = ReplicatedError(answering: error)
         return json(ErrorBody(replicated), status: HTTPResponseStatus(statusCode: replicated.code.status))
@@ -331,18 +335,18 @@ public enum StardogHTTP {
                 guard try node.participant.prepareAtOnce(batch, encoded: encoded) else {
                     return .onATask { _ in
                         try await node.participant.prepare(batch, encoded: encoded)
-                        return json(Done())
+                        return done
                     }
                 }
-                return .reply(json(Done()))
+                return .reply(done)
             }),
             Route(.POST, "/admin/replication/commit", onADispatchThread: { request in
-                try node.participant.commitAtOnce(round: try request.decode(RoundDecision.self).round)
-                return .reply(json(Done()))
+                try node.participant.commitAtOnce(round: try ReplicationWire.decodeDecision(request.body ?? ByteBuffer()).round)
+                return .reply(done)
             }),
             Route(.POST, "/admin/replication/abort") { request in
-                try await node.participant.abort(round: try request.decode(RoundDecision.self).round)
-                return json(Done())
+                try await node.participant.abort(round: try ReplicationWire.decodeDecision(request.body ?? ByteBuffer()).round)
+                return done
             },
             Route(.GET, "/admin/replication/snapshot/:db") { request in
                 guard await node.inGoodStanding() else { throw ReplicatedNode.notInCluster }

@@ -111,7 +111,7 @@ public struct DatabaseOutcome: Sendable, Hashable {
 }
 
 /// The coordinator's decision for one round, sent to the members that voted.
-public struct RoundDecision: Codable, Sendable, Hashable {
+public struct RoundDecision: Sendable, Hashable {
     public var round: String
     public init(round: String) { self.round = round }
 }
