@@ -114,6 +114,28 @@ import ZooKeeperTesting
         #expect(later.filter { $0 == clients }.count * 2 > later.count, "round sizes: \(sizes.withLock { $0 })")
     }
 
+    /// After a round, the next one waits for as many operations as there were clients, until the
+    /// round's length has passed twice since it ended (or the maximum, if shorter); once that
+    /// time has passed (an idle spell), it does not wait at all.
+    @Test func theLingerIsBoundedByTwiceTheLastRound() {
+        var random = SeededRandomNumberGenerator(seed: 0x11e6)
+        let start = ContinuousClock.now
+        for _ in 0..<1_000 {
+            let ended = start + .microseconds(Int.random(in: 0...1_000_000, using: &random))
+            let last = GroupCommitQueue<Int, Int>.LastRound(
+                clients: Int.random(in: 1...64, using: &random), ended: ended, duration: .microseconds(Int.random(in: 1...20_000, using: &random)))
+            let maxLinger = Duration.microseconds(Int.random(in: 1...10_000, using: &random))
+            let bound = min(maxLinger, last.duration * 2)
+            let now = ended + .microseconds(Int.random(in: 0...30_000, using: &random))
+            let linger = GroupCommitQueue<Int, Int>.linger(after: last, now: now, maxLinger: maxLinger)
+            if now - ended < bound {
+                #expect(linger?.target == last.clients && linger?.deadline == ended + bound)
+            } else {
+                #expect(linger == nil)
+            }
+        }
+    }
+
     /// A round takes its operations when it is ready (the coordinator: once it holds the cluster
     /// lock): those that arrive while it gets ready join it.
     @Test func operationsArrivingWhileARoundGetsReadyJoinIt() async throws {

@@ -4,12 +4,14 @@ import Synchronization
 /// carries all of them (as many as fit in ``maxWeight``, at least one). One round runs at a time;
 /// each submitter gets its own operation's result when its round ends.
 ///
-/// Before a round starts, it lingers a little (at most as long as the last round took, and
+/// Before a round starts, it lingers a little (at most twice as long as the last round took, and
 /// ``maxLinger``) until as many operations wait as there were clients when the last round ended
 /// (those it answered, who come back with their next operation as soon as they are answered, and
 /// those already waiting). Without it, clients that commit in a loop split into cohorts that
 /// alternate, a round of some followed by a round of the others, and every round costs the same
-/// whatever it carries.
+/// whatever it carries. The last of them come back about as long after a round as the round
+/// took (their answer, their next request, a member's forward): a bound of one round's length
+/// left a third of the rounds to start without one of them, who then waited a whole round.
 final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
     /// Runs one round. `take` gives the operations the round carries: the round calls it once,
     /// as late as it can (after taking the cluster lock, say), so that operations arriving
@@ -27,7 +29,8 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
         var linger = LingerSlot()
         var lingerTarget = 0
     }
-    private struct LastRound {
+    /// A round as the next one's linger sees it.
+    struct LastRound {
         var clients: Int
         var ended: ContinuousClock.Instant
         var duration: Duration
@@ -106,11 +109,8 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
     /// Waits until as many operations wait as there were clients when the last round ended, or
     /// the linger is over. No wait after an idle spell.
     private func lingerForTheLastRoundsClients() async {
-        let (target, deadline) = state.withLock { state -> (Int, ContinuousClock.Instant) in
-            guard let last = state.lastRound, ContinuousClock.now - last.ended < last.duration * 2 else { return (0, .now) }
-            return (last.clients, last.ended + min(maxLinger, last.duration))
-        }
-        guard deadline > .now else { return }
+        let maxLinger = self.maxLinger
+        guard let (target, deadline) = state.withLock({ $0.lastRound.flatMap { Self.linger(after: $0, now: .now, maxLinger: maxLinger) } }) else { return }
         await LingerSlot.linger(
             until: deadline,
             register: { continuation in
@@ -121,6 +121,13 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
                 }
             },
             expire: { id in self.state.withLock { $0.linger.take(ifID: id) } })
+    }
+
+    /// How many operations the next round waits for, and until when, after `last`: none (`nil`)
+    /// once the linger's bound has passed (after an idle spell, say).
+    static func linger(after last: LastRound, now: ContinuousClock.Instant, maxLinger: Duration) -> (target: Int, deadline: ContinuousClock.Instant)? {
+        let deadline = last.ended + min(maxLinger, last.duration * 2)
+        return deadline > now ? (last.clients, deadline) : nil
     }
 
     /// The lingering runner, taken, if the operations waiting are now enough for it.
