@@ -65,8 +65,8 @@ import ZooKeeperTesting
         }
     }
 
-    /// Every cut-short copy of a round or a decision, one with a byte too many, another layout and an
-    /// unknown operation kind are refused as a malformed request that says what is wrong.
+    /// Every cut-short copy of a round or a decision, one with a byte too many, another layout
+    /// and an unknown operation kind are refused as a malformed request that says what is wrong.
     @Test func aDamagedMessageIsRefusedWithAReason() throws {
         var random = SeededRandomNumberGenerator(seed: 0xdead)
         var batch = Self.batch(&random)

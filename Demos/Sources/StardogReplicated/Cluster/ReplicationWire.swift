@@ -2,13 +2,15 @@ import DemoSupport
 import NIOCore
 
 /// The binary form of what members send each other on every round: a round's prepare (which is
-/// also the vote a member writes to disk), the coordinator's decision on it, the operations a member forwards to the coordinator,
-/// and the coordinator's outcomes for them. Fields in declaration order, no field names, nothing
-/// to parse (read with ``WireReader``). Decoding a round of 32 transactions as JSON took a member
-/// about 0.35 ms of CPU, on the path of every prepare; this takes a few microseconds.
+/// also the vote a member writes to disk), the coordinator's decision on it, the operations a
+/// member forwards to the coordinator, and the coordinator's outcomes for them. Fields in
+/// declaration order, no field names, nothing to parse (read with ``WireReader``). Decoding a
+/// round of 32 transactions as JSON took a member about 0.35 ms of CPU, on the path of every
+/// prepare; this takes a few microseconds.
 ///
 /// Between members only: Stardog's HTTP API is unchanged. A field added to ``PreparedBatch``,
-/// ``ClusterOperation`` or ``OperationOutcome`` must be added here, and ``version`` bumped.
+/// ``RoundDecision``, ``ClusterOperation`` or ``OperationOutcome`` must be added here, and
+/// ``version`` bumped.
 enum ReplicationWire {
     static let contentType = "application/x-replicated"
     /// Bumped when the layout changes: members of different layouts refuse each other's messages.
