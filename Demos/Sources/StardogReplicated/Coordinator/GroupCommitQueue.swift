@@ -109,8 +109,9 @@ final class GroupCommitQueue<Operation: Sendable, Value: Sendable>: Sendable {
     /// Waits until as many operations wait as there were clients when the last round ended, or
     /// the linger is over. No wait after an idle spell.
     private func lingerForTheLastRoundsClients() async {
-        let maxLinger = self.maxLinger
-        guard let (target, deadline) = state.withLock({ $0.lastRound.flatMap { Self.linger(after: $0, now: .now, maxLinger: maxLinger) } }) else { return }
+        guard let last = state.withLock({ $0.lastRound }),
+            let (target, deadline) = Self.linger(after: last, now: .now, maxLinger: maxLinger)
+        else { return }
         await LingerSlot.linger(
             until: deadline,
             register: { continuation in

@@ -40,12 +40,8 @@ public enum StardogHTTP {
             return String(buffer: body)
         }
 
-        /// A JSON body between members.
-        func decode<T: Decodable>(_ type: T.Type) throws -> T {
-            do { return try JSONDecoder().decode(T.self, from: body ?? ByteBuffer()) } catch {
-                throw ReplicatedError(.malformedRequest, "the body is not a \(T.self): \(error)")
-            }
-        }
+        /// The body's bytes (none when it has no body): a binary message between members.
+        var bytes: ByteBuffer { body ?? ByteBuffer() }
     }
 
     typealias Handler = @Sendable (Request) async throws -> HTTPReply
@@ -325,11 +321,11 @@ public enum StardogHTTP {
     static func replication(_ node: ReplicatedNode) -> [Route] {
         [
             Route(.POST, "/admin/replication/operations") { request in
-                let outcomes = await node.coordinate(try ReplicationWire.decodeOperations(request.body ?? ByteBuffer()))
+                let outcomes = await node.coordinate(try ReplicationWire.decodeOperations(request.bytes))
                 return HTTPReply(status: .ok, headers: ["Content-Type": ReplicationWire.contentType], body: ReplicationWire.encode(outcomes))
             },
             Route(.POST, "/admin/replication/prepare", onADispatchThread: { request in
-                let encoded = request.body ?? ByteBuffer()
+                let encoded = request.bytes
                 let batch = try ReplicationWire.decodeBatch(encoded)
                 // An earlier coordinator's undecided vote is decided from ZooKeeper first, on a task.
                 guard try node.participant.prepareAtOnce(batch, encoded: encoded) else {
@@ -341,11 +337,11 @@ public enum StardogHTTP {
                 return .reply(done)
             }),
             Route(.POST, "/admin/replication/commit", onADispatchThread: { request in
-                try node.participant.commitAtOnce(round: try ReplicationWire.decodeDecision(request.body ?? ByteBuffer()).round)
+                try node.participant.commitAtOnce(round: try ReplicationWire.decodeDecision(request.bytes).round)
                 return .reply(done)
             }),
             Route(.POST, "/admin/replication/abort") { request in
-                try await node.participant.abort(round: try ReplicationWire.decodeDecision(request.body ?? ByteBuffer()).round)
+                try await node.participant.abort(round: try ReplicationWire.decodeDecision(request.bytes).round)
                 return done
             },
             Route(.GET, "/admin/replication/snapshot/:db") { request in
